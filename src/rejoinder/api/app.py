@@ -1,0 +1,186 @@
+"""HTTP in, engine calls, bytes out. No business logic lives here.
+
+One middleware guards every route: the master key on `/v1/`, and OpenAI's error envelope for
+every failure, including aiohttp's own (unknown route, wrong method, body too large), so no
+client ever sees a bare 500 or a stack trace.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from rejoinder.config import Config
+from rejoinder.engine.router import Router
+from rejoinder.engine.run import Engine
+from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.request import decode_create_response
+from rejoinder.protocol.response import parse_include, view
+from rejoinder.providers.http import close_session
+from rejoinder.store.repository import Store
+
+log = logging.getLogger("rejoinder.api")
+
+ENGINE = web.AppKey("engine", Engine)
+STORE = web.AppKey("store", Store)
+ROUTER = web.AppKey("router", Router)
+_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
+
+
+def error_response(error: ApiError) -> web.Response:
+    return json_response(error.body(), error.status, error.headers)
+
+
+def _guard(master_key: str | None):
+    expected = f"Bearer {master_key}".encode() if master_key else None
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        try:
+            if expected is not None and request.path.startswith("/v1/"):
+                _authorize(request, expected)
+            return await handler(request)
+        except ApiError as exc:
+            return error_response(exc)
+        except web.HTTPException as exc:
+            return error_response(_http_error(request, exc))
+        except ConnectionError:
+            raise
+        except Exception:
+            log.exception("unhandled error on %s %s", request.method, request.path)
+            return error_response(ApiError(500, "The gateway hit an internal error.", type="server_error", code="server_error"))
+
+    return guard
+
+
+def _authorize(request: web.Request, expected: bytes) -> None:
+    given = request.headers.get("Authorization")
+    if not given:
+        raise ApiError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="missing_api_key",
+        )
+    if not hmac.compare_digest(given.encode(), expected):
+        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
+
+
+def _http_error(request: web.Request, exc: web.HTTPException) -> ApiError:
+    if exc.status == 404:
+        return ApiError(404, f"Invalid URL ({request.method} {request.path})", code="unknown_url")
+    if exc.status == 405:
+        return ApiError(405, f"Method {request.method} is not allowed for {request.path}.", code="method_not_allowed")
+    if exc.status == 413:
+        limit = request.app._client_max_size  # noqa: SLF001 - aiohttp keeps the limit here
+        return ApiError(413, f"The request body is larger than this gateway accepts ({limit} bytes).", code="request_too_large")
+    return ApiError(exc.status, exc.reason or "HTTP error", code=None)
+
+
+async def health(_: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    try:
+        await request.app[STORE].ping()
+    except Exception as exc:
+        return error_response(ApiError(503, f"The database is not reachable ({type(exc).__name__}).", type="server_error", code="database_unavailable"))
+    return json_response({"status": "ready"})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in request.app[ROUTER].names()]
+    return json_response({"object": "list", "data": data})
+
+
+async def create_response(request: web.Request) -> web.StreamResponse:
+    params = decode_create_response(await request.read())
+    run = await request.app[ENGINE].start(params)
+    if not params.stream:
+        return json_response(view(await run.finish(None), params.include))
+    stream = web.StreamResponse(headers=_SSE_HEADERS)
+    await stream.prepare(request)
+
+    async def sink(events: list[dict[str, Any]]) -> None:
+        await stream.write(b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), orjson.dumps(e)) for e in events))
+
+    try:
+        await run.finish(sink)
+        await stream.write_eof()
+    except ConnectionError:
+        log.info("client went away during %s", run.response["id"])
+    return stream
+
+
+async def get_response(request: web.Request) -> web.Response:
+    if request.query.get("stream", "false").lower() == "true":
+        raise invalid("stream", "Streaming a stored response is not supported by this gateway yet.", "unsupported_parameter")
+    include = parse_include(request.query)
+    body = await request.app[STORE].get(request.match_info["response_id"])
+    if body is None:
+        raise not_found(f"Response with id '{request.match_info['response_id']}' not found.")
+    return json_response(view(body, include))
+
+
+async def delete_response(request: web.Request) -> web.Response:
+    response_id = request.match_info["response_id"]
+    if not await request.app[STORE].delete(response_id):
+        raise not_found(f"Response with id '{response_id}' not found.")
+    return json_response({"id": response_id, "object": "response", "deleted": True})
+
+
+async def list_input_items(request: web.Request) -> web.Response:
+    query = request.query
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise invalid("limit", "Invalid 'limit': expected an integer.") from None
+    if not 1 <= limit <= 100:
+        raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
+    parse_include(query)
+    response_id = request.match_info["response_id"]
+    page = await request.app[STORE].input_items(response_id, query.get("after"), limit, order == "desc")
+    if page is None:
+        raise not_found(f"Response with id '{response_id}' not found.")
+    rows, has_more = page
+    first, last = (orjson.dumps(rows[0][0]), orjson.dumps(rows[-1][0])) if rows else (b"null", b"null")
+    body = b'{"object":"list","data":[%s],"first_id":%s,"last_id":%s,"has_more":%s}' % (
+        b",".join(row[1] for row in rows), first, last, b"true" if has_more else b"false"
+    )
+    return json_response(body)
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_guard(config.master_key)])
+    router = Router(config.models)
+    store = Store(config.database_url)
+    app[ROUTER] = router
+    app[STORE] = store
+    app[ENGINE] = Engine(router, store)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/v1/responses/{response_id}", get_response)
+    app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
+
+    async def close(_: web.Application) -> None:
+        await close_session()
+        await store.close()
+
+    app.on_cleanup.append(close)
+    return app

@@ -1,0 +1,29 @@
+"""The `rejoinder` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from rejoinder import __version__, config, server
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="rejoinder", description="The OpenAI Responses API on top of any model provider.")
+    parser.add_argument("--version", action="version", version=f"rejoinder {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="start the gateway")
+    serve.add_argument("--config", help="YAML config file (default: ./rejoinder.yaml if present, else the environment)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    args = parser.parse_args(argv)
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        server.serve(config.load(args.config), args.host, args.port, args.workers)
+    except config.ConfigError as exc:
+        print(f"rejoinder: {exc}", file=sys.stderr)
+        sys.exit(2)

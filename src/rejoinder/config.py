@@ -1,0 +1,100 @@
+"""The gateway's configuration: YAML with `${VAR}` expansion, validated once at start.
+
+Without a file, defaults come from the environment, so a bare `rejoinder serve` is useful.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+import yaml
+from msgspec import Struct
+
+Provider = Literal["openai-chat"]
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
+
+
+class ConfigError(Exception):
+    """A configuration the gateway refuses to start with; the message says what to fix."""
+
+
+class ModelConfig(Struct, forbid_unknown_fields=True):
+    name: str
+    provider: Provider
+    base_url: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    timeout: float | None = None  # seconds of upstream silence before giving up
+
+
+class Config(Struct, forbid_unknown_fields=True):
+    models: list[ModelConfig] = []
+    database_url: str = "sqlite:///data/rejoinder.db"
+    master_key: str | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+
+
+def expand(value: Any, environ: dict[str, str]) -> Any:
+    """Replace `${VAR}` and `${VAR:-default}` in every string; an empty result becomes None."""
+    if isinstance(value, str):
+        expanded = _VAR.sub(lambda m: environ.get(m.group(1)) or m.group(2) or "", value)
+        return expanded if expanded or not _VAR.search(value) else None
+    if isinstance(value, list):
+        return [expand(v, environ) for v in value]
+    if isinstance(value, dict):
+        return {k: expand(v, environ) for k, v in value.items()}
+    return value
+
+
+def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
+    """The config from `path`, else `./rejoinder.yaml`, else from the environment."""
+    environ = dict(os.environ if environ is None else environ)
+    if path is None and Path("rejoinder.yaml").exists():
+        path = "rejoinder.yaml"
+    if path is None:
+        return from_environment(environ)
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    try:
+        config = msgspec.convert(expand(raw, environ), Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+    check(config)
+    return config
+
+
+def from_environment(environ: dict[str, str]) -> Config:
+    models = []
+    if environ.get("OPENAI_API_KEY"):
+        base_url = environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        models += [ModelConfig(name, "openai-chat", base_url, environ["OPENAI_API_KEY"]) for name in OPENAI_MODELS]
+    config = Config(
+        models=models,
+        database_url=environ.get("REJOINDER_DATABASE_URL") or Config.database_url,
+        master_key=environ.get("REJOINDER_MASTER_KEY") or None,
+    )
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    seen = set()
+    for i, model in enumerate(config.models):
+        if model.name in seen:
+            raise ConfigError(f"models[{i}]: the name {model.name!r} is used twice")
+        seen.add(model.name)
+        if "*" in model.name[:-1]:
+            raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
+        if model.provider == "openai-chat" and not model.base_url:
+            raise ConfigError(f"models[{i}] ({model.name}): provider openai-chat needs base_url")
+    if not config.database_url.startswith(("sqlite", "postgres")):
+        raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")

@@ -1,0 +1,1 @@
+"""The life of one response: context, routing, model turn, building and storing."""

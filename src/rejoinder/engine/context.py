@@ -1,0 +1,42 @@
+"""What the model sees: the earlier chain's items, then this request's input.
+
+`previous_response_id` brings back every input and output item of the chain (never its
+`instructions`); `item_reference` entries are replaced by the stored items they name.
+"""
+
+from __future__ import annotations
+
+from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.items import Item, ItemReference, decode_item
+from rejoinder.protocol.request import CreateResponse
+from rejoinder.store.repository import Store
+
+
+async def resolve_input(store: Store, params: CreateResponse) -> list[Item]:
+    """This request's own input with references resolved: what `input_items` will list."""
+    references = [item.id for item in params.items if isinstance(item, ItemReference)]
+    if not references:
+        return params.items
+    found = await store.items_by_id(references)
+    resolved = []
+    for i, item in enumerate(params.items):
+        if isinstance(item, ItemReference):
+            if item.id not in found:
+                raise invalid(f"input[{i}].id", f"Item with id '{item.id}' not found.", "item_not_found")
+            item = decode_item(found[item.id])
+        resolved.append(item)
+    return resolved
+
+
+async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
+    if not params.previous_response_id:
+        return []
+    bodies = await store.chain(params.previous_response_id)
+    if bodies is None:
+        raise ApiError(
+            404,
+            f"Previous response with id '{params.previous_response_id}' not found.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        )
+    return [decode_item(body) for body in bodies]

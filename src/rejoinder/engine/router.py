@@ -1,0 +1,47 @@
+"""Public model names → deployments (a provider instance and the upstream model name)."""
+
+from __future__ import annotations
+
+from msgspec import Struct
+
+from rejoinder.config import ModelConfig
+from rejoinder.protocol.errors import ApiError
+from rejoinder.providers.base import Provider
+from rejoinder.providers.openai_chat import OpenAIChat
+
+
+class Deployment(Struct):
+    name: str
+    provider: Provider
+    upstream_model: str
+    owned_by: str
+
+
+def provider_for(model: ModelConfig) -> Provider:
+    return OpenAIChat(model.base_url or "", model.api_key, model.timeout)
+
+
+class Router:
+    """Exact names first, then prefix patterns (`gpt-*`) whose upstream model is the name asked for."""
+
+    def __init__(self, models: list[ModelConfig]) -> None:
+        self.exact: dict[str, Deployment] = {}
+        self.prefixes: list[tuple[str, ModelConfig, Provider]] = []
+        for model in models:
+            provider = provider_for(model)
+            if model.name.endswith("*"):
+                self.prefixes.append((model.name[:-1], model, provider))
+            else:
+                self.exact[model.name] = Deployment(model.name, provider, model.upstream_model or model.name, model.provider)
+
+    def names(self) -> list[tuple[str, str]]:
+        return [(d.name, d.owned_by) for d in self.exact.values()]
+
+    def resolve(self, name: str) -> Deployment:
+        deployment = self.exact.get(name)
+        if deployment is not None:
+            return deployment
+        for prefix, model, provider in self.prefixes:
+            if name.startswith(prefix):
+                return Deployment(name, provider, model.upstream_model or name, model.provider)
+        raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")

@@ -1,0 +1,165 @@
+"""One response's life: route, gather context, call the model, build, store, then finish.
+
+`Engine.start` does everything that can still fail as a plain HTTP error (unknown model,
+unknown previous response, the upstream refusing the call) and returns a `Run` once the first
+delta is in hand; only then does the API layer commit to a stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import msgspec
+import orjson
+
+from rejoinder.engine.builder import Builder
+from rejoinder.engine.context import earlier_items, resolve_input
+from rejoinder.engine.router import Router
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.items import Item
+from rejoinder.protocol.request import CreateResponse, TextFormatJsonSchema, TextFormatText
+from rejoinder.providers.base import Delta, ModelRequest
+from rejoinder.store.repository import Store
+
+log = logging.getLogger("rejoinder.engine")
+
+Sink = Callable[[list[dict[str, Any]]], Awaitable[None]]
+
+
+class Engine:
+    def __init__(self, router: Router, store: Store) -> None:
+        self.router = router
+        self.store = store
+
+    async def start(self, params: CreateResponse) -> Run:
+        deployment = self.router.resolve(params.model)
+        earlier = await earlier_items(self.store, params)
+        own_input = await resolve_input(self.store, params)
+        request = ModelRequest(params, earlier + own_input, deployment.upstream_model, bool(params.stream))
+        deltas = aiter(deployment.provider.stream(request))
+        try:
+            first = await anext(deltas)
+        except StopAsyncIteration:
+            raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
+        except BaseException:
+            await deltas.aclose()
+            raise
+        return Run(self.store, params, own_input, first, deltas)
+
+
+class Run:
+    def __init__(self, store: Store, params: CreateResponse, own_input: list[Item], first: Delta, rest: AsyncIterator[Delta]) -> None:
+        self.store = store
+        self.params = params
+        self.own_input = own_input
+        self.first = first
+        self.rest = rest
+        self.response = skeleton(params)
+
+    async def finish(self, sink: Sink | None) -> dict[str, Any]:
+        """Drive the model turn to its end, store the response, then emit the terminal event.
+
+        With no `sink` (non-streaming) a failure is raised as the HTTP error; with one, it
+        becomes `error` + `response.failed`.
+        """
+        pending: list[dict[str, Any]] = []
+        builder = Builder(self.response, pending.append if sink else None, _wants_logprobs(self.params))
+        failure: ApiError | None = None
+
+        async def flush() -> None:
+            if pending:
+                await sink(pending)  # type: ignore[misc]
+                pending.clear()
+
+        try:
+            builder.begin()
+            builder.apply(self.first)
+            await flush()
+            async for delta in self.rest:
+                builder.apply(delta)
+                await flush()
+        except ApiError as exc:
+            failure = exc
+        except (asyncio.CancelledError, ConnectionError):
+            raise
+        except Exception:
+            log.exception("response %s failed inside the gateway", self.response["id"])
+            failure = ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
+        finally:
+            await self.rest.aclose()
+        if failure is not None:
+            builder.fail(failure)
+        if self.params.store:
+            try:
+                await self._save()
+            except Exception:
+                failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
+                builder.fail(failure)
+        builder.terminal()
+        await flush()
+        if failure is not None and sink is None:
+            raise failure
+        return self.response
+
+    async def _save(self) -> None:
+        response = self.response
+        rows = [
+            {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": msgspec.json.encode(item)}
+            for i, item in enumerate(self.own_input)
+        ]
+        rows += [
+            {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": orjson.dumps(item)}
+            for i, item in enumerate(response["output"])
+        ]
+        await self.store.save(response, orjson.dumps(response), rows)
+
+
+def _wants_logprobs(params: CreateResponse) -> bool:
+    return bool(params.include) and "message.output_text.logprobs" in params.include
+
+
+def skeleton(params: CreateResponse) -> dict[str, Any]:
+    """The Response object as OpenAI returns it, every request field echoed, status in_progress."""
+    text = params.text
+    fmt = text.format if text is not None else TextFormatText()
+    text_echo: dict[str, Any] = {"format": msgspec.to_builtins(fmt), "verbosity": (text.verbosity if text else None) or "medium"}
+    if isinstance(fmt, TextFormatJsonSchema) and fmt.description is None:
+        del text_echo["format"]["description"]
+    reasoning = params.reasoning
+    return {
+        "id": new_id("resp"),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "in_progress",
+        "background": False,
+        "completed_at": None,
+        "error": None,
+        "incomplete_details": None,
+        "instructions": params.instructions,
+        "max_output_tokens": params.max_output_tokens,
+        "max_tool_calls": params.max_tool_calls,
+        "model": params.model,
+        "output": [],
+        "parallel_tool_calls": params.parallel_tool_calls if params.parallel_tool_calls is not None else True,
+        "previous_response_id": params.previous_response_id,
+        "prompt_cache_key": params.prompt_cache_key,
+        "reasoning": {"effort": reasoning.effort if reasoning else None, "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None},
+        "safety_identifier": params.safety_identifier,
+        "service_tier": "default" if params.service_tier in (None, "auto") else params.service_tier,
+        "store": bool(params.store),
+        "temperature": params.temperature if params.temperature is not None else 1.0,
+        "text": text_echo,
+        "tool_choice": params.tool_choice,
+        "tools": [msgspec.to_builtins(tool) for tool in params.function_tools],
+        "top_logprobs": params.top_logprobs or 0,
+        "top_p": params.top_p if params.top_p is not None else 1.0,
+        "truncation": params.truncation or "disabled",
+        "usage": None,
+        "user": params.user,
+        "metadata": params.metadata or {},
+    }

@@ -1,0 +1,1 @@
+"""The Responses API as data: requests, items and errors, decoded and validated in one place."""

@@ -1,0 +1,117 @@
+"""Conversation items and their content parts, as the Responses API spells them.
+
+Input items arrive in many spellings (a bare string, messages without `type`, string content);
+`normalize` turns each into the one canonical form that is stored, listed by `input_items` and
+handed to providers, so nothing downstream has to guess.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Union
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+from rejoinder.protocol.ids import new_id
+
+
+class InputText(Struct, tag="input_text", tag_field="type"):
+    text: str
+
+
+class InputImage(Struct, tag="input_image", tag_field="type"):
+    image_url: str | None | UnsetType = UNSET
+    file_id: str | None | UnsetType = UNSET
+    detail: Literal["low", "high", "auto", "original"] = "auto"
+
+
+class InputFile(Struct, tag="input_file", tag_field="type"):
+    file_id: str | None | UnsetType = UNSET
+    file_data: str | UnsetType = UNSET
+    file_url: str | UnsetType = UNSET
+    filename: str | UnsetType = UNSET
+
+
+class OutputText(Struct, tag="output_text", tag_field="type"):
+    text: str
+    annotations: list[Any] = []
+    logprobs: list[Any] = []
+
+
+class Refusal(Struct, tag="refusal", tag_field="type"):
+    refusal: str
+
+
+class SummaryText(Struct, tag="summary_text", tag_field="type"):
+    text: str
+
+
+class ReasoningText(Struct, tag="reasoning_text", tag_field="type"):
+    text: str
+
+
+Part = Union[InputText, InputImage, InputFile, OutputText, Refusal]
+Status = Literal["in_progress", "completed", "incomplete"]
+
+
+class Message(Struct, tag="message", tag_field="type"):
+    role: Literal["user", "assistant", "system", "developer"]
+    content: str | list[Part]
+    id: str | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+
+
+class FunctionCall(Struct, tag="function_call", tag_field="type"):
+    call_id: str
+    name: str
+    arguments: str
+    id: str | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+
+
+class FunctionCallOutput(Struct, tag="function_call_output", tag_field="type"):
+    call_id: str
+    output: str | list[Part]
+    id: str | None | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+
+
+class Reasoning(Struct, tag="reasoning", tag_field="type"):
+    summary: list[SummaryText] = []
+    id: str | UnsetType = UNSET
+    content: list[ReasoningText] | UnsetType = UNSET
+    encrypted_content: str | None | UnsetType = UNSET
+    status: Status | UnsetType = UNSET
+
+
+class ItemReference(Struct, tag="item_reference", tag_field="type"):
+    id: str
+
+
+Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning]
+InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, ItemReference]
+
+_ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs"}
+
+encode_items = msgspec.json.Encoder().encode
+decode_items = msgspec.json.Decoder(list[Item]).decode
+decode_item = msgspec.json.Decoder(Item).decode
+
+
+def normalize(item: Item) -> Item:
+    """Give an input item its stored form: an id, a status and content as a list of parts."""
+    if isinstance(item, Message) and isinstance(item.content, str):
+        part = OutputText(item.content) if item.role == "assistant" else InputText(item.content)
+        item.content = [part]
+    if item.id is UNSET or item.id is None:
+        item.id = new_id(_ID_PREFIX[type(item)])
+    if item.status is UNSET or item.status is None:
+        item.status = "completed"
+    return item
+
+
+def message_text(content: str | list[Part]) -> str:
+    """The text of a message's content, for upstreams that only take strings."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.text for p in content if isinstance(p, (InputText, OutputText)))

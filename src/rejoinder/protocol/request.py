@@ -1,0 +1,224 @@
+"""`POST /v1/responses` bodies: decoded once with msgspec, validated, and normalized.
+
+Every user-facing verdict about a bad request is made here and raised as one `ApiError` that
+names the offending `param` in OpenAI's dotted form (`input[0].content`). Fields OpenAI
+accepts but that change nothing here are accepted and echoed, never rejected.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.items import InputItem, ItemReference, Message, normalize
+
+Include = Literal[
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+]
+
+
+class FunctionTool(Struct, tag="function", tag_field="type"):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class TextFormatText(Struct, tag="text", tag_field="type", frozen=True):
+    pass
+
+
+class TextFormatJsonObject(Struct, tag="json_object", tag_field="type"):
+    pass
+
+
+class TextFormatJsonSchema(Struct, tag="json_schema", tag_field="type"):
+    name: Annotated[str, Meta(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    schema: dict[str, Any]
+    description: str | None = None
+    strict: bool | None = None
+
+
+TextFormat = Union[TextFormatText, TextFormatJsonObject, TextFormatJsonSchema]
+
+
+class TextParam(Struct):
+    format: TextFormat = TextFormatText()
+    verbosity: Literal["low", "medium", "high"] | None = None
+
+
+class ReasoningParam(Struct):
+    effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    summary: Literal["auto", "concise", "detailed"] | None = None
+    generate_summary: Literal["auto", "concise", "detailed"] | None = None
+
+
+class NamedFunction(Struct, tag="function", tag_field="type"):
+    name: str
+
+
+class AllowedTool(Struct, tag="function", tag_field="type"):
+    name: str
+
+
+class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
+    mode: Literal["auto", "required"]
+    tools: list[AllowedTool]
+
+
+ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, AllowedTools]
+
+
+class CreateResponse(Struct, kw_only=True, dict=True):
+    """The request body. `decode_create_response` adds the normalized `items`,
+    `function_tools` and `choice` as plain attributes, so the wire cannot set them."""
+
+    model: str
+    input: str | list[dict[str, Any]] | UnsetType = UNSET
+    messages: list[dict[str, Any]] | UnsetType = UNSET
+    instructions: str | None = None
+    previous_response_id: str | None = None
+    temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
+    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
+    top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
+    tools: list[dict[str, Any]] = []
+    tool_choice: Any = "auto"
+    parallel_tool_calls: bool | None = None
+    text: TextParam | None = None
+    reasoning: ReasoningParam | None = None
+    metadata: dict[str, str] | None = None
+    safety_identifier: str | None = None
+    user: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    store: bool | None = True
+    include: list[Include] | None = None
+    stream: bool | None = False
+    stream_options: dict[str, Any] | None = None
+    background: bool | None = False
+    conversation: Any = None
+    prompt: Any = None
+    truncation: Literal["auto", "disabled"] | None = "disabled"
+    service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
+    max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
+
+
+_decoder = msgspec.json.Decoder(CreateResponse)
+_PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
+_FIELD = re.compile(r"missing required field `(?P<field>[^`]+)`")
+
+
+def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> ApiError:
+    """Turn msgspec's message into OpenAI's shape: a sentence plus the dotted `param`."""
+    text = str(exc)
+    match = _PATH.search(text)
+    path = match.group("path") if match else ""
+    sentence = text[: match.start()] if match else text
+    missing = _FIELD.search(sentence)
+    if missing:
+        path = f"{path}.{missing.group('field')}"
+    param = (prefix + path).lstrip(".") or None
+    if missing:
+        return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    where = f"Invalid '{param}': " if param else "Invalid request body: "
+    return invalid(param, where + sentence[0].lower() + sentence[1:] + ".")
+
+
+def decode_create_response(body: bytes) -> CreateResponse:
+    try:
+        request = _decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError:
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. The API expects a JSON object "
+            "as the request body.",
+            code="invalid_json",
+        ) from None
+    _check(request)
+    return request
+
+
+def _check(request: CreateResponse) -> None:
+    if request.input is not UNSET and request.messages is not UNSET:
+        raise invalid("messages", "Provide either 'input' or 'messages', not both.", "conflicting_parameters")
+    request.items = []
+    if request.messages is not UNSET:
+        request.items = _items(request.messages, "messages")
+    elif isinstance(request.input, str):
+        request.items = [normalize(Message(role="user", content=request.input))]
+    elif request.input is not UNSET:
+        request.items = _items(request.input, "input")
+    if not request.items and not request.previous_response_id:
+        raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
+    if request.metadata is not None:
+        _check_metadata(request.metadata)
+    request.function_tools = [_function_tool(tool, i) for i, tool in enumerate(request.tools)]
+    request.choice = _tool_choice(request.tool_choice, request.function_tools)
+    if request.background:
+        raise invalid("background", "Background responses are not supported by this gateway yet.", "unsupported_parameter")
+    if request.conversation is not None:
+        raise invalid("conversation", "Conversations are not supported by this gateway yet.", "unsupported_parameter")
+    if request.prompt is not None:
+        raise invalid("prompt", "Prompt templates are not supported by this gateway yet.", "unsupported_parameter")
+
+
+def _items(raw: list[dict[str, Any]], name: str) -> list:
+    items = []
+    for i, entry in enumerate(raw):
+        if "type" not in entry and "role" in entry:
+            entry = {**entry, "type": "message"}
+        try:
+            item = msgspec.convert(entry, InputItem)
+        except msgspec.ValidationError as exc:
+            raise validation_error(exc, f"{name}[{i}]") from None
+        items.append(item if isinstance(item, ItemReference) else normalize(item))
+    return items
+
+
+def _check_metadata(metadata: dict[str, str]) -> None:
+    if len(metadata) > 16:
+        raise invalid("metadata", "Invalid 'metadata': too many properties. Expected at most 16, got %d." % len(metadata))
+    for key, value in metadata.items():
+        if len(key) > 64:
+            raise invalid(f"metadata.{key}", "Invalid 'metadata': keys must be at most 64 characters long.")
+        if len(value) > 512:
+            raise invalid(f"metadata.{key}", "Invalid 'metadata': values must be at most 512 characters long.")
+
+
+def _function_tool(tool: dict[str, Any], i: int) -> FunctionTool:
+    kind = tool.get("type")
+    if kind != "function":
+        raise invalid(f"tools[{i}].type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
+    try:
+        return msgspec.convert(tool, FunctionTool)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, f"tools[{i}]") from None
+
+
+def _tool_choice(raw: Any, tools: list[FunctionTool]) -> Any:
+    try:
+        choice = msgspec.convert(raw, ToolChoice)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, "tool_choice") from None
+    names = {tool.name for tool in tools}
+    named = [choice] if isinstance(choice, NamedFunction) else choice.tools if isinstance(choice, AllowedTools) else []
+    for entry in named:
+        if entry.name not in names:
+            raise invalid("tool_choice", f"Tool choice '{entry.name}' not found in 'tools' parameter.")
+    if choice == "required" and not tools:
+        raise invalid("tool_choice", "Tool choice 'required' must be specified with 'tools' parameter.")
+    return choice

@@ -1,0 +1,45 @@
+"""How a stored or freshly built Response is shown to a client, honouring `include`.
+
+Reasoning items keep their provider-opaque `encrypted_content` in storage always; it is shown
+only when the client asks for `reasoning.encrypted_content`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, get_args
+
+import orjson
+from multidict import MultiMapping
+
+from rejoinder.protocol.errors import invalid
+from rejoinder.protocol.request import Include
+
+_INCLUDABLE = frozenset(get_args(Include))
+_ENCRYPTED = "reasoning.encrypted_content"
+
+
+def parse_include(query: MultiMapping[str]) -> list[str]:
+    """`include[]=a&include=b` from a query string, each value checked against the spec's list."""
+    values = query.getall("include[]", []) + query.getall("include", [])
+    for value in values:
+        if value not in _INCLUDABLE:
+            raise invalid("include", f"Invalid 'include' value: '{value}'.")
+    return values
+
+
+def view(response: dict[str, Any] | bytes, include: list[str] | None) -> bytes:
+    """The JSON a client receives for `response` (a dict, or stored JSON bytes)."""
+    shows_encrypted = bool(include) and _ENCRYPTED in include  # type: ignore[operator]
+    if isinstance(response, bytes):
+        if shows_encrypted or b'"encrypted_content"' not in response:
+            return response
+        response = orjson.loads(response)
+    if not shows_encrypted:
+        response = {**response, "output": [_without_encrypted(item) for item in response["output"]]}
+    return orjson.dumps(response)
+
+
+def _without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
+    if item.get("type") == "reasoning" and "encrypted_content" in item:
+        return {k: v for k, v in item.items() if k != "encrypted_content"}
+    return item

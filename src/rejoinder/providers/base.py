@@ -1,0 +1,66 @@
+"""What every provider speaks: a provider-neutral request in, a stream of `Delta`s out.
+
+Each output block (text, refusal, reasoning, tool call) has an explicit start, deltas and an
+end, keyed by a block id, so interleaved parallel tool calls stay apart and the builder knows
+when an item is done. A stream ends with exactly one `Finish`, or raises `ApiError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Literal, Protocol
+
+from msgspec import Struct
+
+from rejoinder.protocol.items import Item
+from rejoinder.protocol.request import CreateResponse
+
+BlockKind = Literal["text", "refusal", "reasoning", "tool_call"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
+
+
+class ModelRequest(Struct):
+    """One model turn: the validated request, the full context and the upstream model name."""
+
+    params: CreateResponse
+    items: list[Item]
+    upstream_model: str
+    stream: bool
+
+
+class BlockStart(Struct):
+    block: str
+    kind: BlockKind
+    call_id: str = ""
+    name: str = ""
+
+
+class BlockDelta(Struct):
+    block: str
+    text: str
+    logprobs: list[dict[str, Any]] | None = None
+
+
+class BlockEnd(Struct):
+    block: str
+
+
+class Usage(Struct):
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+class Finish(Struct):
+    reason: FinishReason
+    usage: Usage | None = None
+
+
+Delta = BlockStart | BlockDelta | BlockEnd | Finish
+
+
+class Provider(Protocol):
+    """One upstream wire protocol. `stream` raises `ApiError` for any upstream failure."""
+
+    def stream(self, request: ModelRequest) -> AsyncIterator[Delta]: ...

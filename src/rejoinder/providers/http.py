@@ -1,0 +1,130 @@
+"""The upstream side of HTTP, shared by every provider.
+
+One aiohttp session per process (keep-alive pools, explicit timeouts), one reader for
+server-sent events, and one mapping from an upstream's failure to the status and envelope a
+client should see. Secrets are scrubbed from anything an upstream says back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rejoinder.protocol.errors import ApiError
+
+_session: aiohttp.ClientSession | None = None
+
+
+def session() -> aiohttp.ClientSession:
+    """The process's upstream client, created on first use inside the running loop."""
+    global _session
+    if _session is None or _session.closed:
+        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
+        _session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600),
+            json_serialize=lambda obj: orjson.dumps(obj).decode(),
+            auto_decompress=True,
+        )
+    return _session
+
+
+async def close_session() -> None:
+    global _session
+    if _session is not None:
+        await _session.close()
+        _session = None
+
+
+@asynccontextmanager
+async def post(url: str, body: bytes, headers: dict[str, str], secret: str | None, read_timeout: float | None = None):
+    """POST to an upstream and yield its successful response; any failure becomes `ApiError`."""
+    timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout) if read_timeout else None
+    try:
+        async with session().post(url, data=body, headers=headers, timeout=timeout) as response:
+            if response.status >= 400:
+                raise error_from_status(response.status, await response.read(), response.headers, secret)
+            yield response
+    except ApiError:
+        raise
+    except asyncio.TimeoutError:
+        raise ApiError(504, "The upstream model provider timed out.", type="server_error", code="upstream_timeout") from None
+    except aiohttp.ClientPayloadError:
+        raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
+    except aiohttp.ClientError as exc:
+        raise ApiError(
+            502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
+        ) from None
+
+
+async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
+    """Yield `(event, data)` for each server-sent event; comments and keep-alives are skipped."""
+    event, data = "", []
+    async for raw in response.content:
+        line = raw.rstrip(b"\r\n")
+        if not line:
+            if data:
+                yield event, b"\n".join(data)
+            event, data = "", []
+        elif line.startswith(b"data:"):
+            data.append(line[6:] if line[5:6] == b" " else line[5:])
+        elif line.startswith(b"event:"):
+            event = line[6:].strip().decode()
+    if data:
+        yield event, b"\n".join(data)
+
+
+def scrub(text: str, secret: str | None) -> str:
+    return text.replace(secret, "***") if secret and len(secret) >= 4 else text
+
+
+def upstream_message(body: Any) -> str:
+    """The human sentence inside any of the error bodies providers send."""
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        if isinstance(error, str):
+            return error
+        if isinstance(error, dict):
+            for key in ("message", "detail", "msg"):
+                if isinstance(error.get(key), str):
+                    return error[key]
+        for key in ("message", "detail"):
+            if isinstance(body.get(key), str):
+                return body[key]
+    if isinstance(body, list) and body:
+        return upstream_message(body[0])
+    return ""
+
+
+def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None) -> ApiError:
+    """Map an upstream HTTP failure to what the gateway's client should see."""
+    try:
+        detail = upstream_message(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        detail = raw[:300].decode("utf-8", "replace").strip()
+    detail = scrub(detail, secret)
+    said = f": {detail}" if detail else "."
+    if status in (401, 403):
+        return ApiError(502, f"The upstream model provider rejected the gateway's credentials (HTTP {status}).", type="server_error", code="upstream_auth_error")
+    if status == 429:
+        retry = {"Retry-After": headers["Retry-After"]} if "Retry-After" in headers else {}
+        return ApiError(429, f"The upstream model provider is rate limiting requests{said}", type="rate_limit_error", code="rate_limit_exceeded", headers=retry)
+    if status in (503, 529):
+        retry = {"Retry-After": headers["Retry-After"]} if "Retry-After" in headers else {}
+        return ApiError(503, f"The upstream model provider is overloaded{said}", type="server_error", code="upstream_overloaded", headers=retry)
+    if status in (408, 504):
+        return ApiError(504, f"The upstream model provider timed out{said}", type="server_error", code="upstream_timeout")
+    if status in (400, 413, 422):
+        return ApiError(400, f"The upstream model provider rejected the request{said}", code="upstream_invalid_request")
+    return ApiError(502, f"The upstream model provider failed (HTTP {status}){said}", type="server_error", code="upstream_error")
+
+
+def stream_error(body: Any, secret: str | None) -> ApiError:
+    """An error the upstream reported inside an already-started stream."""
+    detail = scrub(upstream_message(body), secret) or "unknown error"
+    return ApiError(502, f"The upstream model provider reported an error mid-stream: {detail}", type="server_error", code="upstream_error")

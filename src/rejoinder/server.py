@@ -1,0 +1,104 @@
+"""Process management for `rejoinder serve`: migrate once, then one or more workers.
+
+With `--workers N` the parent migrates the database, then forks N workers that share the port
+through SO_REUSEPORT; the kernel spreads connections between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import signal
+import sys
+
+import uvloop
+from aiohttp import web
+
+from rejoinder import __version__
+from rejoinder.api.app import create_app
+from rejoinder.config import Config, ConfigError
+from rejoinder.store.repository import Store
+
+log = logging.getLogger("rejoinder")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _migrate(url: str) -> None:
+    store = Store(url)
+    try:
+        await store.migrate()
+    finally:
+        await store.engine.dispose()
+
+
+def _worker(config: Config, host: str, port: int, reuse_port: bool) -> None:
+    web.run_app(
+        create_app(config),
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        access_log=None,
+        handler_cancellation=True,
+        print=None,
+        loop=uvloop.new_event_loop(),
+    )
+
+
+def banner(config: Config, host: str, port: int, workers: int) -> str:
+    names = [m.name for m in config.models]
+    lines = [f"Rejoinder {__version__} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"]
+    lines.append("models: " + (", ".join(names) if names else "none configured (see README: rejoinder.yaml)"))
+    concrete = [n for n in names if not n.endswith("*")]
+    if concrete:
+        auth = ' -H "Authorization: Bearer $REJOINDER_MASTER_KEY"' if config.master_key else ""
+        lines.append(
+            f"try: curl -s http://{host}:{port}/v1/responses{auth} -H 'Content-Type: application/json' "
+            f"-d '{{\"model\": \"{concrete[0]}\", \"input\": \"Say hello\"}}'"
+        )
+    return "\n".join(lines)
+
+
+def serve(config: Config, host: str, port: int, workers: int) -> None:
+    if not config.master_key and not is_loopback(host):
+        raise ConfigError(
+            f"refusing to listen on {host} without authentication: set master_key in the config "
+            "(or REJOINDER_MASTER_KEY), or bind to 127.0.0.1"
+        )
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    asyncio.run(_migrate(config.database_url))
+    print(banner(config, host, port, workers), file=sys.stderr, flush=True)
+    if workers == 1:
+        _worker(config, host, port, reuse_port=False)
+        return
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _worker(config, host, port, reuse_port=True)
+            finally:
+                os._exit(0)
+        children.append(pid)
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            try:
+                os.kill(child, signum)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for child in children:
+        os.waitpid(child, 0)

@@ -1,0 +1,1 @@
+"""Durable state over SQLAlchemy Core: SQLite embedded by default, PostgreSQL for clusters."""

@@ -1,0 +1,25 @@
+"""The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table
+
+metadata = MetaData()
+
+responses = Table(
+    "responses",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("previous_response_id", String(64), nullable=True),
+    Column("body", LargeBinary, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("response_id", String(64), primary_key=True),
+    Column("role", String(8), primary_key=True),  # "input" or "output": input sorts first
+    Column("position", Integer, primary_key=True),
+    Column("id", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_items_id", "id"),
+)
