@@ -111,8 +111,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     stream = web.StreamResponse(headers=_SSE_HEADERS)
     await stream.prepare(request)
 
-    async def sink(events: list[dict[str, Any]]) -> None:
-        await stream.write(b"".join(b"event: %s\ndata: %s\n\n" % (e["type"].encode(), orjson.dumps(e)) for e in events))
+    async def sink(events: list[tuple[str, bytes]]) -> None:
+        await stream.write(b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events))
 
     try:
         await run.finish(sink)

@@ -28,7 +28,8 @@ from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
 
-Sink = Callable[[list[dict[str, Any]]], Awaitable[None]]
+Sink = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
+"""Receives `(event type, event JSON)` pairs, serialized the moment each event happened."""
 
 
 class Engine:
@@ -67,8 +68,12 @@ class Run:
         With no `sink` (non-streaming) a failure is raised as the HTTP error; with one, it
         becomes `error` + `response.failed`.
         """
-        pending: list[dict[str, Any]] = []
-        builder = Builder(self.response, pending.append if sink else None, _wants_logprobs(self.params))
+        pending: list[tuple[str, bytes]] = []
+
+        def emit(event: dict[str, Any]) -> None:
+            pending.append((event["type"], orjson.dumps(event)))
+
+        builder = Builder(self.response, emit if sink else None, _wants_logprobs(self.params))
         failure: ApiError | None = None
 
         async def flush() -> None:
@@ -131,7 +136,7 @@ def skeleton(params: CreateResponse) -> dict[str, Any]:
     if isinstance(fmt, TextFormatJsonSchema) and fmt.description is None:
         del text_echo["format"]["description"]
     reasoning = params.reasoning
-    return {
+    response = {
         "id": new_id("resp"),
         "object": "response",
         "created_at": int(time.time()),
@@ -159,7 +164,8 @@ def skeleton(params: CreateResponse) -> dict[str, Any]:
         "top_logprobs": params.top_logprobs or 0,
         "top_p": params.top_p if params.top_p is not None else 1.0,
         "truncation": params.truncation or "disabled",
-        "usage": None,
-        "user": params.user,
         "metadata": params.metadata or {},
     }
+    if params.user is not None:  # the spec allows a string or nothing; `usage` arrives at the end
+        response["user"] = params.user
+    return response

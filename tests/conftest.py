@@ -1,0 +1,102 @@
+"""Shared fixtures: the fake upstream, gateways on SQLite and PostgreSQL, and SDK clients."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import asyncpg
+import pytest
+from openai import OpenAI
+
+from fake_chat import FakeChat
+from gateway import Gateway
+
+UPSTREAM_KEY = "sk-upstream-secret-value"
+
+
+@pytest.fixture(scope="session")
+def fake_chat():
+    fake = FakeChat()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def chat_models(fake: FakeChat) -> list[dict]:
+    base_url = f"http://127.0.0.1:{fake.port}/v1"
+    return [
+        {"name": "mock-*", "provider": "openai-chat", "base_url": base_url, "api_key": UPSTREAM_KEY},
+        {"name": "chat", "provider": "openai-chat", "base_url": base_url, "api_key": UPSTREAM_KEY, "upstream_model": "text"},
+        {"name": "hang", "provider": "openai-chat", "base_url": base_url, "upstream_model": "hang", "timeout": 1},
+        {"name": "unreachable", "provider": "openai-chat", "base_url": "http://127.0.0.1:9/v1"},
+    ]
+
+
+@pytest.fixture(scope="session")
+def gateway(fake_chat, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("gateway")
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/rejoinder.db"}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+def sdk(gw: Gateway, key: str = "unused") -> OpenAI:
+    return OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def client(gateway):
+    return sdk(gateway)
+
+
+async def _connect(database: str) -> asyncpg.Connection:
+    last: Exception | None = None
+    for user in ("postgres", "root"):
+        try:
+            return await asyncpg.connect(host="127.0.0.1", port=5432, user=user, database=database, timeout=5)
+        except Exception as exc:  # wrong role: try the next
+            last = exc
+    raise last  # type: ignore[misc]
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database on the real PostgreSQL at 127.0.0.1, dropped afterwards."""
+    name = f"rejoinder_{uuid.uuid4().hex[:12]}"
+
+    async def create() -> str:
+        conn = await _connect("test")
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            return conn._params.user
+        finally:
+            await conn.close()
+
+    try:
+        user = asyncio.run(create())
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield f"postgresql://{user}@127.0.0.1:5432/{name}"
+
+    async def drop() -> None:
+        conn = await _connect("test")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def store_gateway(request, fake_chat, tmp_path_factory):
+    """A gateway on each storage backend, for the tests that must hold on both."""
+    workdir = tmp_path_factory.mktemp(f"store-{request.param}")
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else f"sqlite:///{workdir}/rejoinder.db"
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": url}, workdir).start()
+    yield gw
+    gw.stop()

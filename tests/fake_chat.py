@@ -1,0 +1,236 @@
+"""A fake Chat Completions server: a real HTTP server speaking OpenAI's documented wire format.
+
+The `model` a request names picks the scenario (`text`, `tools-parallel`, `error-429` …).
+Every scenario is a list of stream chunks' `choices[0]` objects; the non-streaming body is
+assembled from the same list, the way OpenAI's own server answers both. Quirks reproduced:
+`usage: null` on every chunk and a usage-only last chunk with `choices: []`, tool-call
+argument deltas split and interleaved across parallel calls, `reasoning_content` deltas,
+OpenAI's error bodies, errors mid-stream and a stream cut without `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+from aiohttp import web
+
+USAGE = {
+    "prompt_tokens": 19,
+    "completion_tokens": 10,
+    "total_tokens": 29,
+    "prompt_tokens_details": {"cached_tokens": 4, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 3, "audio_tokens": 0, "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+}
+
+
+def _text(*pieces: str, finish: str = "stop") -> list[dict]:
+    chunks = [{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None}, "logprobs": None, "finish_reason": None}]
+    chunks += [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None} for piece in pieces]
+    chunks.append({"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish})
+    return chunks
+
+
+def _call_start(index: int, call_id: str, name: str) -> dict:
+    return {
+        "index": 0,
+        "delta": {"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": {"name": name, "arguments": ""}}]},
+        "logprobs": None,
+        "finish_reason": None,
+    }
+
+
+def _call_args(index: int, arguments: str) -> dict:
+    return {"index": 0, "delta": {"tool_calls": [{"index": index, "function": {"arguments": arguments}}]}, "logprobs": None, "finish_reason": None}
+
+
+def _logprob(token: str, logprob: float) -> dict:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]}
+
+
+SCENARIOS: dict[str, list[dict]] = {
+    "text": _text("Hello", ", world", "!"),
+    "length": _text("Once upon", " a time", finish="length"),
+    "content-filter": _text("I was about to", finish="content_filter"),
+    "json": _text('{"city": "Paris", ', '"temperature_c": 21}'),
+    "refusal": [
+        {"index": 0, "delta": {"role": "assistant", "content": None, "refusal": ""}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"refusal": "I can't help"}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"refusal": " with that."}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+    ],
+    "tool-single": [
+        {"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [{"index": 0, "id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}], "refusal": None}, "logprobs": None, "finish_reason": None},
+        _call_args(0, '{"ci'),
+        _call_args(0, 'ty": "Par'),
+        _call_args(0, 'is"}'),
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+    ],
+    "tools-parallel": [
+        {"index": 0, "delta": {"role": "assistant", "content": None, "refusal": None}, "logprobs": None, "finish_reason": None},
+        _call_start(0, "call_p1", "get_weather"),
+        _call_start(1, "call_p2", "get_time"),
+        _call_args(0, '{"city":'),
+        _call_args(1, '{"zone":'),
+        _call_args(0, ' "Oslo"}'),
+        _call_args(1, ' "CET"}'),
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+    ],
+    "text-then-tool": [
+        {"index": 0, "delta": {"role": "assistant", "content": "Let me check."}, "logprobs": None, "finish_reason": None},
+        _call_start(0, "call_t1", "get_weather"),
+        _call_args(0, '{"city": "Rome"}'),
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+    ],
+    "reasoning": [
+        {"index": 0, "delta": {"role": "assistant", "content": None, "reasoning_content": ""}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"reasoning_content": "The user greets me."}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"reasoning_content": " I greet back."}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"content": "Hi there!"}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+    ],
+    "reasoning-field": [
+        {"index": 0, "delta": {"role": "assistant", "content": "", "reasoning": "Thinking hard."}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {"content": "Done."}, "logprobs": None, "finish_reason": None},
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+    ],
+    "logprobs": [
+        {"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": {"content": [], "refusal": None}, "finish_reason": None},
+        {"index": 0, "delta": {"content": "Yes"}, "logprobs": {"content": [_logprob("Yes", -0.01)], "refusal": None}, "finish_reason": None},
+        {"index": 0, "delta": {"content": "."}, "logprobs": {"content": [_logprob(".", -0.2)], "refusal": None}, "finish_reason": None},
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
+    ],
+}
+
+ERRORS = {
+    "error-400": (400, {"error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}, {}),
+    "error-401": (401, {"error": {"message": "Incorrect API key provided: sk-upstr***cret.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, {}),
+    "error-429": (429, {"error": {"message": "Rate limit reached for requests.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}, {"Retry-After": "7"}),
+    "error-500": (500, {"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": None, "code": None}}, {}),
+    "error-503": (503, {"error": {"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "param": None, "code": None}}, {}),
+    "error-html": (502, None, {}),
+}
+
+
+def _chunk(model: str, choices: list[dict], usage: Any = None) -> bytes:
+    body = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1700000000, "model": model, "system_fingerprint": "fp_fake", "choices": choices}
+    body["usage"] = usage
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+
+def _completion(model: str, chunks: list[dict]) -> dict:
+    """Assemble the non-streaming body from a scenario's chunks."""
+    message: dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+    calls: dict[int, dict] = {}
+    logprobs: list = []
+    finish = None
+    for choice in chunks:
+        delta = choice["delta"]
+        for key in ("content", "refusal", "reasoning_content", "reasoning"):
+            if delta.get(key):
+                message[key] = (message.get(key) or "") + delta[key]
+        for call in delta.get("tool_calls") or []:
+            entry = calls.setdefault(call["index"], {"id": call.get("id"), "type": "function", "function": {"name": "", "arguments": ""}})
+            entry["function"]["name"] += call.get("function", {}).get("name") or ""
+            entry["function"]["arguments"] += call.get("function", {}).get("arguments") or ""
+        if choice.get("logprobs"):
+            logprobs += choice["logprobs"]["content"]
+        finish = choice["finish_reason"] or finish
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": {"content": logprobs, "refusal": None} if logprobs else None, "finish_reason": finish}],
+        "usage": USAGE,
+        "service_tier": "default",
+        "system_fingerprint": "fp_fake",
+    }
+
+
+class FakeChat:
+    """Runs in a thread with its own loop; `requests` holds every body it received."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.disconnects = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._handle)
+        self._runner = web.AppRunner(app, access_log=None)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        model = body["model"].removeprefix("mock-")
+        if model in ERRORS:
+            status, error, headers = ERRORS[model]
+            if error is None:
+                return web.Response(status=status, text="<html><body>Bad gateway</body></html>", content_type="text/html")
+            return web.json_response(error, status=status, headers=headers)
+        if model == "hang":
+            await asyncio.sleep(30)
+        if model in ("cut", "midstream-error", "slow"):
+            return await self._special(request, body, model)
+        chunks = SCENARIOS[model]
+        if not body.get("stream"):
+            return web.json_response(_completion(body["model"], chunks))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        include_usage = (body.get("stream_options") or {}).get("include_usage")
+        for choice in chunks:
+            await response.write(_chunk(body["model"], [choice]))
+        if include_usage:
+            await response.write(_chunk(body["model"], [], USAGE))
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _special(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        first = {"index": 0, "delta": {"role": "assistant", "content": "Partial"}, "logprobs": None, "finish_reason": None}
+        await response.write(b": keep-alive comment\n\n")
+        await response.write(_chunk(body["model"], [first]))
+        if model == "cut":
+            request.transport.close()  # the connection dies without finish_reason or [DONE]
+            return response
+        if model == "midstream-error":
+            await response.write(b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n')
+            return response
+        try:  # slow: a token every 50 ms for ten seconds, unless the gateway hangs up
+            for _ in range(200):
+                await asyncio.sleep(0.05)
+                await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": " more"}, "logprobs": None, "finish_reason": None}]))
+        except (ConnectionError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        return response
