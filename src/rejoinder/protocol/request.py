@@ -129,7 +129,7 @@ def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> ApiError
     missing = _FIELD.search(sentence)
     if missing:
         path = f"{path}.{missing.group('field')}"
-    param = (prefix + path).lstrip(".") or None
+    param = (prefix + path.replace("[...]", "")).lstrip(".") or None
     if missing:
         return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     where = f"Invalid '{param}': " if param else "Invalid request body: "
