@@ -201,7 +201,7 @@ class FakeChat:
             await asyncio.sleep(30)
         if model in ("cut", "midstream-error", "slow"):
             return await self._special(request, body, model)
-        chunks = SCENARIOS[model]
+        chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
         if not body.get("stream"):
             return web.json_response(_completion(body["model"], chunks))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})

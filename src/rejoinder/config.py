@@ -17,6 +17,7 @@ from msgspec import Struct
 Provider = Literal["openai-chat"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
+DEFAULT_DATABASE_URL = "sqlite:///data/rejoinder.db"
 
 
 class ConfigError(Exception):
@@ -34,7 +35,7 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
 
 class Config(Struct, forbid_unknown_fields=True):
     models: list[ModelConfig] = []
-    database_url: str = "sqlite:///data/rejoinder.db"
+    database_url: str = DEFAULT_DATABASE_URL
     master_key: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
 
@@ -79,7 +80,7 @@ def from_environment(environ: dict[str, str]) -> Config:
         models += [ModelConfig(name, "openai-chat", base_url, environ["OPENAI_API_KEY"]) for name in OPENAI_MODELS]
     config = Config(
         models=models,
-        database_url=environ.get("REJOINDER_DATABASE_URL") or Config.database_url,
+        database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
         master_key=environ.get("REJOINDER_MASTER_KEY") or None,
     )
     check(config)
