@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 
-import asyncpg
+import psycopg
 import pytest
 from openai import OpenAI
 
@@ -51,12 +50,12 @@ def client(gateway):
     return sdk(gateway)
 
 
-async def _connect(database: str) -> asyncpg.Connection:
+def _connect() -> psycopg.Connection:
     last: Exception | None = None
     for user in ("postgres", "root"):
         try:
-            return await asyncpg.connect(host="127.0.0.1", port=5432, user=user, database=database, timeout=5)
-        except Exception as exc:  # wrong role: try the next
+            return psycopg.connect(host="127.0.0.1", port=5432, user=user, dbname="test", connect_timeout=5, autocommit=True)
+        except psycopg.OperationalError as exc:  # wrong role: try the next
             last = exc
     raise last  # type: ignore[misc]
 
@@ -66,30 +65,18 @@ def postgres_url():
     """A fresh database on the real PostgreSQL at 127.0.0.1, dropped afterwards."""
     name = f"rejoinder_{uuid.uuid4().hex[:12]}"
 
-    async def create() -> str:
-        conn = await _connect("test")
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            return conn._params.user
-        finally:
-            await conn.close()
-
     try:
-        user = asyncio.run(create())
-    except Exception as exc:
+        with _connect() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+            user = conn.info.user
+    except psycopg.Error as exc:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required in CI: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
     yield f"postgresql://{user}@127.0.0.1:5432/{name}"
 
-    async def drop() -> None:
-        conn = await _connect("test")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    with _connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

@@ -6,7 +6,6 @@ through SO_REUSEPORT; the kernel spreads connections between them.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import os
@@ -33,12 +32,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-async def _migrate(url: str) -> None:
-    store = Store(url)
+def _migrate(url: str) -> None:
+    store = Store(url, readers=1)
     try:
-        await store.migrate()
+        store.migrate()
     finally:
-        await store.engine.dispose()
+        store.close()
 
 
 def _worker(config: Config, host: str, port: int, reuse_port: bool) -> None:
@@ -76,7 +75,7 @@ def serve(config: Config, host: str, port: int, workers: int) -> None:
         )
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
-    asyncio.run(_migrate(config.database_url))
+    _migrate(config.database_url)
     print(banner(config, host, port, workers), file=sys.stderr, flush=True)
     if workers == 1:
         _worker(config, host, port, reuse_port=False)

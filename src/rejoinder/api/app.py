@@ -180,7 +180,7 @@ def create_app(config: Config) -> web.Application:
 
     async def close(_: web.Application) -> None:
         await close_session()
-        await store.close()
+        store.close()
 
     app.on_cleanup.append(close)
     return app
