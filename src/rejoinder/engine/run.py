@@ -42,19 +42,19 @@ class Engine:
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
         request = ModelRequest(params, earlier + own_input, deployment.upstream_model, bool(params.stream))
-        deltas = aiter(deployment.provider.stream(request))
+        batches = aiter(deployment.provider.stream(request))
         try:
-            first = await anext(deltas)
+            first = await anext(batches)
         except StopAsyncIteration:
             raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
         except BaseException:
-            await deltas.aclose()
+            await batches.aclose()
             raise
-        return Run(self.store, params, own_input, first, deltas)
+        return Run(self.store, params, own_input, first, batches)
 
 
 class Run:
-    def __init__(self, store: Store, params: CreateResponse, own_input: list[Item], first: Delta, rest: AsyncIterator[Delta]) -> None:
+    def __init__(self, store: Store, params: CreateResponse, own_input: list[Item], first: list[Delta], rest: AsyncIterator[list[Delta]]) -> None:
         self.store = store
         self.params = params
         self.own_input = own_input
@@ -62,8 +62,9 @@ class Run:
         self.rest = rest
         self.response = skeleton(params)
 
-    async def finish(self, sink: Sink | None) -> dict[str, Any]:
+    async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
+        Returns the final Response as JSON.
 
         With no `sink` (non-streaming) a failure is raised as the HTTP error; with one, it
         becomes `error` + `response.failed`.
@@ -83,10 +84,12 @@ class Run:
 
         try:
             builder.begin()
-            builder.apply(self.first)
-            await flush()
-            async for delta in self.rest:
+            for delta in self.first:
                 builder.apply(delta)
+            await flush()
+            async for batch in self.rest:
+                for delta in batch:
+                    builder.apply(delta)
                 await flush()
         except ApiError as exc:
             failure = exc
@@ -99,19 +102,21 @@ class Run:
             await self.rest.aclose()
         if failure is not None:
             builder.fail(failure)
+        encoded = orjson.dumps(self.response)
         if self.params.store:
             try:
-                await self._save()
+                await self._save(encoded)
             except Exception:
                 failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
                 builder.fail(failure)
+                encoded = orjson.dumps(self.response)
         builder.terminal()
         await flush()
         if failure is not None and sink is None:
             raise failure
-        return self.response
+        return encoded
 
-    async def _save(self) -> None:
+    async def _save(self, encoded: bytes) -> None:
         response = self.response
         rows = [
             {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": msgspec.json.encode(item)}
@@ -121,7 +126,7 @@ class Run:
             {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": orjson.dumps(item)}
             for i, item in enumerate(response["output"])
         ]
-        await self.store.save(response, orjson.dumps(response), rows)
+        await self.store.save(response, encoded, rows)
 
 
 def _wants_logprobs(params: CreateResponse) -> bool:

@@ -176,17 +176,17 @@ def _check(request: CreateResponse) -> None:
         raise invalid("prompt", "Prompt templates are not supported by this gateway yet.", "unsupported_parameter")
 
 
+_INPUT_ITEMS = list[InputItem]
+
+
 def _items(raw: list[dict[str, Any]], name: str) -> list:
-    items = []
-    for i, entry in enumerate(raw):
-        if "type" not in entry and "role" in entry:
-            entry = {**entry, "type": "message"}
-        try:
-            item = msgspec.convert(entry, InputItem)
-        except msgspec.ValidationError as exc:
-            raise validation_error(exc, f"{name}[{i}]") from None
-        items.append(item if isinstance(item, ItemReference) else normalize(item))
-    return items
+    """Items in their typed form; a message may omit `type`, as OpenAI allows."""
+    typed = [{**entry, "type": "message"} if "type" not in entry and "role" in entry else entry for entry in raw]
+    try:
+        items = msgspec.convert(typed, _INPUT_ITEMS)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, name) from None
+    return [item if isinstance(item, ItemReference) else normalize(item) for item in items]
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:
@@ -209,11 +209,17 @@ def _function_tool(tool: dict[str, Any], i: int) -> FunctionTool:
         raise validation_error(exc, f"tools[{i}]") from None
 
 
+_CHOICE_WORDS = frozenset(("none", "auto", "required"))
+
+
 def _tool_choice(raw: Any, tools: list[FunctionTool]) -> Any:
-    try:
-        choice = msgspec.convert(raw, ToolChoice)
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc, "tool_choice") from None
+    if isinstance(raw, str) and raw in _CHOICE_WORDS:
+        choice = raw  # the common case, without msgspec's generic type lookup
+    else:
+        try:
+            choice = msgspec.convert(raw, ToolChoice)
+        except msgspec.ValidationError as exc:
+            raise validation_error(exc, "tool_choice") from None
     names = {tool.name for tool in tools}
     named = [choice] if isinstance(choice, NamedFunction) else choice.tools if isinstance(choice, AllowedTools) else []
     for entry in named:

@@ -27,16 +27,13 @@ def parse_include(query: MultiMapping[str]) -> list[str]:
     return values
 
 
-def view(response: dict[str, Any] | bytes, include: list[str] | None) -> bytes:
-    """The JSON a client receives for `response` (a dict, or stored JSON bytes)."""
-    shows_encrypted = bool(include) and _ENCRYPTED in include  # type: ignore[operator]
-    if isinstance(response, bytes):
-        if shows_encrypted or b'"encrypted_content"' not in response:
-            return response
-        response = orjson.loads(response)
-    if not shows_encrypted:
-        response = {**response, "output": [_without_encrypted(item) for item in response["output"]]}
-    return orjson.dumps(response)
+def view(response: bytes, include: list[str] | None) -> bytes:
+    """The JSON a client receives for a Response (given as its stored JSON)."""
+    if b'"encrypted_content"' not in response or (include and _ENCRYPTED in include):
+        return response
+    decoded = orjson.loads(response)
+    decoded["output"] = [_without_encrypted(item) for item in decoded["output"]]
+    return orjson.dumps(decoded)
 
 
 def _without_encrypted(item: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,8 @@
 """What every provider speaks: a provider-neutral request in, a stream of `Delta`s out.
 
+Deltas travel in batches: a batch holds what arrived from the upstream together (one network
+read), so the engine can answer it with one write to the client.
+
 Each output block (text, refusal, reasoning, tool call) has an explicit start, deltas and an
 end, keyed by a block id, so interleaved parallel tool calls stay apart and the builder knows
 when an item is done. A stream ends with exactly one `Finish`, or raises `ApiError`.
@@ -61,6 +64,7 @@ Delta = BlockStart | BlockDelta | BlockEnd | Finish
 
 
 class Provider(Protocol):
-    """One upstream wire protocol. `stream` raises `ApiError` for any upstream failure."""
+    """One upstream wire protocol. `stream` yields non-empty batches of deltas and raises
+    `ApiError` for any upstream failure."""
 
-    def stream(self, request: ModelRequest) -> AsyncIterator[Delta]: ...
+    def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]: ...

@@ -62,21 +62,35 @@ async def post(url: str, body: bytes, headers: dict[str, str], secret: str | Non
         ) from None
 
 
-async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[tuple[str, bytes]]:
-    """Yield `(event, data)` for each server-sent event; comments and keep-alives are skipped."""
-    event, data = "", []
-    async for raw in response.content:
-        line = raw.rstrip(b"\r\n")
-        if not line:
-            if data:
-                yield event, b"\n".join(data)
-            event, data = "", []
-        elif line.startswith(b"data:"):
+async def sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
+    """Yield, per network read, the complete server-sent events it finished, as `(event, data)`.
+
+    Batching by read lets the engine answer everything that arrived together with one write.
+    Comments and keep-alives are skipped; a trailing event without its blank line still counts.
+    """
+    pending = b""
+    async for chunk in response.content.iter_any():
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        blocks = (pending + chunk).split(b"\n\n")
+        pending = blocks.pop()
+        events = [event for event in map(_parse_event, blocks) if event is not None]
+        if events:
+            yield events
+    if pending.strip():
+        event = _parse_event(pending)
+        if event is not None:
+            yield [event]
+
+
+def _parse_event(block: bytes) -> tuple[str, bytes] | None:
+    name, data = "", []
+    for line in block.split(b"\n"):
+        if line.startswith(b"data:"):
             data.append(line[6:] if line[5:6] == b" " else line[5:])
         elif line.startswith(b"event:"):
-            event = line[6:].strip().decode()
-    if data:
-        yield event, b"\n".join(data)
+            name = line[6:].strip().decode()
+    return (name, b"\n".join(data)) if data else None
 
 
 def scrub(text: str, secret: str | None) -> str:

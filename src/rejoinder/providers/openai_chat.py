@@ -32,7 +32,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import AllowedTools, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.http import post, sse_events, stream_error
+from rejoinder.providers.http import post, sse_batches, stream_error
 
 
 class _Function(Struct):
@@ -112,24 +112,32 @@ class OpenAIChat:
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
 
-    async def stream(self, request: ModelRequest) -> AsyncIterator[Delta]:
+    async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         body = orjson.dumps(chat_body(request, self.openai_host))
         async with post(self.url, body, self.headers, self.api_key, self.read_timeout) as response:
             translator = _Translator()
             if not request.stream:
                 chunk = _decode(await response.read(), self.api_key)
-                for delta in translator.feed(chunk, whole=True) + translator.finish(saw_done=True):
-                    yield delta
+                yield translator.feed(chunk, whole=True) + translator.finish(saw_done=True)
                 return
             saw_done = False
-            async for _, data in sse_events(response):
-                if data == b"[DONE]":
-                    saw_done = True
+            async for events in sse_batches(response):
+                deltas: list[Delta] = []
+                try:
+                    for _, data in events:
+                        if data == b"[DONE]":
+                            saw_done = True
+                            break
+                        deltas += translator.feed(_decode(data, self.api_key))
+                except ApiError:
+                    if deltas:  # what arrived before an upstream error still reaches the client
+                        yield deltas
+                    raise
+                if deltas:
+                    yield deltas
+                if saw_done:
                     break
-                for delta in translator.feed(_decode(data, self.api_key)):
-                    yield delta
-            for delta in translator.finish(saw_done):
-                yield delta
+            yield translator.finish(saw_done)
 
 
 def _decode(data: bytes, secret: str | None) -> _Chunk:
