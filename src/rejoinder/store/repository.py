@@ -20,7 +20,7 @@ from typing import Any, Callable, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
 from sqlalchemy.engine import make_url
 
 from rejoinder.store.schema import items, responses
@@ -104,10 +104,11 @@ class Store:
         await future
 
     def _write_loop(self) -> None:
+        connection: Connection | None = None  # the writer keeps one connection: no pool round trip per batch
         while True:
             first = self._writes.get()
             if first is None:
-                return
+                break
             batch, stop = [first], False
             while True:  # everything that queued up meanwhile joins this transaction
                 try:
@@ -120,19 +121,27 @@ class Store:
                 batch.append(more)
             outcome: BaseException | None = None
             try:
-                with self.engine.begin() as conn:
-                    conn.execute(insert(responses), [write.row for write in batch])
+                if connection is None:
+                    connection = self.engine.connect()
+                with connection.begin():
+                    connection.execute(insert(responses), [write.row for write in batch])
                     rows = [row for write in batch for row in write.item_rows]
                     if rows:
-                        conn.execute(insert(items), rows)
+                        connection.execute(insert(items), rows)
             except Exception as exc:  # every waiter learns of the failure
                 log.error("could not store %d responses: %s", len(batch), type(exc).__name__)
                 outcome = exc
+                if connection is not None:
+                    connection.invalidate()  # a fresh connection for the next batch
+                    connection.close()
+                    connection = None
             for loop in {write.loop for write in batch}:
                 futures = [write.future for write in batch if write.loop is loop]
                 loop.call_soon_threadsafe(_settle, futures, outcome)
             if stop:
-                return
+                break
+        if connection is not None:
+            connection.close()
 
     async def ping(self) -> None:
         await self._read(self._ping)
