@@ -14,7 +14,7 @@ import msgspec
 import yaml
 from msgspec import Struct
 
-Provider = Literal["openai-chat"]
+Provider = Literal["openai-chat", "local"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
 DEFAULT_DATABASE_URL = "sqlite:///data/rejoinder.db"
@@ -31,6 +31,9 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     api_key: str | None = None
     upstream_model: str | None = None
     timeout: float | None = None  # seconds of upstream silence before giving up
+    model_path: str | None = None  # local: a GGUF file (default: the bundled SmolLM2-135M-Instruct)
+    context_tokens: int = 4096  # local: the context window to allocate
+    threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
 
 
 class Config(Struct, forbid_unknown_fields=True):
@@ -74,7 +77,9 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
 
 
 def from_environment(environ: dict[str, str]) -> Config:
-    models = []
+    from rejoinder.providers import local
+
+    models = [ModelConfig(local.DEFAULT_NAME, "local")] if local.available() else []
     if environ.get("OPENAI_API_KEY"):
         base_url = environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
         models += [ModelConfig(name, "openai-chat", base_url, environ["OPENAI_API_KEY"]) for name in OPENAI_MODELS]
@@ -97,5 +102,18 @@ def check(config: Config) -> None:
             raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
         if model.provider == "openai-chat" and not model.base_url:
             raise ConfigError(f"models[{i}] ({model.name}): provider openai-chat needs base_url")
+        if model.provider == "local":
+            _check_local(i, model)
     if not config.database_url.startswith(("sqlite", "postgres")):
         raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")
+
+
+def _check_local(i: int, model: ModelConfig) -> None:
+    from rejoinder.providers import local
+
+    if not local.available() and model.model_path is None:
+        raise ConfigError(f"models[{i}] ({model.name}): provider local needs the 'local' extra: pip install 'rejoinder[local]'")
+    if model.model_path is not None and not Path(model.model_path).is_file():
+        raise ConfigError(f"models[{i}] ({model.name}): model_path {model.model_path} is not a file")
+    if "*" in model.name:
+        raise ConfigError(f"models[{i}]: a local model needs a plain name, not a pattern")

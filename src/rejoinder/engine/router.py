@@ -18,6 +18,10 @@ class Deployment(Struct):
 
 
 def provider_for(model: ModelConfig) -> Provider:
+    if model.provider == "local":
+        from rejoinder.providers.local import LocalModel, default_model_path
+
+        return LocalModel(model.model_path or default_model_path() or "", model.context_tokens, model.threads)
     return OpenAIChat(model.base_url or "", model.api_key, model.timeout)
 
 

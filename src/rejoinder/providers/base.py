@@ -5,7 +5,8 @@ read), so the engine can answer it with one write to the client.
 
 Each output block (text, refusal, reasoning, tool call) has an explicit start, deltas and an
 end, keyed by a block id, so interleaved parallel tool calls stay apart and the builder knows
-when an item is done. A stream ends with exactly one `Finish`, or raises `ApiError`.
+when an item is done. A stream ends with exactly one `Finish`, or raises `ApiError`; blocks
+still open then end with it, as incomplete when it stopped at a limit or a filter.
 """
 
 from __future__ import annotations

@@ -217,10 +217,10 @@ class _Translator:
         return out
 
     def finish(self, saw_done: bool) -> list[Delta]:
-        """Close every open block and end the stream; a stream cut before its end is an error."""
+        """End the stream (open blocks end with it); a stream cut before its end is an error."""
         if self.reason is None and not saw_done:
             raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
-        return self._close_open() + [BlockEnd(block) for block in self.tools.values()] + [Finish(self.reason or "stop", self.usage)]
+        return [Finish(self.reason or "stop", self.usage)]
 
 
 def _usage(usage: _Usage) -> Usage:

@@ -1,0 +1,166 @@
+"""The keyless default: SmolLM2-135M-Instruct run in-process, through the official SDK."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import jsonschema
+import pytest
+
+from conftest import sdk
+from gateway import Gateway
+from helpers import create, stream, types
+
+pytest.importorskip("llama_cpp", reason="the local extra is not installed")
+
+MODEL = "local-smollm2"
+WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}}
+TIME = {"type": "function", "name": "get_time", "description": "Current time in a time zone", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"], "additionalProperties": False}}
+
+
+@pytest.fixture(scope="module")
+def local_gateway(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("local")
+    gw = Gateway({"models": [{"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}], "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def local(local_gateway):
+    return sdk(local_gateway)
+
+
+def test_generates_real_text(local):
+    body = create(local, model=MODEL, input="What is the capital of France?", temperature=0, max_output_tokens=30)
+    assert body["status"] in ("completed", "incomplete")
+    text = body["output"][0]["content"][0]["text"]
+    assert text.strip() and "<|im_end|>" not in text
+    usage = body["usage"]
+    assert usage["input_tokens"] > 10 and 0 < usage["output_tokens"] <= 31
+
+
+def test_stream_matches_the_stored_response(local):
+    events = stream(local, model=MODEL, input="Say hello.", temperature=0, max_output_tokens=20)
+    assert types(events)[:4] == ["response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
+    deltas = "".join(e["delta"] for e in events if e["type"] == "response.output_text.delta")
+    final = events[-1]["response"]
+    assert deltas and final["output"][0]["content"][0]["text"] == deltas
+    assert local.responses.with_raw_response.retrieve(final["id"]).http_response.json() == final
+
+
+def test_max_output_tokens_makes_it_incomplete(local):
+    body = create(local, model=MODEL, input="Write a long story about a dragon.", temperature=0, max_output_tokens=5)
+    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert body["usage"]["output_tokens"] <= 6
+
+
+def test_json_schema_output_always_parses(local):
+    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}}, "required": ["city", "population"], "additionalProperties": False}
+    body = create(local, model=MODEL, input="Name a big city and its population.", text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}}, temperature=0, max_output_tokens=60)
+    value = json.loads(body["output"][0]["content"][0]["text"])
+    jsonschema.validate(value, schema)
+
+
+def test_json_object_output_parses(local):
+    body = create(local, model=MODEL, input="Describe a cat as JSON.", text={"format": {"type": "json_object"}}, temperature=0, max_output_tokens=300)
+    assert body["status"] == "completed"
+    assert isinstance(json.loads(body["output"][0]["content"][0]["text"]), (dict, list))
+
+
+def test_required_tool_call_follows_the_schema(local):
+    body = create(local, model=MODEL, input="What is the weather in Paris?", tools=[WEATHER, TIME], tool_choice="required", temperature=0, max_output_tokens=60)
+    [call] = body["output"]
+    assert call["type"] == "function_call" and call["name"] in ("get_weather", "get_time") and call["call_id"]
+    schema = WEATHER if call["name"] == "get_weather" else TIME
+    jsonschema.validate(json.loads(call["arguments"]), schema["parameters"])
+
+
+def test_named_tool_choice_calls_that_tool_and_streams_it(local):
+    events = stream(local, model=MODEL, input="What time is it in Tokyo?", tools=[WEATHER, TIME], tool_choice={"type": "function", "name": "get_time"}, temperature=0, max_output_tokens=60)
+    done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert len(done) == 1 and done[0]["name"] == "get_time"
+    jsonschema.validate(json.loads(done[0]["arguments"]), TIME["parameters"])
+
+
+def test_auto_tool_choice_yields_a_call_or_an_answer_never_raw_markup(local):
+    for prompt in ("What is the weather in Paris?", "Tell me a joke."):
+        body = create(local, model=MODEL, input=prompt, tools=[WEATHER], tool_choice="auto", temperature=0, max_output_tokens=60)
+        item = body["output"][0]
+        if item["type"] == "function_call":
+            jsonschema.validate(json.loads(item["arguments"]), WEATHER["parameters"])
+        else:
+            assert not item["content"][0]["text"].lstrip().startswith("<tool_call>")
+
+
+def test_tool_result_round_trip(local):
+    first = create(local, model=MODEL, input="What is the weather in Paris?", tools=[WEATHER], tool_choice="required", temperature=0, max_output_tokens=60)
+    call = first["output"][0]
+    second = create(
+        local,
+        model=MODEL,
+        previous_response_id=first["id"],
+        input=[{"type": "function_call_output", "call_id": call["call_id"], "output": '{"temperature_c": 18, "sky": "clear"}'}],
+        tools=[WEATHER],
+        tool_choice="none",
+        temperature=0,
+        max_output_tokens=30,
+    )
+    assert second["output"][0]["type"] == "message" and second["output"][0]["content"][0]["text"].strip()
+
+
+def test_images_are_refused_clearly(local):
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as error:
+        local.responses.create(model=MODEL, input=[{"role": "user", "content": [{"type": "input_image", "image_url": "https://example.com/a.png"}]}])
+    assert "text only" in error.value.body["message"]
+
+
+def test_event_loop_stays_responsive_during_generation(local, local_gateway):
+    """While the model generates, health checks and reads are answered before it finishes."""
+    stored = create(local, model=MODEL, input="hi", max_output_tokens=5)["id"]
+    seen_after_checks = 0
+    with local.responses.stream(model=MODEL, input="Write a long essay about the sea.", temperature=0, max_output_tokens=300) as events:
+        for event in events:
+            if event.type == "response.output_text.delta":
+                break
+        for _ in range(10):
+            with urllib.request.urlopen(local_gateway.url + "/health") as response:
+                assert response.status == 200
+            assert local.responses.retrieve(stored).id == stored
+        for event in events:
+            if event.type == "response.output_text.delta":
+                seen_after_checks += 1
+    assert seen_after_checks > 5  # the generation was still running when the checks were answered
+
+
+def test_concurrent_requests_queue_and_all_complete(local):
+    prompts = [f"Count to {n}." for n in (3, 4, 5)]
+    with ThreadPoolExecutor(3) as pool:
+        bodies = list(pool.map(lambda p: create(local, model=MODEL, input=p, temperature=0, max_output_tokens=15), prompts))
+    assert all(body["status"] in ("completed", "incomplete") and body["output"] for body in bodies)
+
+
+def test_disconnect_stops_generation(local_gateway):
+    with socket.create_connection(("127.0.0.1", local_gateway.port)) as conn:
+        body = json.dumps({"model": MODEL, "input": "Write a very long novel.", "stream": True, "max_output_tokens": 1500}).encode()
+        conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while b"response.output_text.delta" not in received:
+            received += conn.recv(65536)
+    deadline = time.monotonic() + 20
+    while "its client went away" not in local_gateway.logs() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "its client went away" in local_gateway.logs()
+
+
+def test_a_tool_call_cut_by_the_token_limit_stays_an_incomplete_call(local):
+    body = create(local, model=MODEL, input="What is the weather in Paris?", tools=[WEATHER], tool_choice="required", temperature=0, max_output_tokens=16)
+    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+    [call] = body["output"]
+    assert call["type"] == "function_call" and call["status"] == "incomplete" and call["name"] == "get_weather"
