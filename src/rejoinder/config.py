@@ -14,9 +14,15 @@ import msgspec
 import yaml
 from msgspec import Struct
 
-Provider = Literal["openai-chat", "local"]
+Provider = Literal["openai-chat", "openai", "anthropic", "gemini", "local"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
+# Provider keys in the environment and the model names they serve when there is no config file.
+ENVIRONMENT_PROVIDERS = (
+    ("OPENAI_API_KEY", "openai-chat", OPENAI_MODELS),
+    ("ANTHROPIC_API_KEY", "anthropic", ("claude-*",)),
+    ("GEMINI_API_KEY", "gemini", ("gemini-*",)),
+)
 DEFAULT_DATABASE_URL = "sqlite:///data/rejoinder.db"
 
 
@@ -80,9 +86,11 @@ def from_environment(environ: dict[str, str]) -> Config:
     from rejoinder.providers import local
 
     models = [ModelConfig(local.DEFAULT_NAME, "local")] if local.available() else []
-    if environ.get("OPENAI_API_KEY"):
-        base_url = environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-        models += [ModelConfig(name, "openai-chat", base_url, environ["OPENAI_API_KEY"]) for name in OPENAI_MODELS]
+    for variable, provider, names in ENVIRONMENT_PROVIDERS:
+        key = environ.get(variable) or (environ.get("GOOGLE_API_KEY") if provider == "gemini" else None)
+        if key:
+            base_url = environ.get("OPENAI_BASE_URL") if provider == "openai-chat" else None
+            models += [ModelConfig(name, provider, base_url, key) for name in names]
     config = Config(
         models=models,
         database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
@@ -100,8 +108,6 @@ def check(config: Config) -> None:
         seen.add(model.name)
         if "*" in model.name[:-1]:
             raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
-        if model.provider == "openai-chat" and not model.base_url:
-            raise ConfigError(f"models[{i}] ({model.name}): provider openai-chat needs base_url")
         if model.provider == "local":
             _check_local(i, model)
     if not config.database_url.startswith(("sqlite", "postgres")):

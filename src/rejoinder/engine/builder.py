@@ -4,6 +4,10 @@ Streaming and non-streaming share this one builder, so they cannot disagree. Eve
 `emit` the moment they happen (the sink must serialize at once: the snapshot keeps changing);
 with no `emit`, no event is even built. The terminal event is held back until `terminal()`, so
 the engine can store the response first.
+
+Parts gather into items: text and refusal parts into one assistant message, reasoning text and
+summary parts into one reasoning item; a part of the other family, a tool call, a
+`ReasoningEnd` or the finish closes the open item.
 """
 
 from __future__ import annotations
@@ -14,55 +18,78 @@ from typing import Any
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
 
-_PART = {"text": "output_text", "refusal": "refusal", "reasoning": "reasoning_text"}
-_DELTA_EVENT = {
-    "text": "response.output_text.delta",
-    "refusal": "response.refusal.delta",
-    "reasoning": "response.reasoning_text.delta",
-    "tool_call": "response.function_call_arguments.delta",
+
+class _Kind:
+    """How one kind of block appears: its item family, its part, and its event names."""
+
+    def __init__(self, family: str, field: str, part_type: str, text_field: str, delta: str, done: str, index: str = "content_index") -> None:
+        self.family = family  # "message" or "reasoning": the item the part joins
+        self.field = field  # the item's list the part goes in
+        self.part_type = part_type
+        self.text_field = text_field
+        self.delta = delta
+        self.done = done
+        self.index = index  # the event field that numbers the part
+        summary = index == "summary_index"
+        self.part_added = "response.reasoning_summary_part.added" if summary else "response.content_part.added"
+        self.part_done = "response.reasoning_summary_part.done" if summary else "response.content_part.done"
+
+
+_KINDS = {
+    "text": _Kind("message", "content", "output_text", "text", "response.output_text.delta", "response.output_text.done"),
+    "refusal": _Kind("message", "content", "refusal", "refusal", "response.refusal.delta", "response.refusal.done"),
+    "reasoning": _Kind("reasoning", "content", "reasoning_text", "text", "response.reasoning_text.delta", "response.reasoning_text.done"),
+    "summary": _Kind(
+        "reasoning", "summary", "summary_text", "text", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "summary_index"
+    ),
 }
-_DONE_EVENT = {
-    "text": "response.output_text.done",
-    "refusal": "response.refusal.done",
-    "reasoning": "response.reasoning_text.done",
-    "tool_call": "response.function_call_arguments.done",
-}
-_TEXT_FIELD = {"text": "text", "refusal": "refusal", "reasoning": "text", "tool_call": "arguments"}
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
 class _Block:
-    __slots__ = ("kind", "item", "output_index", "part", "content_index", "chunks", "logprobs")
+    __slots__ = ("kind", "item", "output_index", "part", "index", "chunks", "logprobs")
 
-    def __init__(self, kind: str, item: dict, output_index: int, part: dict | None, content_index: int) -> None:
+    def __init__(self, kind: str, item: dict, output_index: int, part: dict | None, index: int) -> None:
         self.kind = kind
         self.item = item
         self.output_index = output_index
         self.part = part
-        self.content_index = content_index
+        self.index = index
         self.chunks: list[str] = []
         self.logprobs: list[dict] = []
 
 
 class Builder:
-    def __init__(self, response: dict[str, Any], emit: Emit | None, with_logprobs: bool) -> None:
+    def __init__(self, response: dict[str, Any], emit: Emit | None, with_logprobs: bool, with_encrypted: bool) -> None:
         self.response = response
         self.output: list[dict] = response["output"]
         self.emit = emit
         self.with_logprobs = with_logprobs
+        self.with_encrypted = with_encrypted
         self.sequence = 0
         self.blocks: dict[str, _Block] = {}
-        self.message: dict | None = None  # the assistant message that text and refusal parts join
+        self.open: tuple[str, dict, int] | None = None  # (family, item, output_index) taking parts
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
         fields["sequence_number"] = self.sequence
         self.sequence += 1
         self.emit(fields)  # type: ignore[misc]
+
+    def _shown(self, item: dict) -> dict:
+        """An item as events show it: opaque reasoning state only when the client asked."""
+        if "encrypted_content" in item and not self.with_encrypted:
+            return {k: v for k, v in item.items() if k != "encrypted_content"}
+        return item
+
+    def _shown_response(self) -> dict:
+        if self.with_encrypted or not any("encrypted_content" in item for item in self.output):
+            return self.response
+        return {**self.response, "output": [self._shown(item) for item in self.output]}
 
     def begin(self) -> None:
         if self.emit:
@@ -76,48 +103,58 @@ class Builder:
             self._start(delta)
         elif isinstance(delta, BlockEnd):
             self._end(self.blocks.pop(delta.block))
+        elif isinstance(delta, ReasoningEnd):
+            self._reasoning_end(delta)
         else:
             self._finish(delta)
 
     def _add_item(self, item: dict) -> int:
         self.output.append(item)
         if self.emit:
-            self._event("response.output_item.added", output_index=len(self.output) - 1, item=item)
+            self._event("response.output_item.added", output_index=len(self.output) - 1, item=self._shown(item))
         return len(self.output) - 1
 
     def _done_item(self, item: dict, output_index: int, status: str = "completed") -> None:
         item["status"] = status
         if self.emit:
-            self._event("response.output_item.done", output_index=output_index, item=item)
+            self._event("response.output_item.done", output_index=output_index, item=self._shown(item))
 
-    def _close_message(self, status: str = "completed") -> None:
-        if self.message is not None:
-            self._done_item(self.message, self.output.index(self.message), status)
-            self.message = None
+    def _close(self, status: str = "completed") -> None:
+        if self.open is not None:
+            _, item, output_index = self.open
+            self.open = None
+            self._done_item(item, output_index, status)
+
+    def _container(self, family: str) -> tuple[dict, int]:
+        """The open item of `family`, opening a new one (and closing any other) as needed."""
+        if self.open is not None and self.open[0] == family:
+            return self.open[1], self.open[2]
+        self._close()
+        if family == "message":
+            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
+        else:
+            item = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+        self.open = (family, item, self._add_item(item))
+        return item, self.open[2]
 
     def _start(self, start: BlockStart) -> None:
         if start.kind == "tool_call":
-            self._close_message()
+            self._close()
             item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
             self.blocks[start.block] = _Block("tool_call", item, self._add_item(item), None, 0)
             return
-        if start.kind == "reasoning":
-            self._close_message()
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": [], "content": []}
-        elif self.message is None:
-            item = self.message = {"id": new_id("msg"), "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
-        else:
-            item = self.message
-        output_index = self.output.index(item) if item["content"] else self._add_item(item)
-        part: dict[str, Any] = {"type": _PART[start.kind], _TEXT_FIELD[start.kind]: ""}
+        kind = _KINDS[start.kind]
+        item, output_index = self._container(kind.family)
+        part: dict[str, Any] = {"type": kind.part_type, kind.text_field: ""}
         if start.kind == "text":
             part["annotations"] = []
             part["logprobs"] = []
-        item["content"].append(part)
-        block = _Block(start.kind, item, output_index, part, len(item["content"]) - 1)
+        parts = item.setdefault(kind.field, [])
+        parts.append(part)
+        block = _Block(start.kind, item, output_index, part, len(parts) - 1)
         self.blocks[start.block] = block
         if self.emit:
-            self._event("response.content_part.added", item_id=item["id"], output_index=output_index, content_index=block.content_index, part=part)
+            self._event(kind.part_added, item_id=item["id"], output_index=output_index, **{kind.index: block.index}, part=part)
 
     def _delta(self, delta: BlockDelta) -> None:
         block = self.blocks[delta.block]
@@ -127,43 +164,50 @@ class Builder:
             block.logprobs.extend(logprobs)
         if not self.emit:
             return
+        ids = {"item_id": block.item["id"], "output_index": block.output_index}
         if block.kind == "tool_call":
-            self._event(_DELTA_EVENT["tool_call"], item_id=block.item["id"], output_index=block.output_index, delta=delta.text)
-        elif block.kind == "text":
-            self._event(
-                _DELTA_EVENT["text"], item_id=block.item["id"], output_index=block.output_index, content_index=block.content_index, delta=delta.text, logprobs=logprobs
-            )
-        else:
-            self._event(_DELTA_EVENT[block.kind], item_id=block.item["id"], output_index=block.output_index, content_index=block.content_index, delta=delta.text)
+            self._event("response.function_call_arguments.delta", **ids, delta=delta.text)
+            return
+        kind = _KINDS[block.kind]
+        if block.kind == "text":
+            ids["logprobs"] = logprobs
+        self._event(kind.delta, **ids, **{kind.index: block.index}, delta=delta.text)
 
     def _end(self, block: _Block, status: str = "completed") -> None:
         text = "".join(block.chunks)
-        field = _TEXT_FIELD[block.kind]
         if block.kind == "tool_call":
             block.item["arguments"] = text
             if self.emit:
-                self._event(_DONE_EVENT["tool_call"], item_id=block.item["id"], output_index=block.output_index, name=block.item["name"], arguments=text)
+                self._event("response.function_call_arguments.done", item_id=block.item["id"], output_index=block.output_index, name=block.item["name"], arguments=text)
             self._done_item(block.item, block.output_index, status)
             return
+        kind = _KINDS[block.kind]
         part = block.part
-        part[field] = text
+        part[kind.text_field] = text
         extra: dict[str, Any] = {}
         if block.kind == "text":
             part["logprobs"] = extra["logprobs"] = block.logprobs
         if self.emit:
-            ids = {"item_id": block.item["id"], "output_index": block.output_index, "content_index": block.content_index}
-            self._event(_DONE_EVENT[block.kind], **ids, **{field: text}, **extra)
-            self._event("response.content_part.done", **ids, part=part)
-        if block.kind == "reasoning":
-            self._done_item(block.item, block.output_index, status)
+            ids = {"item_id": block.item["id"], "output_index": block.output_index, kind.index: block.index}
+            self._event(kind.done, **ids, **{kind.text_field: text}, **extra)
+            self._event(kind.part_done, **ids, part=part)
+
+    def _reasoning_end(self, end: ReasoningEnd) -> None:
+        item, _ = self._container("reasoning")
+        if end.encrypted is not None:
+            item["encrypted_content"] = end.encrypted
+        self._close()
+
+    def _end_all(self, status: str) -> None:
+        for block in list(self.blocks.values()):
+            self._end(block, status)
+        self.blocks.clear()
+        self._close(status)
 
     def _finish(self, finish: Finish) -> None:
         incomplete = _INCOMPLETE.get(finish.reason)
         status = "incomplete" if incomplete else "completed"
-        for block in list(self.blocks.values()):
-            self._end(block, status)
-        self.blocks.clear()
-        self._close_message(status)
+        self._end_all(status)
         response = self.response
         response["status"] = status
         if incomplete:
@@ -174,10 +218,7 @@ class Builder:
 
     def fail(self, error: ApiError) -> None:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""
-        for block in list(self.blocks.values()):
-            self._end(block, "incomplete")
-        self.blocks.clear()
-        self._close_message("incomplete")
+        self._end_all("incomplete")
         if self.emit:
             self._event("error", code=error.code, message=error.message, param=error.param)
         self.response["status"] = "failed"
@@ -186,13 +227,13 @@ class Builder:
     def terminal(self) -> None:
         if self.emit:
             kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(self.response["status"], "response.failed")
-            self._event(kind, response=self.response)
+            self._event(kind, response=self._shown_response())
 
 
 def usage(usage: Usage) -> dict[str, Any]:
     return {
         "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": 0},
+        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
         "output_tokens": usage.output_tokens,
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": usage.input_tokens + usage.output_tokens,

@@ -7,7 +7,10 @@ from msgspec import Struct
 from rejoinder.config import ModelConfig
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.base import Provider
+from rejoinder.providers.anthropic import Anthropic
+from rejoinder.providers.gemini import Gemini
 from rejoinder.providers.openai_chat import OpenAIChat
+from rejoinder.providers.openai_responses import OpenAIResponses
 
 
 class Deployment(Struct):
@@ -22,7 +25,8 @@ def provider_for(model: ModelConfig) -> Provider:
         from rejoinder.providers.local import LocalModel, default_model_path
 
         return LocalModel(model.model_path or default_model_path() or "", model.context_tokens, model.threads)
-    return OpenAIChat(model.base_url or "", model.api_key, model.timeout)
+    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "anthropic": Anthropic, "gemini": Gemini}[model.provider]
+    return remote(model.base_url, model.api_key, model.timeout)
 
 
 class Router:

@@ -74,7 +74,8 @@ class Run:
         def emit(event: dict[str, Any]) -> None:
             pending.append((event["type"], orjson.dumps(event)))
 
-        builder = Builder(self.response, emit if sink else None, _wants_logprobs(self.params))
+        include = self.params.include or ()
+        builder = Builder(self.response, emit if sink else None, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include)
         failure: ApiError | None = None
 
         async def flush() -> None:
@@ -127,10 +128,6 @@ class Run:
             for i, item in enumerate(response["output"])
         ]
         await self.store.save(response, encoded, rows)
-
-
-def _wants_logprobs(params: CreateResponse) -> bool:
-    return bool(params.include) and "message.output_text.logprobs" in params.include
 
 
 def skeleton(params: CreateResponse) -> dict[str, Any]:

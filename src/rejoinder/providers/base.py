@@ -19,7 +19,9 @@ from msgspec import Struct
 from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import CreateResponse
 
-BlockKind = Literal["text", "refusal", "reasoning", "tool_call"]
+# text and refusal parts form a message; reasoning (raw reasoning text) and summary parts form
+# a reasoning item; each tool call is an item of its own.
+BlockKind = Literal["text", "refusal", "reasoning", "summary", "tool_call"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
@@ -49,10 +51,18 @@ class BlockEnd(Struct):
     block: str
 
 
+class ReasoningEnd(Struct):
+    """The open reasoning item is complete; `encrypted` carries the provider's opaque state
+    (sealed by `providers.state`), for the next turn. Opens an empty item if none is open."""
+
+    encrypted: str | None = None
+
+
 class Usage(Struct):
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int = 0  # everything read, cached tokens included, as OpenAI counts
+    output_tokens: int = 0  # everything written, reasoning included
     cached_tokens: int = 0
+    cache_write_tokens: int = 0
     reasoning_tokens: int = 0
 
 
@@ -61,7 +71,7 @@ class Finish(Struct):
     usage: Usage | None = None
 
 
-Delta = BlockStart | BlockDelta | BlockEnd | Finish
+Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | Finish
 
 
 class Provider(Protocol):

@@ -26,8 +26,9 @@ from typing import Any
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, Message, message_text
-from rejoinder.protocol.request import AllowedTools, FunctionTool, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import FunctionTool, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
+from rejoinder.providers.translate import offered_tools
 
 log = logging.getLogger("rejoinder.local")
 DEFAULT_NAME = "local-smollm2"
@@ -203,10 +204,7 @@ def _parse_call(text: str) -> tuple[str, str, bool]:
 
 
 def _offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
-    tools, choice = params.function_tools, params.choice
-    if isinstance(choice, AllowedTools):
-        allowed = {tool.name for tool in choice.tools}
-        tools, choice = [tool for tool in tools if tool.name in allowed], choice.mode
+    tools, choice = offered_tools(params)
     if isinstance(choice, NamedFunction):
         tools = [tool for tool in tools if tool.name == choice.name]
     return tools, choice

@@ -30,9 +30,10 @@ from rejoinder.protocol.items import (
     Refusal,
     message_text,
 )
-from rejoinder.protocol.request import AllowedTools, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.http import post, sse_batches, stream_error
+from rejoinder.providers.translate import offered_tools
 
 
 class _Function(Struct):
@@ -96,6 +97,7 @@ class _Chunk(Struct):
     error: Any = None
 
 
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _decode_chunk = msgspec.json.Decoder(_Chunk).decode
 _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter", "tool_calls": "tool_calls", "function_call": "tool_calls"}
 
@@ -103,7 +105,8 @@ _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter
 class OpenAIChat:
     """A deployment reached over `POST {base_url}/chat/completions`."""
 
-    def __init__(self, base_url: str, api_key: str | None, read_timeout: float | None = None) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+        base_url = base_url or DEFAULT_BASE_URL
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
         self.read_timeout = read_timeout
@@ -284,11 +287,7 @@ def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
 
 
 def _tools(params: Any, body: dict[str, Any]) -> None:
-    tools, choice = params.function_tools, params.choice
-    if isinstance(choice, AllowedTools):
-        allowed = {tool.name for tool in choice.tools}
-        tools = [tool for tool in tools if tool.name in allowed]
-        choice = choice.mode
+    tools, choice = offered_tools(params)
     if not tools:
         return
     body["tools"] = [

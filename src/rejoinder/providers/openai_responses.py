@@ -1,0 +1,197 @@
+"""Native Responses upstreams (`POST {base_url}/responses`): OpenAI, Azure OpenAI, vLLM …
+
+The gateway keeps owning stored state, ids and the event sequence: the upstream gets the whole
+context as input items with `store: false` (never a `previous_response_id`), and is asked for
+`reasoning.encrypted_content`, which is sealed into our reasoning items and handed back on the
+next turn. Its events and output items are read back into deltas like any other provider's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+import orjson
+
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Message, Reasoning
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
+from rejoinder.providers.http import post, sse_batches, stream_error
+from rejoinder.providers.state import seal, unseal
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_PART_KIND = {"output_text": "text", "refusal": "refusal", "reasoning_text": "reasoning"}
+_INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+
+
+class OpenAIResponses:
+    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/responses"
+        self.api_key = api_key
+        self.read_timeout = read_timeout
+        self.headers = {"Content-Type": "application/json"}
+        if api_key:
+            self.headers["Authorization"] = f"Bearer {api_key}"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
+        async with post(self.url, orjson.dumps(responses_body(request)), self.headers, self.api_key, self.read_timeout) as response:
+            translator = _Translator()
+            if not request.stream:
+                yield translator.response(_decode(await response.read()))
+                return
+            async for events in sse_batches(response):
+                deltas: list[Delta] = []
+                try:
+                    for _, data in events:
+                        deltas += translator.event(_decode(data), self.api_key)
+                except ApiError:
+                    if deltas:
+                        yield deltas
+                    raise
+                if deltas:
+                    yield deltas
+                if translator.finished:
+                    return
+            raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        raise ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error") from None
+
+
+class _Translator:
+    """Upstream events → deltas; a block is named by its output index and part index."""
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
+        kind = event.get("type", "")
+        at = event.get("output_index", 0)
+        if kind in ("response.output_text.delta", "response.refusal.delta", "response.reasoning_text.delta"):
+            return [BlockDelta(f"{at}.{event.get('content_index', 0)}", event.get("delta", ""), event.get("logprobs") or None)]
+        if kind == "response.reasoning_summary_text.delta":
+            return [BlockDelta(f"{at}.s{event.get('summary_index', 0)}", event.get("delta", ""))]
+        if kind == "response.function_call_arguments.delta":
+            return [BlockDelta(f"{at}", event.get("delta", ""))]
+        if kind == "response.content_part.added":
+            part_kind = _PART_KIND.get(event["part"].get("type"))
+            return [BlockStart(f"{at}.{event.get('content_index', 0)}", part_kind)] if part_kind else []  # type: ignore[arg-type]
+        if kind == "response.content_part.done":
+            return [BlockEnd(f"{at}.{event.get('content_index', 0)}")] if event["part"].get("type") in _PART_KIND else []
+        if kind == "response.reasoning_summary_part.added":
+            return [BlockStart(f"{at}.s{event.get('summary_index', 0)}", "summary")]
+        if kind == "response.reasoning_summary_part.done":
+            return [BlockEnd(f"{at}.s{event.get('summary_index', 0)}")]
+        if kind == "response.output_item.added" and event["item"].get("type") == "function_call":
+            item = event["item"]
+            return [BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", ""))]
+        if kind == "response.output_item.done":
+            item = event["item"]
+            if item.get("type") == "function_call":
+                return [BlockEnd(f"{at}")]
+            if item.get("type") == "reasoning":
+                return [_reasoning_end(item)]
+            return []
+        if kind in ("response.completed", "response.incomplete"):
+            self.finished = True
+            return [_finish(event["response"])]
+        if kind == "response.failed":
+            error = event["response"].get("error") or {}
+            raise stream_error({"error": error}, secret)
+        if kind == "error":
+            raise stream_error(event, secret)
+        return []
+
+    def response(self, response: dict[str, Any]) -> list[Delta]:
+        """A non-streaming Response, read as the equivalent event sequence."""
+        if response.get("status") == "failed":
+            raise stream_error({"error": response.get("error") or {}}, None)
+        out: list[Delta] = []
+        for at, item in enumerate(response.get("output") or []):
+            kind = item.get("type")
+            if kind == "message":
+                for index, part in enumerate(item.get("content") or []):
+                    part_kind = _PART_KIND.get(part.get("type"))
+                    if part_kind:
+                        text = part.get("text", part.get("refusal", ""))
+                        out += [BlockStart(f"{at}.{index}", part_kind), BlockDelta(f"{at}.{index}", text, part.get("logprobs") or None), BlockEnd(f"{at}.{index}")]  # type: ignore[arg-type]
+            elif kind == "function_call":
+                out += [BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", "")), BlockDelta(f"{at}", item.get("arguments", "")), BlockEnd(f"{at}")]
+            elif kind == "reasoning":
+                for index, part in enumerate(item.get("summary") or []):
+                    out += [BlockStart(f"{at}.s{index}", "summary"), BlockDelta(f"{at}.s{index}", part.get("text", "")), BlockEnd(f"{at}.s{index}")]
+                for index, part in enumerate(item.get("content") or []):
+                    out += [BlockStart(f"{at}.{index}", "reasoning"), BlockDelta(f"{at}.{index}", part.get("text", "")), BlockEnd(f"{at}.{index}")]
+                out.append(_reasoning_end(item))
+        return out + [_finish(response)]
+
+
+def _reasoning_end(item: dict[str, Any]) -> ReasoningEnd:
+    encrypted = item.get("encrypted_content")
+    return ReasoningEnd(seal("openai", {"id": item.get("id"), "encrypted_content": encrypted}) if encrypted else None)
+
+
+def _finish(response: dict[str, Any]) -> Finish:
+    usage = response.get("usage") or {}
+    reason = "stop"
+    if response.get("status") == "incomplete":
+        reason = _INCOMPLETE.get((response.get("incomplete_details") or {}).get("reason") or "", "length")
+    elif any(item.get("type") == "function_call" for item in response.get("output") or []):
+        reason = "tool_calls"
+    return Finish(
+        reason,  # type: ignore[arg-type]
+        Usage(
+            input_tokens=usage.get("input_tokens") or 0,
+            output_tokens=usage.get("output_tokens") or 0,
+            cached_tokens=(usage.get("input_tokens_details") or {}).get("cached_tokens") or 0,
+            reasoning_tokens=(usage.get("output_tokens_details") or {}).get("reasoning_tokens") or 0,
+        ),
+    )
+
+
+def responses_body(request: ModelRequest) -> dict[str, Any]:
+    params = request.params
+    include = [value for value in params.include or () if value != "reasoning.encrypted_content"]
+    body: dict[str, Any] = {
+        "model": request.upstream_model,
+        "input": [entry for entry in map(_input_item, request.items) if entry is not None],
+        "store": False,
+        "include": include + ["reasoning.encrypted_content"],
+    }
+    if request.stream:
+        body["stream"] = True
+    for name in ("instructions", "temperature", "top_p", "max_output_tokens", "top_logprobs", "parallel_tool_calls", "safety_identifier", "user", "prompt_cache_key", "truncation"):
+        value = getattr(params, name)
+        if value is not None:
+            body[name] = value
+    if params.function_tools:
+        body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools]
+        body["tool_choice"] = params.tool_choice
+    if params.text is not None:
+        body["text"] = {k: v for k, v in msgspec.to_builtins(params.text).items() if v is not None}
+    if params.reasoning is not None:
+        body["reasoning"] = {k: v for k, v in msgspec.to_builtins(params.reasoning).items() if v is not None}
+    return body
+
+
+def _input_item(item: Any) -> dict[str, Any] | None:
+    """One context item as the upstream takes it: our ids stay ours, reasoning goes back only
+    with the upstream's own id and encrypted state."""
+    if isinstance(item, Message):
+        content = item.content if isinstance(item.content, str) else [msgspec.to_builtins(part) for part in item.content]
+        return {"type": "message", "role": item.role, "content": content}
+    if isinstance(item, FunctionCall):
+        return {"type": "function_call", "call_id": item.call_id, "name": item.name, "arguments": item.arguments}
+    if isinstance(item, FunctionCallOutput):
+        output = item.output if isinstance(item.output, str) else [msgspec.to_builtins(part) for part in item.output]
+        return {"type": "function_call_output", "call_id": item.call_id, "output": output}
+    if isinstance(item, Reasoning):
+        sealed = unseal("openai", item.encrypted_content if isinstance(item.encrypted_content, str) else None)
+        if sealed:
+            return {"type": "reasoning", "id": sealed["id"], "summary": [msgspec.to_builtins(part) for part in item.summary], "encrypted_content": sealed["encrypted_content"]}
+    return None

@@ -1,0 +1,44 @@
+"""Small pieces every translator needs: the tools a turn offers, data URLs, call arguments."""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+from typing import Any
+
+from rejoinder.protocol.errors import invalid
+from rejoinder.protocol.request import AllowedTools, FunctionTool
+
+
+def offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
+    """The tools this turn may call and the choice among them: `allowed_tools` narrows the
+    list and becomes its mode (`auto` or `required`), as every upstream understands."""
+    tools, choice = params.function_tools, params.choice
+    if isinstance(choice, AllowedTools):
+        allowed = {tool.name for tool in choice.tools}
+        return [tool for tool in tools if tool.name in allowed], choice.mode
+    return tools, choice
+
+
+def data_url(url: str) -> tuple[str, str] | None:
+    """`(media type, base64 data)` of a `data:` URL, or None for any other URL."""
+    if not url.startswith("data:"):
+        return None
+    head, _, data = url[5:].partition(",")
+    if not head.endswith(";base64"):
+        raise invalid("input", "Data URLs must be base64-encoded (data:<type>;base64,<data>).")
+    return head[: -len(";base64")] or "application/octet-stream", data
+
+
+def guess_type(url: str, default: str) -> str:
+    return mimetypes.guess_type(url.split("?", 1)[0])[0] or default
+
+
+def arguments(text: str) -> Any:
+    """A function call's arguments as an object, for upstreams that take JSON, not strings."""
+    if not text.strip():
+        return {}
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        raise invalid("input", "A function_call item's arguments are not valid JSON.") from None
