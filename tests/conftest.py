@@ -9,6 +9,7 @@ import psycopg
 import pytest
 from openai import OpenAI
 
+from fake_anthropic import FakeAnthropic
 from fake_chat import FakeChat
 from gateway import Gateway
 
@@ -21,6 +22,37 @@ def fake_chat():
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_anthropic():
+    fake = FakeAnthropic()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+ANTHROPIC_KEY = "sk-ant-api03-fake-secret"
+
+
+def provider_models(chat: FakeChat, anthropic: FakeAnthropic) -> list[dict]:
+    """Every provider behind one gateway: `claude-<scenario>` and the Chat Completions models."""
+    return chat_models(chat) + [
+        {"name": "claude-*", "provider": "anthropic", "base_url": anthropic.url + "/v1", "api_key": ANTHROPIC_KEY},
+    ]
+
+
+@pytest.fixture(scope="session")
+def providers_gateway(fake_chat, fake_anthropic, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("providers")
+    gw = Gateway({"models": provider_models(fake_chat, fake_anthropic), "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="session")
+def multi(providers_gateway):
+    return sdk(providers_gateway)
 
 
 def chat_models(fake: FakeChat) -> list[dict]:

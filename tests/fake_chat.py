@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from typing import Any
 
 from aiohttp import web
+
+from fake_server import FakeServer
 
 USAGE = {
     "prompt_tokens": 19,
@@ -152,45 +153,14 @@ def _completion(model: str, chunks: list[dict]) -> dict:
     }
 
 
-class FakeChat:
-    """Runs in a thread with its own loop; `requests` holds every body it received."""
+class FakeChat(FakeServer):
+    """Chat Completions at `/v1/chat/completions`."""
 
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.headers: list[dict[str, str]] = []
-        self.disconnects = 0
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._runner: web.AppRunner | None = None
-
-    def last(self) -> dict[str, Any]:
-        return self.requests[-1]
-
-    def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True).start()
-        self._ready.wait(10)
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
-        self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        self._loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
-        self._ready.set()
-        self._loop.run_forever()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.requests.append(body)
-        self.headers.append(dict(request.headers))
+        body = await self.record(request)
         model = body["model"].removeprefix("mock-")
         if model in ERRORS:
             status, error, headers = ERRORS[model]

@@ -1,0 +1,151 @@
+"""A fake Anthropic Messages API at `/v1/messages`, byte for byte in the documented format.
+
+Scenarios are the stream's event list (`message_start`, `content_block_*` with `text_delta`,
+`input_json_delta`, `thinking_delta` and `signature_delta`, `ping`, `message_delta`,
+`message_stop`, `error`); the non-streaming body is assembled from the same events.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from fake_server import FakeServer, sse
+
+SIGNATURE = "EqQBCkYIARgCIkDsig-for-thinking-block-0=="
+REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
+
+
+def _start(usage: dict | None = None) -> dict:
+    return {
+        "type": "message_start",
+        "message": {
+            "id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+            "type": "message",
+            "role": "assistant",
+            "content": [],
+            "model": "claude-sonnet-4-5",
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage or {"input_tokens": 25, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1},
+        },
+    }
+
+
+def _text(index: int, *pieces: str) -> list[dict]:
+    return (
+        [{"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}]
+        + [{"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": p}} for p in pieces]
+        + [{"type": "content_block_stop", "index": index}]
+    )
+
+
+def _tool(index: int, call_id: str, name: str, *pieces: str) -> list[dict]:
+    return (
+        [{"type": "content_block_start", "index": index, "content_block": {"type": "tool_use", "id": call_id, "name": name, "input": {}}}]
+        + [{"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": p}} for p in pieces]
+        + [{"type": "content_block_stop", "index": index}]
+    )
+
+
+def _thinking(index: int, *pieces: str) -> list[dict]:
+    return (
+        [{"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}]
+        + [{"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}} for p in pieces]
+        + [{"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": SIGNATURE}}, {"type": "content_block_stop", "index": index}]
+    )
+
+
+def _end(stop: str, output_tokens: int = 15) -> list[dict]:
+    return [{"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}}, {"type": "message_stop"}]
+
+
+PING = {"type": "ping"}
+
+SCENARIOS: dict[str, list[dict]] = {
+    "text": [_start(), *_text(0, "Hello", ", world", "!")[:1], PING, *_text(0, "Hello", ", world", "!")[1:], *_end("end_turn")],
+    "cached": [_start({"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 1}), *_text(0, "Cached."), *_end("end_turn", 3)],
+    "tools-parallel": [_start(), *_text(0, "Checking both."), *_tool(1, "toolu_01A", "get_weather", '{"city"', ': "Oslo"}'), *_tool(2, "toolu_01B", "get_time", "", '{"zone": "CET"}'), *_end("tool_use")],
+    "tool-no-args": [_start(), *_tool(0, "toolu_01C", "get_time"), *_end("tool_use")],
+    "thinking-tool": [_start(), *_thinking(0, "The user wants", " the weather."), *_text(1, "Let me check."), *_tool(2, "toolu_01T", "get_weather", '{"city": "Paris"}'), *_end("tool_use", 80)],
+    "redacted": [
+        _start(),
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "redacted_thinking", "data": REDACTED}},
+        {"type": "content_block_stop", "index": 0},
+        *_text(1, "Done."),
+        *_end("end_turn"),
+    ],
+    "max-tokens": [_start(), *_text(0, "Once upon a"), *_end("max_tokens", 4)],
+    "refusal": [_start(), *_text(0, "I can't"), *_end("refusal", 2)],
+    "midstream-error": [_start(), *_text(0, "Partial")[:2], {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}],
+}
+
+ERRORS = {
+    "error-400": (400, {"type": "error", "error": {"type": "invalid_request_error", "message": "messages: roles must alternate"}}, {}),
+    "error-401": (401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, {}),
+    "error-429": (429, {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}}, {"retry-after": "12"}),
+    "error-529": (529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, {}),
+}
+
+
+def _assemble(events: list[dict]) -> dict:
+    """The non-streaming Message built from a scenario's events."""
+    message = dict(events[0]["message"])
+    blocks: dict[int, dict] = {}
+    partial: dict[int, str] = {}
+    for event in events[1:]:
+        kind = event["type"]
+        if kind == "content_block_start":
+            blocks[event["index"]] = dict(event["content_block"])
+        elif kind == "content_block_delta":
+            block, delta = blocks[event["index"]], event["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
+        elif kind == "message_delta":
+            message["stop_reason"] = event["delta"]["stop_reason"]
+            message["usage"] = {**message["usage"], **event["usage"]}
+    for index, text in partial.items():
+        blocks[index]["input"] = json.loads(text) if text else {}
+    message["content"] = [blocks[i] for i in sorted(blocks)]
+    return message
+
+
+class FakeAnthropic(FakeServer):
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/messages", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        model = body["model"].split("-", 1)[-1]  # "claude-thinking-tool" → the scenario
+        if model in ERRORS:
+            status, error, headers = ERRORS[model]
+            return web.json_response(error, status=status, headers={"request-id": "req_fake", **headers})
+        events = SCENARIOS.get(model) or self._structured(model, body) or SCENARIOS["text"]
+        if not body.get("stream"):
+            return web.json_response(_assemble(events))
+        frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+        if model == "cut":
+            frames = frames[:4]
+        return await sse(request, frames)
+
+    def _structured(self, model: str, body: dict) -> list[dict] | None:
+        """`json`: answer by calling the structured-output tool the gateway declared last."""
+        if model not in ("json", "cut"):
+            return None
+        if model == "cut":
+            return [_start(), *_text(0, "Partial", " and more")]
+        tool = body["tools"][-1]["name"]
+        return [_start(), *_tool(0, "toolu_01J", tool, '{"city": "Paris", ', '"temperature_c": 21}'), *_end("tool_use")]
+
+
+def text_of(message: dict[str, Any]) -> list[Any]:
+    """A request message's content as (type, main field) pairs, for compact assertions."""
+    return [(b["type"], b.get("text") or b.get("name") or b.get("tool_use_id") or b.get("thinking") or b.get("data")) for b in message["content"]]

@@ -1,0 +1,69 @@
+"""The common part of every fake upstream: a real aiohttp server on 127.0.0.1 in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from aiohttp import web
+
+
+class FakeServer:
+    """Subclasses add their routes; `requests` and `headers` record what arrived, in order."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.headers: list[dict[str, str]] = []
+        self.paths: list[str] = []
+        self.disconnects = 0
+        self.port = 0
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def last(self) -> dict[str, Any]:
+        return self.requests[-1]
+
+    async def record(self, request: web.Request) -> dict[str, Any]:
+        body = await request.json()
+        self.requests.append(body)
+        self.headers.append(dict(request.headers))
+        self.paths.append(request.path_qs)
+        return body
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+        self._ready.wait(10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self._loop.run_forever()
+
+
+async def sse(request: web.Request, frames: list[bytes], content_type: str = "text/event-stream") -> web.StreamResponse:
+    """Send `frames` as one streamed response, each frame its own write."""
+    response = web.StreamResponse(headers={"Content-Type": content_type})
+    await response.prepare(request)
+    for frame in frames:
+        await response.write(frame)
+    return response
