@@ -23,7 +23,7 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, sse_batches, stream_error
+from rejoinder.providers.http import post, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools
 
@@ -50,20 +50,10 @@ class Anthropic:
             if not request.stream:
                 yield translator.message(_decode(await response.read()))
                 return
-            async for events in sse_batches(response):
-                deltas: list[Delta] = []
-                try:
-                    for _, data in events:
-                        deltas += translator.event(_decode(data), self.api_key)
-                except ApiError:
-                    if deltas:
-                        yield deltas
-                    raise
-                if deltas:
-                    yield deltas
-                if translator.finished:
-                    return
-            raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+            async for deltas in stream_deltas(response, lambda data: translator.event(_decode(data), self.api_key), lambda: translator.finished):
+                yield deltas
+            if not translator.finished:
+                raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
 
 
 def _decode(data: bytes) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, sse_batches
+from rejoinder.providers.http import post, stream_deltas
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, guess_type, offered_tools
 
@@ -52,12 +52,8 @@ class Gemini:
             if not request.stream:
                 yield translator.chunk(_decode(await response.read())) + translator.finish()
                 return
-            async for events in sse_batches(response):
-                deltas: list[Delta] = []
-                for _, data in events:
-                    deltas += translator.chunk(_decode(data))
-                if deltas:
-                    yield deltas
+            async for deltas in stream_deltas(response, lambda data: translator.chunk(_decode(data)), lambda: False):
+                yield deltas
             yield translator.finish()
 
 

@@ -8,7 +8,7 @@ client should see. Secrets are scrubbed from anything an upstream says back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -62,7 +62,7 @@ async def post(url: str, body: bytes, headers: dict[str, str], secret: str | Non
         ) from None
 
 
-async def sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
+async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
     """Yield, per network read, the complete server-sent events it finished, as `(event, data)`.
 
     Batching by read lets the engine answer everything that arrived together with one write.
@@ -81,6 +81,27 @@ async def sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tu
         event = _parse_event(pending)
         if event is not None:
             yield [event]
+
+
+async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[bytes], list[Any]], done: Callable[[], bool]) -> AsyncIterator[list[Any]]:
+    """Per network read, the deltas `translate` makes of each event's data, until `done()`.
+
+    When `translate` raises (the upstream reported an error), what arrived before the error
+    is yielded first, so the client still sees it before `response.failed`.
+    """
+    async for events in _sse_batches(response):
+        deltas: list[Any] = []
+        try:
+            for _, data in events:
+                deltas += translate(data)
+        except ApiError:
+            if deltas:
+                yield deltas
+            raise
+        if deltas:
+            yield deltas
+        if done():
+            return
 
 
 def _parse_event(block: bytes) -> tuple[str, bytes] | None:
@@ -115,21 +136,34 @@ def upstream_message(body: Any) -> str:
     return ""
 
 
+def _retry_after(headers: Any, body: Any) -> dict[str, str]:
+    """The upstream's retry hint: its `Retry-After` header, or Google's `RetryInfo` detail."""
+    if "Retry-After" in headers:
+        return {"Retry-After": headers["Retry-After"]}
+    details = body.get("error", {}).get("details") if isinstance(body, dict) and isinstance(body.get("error"), dict) else None
+    for detail in details or ():
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and delay.endswith("s"):
+            return {"Retry-After": str(max(1, round(float(delay[:-1]))))}
+    return {}
+
+
 def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None) -> ApiError:
     """Map an upstream HTTP failure to what the gateway's client should see."""
     try:
-        detail = upstream_message(orjson.loads(raw))
+        body = orjson.loads(raw)
+        detail = upstream_message(body)
     except orjson.JSONDecodeError:
-        detail = raw[:300].decode("utf-8", "replace").strip()
+        body, detail = None, raw[:300].decode("utf-8", "replace").strip()
     detail = scrub(detail, secret)
     said = f": {detail}" if detail else "."
-    if status in (401, 403):
+    if status in (401, 403) or b"API_KEY_INVALID" in raw:  # Gemini reports a bad key as a 400
         return ApiError(502, f"The upstream model provider rejected the gateway's credentials (HTTP {status}).", type="server_error", code="upstream_auth_error")
     if status == 429:
-        retry = {"Retry-After": headers["Retry-After"]} if "Retry-After" in headers else {}
+        retry = _retry_after(headers, body)
         return ApiError(429, f"The upstream model provider is rate limiting requests{said}", type="rate_limit_error", code="rate_limit_exceeded", headers=retry)
     if status in (503, 529):
-        retry = {"Retry-After": headers["Retry-After"]} if "Retry-After" in headers else {}
+        retry = _retry_after(headers, body)
         return ApiError(503, f"The upstream model provider is overloaded{said}", type="server_error", code="upstream_overloaded", headers=retry)
     if status in (408, 504):
         return ApiError(504, f"The upstream model provider timed out{said}", type="server_error", code="upstream_timeout")

@@ -32,7 +32,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.http import post, sse_batches, stream_error
+from rejoinder.providers.http import post, stream_deltas, stream_error
 from rejoinder.providers.translate import offered_tools
 
 
@@ -123,27 +123,14 @@ class OpenAIChat:
                 chunk = _decode(await response.read(), self.api_key)
                 yield translator.feed(chunk, whole=True) + translator.finish(saw_done=True)
                 return
-            saw_done = False
-            async for events in sse_batches(response):
-                deltas: list[Delta] = []
-                try:
-                    for _, data in events:
-                        if data == b"[DONE]":
-                            saw_done = True
-                            break
-                        deltas += translator.feed(_decode(data, self.api_key))
-                except ApiError:
-                    if deltas:  # what arrived before an upstream error still reaches the client
-                        yield deltas
-                    raise
-                if deltas:
-                    yield deltas
-                if saw_done:
-                    break
-            yield translator.finish(saw_done)
+            async for deltas in stream_deltas(response, lambda data: translator.feed(_decode(data, self.api_key)), lambda: translator.saw_done):
+                yield deltas
+            yield translator.finish(translator.saw_done)
 
 
-def _decode(data: bytes, secret: str | None) -> _Chunk:
+def _decode(data: bytes, secret: str | None) -> _Chunk | None:
+    if data == b"[DONE]":
+        return None
     try:
         chunk = _decode_chunk(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
@@ -163,6 +150,7 @@ class _Translator:
         self.reason: str | None = None
         self.usage: Usage | None = None
         self.count = 0
+        self.saw_done = False
 
     def _block(self) -> str:
         self.count += 1
@@ -184,8 +172,11 @@ class _Translator:
         block, self.open = self.open[1], None
         return [BlockEnd(block)]
 
-    def feed(self, chunk: _Chunk, whole: bool = False) -> list[Delta]:
+    def feed(self, chunk: _Chunk | None, whole: bool = False) -> list[Delta]:
         out: list[Delta] = []
+        if chunk is None:  # the `[DONE]` sentinel
+            self.saw_done = True
+            return out
         if chunk.usage is not None:
             self.usage = _usage(chunk.usage)
         for choice in chunk.choices or ():

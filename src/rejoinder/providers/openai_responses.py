@@ -17,7 +17,7 @@ import orjson
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Message, Reasoning
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, sse_batches, stream_error
+from rejoinder.providers.http import post, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -40,20 +40,10 @@ class OpenAIResponses:
             if not request.stream:
                 yield translator.response(_decode(await response.read()))
                 return
-            async for events in sse_batches(response):
-                deltas: list[Delta] = []
-                try:
-                    for _, data in events:
-                        deltas += translator.event(_decode(data), self.api_key)
-                except ApiError:
-                    if deltas:
-                        yield deltas
-                    raise
-                if deltas:
-                    yield deltas
-                if translator.finished:
-                    return
-            raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+            async for deltas in stream_deltas(response, lambda data: translator.event(_decode(data), self.api_key), lambda: translator.finished):
+                yield deltas
+            if not translator.finished:
+                raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
 
 
 def _decode(data: bytes) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""A fake Gemini API: `/v1beta/models/{model}:generateContent` and `:streamGenerateContent?alt=sse`.
+
+Scenarios are lists of `GenerateContentResponse` chunks as the SSE stream sends them (no
+`[DONE]`; the last chunk carries `finishReason` and `usageMetadata`); the non-streaming body
+joins their parts. Errors use Google's RPC error shape, `RetryInfo` included.
+"""
+
+from __future__ import annotations
+
+import json
+
+from aiohttp import web
+
+from fake_server import FakeServer, sse
+
+THOUGHT_SIGNATURE = "CiQB0e2Kb9thought-signature-for-the-call=="
+USAGE = {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 40, "thoughtsTokenCount": 19, "cachedContentTokenCount": 4}
+
+
+def _chunk(parts: list[dict], finish: str | None = None, usage: dict | None = None) -> dict:
+    candidate: dict = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    if finish:
+        candidate["finishReason"] = finish
+    chunk: dict = {"candidates": [candidate], "modelVersion": "gemini-2.5-flash", "responseId": "fake-response-id"}
+    if usage:
+        chunk["usageMetadata"] = usage
+    return chunk
+
+
+SCENARIOS: dict[str, list[dict]] = {
+    "text": [_chunk([{"text": "Hello"}]), _chunk([{"text": ", world"}]), _chunk([{"text": "!"}], "STOP", USAGE)],
+    "thinking": [
+        _chunk([{"text": "Weighing the", "thought": True}]),
+        _chunk([{"text": " options.", "thought": True}]),
+        _chunk([{"text": "Answer."}], "STOP", USAGE),
+    ],
+    "tools-parallel": [
+        _chunk(
+            [
+                {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}, "thoughtSignature": THOUGHT_SIGNATURE},
+                {"functionCall": {"name": "get_time", "args": {"zone": "CET"}}},
+            ],
+            "STOP",
+            USAGE,
+        )
+    ],
+    "json": [_chunk([{"text": '{"city": "Paris", '}]), _chunk([{"text": '"temperature_c": 21}'}], "STOP", USAGE)],
+    "max-tokens": [_chunk([{"text": "Once upon"}], "MAX_TOKENS", USAGE)],
+    "safety": [_chunk([{"text": ""}], "SAFETY", USAGE)],
+    "cut": [_chunk([{"text": "Partial"}])],
+    "midstream-error": [_chunk([{"text": "Partial"}]), {"error": {"code": 500, "message": "An internal error has occurred.", "status": "INTERNAL"}}],
+}
+
+ERRORS = {
+    "error-400": (400, {"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}),
+    "error-key": (
+        400,
+        {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}},
+    ),
+    "error-429": (
+        429,
+        {"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}]}},
+    ),
+    "error-503": (503, {"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
+}
+
+
+def _joined(chunks: list[dict]) -> dict:
+    """The non-streaming response: every chunk's parts in one candidate, adjacent text joined."""
+    parts: list[dict] = []
+    for chunk in chunks:
+        for part in chunk["candidates"][0]["content"]["parts"]:
+            last = parts[-1] if parts else None
+            if last is not None and "text" in part and "text" in last and bool(last.get("thought")) == bool(part.get("thought")) and not part.get("thoughtSignature"):
+                last["text"] += part["text"]
+            else:
+                parts.append(dict(part))
+    final = chunks[-1]
+    return {**_chunk(parts, final["candidates"][0].get("finishReason"), final.get("usageMetadata"))}
+
+
+class FakeGemini(FakeServer):
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1beta/models/{target}", self._handle)
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        model, _, action = request.match_info["target"].partition(":")
+        scenario = model.split("-", 1)[-1]
+        if scenario in ERRORS:
+            status, error = ERRORS[scenario]
+            return web.json_response(error, status=status)
+        chunks = SCENARIOS.get(scenario, SCENARIOS["text"])
+        if action == "generateContent":
+            return web.json_response(_joined(chunks))
+        assert action == "streamGenerateContent" and request.query.get("alt") == "sse"
+        frames = [b"data: " + json.dumps(chunk).encode() + b"\r\n\r\n" for chunk in chunks]
+        return await sse(request, frames)
