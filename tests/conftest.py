@@ -12,6 +12,7 @@ from openai import OpenAI
 from fake_anthropic import FakeAnthropic
 from fake_chat import FakeChat
 from fake_gemini import FakeGemini
+from fake_responses import FakeResponses
 from gateway import Gateway
 
 UPSTREAM_KEY = "sk-upstream-secret-value"
@@ -41,23 +42,34 @@ def fake_gemini():
     fake.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_responses():
+    fake = FakeResponses()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
 ANTHROPIC_KEY = "sk-ant-api03-fake-secret"
+OPENAI_KEY = "sk-proj-fake-openai-secret"
 GEMINI_KEY = "AIzaSy-fake-gemini-secret"
 
 
-def provider_models(chat: FakeChat, anthropic: FakeAnthropic, gemini: FakeGemini) -> list[dict]:
-    """Every provider behind one gateway: `claude-<scenario>`, `gemini-<scenario>` and the
-    Chat Completions models."""
+def provider_models(chat: FakeChat, anthropic: FakeAnthropic, gemini: FakeGemini, responses: FakeResponses) -> list[dict]:
+    """Every provider behind one gateway: `claude-<scenario>`, `gemini-<scenario>`,
+    `oai-<scenario>` and the Chat Completions models."""
     return chat_models(chat) + [
         {"name": "claude-*", "provider": "anthropic", "base_url": anthropic.url + "/v1", "api_key": ANTHROPIC_KEY},
         {"name": "gemini-*", "provider": "gemini", "base_url": gemini.url + "/v1beta", "api_key": GEMINI_KEY},
+        {"name": "oai-*", "provider": "openai", "base_url": responses.url + "/v1", "api_key": OPENAI_KEY},
     ]
 
 
 @pytest.fixture(scope="session")
-def providers_gateway(fake_chat, fake_anthropic, fake_gemini, tmp_path_factory):
+def providers_gateway(fake_chat, fake_anthropic, fake_gemini, fake_responses, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("providers")
-    gw = Gateway({"models": provider_models(fake_chat, fake_anthropic, fake_gemini), "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    models = provider_models(fake_chat, fake_anthropic, fake_gemini, fake_responses)
+    gw = Gateway({"models": models, "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
     yield gw
     gw.stop()
 

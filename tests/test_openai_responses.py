@@ -1,0 +1,79 @@
+"""A native Responses upstream: the gateway forwards, yet keeps state, ids and events its own."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import OPENAI_KEY
+from fake_responses import ENCRYPTED
+from helpers import create, stream, types
+from test_errors import assert_envelope, raw
+
+WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": True}
+
+
+def test_text_is_forwarded_statelessly(multi, fake_responses):
+    events = stream(multi, model="oai-text", input="hi", instructions="Be brief.", max_output_tokens=50, metadata={"k": "v"})
+    final = events[-1]["response"]
+    assert final["id"].startswith("resp_") and final["id"] != "resp_upstream1"
+    assert final["output"][0]["id"] != "msg_up0"
+    assert final["output"][0]["content"][0]["text"] == "Hello, world!"
+    assert final["usage"]["input_tokens_details"]["cached_tokens"] == 8 and final["usage"]["output_tokens_details"]["reasoning_tokens"] == 20
+    assert final["metadata"] == {"k": "v"}
+    sent = fake_responses.last()
+    assert sent == {
+        "model": "oai-text",
+        "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]}],
+        "store": False,
+        "include": ["reasoning.encrypted_content"],
+        "stream": True,
+        "instructions": "Be brief.",
+        "max_output_tokens": 50,
+        "truncation": "disabled",
+    }
+    assert fake_responses.headers[-1]["Authorization"] == f"Bearer {OPENAI_KEY}"
+
+
+def test_reasoning_state_and_tool_calls_round_trip(multi, fake_responses):
+    first = stream(multi, model="oai-reasoning-tool", input="Oslo weather?", tools=[WEATHER], reasoning={"effort": "high", "summary": "auto"})
+    assert "response.reasoning_summary_text.delta" in types(first) and "response.function_call_arguments.delta" in types(first)
+    final = first[-1]["response"]
+    reasoning, call = final["output"]
+    assert reasoning["summary"] == [{"type": "summary_text", "text": "Need the weather."}] and "encrypted_content" not in reasoning
+    assert (call["call_id"], call["name"], call["arguments"]) == ("call_up1", "get_weather", '{"city": "Oslo"}')
+    sent = fake_responses.last()
+    assert sent["reasoning"] == {"effort": "high", "summary": "auto"} and sent["tools"] == [WEATHER | {"description": None}] and sent["tool_choice"] == "auto"
+
+    create(multi, model="oai-text", previous_response_id=final["id"], input=[{"type": "function_call_output", "call_id": "call_up1", "output": "18C"}])
+    assert fake_responses.last()["input"] == [
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Oslo weather?"}]},
+        {"type": "reasoning", "id": "rs_up1", "summary": [{"type": "summary_text", "text": "Need the weather."}], "encrypted_content": ENCRYPTED},
+        {"type": "function_call", "call_id": "call_up1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "call_up1", "output": "18C"},
+    ]
+    assert "previous_response_id" not in fake_responses.last()
+
+
+def test_non_streaming_and_incomplete(multi):
+    body = create(multi, model="oai-reasoning-tool", input="x", tools=[WEATHER], include=["reasoning.encrypted_content"])
+    assert body["output"][0]["encrypted_content"].startswith("rj1.openai.") and ENCRYPTED not in body["output"][0]["encrypted_content"]
+    assert body["output"][1]["arguments"] == '{"city": "Oslo"}'
+    body = create(multi, model="oai-incomplete", input="x")
+    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+def test_upstream_failure_mid_stream(multi):
+    events = stream(multi, model="oai-failed", input="x")
+    assert types(events)[-2:] == ["error", "response.failed"]
+    assert "invalid content" in events[-1]["response"]["error"]["message"]
+
+
+@pytest.mark.parametrize("model, status, code", [("oai-error-429", 429, "rate_limit_exceeded"), ("oai-error-400", 400, "upstream_invalid_request")])
+def test_errors_before_the_stream(providers_gateway, model, status, code):
+    got, headers, payload = raw(providers_gateway, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": True}).encode())
+    assert got == status
+    assert_envelope(payload, code=code)
+    if status == 429:
+        assert headers["Retry-After"] == "3"
