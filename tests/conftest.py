@@ -18,36 +18,30 @@ from gateway import Gateway
 UPSTREAM_KEY = "sk-upstream-secret-value"
 
 
-@pytest.fixture(scope="session")
-def fake_chat():
-    fake = FakeChat()
+def _serve(fake):
     fake.start()
     yield fake
     fake.stop()
+
+
+@pytest.fixture(scope="session")
+def fake_chat():
+    yield from _serve(FakeChat())
 
 
 @pytest.fixture(scope="session")
 def fake_anthropic():
-    fake = FakeAnthropic()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from _serve(FakeAnthropic())
 
 
 @pytest.fixture(scope="session")
 def fake_gemini():
-    fake = FakeGemini()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from _serve(FakeGemini())
 
 
 @pytest.fixture(scope="session")
 def fake_responses():
-    fake = FakeResponses()
-    fake.start()
-    yield fake
-    fake.stop()
+    yield from _serve(FakeResponses())
 
 
 ANTHROPIC_KEY = "sk-ant-api03-fake-secret"

@@ -8,7 +8,6 @@ Scenarios are the stream's event list (`message_start`, `content_block_*` with `
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from aiohttp import web
 
@@ -145,7 +144,3 @@ class FakeAnthropic(FakeServer):
         tool = body["tools"][-1]["name"]
         return [_start(), *_tool(0, "toolu_01J", tool, '{"city": "Paris", ', '"temperature_c": 21}'), *_end("tool_use")]
 
-
-def text_of(message: dict[str, Any]) -> list[Any]:
-    """A request message's content as (type, main field) pairs, for compact assertions."""
-    return [(b["type"], b.get("text") or b.get("name") or b.get("tool_use_id") or b.get("thinking") or b.get("data")) for b in message["content"]]

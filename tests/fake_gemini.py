@@ -84,7 +84,7 @@ class FakeGemini(FakeServer):
         app.router.add_post("/v1beta/models/{target}", self._handle)
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        body = await self.record(request)
+        await self.record(request)
         model, _, action = request.match_info["target"].partition(":")
         scenario = model.split("-", 1)[-1]
         if scenario in ERRORS:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.request
 from typing import Any
 
 from openai import OpenAI
@@ -43,3 +45,50 @@ def stream(client: OpenAI, **params: Any) -> list[dict[str, Any]]:
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [event["type"] for event in events]
+
+
+# The events of a one-message text answer streamed in three pieces, as every provider sends it.
+TEXT_EVENTS = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def post_raw(gateway: Any, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
+    """One request without the SDK: status, headers and the decoded JSON body."""
+    request = urllib.request.Request(gateway.url + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, dict(response.headers), json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read())
+
+
+def assert_envelope(body: dict, param: Any = ..., code: Any = ...) -> None:
+    """`body` is OpenAI's error envelope, with `param` and `code` when given."""
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["message"]
+    if param is not ...:
+        assert body["error"]["param"] == param
+    if code is not ...:
+        assert body["error"]["code"] == code
+
+
+def assert_upstream_error(gateway: Any, model: str, status: int, code: str, secret: str, retry_after: str | None = None) -> None:
+    """A streaming request whose upstream fails at once gets a plain JSON error, secret-free."""
+    got, headers, payload = post_raw(gateway, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": True}).encode())
+    assert got == status, payload
+    assert_envelope(payload, code=code)
+    assert secret not in json.dumps(payload)
+    if retry_after is not None:
+        assert headers["Retry-After"] == retry_after

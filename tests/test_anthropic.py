@@ -8,9 +8,8 @@ import openai
 import pytest
 
 from conftest import ANTHROPIC_KEY
-from fake_anthropic import REDACTED, SIGNATURE, text_of
-from helpers import create, stream, types
-from test_errors import assert_envelope, raw
+from fake_anthropic import REDACTED, SIGNATURE
+from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PDF = "data:application/pdf;base64,JVBERi0xLjQK"
@@ -20,19 +19,7 @@ TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object",
 
 def test_text_streams_like_any_other_provider(multi, fake_anthropic):
     events = stream(multi, model="claude-text", input="hi", instructions="Be brief.", temperature=0.2, max_output_tokens=100)
-    assert types(events) == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    ]
+    assert types(events) == TEXT_EVENTS
     final = events[-1]["response"]
     assert final["output"][0]["content"][0]["text"] == "Hello, world!"
     assert final["usage"]["input_tokens"] == 25 and final["usage"]["output_tokens"] == 15
@@ -185,12 +172,7 @@ def test_max_tokens_and_refusal(multi):
     [("claude-error-400", 400, "upstream_invalid_request"), ("claude-error-401", 502, "upstream_auth_error"), ("claude-error-429", 429, "rate_limit_exceeded"), ("claude-error-529", 503, "upstream_overloaded")],
 )
 def test_errors_before_the_stream(providers_gateway, model, status, code):
-    got, headers, payload = raw(providers_gateway, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": True}).encode())
-    assert got == status
-    assert_envelope(payload, code=code)
-    assert ANTHROPIC_KEY not in json.dumps(payload)
-    if status == 429:
-        assert headers["Retry-After"] == "12"
+    assert_upstream_error(providers_gateway, model, status, code, ANTHROPIC_KEY, "12" if status == 429 else None)
 
 
 @pytest.mark.parametrize("model", ["claude-midstream-error", "claude-cut"])

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-
 import openai
 import pytest
 
 from conftest import UPSTREAM_KEY
-from helpers import stream, types
-
-
-def raw(gateway, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
-    request = urllib.request.Request(gateway.url + path, data=body, method=method, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
-
-
-def assert_envelope(body: dict, param=..., code=...) -> None:
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"message", "type", "param", "code"}
-    assert body["error"]["message"]
-    if param is not ...:
-        assert body["error"]["param"] == param
-    if code is not ...:
-        assert body["error"]["code"] == code
+from helpers import assert_envelope, post_raw, stream, types
 
 
 @pytest.mark.parametrize(
@@ -63,7 +41,7 @@ def assert_envelope(body: dict, param=..., code=...) -> None:
 )
 def test_bad_requests_get_400_naming_the_param(gateway, fake_chat, body, param):
     before = len(fake_chat.requests)
-    status, _, payload = raw(gateway, "POST", "/v1/responses", body, {"Content-Type": "application/json"})
+    status, _, payload = post_raw(gateway, "POST", "/v1/responses", body, {"Content-Type": "application/json"})
     assert status == 400, payload
     assert_envelope(payload, param=param)
     assert payload["error"]["type"] == "invalid_request_error"
@@ -96,10 +74,10 @@ def test_unknown_model_is_404(client):
 
 
 def test_unknown_route_and_wrong_method(gateway):
-    status, _, payload = raw(gateway, "GET", "/v1/nothing-here")
+    status, _, payload = post_raw(gateway, "GET", "/v1/nothing-here")
     assert status == 404
     assert_envelope(payload, code="unknown_url")
-    status, _, payload = raw(gateway, "PUT", "/v1/responses", b"{}")
+    status, _, payload = post_raw(gateway, "PUT", "/v1/responses", b"{}")
     assert status == 405
     assert_envelope(payload, code="method_not_allowed")
 
@@ -110,7 +88,7 @@ def test_oversized_body_is_413(fake_chat, tmp_path):
 
     gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "max_body_bytes": 2048}, tmp_path).start()
     try:
-        status, _, payload = raw(gw, "POST", "/v1/responses", json.dumps({"model": "chat", "input": "x" * 5000}).encode())
+        status, _, payload = post_raw(gw, "POST", "/v1/responses", json.dumps({"model": "chat", "input": "x" * 5000}).encode())
         assert status == 413
         assert_envelope(payload, code="request_too_large")
     finally:
@@ -133,7 +111,7 @@ def test_oversized_body_is_413(fake_chat, tmp_path):
 @pytest.mark.parametrize("streaming", [False, True])
 def test_upstream_errors_before_the_stream_are_plain_errors(gateway, model, status, code, streaming):
     body = json.dumps({"model": model, "input": "x", "stream": streaming}).encode()
-    got, headers, payload = raw(gateway, "POST", "/v1/responses", body)
+    got, headers, payload = post_raw(gateway, "POST", "/v1/responses", body)
     assert got == status, payload
     assert_envelope(payload, code=code)
     assert "sk-upstr" not in json.dumps(payload) and UPSTREAM_KEY not in json.dumps(payload)
@@ -177,14 +155,14 @@ def test_master_key(fake_chat, tmp_path):
 
     gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": "${TEST_MASTER_KEY}"}, tmp_path, env={"TEST_MASTER_KEY": "rk-master-1234"}).start()
     try:
-        status, _, payload = raw(gw, "GET", "/v1/models")
+        status, _, payload = post_raw(gw, "GET", "/v1/models")
         assert status == 401
         assert_envelope(payload, code="missing_api_key")
         with pytest.raises(openai.AuthenticationError) as wrong:
             sdk(gw, "rk-wrong").responses.create(model="chat", input="x")
         assert wrong.value.body["code"] == "invalid_api_key" and "rk-wrong" not in str(wrong.value.body)
         assert sdk(gw, "rk-master-1234").responses.create(model="chat", input="x").status == "completed"
-        assert raw(gw, "GET", "/health")[0] == 200  # liveness needs no key
+        assert post_raw(gw, "GET", "/health")[0] == 200  # liveness needs no key
         assert "rk-master-1234" not in gw.logs()
     finally:
         gw.stop()

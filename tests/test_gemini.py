@@ -8,8 +8,7 @@ import pytest
 
 from conftest import GEMINI_KEY
 from fake_gemini import THOUGHT_SIGNATURE
-from helpers import create, stream, types
-from test_errors import assert_envelope, raw
+from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
@@ -18,17 +17,7 @@ TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object",
 
 def test_text_stream_and_request_shape(multi, fake_gemini):
     events = stream(multi, model="gemini-text", input="hi", instructions="Be brief.", temperature=0.5, top_p=0.9, max_output_tokens=64)
-    assert types(events)[2:] == [
-        "response.output_item.added",
-        "response.content_part.added",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    ]
+    assert types(events) == TEXT_EVENTS
     final = events[-1]["response"]
     assert final["output"][0]["content"][0]["text"] == "Hello, world!"
     assert final["usage"] == {
@@ -154,12 +143,7 @@ def test_max_tokens_and_safety(multi):
     [("gemini-error-400", 400, "upstream_invalid_request"), ("gemini-error-key", 502, "upstream_auth_error"), ("gemini-error-429", 429, "rate_limit_exceeded"), ("gemini-error-503", 503, "upstream_overloaded")],
 )
 def test_errors_before_the_stream(providers_gateway, model, status, code):
-    got, headers, payload = raw(providers_gateway, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": True}).encode())
-    assert got == status
-    assert_envelope(payload, code=code)
-    assert GEMINI_KEY not in json.dumps(payload)
-    if status == 429:
-        assert headers["Retry-After"] == "17"
+    assert_upstream_error(providers_gateway, model, status, code, GEMINI_KEY, "17" if status == 429 else None)
 
 
 @pytest.mark.parametrize("model", ["gemini-midstream-error", "gemini-cut"])

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
 from conftest import OPENAI_KEY
 from fake_responses import ENCRYPTED
-from helpers import create, stream, types
-from test_errors import assert_envelope, raw
+from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
 WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": True}
 
 
 def test_text_is_forwarded_statelessly(multi, fake_responses):
     events = stream(multi, model="oai-text", input="hi", instructions="Be brief.", max_output_tokens=50, metadata={"k": "v"})
+    assert types(events) == TEXT_EVENTS
     final = events[-1]["response"]
     assert final["id"].startswith("resp_") and final["id"] != "resp_upstream1"
     assert final["output"][0]["id"] != "msg_up0"
@@ -72,8 +71,4 @@ def test_upstream_failure_mid_stream(multi):
 
 @pytest.mark.parametrize("model, status, code", [("oai-error-429", 429, "rate_limit_exceeded"), ("oai-error-400", 400, "upstream_invalid_request")])
 def test_errors_before_the_stream(providers_gateway, model, status, code):
-    got, headers, payload = raw(providers_gateway, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": True}).encode())
-    assert got == status
-    assert_envelope(payload, code=code)
-    if status == 429:
-        assert headers["Retry-After"] == "3"
+    assert_upstream_error(providers_gateway, model, status, code, OPENAI_KEY, "3" if status == 429 else None)

@@ -6,7 +6,7 @@ import json
 
 import urllib.request
 
-from helpers import create, stream, types
+from helpers import TEXT_EVENTS, create, stream, types
 
 
 def test_text_response_is_complete_and_echoes_the_request(client, fake_chat):
@@ -57,19 +57,7 @@ def test_sdk_parses_output_text(client):
 
 def test_stream_has_the_official_event_sequence(client, fake_chat):
     events = stream(client, model="chat", input="hi")
-    assert types(events) == [
-        "response.created",
-        "response.in_progress",
-        "response.output_item.added",
-        "response.content_part.added",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.content_part.done",
-        "response.output_item.done",
-        "response.completed",
-    ]
+    assert types(events) == TEXT_EVENTS
     assert events[0]["response"]["status"] == "in_progress" and events[0]["response"]["output"] == []
     item_id = events[2]["item"]["id"]
     assert events[2]["item"]["status"] == "in_progress" and events[2]["item"]["content"] == []

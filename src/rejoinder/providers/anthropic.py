@@ -16,14 +16,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import orjson
 
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, stream_deltas, stream_error
+from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools
 
@@ -48,19 +47,13 @@ class Anthropic:
         async with post(self.url, orjson.dumps(body), self.headers, self.api_key, self.read_timeout) as response:
             translator = _Translator(format_tool)
             if not request.stream:
-                yield translator.message(_decode(await response.read()))
+                yield translator.message(read_json(await response.read()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(_decode(data), self.api_key), lambda: translator.finished):
+            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), lambda: translator.finished):
                 yield deltas
             if not translator.finished:
-                raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+                raise cut_short()
 
-
-def _decode(data: bytes) -> dict[str, Any]:
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        raise ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error") from None
 
 
 class _Translator:

@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
-import msgspec
 import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
@@ -26,7 +25,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, stream_deltas
+from rejoinder.providers.http import cut_short, post, read_json, stream_deltas
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, guess_type, offered_tools
 
@@ -58,10 +57,7 @@ class Gemini:
 
 
 def _decode(data: bytes) -> dict[str, Any]:
-    try:
-        chunk = msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        raise ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error") from None
+    chunk = read_json(data)
     if isinstance(chunk, dict) and "error" in chunk:
         message = (chunk["error"] or {}).get("message", "unknown error")
         raise ApiError(502, f"The upstream model provider reported an error mid-stream: {message}", type="server_error", code="upstream_error")
@@ -143,7 +139,7 @@ class _Translator:
 
     def finish(self) -> list[Delta]:
         if self.reason is None:
-            raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+            raise cut_short()
         out = self._close()
         if self.late_signature:
             out.append(ReasoningEnd(seal("gemini", {"signature": self.late_signature})))

@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
+import msgspec
 import orjson
 
 from rejoinder.protocol.errors import ApiError
@@ -112,6 +113,22 @@ def _parse_event(block: bytes) -> tuple[str, bytes] | None:
         elif line.startswith(b"event:"):
             name = line[6:].strip().decode()
     return (name, b"\n".join(data)) if data else None
+
+
+def unreadable() -> ApiError:
+    return ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error")
+
+
+def cut_short() -> ApiError:
+    return ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+
+
+def read_json(data: bytes) -> Any:
+    """One upstream JSON document, decoded without a schema; garbage is an upstream fault."""
+    try:
+        return msgspec.json.decode(data)
+    except msgspec.DecodeError:
+        raise unreadable() from None
 
 
 def scrub(text: str, secret: str | None) -> str:

@@ -17,7 +17,7 @@ import msgspec
 import orjson
 from msgspec import Struct
 
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import (
     FunctionCall,
@@ -32,7 +32,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.http import post, stream_deltas, stream_error
+from rejoinder.providers.http import cut_short, post, stream_deltas, stream_error, unreadable
 from rejoinder.providers.translate import offered_tools
 
 
@@ -134,7 +134,7 @@ def _decode(data: bytes, secret: str | None) -> _Chunk | None:
     try:
         chunk = _decode_chunk(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
-        raise ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error") from None
+        raise unreadable() from None
     if chunk.error is not None:
         raise stream_error({"error": chunk.error}, secret)
     return chunk
@@ -213,7 +213,7 @@ class _Translator:
     def finish(self, saw_done: bool) -> list[Delta]:
         """End the stream (open blocks end with it); a stream cut before its end is an error."""
         if self.reason is None and not saw_done:
-            raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+            raise cut_short()
         return [Finish(self.reason or "stop", self.usage)]
 
 

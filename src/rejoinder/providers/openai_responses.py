@@ -14,10 +14,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Message, Reasoning
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import post, stream_deltas, stream_error
+from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -38,19 +37,13 @@ class OpenAIResponses:
         async with post(self.url, orjson.dumps(responses_body(request)), self.headers, self.api_key, self.read_timeout) as response:
             translator = _Translator()
             if not request.stream:
-                yield translator.response(_decode(await response.read()))
+                yield translator.response(read_json(await response.read()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(_decode(data), self.api_key), lambda: translator.finished):
+            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), lambda: translator.finished):
                 yield deltas
             if not translator.finished:
-                raise ApiError(502, "The upstream model provider's stream ended before the response was complete.", type="server_error", code="upstream_error")
+                raise cut_short()
 
-
-def _decode(data: bytes) -> dict[str, Any]:
-    try:
-        return msgspec.json.decode(data)
-    except msgspec.DecodeError:
-        raise ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error") from None
 
 
 class _Translator:
