@@ -28,7 +28,9 @@ def free_port() -> int:
 
 
 def one_run(url: str, tokens: int) -> tuple[float, float, int]:
-    body = json.dumps({"model": "local-smollm2", "input": "Write a long story about a lighthouse keeper.", "stream": True, "max_output_tokens": tokens, "temperature": 0}).encode()
+    body = json.dumps(
+        {"model": "local-smollm2", "input": "Write a long story about a lighthouse keeper.", "stream": True, "max_output_tokens": tokens, "temperature": 0}
+    ).encode()
     start = time.perf_counter()
     first = None
     usage = None
@@ -52,7 +54,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="rejoinder-local-bench-"))
     port = free_port()
     (work / "rejoinder.yaml").write_text(f"models:\n  - {{name: local-smollm2, provider: local, threads: 2}}\ndatabase_url: sqlite:///{work}/r.db\n")
-    gateway = subprocess.Popen([sys.executable, "-m", "rejoinder", "serve", "--config", str(work / "rejoinder.yaml"), "--port", str(port), "--log-level", "warning"], cwd=work, stderr=subprocess.DEVNULL)
+    gateway = subprocess.Popen(
+        [sys.executable, "-m", "rejoinder", "serve", "--config", str(work / "rejoinder.yaml"), "--port", str(port), "--log-level", "warning"],
+        cwd=work,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(300):
             try:

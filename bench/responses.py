@@ -31,8 +31,21 @@ COMPLETION = {
     "object": "chat.completion",
     "created": 1700000000,
     "model": "bench",
-    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hello! How can I help you today?", "refusal": None}, "logprobs": None, "finish_reason": "stop"}],
-    "usage": {"prompt_tokens": 9, "completion_tokens": 9, "total_tokens": 18, "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}},
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello! How can I help you today?", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {
+        "prompt_tokens": 9,
+        "completion_tokens": 9,
+        "total_tokens": 18,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    },
 }
 STORE = os.environ.get("BENCH_STORE", "1") == "1"
 WORDS = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
@@ -40,7 +53,14 @@ WORDS = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
 
 def sse_body() -> str:
     def chunk(choices: list, usage=None) -> str:
-        return "data: " + json.dumps({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench", "choices": choices, "usage": usage}, separators=(",", ":")) + "\n\n"
+        return (
+            "data: "
+            + json.dumps(
+                {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "bench", "choices": choices, "usage": usage},
+                separators=(",", ":"),
+            )
+            + "\n\n"
+        )
 
     out = chunk([{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}])
     out += "".join(chunk([{"index": 0, "delta": {"content": w}, "finish_reason": None}]) for w in WORDS)
@@ -149,7 +169,20 @@ http {{
     nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
     nginx = subprocess.Popen([nginx_bin, "-p", str(work), "-c", str(work / "nginx.conf")], stderr=subprocess.DEVNULL)
     gateway = subprocess.Popen(
-        [sys.executable, "-m", "rejoinder", "serve", "--config", str(work / "rejoinder.yaml"), "--port", str(gateway_port), "--workers", str(args.workers), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "rejoinder",
+            "serve",
+            "--config",
+            str(work / "rejoinder.yaml"),
+            "--port",
+            str(gateway_port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+        ],
         cwd=work,
         stderr=open(work / "gateway.log", "w"),
     )
@@ -174,7 +207,9 @@ http {{
             rows.append((mode, load["rps"], through["p50"], through["p99"], direct["p50"], direct["p99"], cpu_per_request_us))
         rss = rss_mb(pids)
         print(f"\nRejoinder benchmark: {args.workers} worker(s), store: true on SQLite, canned nginx upstream, wrk on loopback, {os.cpu_count()} cores")
-        print(f"{'mode':<14} {'req/s @c32':>11} {'p50 ms':>8} {'p99 ms':>8} {'direct p50':>11} {'direct p99':>11} {'added p50':>10} {'added p99':>10} {'CPU µs/req':>11}")
+        print(
+            f"{'mode':<14} {'req/s @c32':>11} {'p50 ms':>8} {'p99 ms':>8} {'direct p50':>11} {'direct p99':>11} {'added p50':>10} {'added p99':>10} {'CPU µs/req':>11}"
+        )
         for mode, rps, p50, p99, d50, d99, cpu in rows:
             print(f"{mode:<14} {rps:>11.0f} {p50:>8.3f} {p99:>8.3f} {d50:>11.3f} {d99:>11.3f} {p50 - d50:>10.3f} {p99 - d99:>10.3f} {cpu:>11.0f}")
         print(f"gateway RSS after the runs: {rss:.1f} MB")

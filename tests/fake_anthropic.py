@@ -53,22 +53,44 @@ def _thinking(index: int, *pieces: str) -> list[dict]:
     return (
         [{"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}]
         + [{"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": p}} for p in pieces]
-        + [{"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": SIGNATURE}}, {"type": "content_block_stop", "index": index}]
+        + [
+            {"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": SIGNATURE}},
+            {"type": "content_block_stop", "index": index},
+        ]
     )
 
 
 def _end(stop: str, output_tokens: int = 15) -> list[dict]:
-    return [{"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}}, {"type": "message_stop"}]
+    return [
+        {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": output_tokens}},
+        {"type": "message_stop"},
+    ]
 
 
 PING = {"type": "ping"}
 
 SCENARIOS: dict[str, list[dict]] = {
     "text": [_start(), *_text(0, "Hello", ", world", "!")[:1], PING, *_text(0, "Hello", ", world", "!")[1:], *_end("end_turn")],
-    "cached": [_start({"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 1}), *_text(0, "Cached."), *_end("end_turn", 3)],
-    "tools-parallel": [_start(), *_text(0, "Checking both."), *_tool(1, "toolu_01A", "get_weather", '{"city"', ': "Oslo"}'), *_tool(2, "toolu_01B", "get_time", "", '{"zone": "CET"}'), *_end("tool_use")],
+    "cached": [
+        _start({"input_tokens": 5, "cache_creation_input_tokens": 100, "cache_read_input_tokens": 2000, "output_tokens": 1}),
+        *_text(0, "Cached."),
+        *_end("end_turn", 3),
+    ],
+    "tools-parallel": [
+        _start(),
+        *_text(0, "Checking both."),
+        *_tool(1, "toolu_01A", "get_weather", '{"city"', ': "Oslo"}'),
+        *_tool(2, "toolu_01B", "get_time", "", '{"zone": "CET"}'),
+        *_end("tool_use"),
+    ],
     "tool-no-args": [_start(), *_tool(0, "toolu_01C", "get_time"), *_end("tool_use")],
-    "thinking-tool": [_start(), *_thinking(0, "The user wants", " the weather."), *_text(1, "Let me check."), *_tool(2, "toolu_01T", "get_weather", '{"city": "Paris"}'), *_end("tool_use", 80)],
+    "thinking-tool": [
+        _start(),
+        *_thinking(0, "The user wants", " the weather."),
+        *_text(1, "Let me check."),
+        *_tool(2, "toolu_01T", "get_weather", '{"city": "Paris"}'),
+        *_end("tool_use", 80),
+    ],
     "redacted": [
         _start(),
         {"type": "content_block_start", "index": 0, "content_block": {"type": "redacted_thinking", "data": REDACTED}},
@@ -84,7 +106,11 @@ SCENARIOS: dict[str, list[dict]] = {
 ERRORS = {
     "error-400": (400, {"type": "error", "error": {"type": "invalid_request_error", "message": "messages: roles must alternate"}}, {}),
     "error-401": (401, {"type": "error", "error": {"type": "authentication_error", "message": "invalid x-api-key"}}, {}),
-    "error-429": (429, {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}}, {"retry-after": "12"}),
+    "error-429": (
+        429,
+        {"type": "error", "error": {"type": "rate_limit_error", "message": "Number of request tokens has exceeded your per-minute rate limit"}},
+        {"retry-after": "12"},
+    ),
     "error-529": (529, {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, {}),
 }
 
@@ -143,4 +169,3 @@ class FakeAnthropic(FakeServer):
             return [_start(), *_text(0, "Partial", " and more")]
         tool = body["tools"][-1]["name"]
         return [_start(), *_tool(0, "toolu_01J", tool, '{"city": "Paris", ', '"temperature_c": 21}'), *_end("tool_use")]
-

@@ -48,7 +48,12 @@ def _call_args(index: int, arguments: str) -> dict:
 
 
 def _logprob(token: str, logprob: float) -> dict:
-    return {"token": token, "logprob": logprob, "bytes": list(token.encode()), "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]}
+    return {
+        "token": token,
+        "logprob": logprob,
+        "bytes": list(token.encode()),
+        "top_logprobs": [{"token": token, "logprob": logprob, "bytes": list(token.encode())}],
+    }
 
 
 SCENARIOS: dict[str, list[dict]] = {
@@ -63,7 +68,17 @@ SCENARIOS: dict[str, list[dict]] = {
         {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"},
     ],
     "tool-single": [
-        {"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [{"index": 0, "id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}], "refusal": None}, "logprobs": None, "finish_reason": None},
+        {
+            "index": 0,
+            "delta": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"index": 0, "id": "call_w1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}],
+                "refusal": None,
+            },
+            "logprobs": None,
+            "finish_reason": None,
+        },
         _call_args(0, '{"ci'),
         _call_args(0, 'ty": "Par'),
         _call_args(0, 'is"}'),
@@ -106,17 +121,51 @@ SCENARIOS: dict[str, list[dict]] = {
 }
 
 ERRORS = {
-    "error-400": (400, {"error": {"message": "This model's maximum context length is 128000 tokens.", "type": "invalid_request_error", "param": "messages", "code": "context_length_exceeded"}}, {}),
-    "error-401": (401, {"error": {"message": "Incorrect API key provided: sk-upstr***cret.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}, {}),
-    "error-429": (429, {"error": {"message": "Rate limit reached for requests.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}}, {"Retry-After": "7"}),
-    "error-500": (500, {"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": None, "code": None}}, {}),
-    "error-503": (503, {"error": {"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "param": None, "code": None}}, {}),
+    "error-400": (
+        400,
+        {
+            "error": {
+                "message": "This model's maximum context length is 128000 tokens.",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": "context_length_exceeded",
+            }
+        },
+        {},
+    ),
+    "error-401": (
+        401,
+        {"error": {"message": "Incorrect API key provided: sk-upstr***cret.", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}},
+        {},
+    ),
+    "error-429": (
+        429,
+        {"error": {"message": "Rate limit reached for requests.", "type": "requests", "param": None, "code": "rate_limit_exceeded"}},
+        {"Retry-After": "7"},
+    ),
+    "error-500": (
+        500,
+        {"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": None, "code": None}},
+        {},
+    ),
+    "error-503": (
+        503,
+        {"error": {"message": "The engine is currently overloaded, please try again later.", "type": "server_error", "param": None, "code": None}},
+        {},
+    ),
     "error-html": (502, None, {}),
 }
 
 
 def _chunk(model: str, choices: list[dict], usage: Any = None) -> bytes:
-    body = {"id": "chatcmpl-fake123", "object": "chat.completion.chunk", "created": 1700000000, "model": model, "system_fingerprint": "fp_fake", "choices": choices}
+    body = {
+        "id": "chatcmpl-fake123",
+        "object": "chat.completion.chunk",
+        "created": 1700000000,
+        "model": model,
+        "system_fingerprint": "fp_fake",
+        "choices": choices,
+    }
     body["usage"] = usage
     return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
 
@@ -194,7 +243,9 @@ class FakeChat(FakeServer):
             request.transport.close()  # the connection dies without finish_reason or [DONE]
             return response
         if model == "midstream-error":
-            await response.write(b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n')
+            await response.write(
+                b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n'
+            )
             return response
         try:  # slow: a token every 50 ms for ten seconds, unless the gateway hangs up
             for _ in range(200):

@@ -55,11 +55,25 @@ ERRORS = {
     "error-400": (400, {"error": {"code": 400, "message": "Invalid JSON payload received.", "status": "INVALID_ARGUMENT"}}),
     "error-key": (
         400,
-        {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT", "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}},
+        {
+            "error": {
+                "code": 400,
+                "message": "API key not valid. Please pass a valid API key.",
+                "status": "INVALID_ARGUMENT",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}],
+            }
+        },
     ),
     "error-429": (
         429,
-        {"error": {"code": 429, "message": "You exceeded your current quota.", "status": "RESOURCE_EXHAUSTED", "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}]}},
+        {
+            "error": {
+                "code": 429,
+                "message": "You exceeded your current quota.",
+                "status": "RESOURCE_EXHAUSTED",
+                "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}],
+            }
+        },
     ),
     "error-503": (503, {"error": {"code": 503, "message": "The model is overloaded. Please try again later.", "status": "UNAVAILABLE"}}),
 }
@@ -71,7 +85,13 @@ def _joined(chunks: list[dict]) -> dict:
     for chunk in chunks:
         for part in chunk["candidates"][0]["content"]["parts"]:
             last = parts[-1] if parts else None
-            if last is not None and "text" in part and "text" in last and bool(last.get("thought")) == bool(part.get("thought")) and not part.get("thoughtSignature"):
+            if (
+                last is not None
+                and "text" in part
+                and "text" in last
+                and bool(last.get("thought")) == bool(part.get("thought"))
+                and not part.get("thoughtSignature")
+            ):
                 last["text"] += part["text"]
             else:
                 parts.append(dict(part))

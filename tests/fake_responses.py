@@ -15,7 +15,13 @@ from aiohttp import web
 from fake_server import FakeServer, sse
 
 ENCRYPTED = "gAAAAABo-upstream-encrypted-reasoning-blob"
-USAGE = {"input_tokens": 31, "input_tokens_details": {"cached_tokens": 8}, "output_tokens": 42, "output_tokens_details": {"reasoning_tokens": 20}, "total_tokens": 73}
+USAGE = {
+    "input_tokens": 31,
+    "input_tokens_details": {"cached_tokens": 8},
+    "output_tokens": 42,
+    "output_tokens_details": {"reasoning_tokens": 20},
+    "total_tokens": 73,
+}
 
 SCENARIOS = {
     "text": [("message", ["Hello", ", world", "!"])],
@@ -28,7 +34,13 @@ SCENARIOS = {
 def _item(spec: tuple, index: int) -> dict:
     kind = spec[0]
     if kind == "message":
-        return {"id": f"msg_up{index}", "type": "message", "status": "completed", "role": "assistant", "content": [{"type": "output_text", "text": "".join(spec[1]), "annotations": [], "logprobs": []}]}
+        return {
+            "id": f"msg_up{index}",
+            "type": "message",
+            "status": "completed",
+            "role": "assistant",
+            "content": [{"type": "output_text", "text": "".join(spec[1]), "annotations": [], "logprobs": []}],
+        }
     if kind == "function_call":
         return {"id": f"fc_up{index}", "type": "function_call", "status": "completed", "call_id": spec[1], "name": spec[2], "arguments": "".join(spec[3])}
     return {"id": spec[1], "type": "reasoning", "summary": [{"type": "summary_text", "text": "".join(spec[2])}], "encrypted_content": ENCRYPTED}
@@ -39,7 +51,17 @@ def _response(model: str, scenario: str, specs: list[tuple], include: list[str])
     if "reasoning.encrypted_content" not in include:
         for item in output:
             item.pop("encrypted_content", None)
-    response = {"id": "resp_upstream1", "object": "response", "created_at": 1700000000, "status": "completed", "model": model, "output": output, "usage": USAGE, "error": None, "incomplete_details": None}
+    response = {
+        "id": "resp_upstream1",
+        "object": "response",
+        "created_at": 1700000000,
+        "status": "completed",
+        "model": model,
+        "output": output,
+        "usage": USAGE,
+        "error": None,
+        "incomplete_details": None,
+    }
     if scenario == "incomplete":
         response.update(status="incomplete", incomplete_details={"reason": "max_output_tokens"})
     return response
@@ -88,9 +110,15 @@ class FakeResponses(FakeServer):
         body = await self.record(request)
         scenario = body["model"].split("-", 1)[-1]
         if scenario == "error-429":
-            return web.json_response({"error": {"message": "Rate limit reached for gpt-5 on tokens per min.", "type": "tokens", "param": None, "code": "rate_limit_exceeded"}}, status=429, headers={"retry-after": "3"})
+            return web.json_response(
+                {"error": {"message": "Rate limit reached for gpt-5 on tokens per min.", "type": "tokens", "param": None, "code": "rate_limit_exceeded"}},
+                status=429,
+                headers={"retry-after": "3"},
+            )
         if scenario == "error-400":
-            return web.json_response({"error": {"message": "Invalid value for 'input'.", "type": "invalid_request_error", "param": "input", "code": None}}, status=400)
+            return web.json_response(
+                {"error": {"message": "Invalid value for 'input'.", "type": "invalid_request_error", "param": "input", "code": None}}, status=400
+            )
         specs = SCENARIOS.get(scenario, SCENARIOS["text"])
         response = _response(body["model"], scenario, specs, body.get("include") or [])
         if not body.get("stream"):

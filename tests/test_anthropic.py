@@ -13,7 +13,12 @@ from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PDF = "data:application/pdf;base64,JVBERi0xLjQK"
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
 
 
@@ -24,7 +29,14 @@ def test_text_streams_like_any_other_provider(multi, fake_anthropic):
     assert final["output"][0]["content"][0]["text"] == "Hello, world!"
     assert final["usage"]["input_tokens"] == 25 and final["usage"]["output_tokens"] == 15
     sent = fake_anthropic.last()
-    assert sent == {"model": "claude-text", "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}], "max_tokens": 100, "temperature": 0.2, "stream": True, "system": "Be brief."}
+    assert sent == {
+        "model": "claude-text",
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "max_tokens": 100,
+        "temperature": 0.2,
+        "stream": True,
+        "system": "Be brief.",
+    }
     headers = fake_anthropic.headers[-1]
     assert headers["x-api-key"] == ANTHROPIC_KEY and headers["anthropic-version"] == "2023-06-01"
 
@@ -41,7 +53,9 @@ def test_non_streaming_matches_streaming(multi):
 
 
 def test_parallel_tool_calls(multi, fake_anthropic):
-    body = create(multi, model="claude-tools-parallel", input="Weather in Oslo and time in CET?", tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True)
+    body = create(
+        multi, model="claude-tools-parallel", input="Weather in Oslo and time in CET?", tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True
+    )
     message, weather, time_call = body["output"]
     assert message["content"][0]["text"] == "Checking both."
     assert (weather["call_id"], weather["name"], json.loads(weather["arguments"])) == ("toolu_01A", "get_weather", {"city": "Oslo"})
@@ -78,7 +92,14 @@ def test_tool_choice_mapping(multi, fake_anthropic, choice, parallel, expected):
 
 
 def test_thinking_with_tool_use_round_trips_the_signature(multi, fake_anthropic):
-    first = stream(multi, model="claude-thinking-tool", input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "medium", "summary": "auto"}, max_output_tokens=16000)
+    first = stream(
+        multi,
+        model="claude-thinking-tool",
+        input="Weather in Paris?",
+        tools=[WEATHER],
+        reasoning={"effort": "medium", "summary": "auto"},
+        max_output_tokens=16000,
+    )
     assert "response.reasoning_summary_text.delta" in types(first)
     final = first[-1]["response"]
     reasoning, message, call = final["output"]
@@ -89,7 +110,9 @@ def test_thinking_with_tool_use_round_trips_the_signature(multi, fake_anthropic)
     assert sent["thinking"] == {"type": "enabled", "budget_tokens": 8192} and sent["max_tokens"] == 16000
     assert "temperature" not in sent and sent["tool_choice"] == {"type": "auto"}
 
-    with_state = create(multi, model="claude-thinking-tool", input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"}, include=["reasoning.encrypted_content"])
+    with_state = create(
+        multi, model="claude-thinking-tool", input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"}, include=["reasoning.encrypted_content"]
+    )
     assert with_state["output"][0]["encrypted_content"].startswith("rj1.anthropic.")
 
     create(
@@ -125,7 +148,14 @@ def test_system_roles_alternation_images_and_documents(multi, fake_anthropic):
         instructions="Top rules.",
         input=[
             {"role": "developer", "content": "Dev rules."},
-            {"role": "user", "content": [{"type": "input_text", "text": "Look:"}, {"type": "input_image", "image_url": PNG}, {"type": "input_image", "image_url": "https://example.com/cat.jpg"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "Look:"},
+                    {"type": "input_image", "image_url": PNG},
+                    {"type": "input_image", "image_url": "https://example.com/cat.jpg"},
+                ],
+            },
             {"role": "user", "content": [{"type": "input_file", "filename": "a.pdf", "file_data": PDF}]},
             {"role": "assistant", "content": "Seen."},
             {"role": "system", "content": "Late rule."},
@@ -169,7 +199,12 @@ def test_max_tokens_and_refusal(multi):
 
 @pytest.mark.parametrize(
     "model, status, code",
-    [("claude-error-400", 400, "upstream_invalid_request"), ("claude-error-401", 502, "upstream_auth_error"), ("claude-error-429", 429, "rate_limit_exceeded"), ("claude-error-529", 503, "upstream_overloaded")],
+    [
+        ("claude-error-400", 400, "upstream_invalid_request"),
+        ("claude-error-401", 502, "upstream_auth_error"),
+        ("claude-error-429", 429, "rate_limit_exceeded"),
+        ("claude-error-529", 503, "upstream_overloaded"),
+    ],
 )
 def test_errors_before_the_stream(providers_gateway, model, status, code):
     assert_upstream_error(providers_gateway, model, status, code, ANTHROPIC_KEY, "12" if status == 429 else None)

@@ -70,7 +70,12 @@ def test_unknown_fields_openai_accepts_are_not_rejected(client):
 def test_unknown_model_is_404(client):
     with pytest.raises(openai.NotFoundError) as error:
         client.responses.create(model="no-such-model", input="x")
-    assert error.value.body == {"message": "The model 'no-such-model' does not exist or you do not have access to it.", "type": "invalid_request_error", "param": "model", "code": "model_not_found"}
+    assert error.value.body == {
+        "message": "The model 'no-such-model' does not exist or you do not have access to it.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": "model_not_found",
+    }
 
 
 def test_unknown_route_and_wrong_method(gateway):
@@ -153,7 +158,11 @@ def test_master_key(fake_chat, tmp_path):
     from conftest import chat_models, sdk
     from gateway import Gateway
 
-    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": "${TEST_MASTER_KEY}"}, tmp_path, env={"TEST_MASTER_KEY": "rk-master-1234"}).start()
+    gw = Gateway(
+        {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": "${TEST_MASTER_KEY}"},
+        tmp_path,
+        env={"TEST_MASTER_KEY": "rk-master-1234"},
+    ).start()
     try:
         status, _, payload = post_raw(gw, "GET", "/v1/models")
         assert status == 401

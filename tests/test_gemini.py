@@ -11,7 +11,12 @@ from fake_gemini import THOUGHT_SIGNATURE
 from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-WEATHER = {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
 TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
 
 
@@ -52,7 +57,14 @@ def test_thought_summaries_become_reasoning(multi, fake_gemini):
 
 
 def test_parallel_function_calls_and_signature_replay(multi, fake_gemini):
-    first = create(multi, model="gemini-tools-parallel", input="Oslo weather and CET time?", tools=[WEATHER, TIME], tool_choice="required", include=["reasoning.encrypted_content"])
+    first = create(
+        multi,
+        model="gemini-tools-parallel",
+        input="Oslo weather and CET time?",
+        tools=[WEATHER, TIME],
+        tool_choice="required",
+        include=["reasoning.encrypted_content"],
+    )
     reasoning, weather, time_call = first["output"]
     assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"].startswith("rj1.gemini.")
     assert (weather["name"], json.loads(weather["arguments"])) == ("get_weather", {"city": "Oslo"})
@@ -60,7 +72,12 @@ def test_parallel_function_calls_and_signature_replay(multi, fake_gemini):
     assert weather["call_id"] != time_call["call_id"]
     sent = fake_gemini.last()
     assert sent["tools"] == [
-        {"functionDeclarations": [{"name": "get_weather", "description": "Weather for a city", "parametersJsonSchema": WEATHER["parameters"]}, {"name": "get_time", "parametersJsonSchema": TIME["parameters"]}]}
+        {
+            "functionDeclarations": [
+                {"name": "get_weather", "description": "Weather for a city", "parametersJsonSchema": WEATHER["parameters"]},
+                {"name": "get_time", "parametersJsonSchema": TIME["parameters"]},
+            ]
+        }
     ]
     assert sent["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
 
@@ -92,7 +109,10 @@ def test_parallel_function_calls_and_signature_replay(multi, fake_gemini):
         ("auto", {"mode": "AUTO"}),
         ("none", {"mode": "NONE"}),
         ({"type": "function", "name": "get_time"}, {"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
-        ({"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_time"}]}, {"mode": "ANY", "allowedFunctionNames": ["get_time"]}),
+        (
+            {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_time"}]},
+            {"mode": "ANY", "allowedFunctionNames": ["get_time"]},
+        ),
     ],
 )
 def test_tool_choice_mapping(multi, fake_gemini, choice, expected):
@@ -114,7 +134,14 @@ def test_images_files_and_roles(multi, fake_gemini):
         model="gemini-text",
         input=[
             {"role": "developer", "content": "Dev rule."},
-            {"role": "user", "content": [{"type": "input_text", "text": "See"}, {"type": "input_image", "image_url": PNG}, {"type": "input_image", "image_url": "https://example.com/cat.png"}]},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "See"},
+                    {"type": "input_image", "image_url": PNG},
+                    {"type": "input_image", "image_url": "https://example.com/cat.png"},
+                ],
+            },
             {"role": "user", "content": [{"type": "input_file", "file_url": "https://example.com/report.pdf"}]},
             {"role": "assistant", "content": "Seen."},
             {"role": "user", "content": "Summarise."},
@@ -140,7 +167,12 @@ def test_max_tokens_and_safety(multi):
 
 @pytest.mark.parametrize(
     "model, status, code",
-    [("gemini-error-400", 400, "upstream_invalid_request"), ("gemini-error-key", 502, "upstream_auth_error"), ("gemini-error-429", 429, "rate_limit_exceeded"), ("gemini-error-503", 503, "upstream_overloaded")],
+    [
+        ("gemini-error-400", 400, "upstream_invalid_request"),
+        ("gemini-error-key", 502, "upstream_auth_error"),
+        ("gemini-error-429", 429, "rate_limit_exceeded"),
+        ("gemini-error-503", 503, "upstream_overloaded"),
+    ],
 )
 def test_errors_before_the_stream(providers_gateway, model, status, code):
     assert_upstream_error(providers_gateway, model, status, code, GEMINI_KEY, "17" if status == 429 else None)

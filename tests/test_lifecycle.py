@@ -44,7 +44,9 @@ def test_two_workers_share_the_port_and_the_database(fake_chat, tmp_path):
 def test_environment_defaults_route_openai_models(fake_chat, tmp_path):
     env = {"OPENAI_API_KEY": "sk-env-key", "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_chat.port}/v1", "REJOINDER_DATABASE_URL": f"sqlite:///{tmp_path}/env.db"}
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "rejoinder", "serve", "--port", str(port)], cwd=tmp_path, env={**_clean_env(), **env}, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rejoinder", "serve", "--port", str(port)], cwd=tmp_path, env={**_clean_env(), **env}, stderr=subprocess.PIPE
+    )
     gw = Gateway({}, tmp_path)
     gw.port, gw.url, gw.process = port, f"http://127.0.0.1:{port}", process
     try:
@@ -96,7 +98,9 @@ def _clean_env() -> dict[str, str]:
 
 def _serve(*args: str, cwd=None) -> subprocess.CompletedProcess:
     port = str(free_port())
-    return subprocess.run([sys.executable, "-m", "rejoinder", "serve", "--port", port, *args], capture_output=True, text=True, timeout=30, cwd=cwd, env=_clean_env())
+    return subprocess.run(
+        [sys.executable, "-m", "rejoinder", "serve", "--port", port, *args], capture_output=True, text=True, timeout=30, cwd=cwd, env=_clean_env()
+    )
 
 
 def _wait_healthy(gw: Gateway) -> None:

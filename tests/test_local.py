@@ -20,14 +20,26 @@ if not os.environ.get("CI"):  # `make test` installs the local extra; only a bar
     pytest.importorskip("llama_cpp", reason="the local extra is not installed")
 
 MODEL = "local-smollm2"
-WEATHER = {"type": "function", "name": "get_weather", "description": "Current weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False}}
-TIME = {"type": "function", "name": "get_time", "description": "Current time in a time zone", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"], "additionalProperties": False}}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "Current weather for a city",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"], "additionalProperties": False},
+}
+TIME = {
+    "type": "function",
+    "name": "get_time",
+    "description": "Current time in a time zone",
+    "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}, "required": ["zone"], "additionalProperties": False},
+}
 
 
 @pytest.fixture(scope="module")
 def local_gateway(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("local")
-    gw = Gateway({"models": [{"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}], "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    gw = Gateway(
+        {"models": [{"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}], "database_url": f"sqlite:///{workdir}/r.db"}, workdir
+    ).start()
     yield gw
     gw.stop()
 
@@ -62,8 +74,20 @@ def test_max_output_tokens_makes_it_incomplete(local):
 
 
 def test_json_schema_output_always_parses(local):
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}}, "required": ["city", "population"], "additionalProperties": False}
-    body = create(local, model=MODEL, input="Name a big city and its population.", text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}}, temperature=0, max_output_tokens=60)
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["city", "population"],
+        "additionalProperties": False,
+    }
+    body = create(
+        local,
+        model=MODEL,
+        input="Name a big city and its population.",
+        text={"format": {"type": "json_schema", "name": "city", "schema": schema, "strict": True}},
+        temperature=0,
+        max_output_tokens=60,
+    )
     value = json.loads(body["output"][0]["content"][0]["text"])
     jsonschema.validate(value, schema)
 
@@ -83,7 +107,15 @@ def test_required_tool_call_follows_the_schema(local):
 
 
 def test_named_tool_choice_calls_that_tool_and_streams_it(local):
-    events = stream(local, model=MODEL, input="What time is it in Tokyo?", tools=[WEATHER, TIME], tool_choice={"type": "function", "name": "get_time"}, temperature=0, max_output_tokens=60)
+    events = stream(
+        local,
+        model=MODEL,
+        input="What time is it in Tokyo?",
+        tools=[WEATHER, TIME],
+        tool_choice={"type": "function", "name": "get_time"},
+        temperature=0,
+        max_output_tokens=60,
+    )
     done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
     assert len(done) == 1 and done[0]["name"] == "get_time"
     jsonschema.validate(json.loads(done[0]["arguments"]), TIME["parameters"])

@@ -12,14 +12,22 @@ def test_chain_across_providers(multi, fake_chat, fake_anthropic, fake_gemini, f
     chat = create(multi, model="mock-reasoning", input="Hello!", reasoning={"effort": "low"})
     assert [item["type"] for item in chat["output"]] == ["reasoning", "message"]
 
-    claude = stream(multi, model="claude-thinking-tool", previous_response_id=chat["id"], input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"})[-1]["response"]
+    claude = stream(
+        multi, model="claude-thinking-tool", previous_response_id=chat["id"], input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"}
+    )[-1]["response"]
     sent = fake_anthropic.last()
     assert [m["role"] for m in sent["messages"]] == ["user", "assistant", "user"]
     assert sent["messages"][1]["content"] == [{"type": "text", "text": "Hi there!"}]  # chat's reasoning stays behind
     assert [item["type"] for item in claude["output"]] == ["reasoning", "message", "function_call"]
     call = claude["output"][2]
 
-    gemini = create(multi, model="gemini-text", previous_response_id=claude["id"], input=[{"type": "function_call_output", "call_id": call["call_id"], "output": '{"c": 18}'}], tools=[WEATHER])
+    gemini = create(
+        multi,
+        model="gemini-text",
+        previous_response_id=claude["id"],
+        input=[{"type": "function_call_output", "call_id": call["call_id"], "output": '{"c": 18}'}],
+        tools=[WEATHER],
+    )
     contents = fake_gemini.last()["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
     assert contents[3]["parts"] == [{"text": "Let me check."}, {"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}]  # no Anthropic signature

@@ -9,7 +9,12 @@ from conftest import OPENAI_KEY
 from fake_responses import ENCRYPTED
 from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
 
-WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": True}
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "strict": True,
+}
 
 
 def test_text_is_forwarded_statelessly(multi, fake_responses):

@@ -98,7 +98,13 @@ def test_streaming_and_non_streaming_agree(client):
 
 
 _TOOLS = [
-    {"type": "function", "name": "get_weather", "description": "Weather for a city", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}, "strict": True},
+    {
+        "type": "function",
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        "strict": True,
+    },
     {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}},
 ]
 
@@ -207,7 +213,12 @@ def test_logprobs_are_returned_when_included(client, fake_chat):
 
 
 def test_structured_output_maps_to_response_format(client, fake_chat):
-    schema = {"type": "object", "properties": {"city": {"type": "string"}, "temperature_c": {"type": "number"}}, "required": ["city", "temperature_c"], "additionalProperties": False}
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "temperature_c": {"type": "number"}},
+        "required": ["city", "temperature_c"],
+        "additionalProperties": False,
+    }
     body = create(client, model="mock-json", input="weather", text={"format": {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}})
     assert json.loads(body["output"][0]["content"][0]["text"]) == {"city": "Paris", "temperature_c": 21}
     assert body["text"]["format"] == {"type": "json_schema", "name": "weather", "schema": schema, "strict": True}

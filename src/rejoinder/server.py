@@ -62,17 +62,14 @@ def banner(config: Config, host: str, port: int, workers: int) -> str:
         auth = ' -H "Authorization: Bearer $REJOINDER_MASTER_KEY"' if config.master_key else ""
         lines.append(
             f"try: curl -s http://{host}:{port}/v1/responses{auth} -H 'Content-Type: application/json' "
-            f"-d '{{\"model\": \"{concrete[0]}\", \"input\": \"Say hello\"}}'"
+            f'-d \'{{"model": "{concrete[0]}", "input": "Say hello"}}\''
         )
     return "\n".join(lines)
 
 
 def serve(config: Config, host: str, port: int, workers: int) -> None:
     if not config.master_key and not is_loopback(host):
-        raise ConfigError(
-            f"refusing to listen on {host} without authentication: set master_key in the config "
-            "(or REJOINDER_MASTER_KEY), or bind to 127.0.0.1"
-        )
+        raise ConfigError(f"refusing to listen on {host} without authentication: set master_key in the config (or REJOINDER_MASTER_KEY), or bind to 127.0.0.1")
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     _migrate(config.database_url)

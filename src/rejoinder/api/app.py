@@ -158,7 +158,10 @@ async def list_input_items(request: web.Request) -> web.Response:
     rows, has_more = page
     first, last = (orjson.dumps(rows[0][0]), orjson.dumps(rows[-1][0])) if rows else (b"null", b"null")
     body = b'{"object":"list","data":[%s],"first_id":%s,"last_id":%s,"has_more":%s}' % (
-        b",".join(row[1] for row in rows), first, last, b"true" if has_more else b"false"
+        b",".join(row[1] for row in rows),
+        first,
+        last,
+        b"true" if has_more else b"false",
     )
     return json_response(body)
 

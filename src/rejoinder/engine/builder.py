@@ -178,7 +178,9 @@ class Builder:
         if block.kind == "tool_call":
             block.item["arguments"] = text
             if self.emit:
-                self._event("response.function_call_arguments.done", item_id=block.item["id"], output_index=block.output_index, name=block.item["name"], arguments=text)
+                self._event(
+                    "response.function_call_arguments.done", item_id=block.item["id"], output_index=block.output_index, name=block.item["name"], arguments=text
+                )
             self._done_item(block.item, block.output_index, status)
             return
         kind = _KINDS[block.kind]

@@ -144,8 +144,7 @@ def decode_create_response(body: bytes) -> CreateResponse:
     except msgspec.DecodeError:
         raise ApiError(
             400,
-            "We could not parse the JSON body of your request. The API expects a JSON object "
-            "as the request body.",
+            "We could not parse the JSON body of your request. The API expects a JSON object as the request body.",
             code="invalid_json",
         ) from None
     _check(request)

@@ -55,7 +55,6 @@ class Anthropic:
                 raise cut_short()
 
 
-
 class _Translator:
     """Messages API content blocks → deltas, keyed by the block's `index`."""
 
@@ -131,7 +130,15 @@ class _Translator:
         if state is None or state["kind"] == "ignored":
             return []
         kind = delta.get("type")
-        text = delta.get("text") if kind == "text_delta" else delta.get("thinking") if kind == "thinking_delta" else delta.get("partial_json") if kind == "input_json_delta" else None
+        text = (
+            delta.get("text")
+            if kind == "text_delta"
+            else delta.get("thinking")
+            if kind == "thinking_delta"
+            else delta.get("partial_json")
+            if kind == "input_json_delta"
+            else None
+        )
         if kind == "signature_delta":
             state["signature"] += delta.get("signature", "")
         if not text:
@@ -205,7 +212,10 @@ def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
 
 def _tools(params: Any, body: dict[str, Any], thinking: bool) -> str | None:
     tools, choice = offered_tools(params)
-    declared = [{"name": t.name, **({"description": t.description} if t.description else {}), "input_schema": t.parameters or {"type": "object", "properties": {}}} for t in tools]
+    declared = [
+        {"name": t.name, **({"description": t.description} if t.description else {}), "input_schema": t.parameters or {"type": "object", "properties": {}}}
+        for t in tools
+    ]
     fmt = params.text.format if params.text is not None else None
     format_tool = None
     if isinstance(fmt, (TextFormatJsonSchema, TextFormatJsonObject)):
@@ -222,9 +232,7 @@ def _tools(params: Any, body: dict[str, Any], thinking: bool) -> str | None:
     if choice == "none" and format_tool:
         choice = "auto"  # the structured answer still arrives through its tool
     tool_choice: dict[str, Any] = (
-        {"type": "tool", "name": choice.name}
-        if isinstance(choice, NamedFunction)
-        else {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
+        {"type": "tool", "name": choice.name} if isinstance(choice, NamedFunction) else {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
     )
     if thinking and tool_choice["type"] in ("any", "tool"):
         tool_choice = {"type": "auto"}  # Anthropic allows only auto or none with thinking

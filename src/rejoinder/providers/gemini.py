@@ -111,7 +111,11 @@ class _Translator:
                 self.count += 1
                 block = f"g{self.count}"
                 self.called_tool = True
-                out += [BlockStart(block, "tool_call", call_id=call.get("id") or new_id("call"), name=call.get("name", "")), BlockDelta(block, orjson.dumps(call.get("args") or {}).decode()), BlockEnd(block)]
+                out += [
+                    BlockStart(block, "tool_call", call_id=call.get("id") or new_id("call"), name=call.get("name", "")),
+                    BlockDelta(block, orjson.dumps(call.get("args") or {}).decode()),
+                    BlockEnd(block),
+                ]
                 continue
             if part.get("thought"):
                 if part.get("text"):

@@ -58,9 +58,7 @@ async def post(url: str, body: bytes, headers: dict[str, str], secret: str | Non
     except aiohttp.ClientPayloadError:
         raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
     except aiohttp.ClientError as exc:
-        raise ApiError(
-            502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
-        ) from None
+        raise ApiError(502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable") from None
 
 
 async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
@@ -175,7 +173,9 @@ def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None)
     detail = scrub(detail, secret)
     said = f": {detail}" if detail else "."
     if status in (401, 403) or b"API_KEY_INVALID" in raw:  # Gemini reports a bad key as a 400
-        return ApiError(502, f"The upstream model provider rejected the gateway's credentials (HTTP {status}).", type="server_error", code="upstream_auth_error")
+        return ApiError(
+            502, f"The upstream model provider rejected the gateway's credentials (HTTP {status}).", type="server_error", code="upstream_auth_error"
+        )
     if status == 429:
         retry = _retry_after(headers, body)
         return ApiError(429, f"The upstream model provider is rate limiting requests{said}", type="rate_limit_error", code="rate_limit_exceeded", headers=retry)

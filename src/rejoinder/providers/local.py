@@ -103,7 +103,9 @@ class LocalModel:
                 prompt_tokens = llm.tokenize(formatted.prompt.encode(), add_bos=False, special=True)
                 room = self.context_tokens - len(prompt_tokens)
                 if room <= 0:
-                    raise invalid("input", f"The input is {len(prompt_tokens)} tokens; this model's context holds {self.context_tokens}.", "context_length_exceeded")
+                    raise invalid(
+                        "input", f"The input is {len(prompt_tokens)} tokens; this model's context holds {self.context_tokens}.", "context_length_exceeded"
+                    )
                 options: dict[str, Any] = {"max_tokens": min(params.max_output_tokens or room, room), "stop": formatted.stop, "stream": True}
                 if params.temperature is not None:
                     options["temperature"] = params.temperature

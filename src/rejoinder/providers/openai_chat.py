@@ -236,9 +236,7 @@ def _logprobs(logprobs: _Logprobs | None) -> list[dict] | None:
             "token": entry.token,
             "logprob": entry.logprob,
             "bytes": entry.bytes or list(entry.token.encode()),
-            "top_logprobs": [
-                {"token": top.token, "logprob": top.logprob, "bytes": top.bytes or list(top.token.encode())} for top in entry.top_logprobs
-            ],
+            "top_logprobs": [{"token": top.token, "logprob": top.logprob, "bytes": top.bytes or list(top.token.encode())} for top in entry.top_logprobs],
         }
         for entry in logprobs.content
     ]

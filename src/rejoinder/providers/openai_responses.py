@@ -45,7 +45,6 @@ class OpenAIResponses:
                 raise cut_short()
 
 
-
 class _Translator:
     """Upstream events → deltas; a block is named by its output index and part index."""
 
@@ -102,9 +101,17 @@ class _Translator:
                     part_kind = _PART_KIND.get(part.get("type"))
                     if part_kind:
                         text = part.get("text", part.get("refusal", ""))
-                        out += [BlockStart(f"{at}.{index}", part_kind), BlockDelta(f"{at}.{index}", text, part.get("logprobs") or None), BlockEnd(f"{at}.{index}")]  # type: ignore[arg-type]
+                        out += [
+                            BlockStart(f"{at}.{index}", part_kind),
+                            BlockDelta(f"{at}.{index}", text, part.get("logprobs") or None),
+                            BlockEnd(f"{at}.{index}"),
+                        ]  # type: ignore[arg-type]
             elif kind == "function_call":
-                out += [BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", "")), BlockDelta(f"{at}", item.get("arguments", "")), BlockEnd(f"{at}")]
+                out += [
+                    BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", "")),
+                    BlockDelta(f"{at}", item.get("arguments", "")),
+                    BlockEnd(f"{at}"),
+                ]
             elif kind == "reasoning":
                 for index, part in enumerate(item.get("summary") or []):
                     out += [BlockStart(f"{at}.s{index}", "summary"), BlockDelta(f"{at}.s{index}", part.get("text", "")), BlockEnd(f"{at}.s{index}")]
@@ -148,7 +155,18 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
     }
     if request.stream:
         body["stream"] = True
-    for name in ("instructions", "temperature", "top_p", "max_output_tokens", "top_logprobs", "parallel_tool_calls", "safety_identifier", "user", "prompt_cache_key", "truncation"):
+    for name in (
+        "instructions",
+        "temperature",
+        "top_p",
+        "max_output_tokens",
+        "top_logprobs",
+        "parallel_tool_calls",
+        "safety_identifier",
+        "user",
+        "prompt_cache_key",
+        "truncation",
+    ):
         value = getattr(params, name)
         if value is not None:
             body[name] = value
@@ -176,5 +194,10 @@ def _input_item(item: Any) -> dict[str, Any] | None:
     if isinstance(item, Reasoning):
         sealed = unseal("openai", item.encrypted_content if isinstance(item.encrypted_content, str) else None)
         if sealed:
-            return {"type": "reasoning", "id": sealed["id"], "summary": [msgspec.to_builtins(part) for part in item.summary], "encrypted_content": sealed["encrypted_content"]}
+            return {
+                "type": "reasoning",
+                "id": sealed["id"],
+                "summary": [msgspec.to_builtins(part) for part in item.summary],
+                "encrypted_content": sealed["encrypted_content"],
+            }
     return None
