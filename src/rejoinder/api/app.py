@@ -111,12 +111,12 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     stream = web.StreamResponse(headers=_SSE_HEADERS)
     await stream.prepare(request)
 
-    async def sink(events: list[tuple[str, bytes]]) -> None:
-        await stream.write(b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events))
+    async def sink(events: list[tuple[str, bytes]], last: bool) -> None:
+        frames = b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events)
+        await (stream.write_eof(frames) if last else stream.write(frames))
 
     try:
         await run.finish(sink)
-        await stream.write_eof()
     except ConnectionError:
         log.info("client went away during %s", run.response["id"])
     return stream

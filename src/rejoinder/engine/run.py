@@ -28,8 +28,9 @@ from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
 
-Sink = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
-"""Receives `(event type, event JSON)` pairs, serialized the moment each event happened."""
+Sink = Callable[[list[tuple[str, bytes]], bool], Awaitable[None]]
+"""Receives `(event type, event JSON)` pairs, serialized the moment each event happened, and
+whether they are the last (so the transport can finish in the same write)."""
 
 
 class Engine:
@@ -78,9 +79,9 @@ class Run:
         builder = Builder(self.response, emit if sink else None, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include)
         failure: ApiError | None = None
 
-        async def flush() -> None:
-            if pending:
-                await sink(pending)  # type: ignore[misc]
+        async def flush(last: bool = False) -> None:
+            if pending or last:
+                await sink(pending, last)  # type: ignore[misc]
                 pending.clear()
 
         try:
@@ -112,7 +113,8 @@ class Run:
                 builder.fail(failure)
                 encoded = orjson.dumps(self.response)
         builder.terminal()
-        await flush()
+        if sink is not None:
+            await flush(last=True)
         if failure is not None and sink is None:
             raise failure
         return encoded

@@ -75,6 +75,11 @@ class Store:
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._writer = threading.Thread(target=self._write_loop, name="rejoinder-db-writer", daemon=True)
         self._writer.start()
+        self._stopping = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if self.sqlite:
+            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="rejoinder-db-checkpoint", daemon=True)
+            self._checkpointer.start()
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision (serialized across PostgreSQL instances)."""
@@ -89,6 +94,9 @@ class Store:
     def close(self) -> None:
         self._writes.put(None)
         self._writer.join()
+        self._stopping.set()
+        if self._checkpointer is not None:
+            self._checkpointer.join()
         self._readers.shutdown()
         self.engine.dispose()
 
@@ -142,6 +150,20 @@ class Store:
                 break
         if connection is not None:
             connection.close()
+
+    def _checkpoint_loop(self) -> None:
+        """SQLite only: fold the write-ahead log into the database off the commit path.
+
+        Commits never checkpoint (`wal_autocheckpoint=0`), so none of them pays for the fsync
+        that a checkpoint does (measured: 1% of commits took 1–6 ms when they did); a passive
+        checkpoint here, once a second, never blocks the writer.
+        """
+        while not self._stopping.wait(1.0):
+            try:
+                with self.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as exc:  # a busy or vanished database: try again next time
+                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
 
     async def ping(self) -> None:
         await self._read(self._ping)
@@ -217,4 +239,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # see Store._checkpoint_loop
     cursor.close()
