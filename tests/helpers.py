@@ -64,11 +64,15 @@ TEXT_EVENTS = [
 
 
 def post_raw(gateway: Any, method: str, path: str, body: bytes | None = None, headers: dict | None = None) -> tuple[int, dict, dict]:
-    """One request without the SDK: status, headers and the decoded JSON body."""
+    """One request without the SDK: status, headers and the decoded JSON body (for a stream,
+    `{"events": [...]}`)."""
     request = urllib.request.Request(gateway.url + path, data=body, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request) as response:
-            return response.status, dict(response.headers), json.loads(response.read())
+            raw = response.read()
+            if response.headers["Content-Type"].startswith("text/event-stream"):
+                return response.status, dict(response.headers), {"events": [json.loads(line[6:]) for line in raw.splitlines() if line.startswith(b"data: ")]}
+            return response.status, dict(response.headers), json.loads(raw)
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read())
 
