@@ -26,12 +26,7 @@ def session() -> aiohttp.ClientSession:
     global _session
     if _session is None or _session.closed:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
-        _session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600),
-            json_serialize=lambda obj: orjson.dumps(obj).decode(),
-            auto_decompress=True,
-        )
+        _session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600))
     return _session
 
 
@@ -45,9 +40,10 @@ async def close_session() -> None:
 @asynccontextmanager
 async def post(url: str, body: bytes, headers: dict[str, str], secret: str | None, read_timeout: float | None = None):
     """POST to an upstream and yield its successful response; any failure becomes `ApiError`."""
-    timeout = aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout) if read_timeout else None
+    # A deployment's own read timeout, else the session's (passing None would mean no timeout).
+    options = {"timeout": aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout)} if read_timeout else {}
     try:
-        async with session().post(url, data=body, headers=headers, timeout=timeout) as response:
+        async with session().post(url, data=body, headers=headers, **options) as response:
             if response.status >= 400:
                 raise error_from_status(response.status, await response.read(), response.headers, secret)
             yield response

@@ -28,7 +28,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, Message, message_text
 from rejoinder.protocol.request import FunctionTool, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.translate import offered_tools
+from rejoinder.providers.translate import arguments, offered_tools
 
 log = logging.getLogger("rejoinder.local")
 DEFAULT_NAME = "local-smollm2"
@@ -228,7 +228,7 @@ def _messages(request: ModelRequest, tools: list[FunctionTool]) -> list[dict[str
             role = "system" if item.role == "developer" else item.role
             messages.append({"role": role, "content": message_text(item.content)})
         elif isinstance(item, FunctionCall):
-            call = json.dumps({"name": item.name, "arguments": json.loads(item.arguments or "{}")})
+            call = json.dumps({"name": item.name, "arguments": arguments(item.arguments)})
             messages.append({"role": "assistant", "content": f"<tool_call>{call}</tool_call>"})
         elif isinstance(item, FunctionCallOutput):
             messages.append({"role": "tool", "content": message_text(item.output)})
