@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 
-import openai
 import pytest
 
 from conftest import ANTHROPIC_KEY
 from fake_anthropic import REDACTED, SIGNATURE
-from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
+from helpers import TEXT_EVENTS, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PDF = "data:application/pdf;base64,JVBERi0xLjQK"
@@ -188,36 +187,3 @@ def test_cache_tokens_count_as_input(multi):
     body = create(multi, model="claude-cached", input="x")
     assert body["usage"]["input_tokens"] == 2105
     assert body["usage"]["input_tokens_details"] == {"cached_tokens": 2000, "cache_write_tokens": 100}
-
-
-def test_max_tokens_and_refusal(multi):
-    body = create(multi, model="claude-max-tokens", input="story")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
-    body = create(multi, model="claude-refusal", input="bad")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "content_filter"}
-
-
-@pytest.mark.parametrize(
-    "model, status, code",
-    [
-        ("claude-error-400", 400, "upstream_invalid_request"),
-        ("claude-error-401", 502, "upstream_auth_error"),
-        ("claude-error-429", 429, "rate_limit_exceeded"),
-        ("claude-error-529", 503, "upstream_overloaded"),
-    ],
-)
-def test_errors_before_the_stream(providers_gateway, model, status, code):
-    assert_upstream_error(providers_gateway, model, status, code, ANTHROPIC_KEY, "12" if status == 429 else None)
-
-
-@pytest.mark.parametrize("model", ["claude-midstream-error", "claude-cut"])
-def test_errors_during_the_stream(multi, model):
-    events = stream(multi, model=model, input="x")
-    assert types(events)[-2:] == ["error", "response.failed"]
-    assert events[-1]["response"]["output"][0]["content"][0]["text"].startswith("Partial")
-
-
-def test_sdk_sees_overload_as_503(multi):
-    with pytest.raises(openai.InternalServerError) as error:
-        multi.responses.create(model="claude-error-529", input="x")
-    assert error.value.status_code == 503

@@ -18,7 +18,9 @@ _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.di
 _name = st.text("abcdefgh_", min_size=1, max_size=8)
 _item = st.one_of(
     st.fixed_dictionaries({"role": st.sampled_from(["user", "assistant", "system", "developer"]), "content": st.text(max_size=20)}),
-    st.fixed_dictionaries({"role": st.just("user"), "content": st.lists(st.fixed_dictionaries({"type": st.just("input_text"), "text": st.text(max_size=10)}), max_size=2)}),
+    st.fixed_dictionaries(
+        {"role": st.just("user"), "content": st.lists(st.fixed_dictionaries({"type": st.just("input_text"), "text": st.text(max_size=10)}), max_size=2)}
+    ),
     st.fixed_dictionaries({"type": st.just("function_call"), "call_id": _name, "name": _name, "arguments": st.sampled_from(["{}", '{"a": 1}'])}),
     st.fixed_dictionaries({"type": st.just("function_call_output"), "call_id": _name, "output": st.text(max_size=10)}),
     st.fixed_dictionaries({"type": st.just("reasoning"), "summary": st.just([])}),
@@ -33,7 +35,9 @@ _VALID = {
     "tools": st.just([_tool]),
     "tool_choice": st.sampled_from(["auto", "none", {"type": "function", "name": "get_weather"}]),
     "parallel_tool_calls": st.booleans(),
-    "text": st.sampled_from([{"format": {"type": "text"}}, {"format": {"type": "json_object"}}, {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}]),
+    "text": st.sampled_from(
+        [{"format": {"type": "text"}}, {"format": {"type": "json_object"}}, {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}]
+    ),
     "reasoning": st.sampled_from([{"effort": "low"}, {"effort": "high", "summary": "auto"}, {}]),
     "metadata": st.dictionaries(_name, st.text(max_size=10), max_size=3),
     "store": st.booleans(),
@@ -44,7 +48,12 @@ _VALID = {
 
 @st.composite
 def bodies(draw):
-    body = {"model": draw(st.sampled_from(["chat", "mock-reasoning", "mock-tools-parallel", "claude-thinking-tool", "gemini-tools-parallel", "oai-reasoning-tool"])), "input": "hi"}
+    body = {
+        "model": draw(
+            st.sampled_from(["chat", "mock-reasoning", "mock-tools-parallel", "claude-thinking-tool", "gemini-tools-parallel", "oai-reasoning-tool"])
+        ),
+        "input": "hi",
+    }
     for field in draw(st.lists(st.sampled_from(sorted(_VALID)), unique=True, max_size=6)):
         body[field] = draw(_VALID[field])
     if body.get("tool_choice") not in (None, "auto", "none"):

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import GEMINI_KEY
 from fake_gemini import THOUGHT_SIGNATURE
-from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
+from helpers import TEXT_EVENTS, create, stream, types
 
 PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 WEATHER = {
@@ -156,30 +156,3 @@ def test_images_files_and_roles(multi, fake_gemini):
         {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/cat.png"}},
         {"fileData": {"mimeType": "application/pdf", "fileUri": "https://example.com/report.pdf"}},
     ]
-
-
-def test_max_tokens_and_safety(multi):
-    body = create(multi, model="gemini-max-tokens", input="story")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
-    body = create(multi, model="gemini-safety", input="bad")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "content_filter"}
-
-
-@pytest.mark.parametrize(
-    "model, status, code",
-    [
-        ("gemini-error-400", 400, "upstream_invalid_request"),
-        ("gemini-error-key", 502, "upstream_auth_error"),
-        ("gemini-error-429", 429, "rate_limit_exceeded"),
-        ("gemini-error-503", 503, "upstream_overloaded"),
-    ],
-)
-def test_errors_before_the_stream(providers_gateway, model, status, code):
-    assert_upstream_error(providers_gateway, model, status, code, GEMINI_KEY, "17" if status == 429 else None)
-
-
-@pytest.mark.parametrize("model", ["gemini-midstream-error", "gemini-cut"])
-def test_errors_during_the_stream(multi, model):
-    events = stream(multi, model=model, input="x")
-    assert types(events)[-2:] == ["error", "response.failed"]
-    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Partial"

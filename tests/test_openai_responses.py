@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 
-import pytest
-
 from conftest import OPENAI_KEY
 from fake_responses import ENCRYPTED
-from helpers import TEXT_EVENTS, assert_upstream_error, create, stream, types
+from helpers import TEXT_EVENTS, create, stream, types
 
 WEATHER = {
     "type": "function",
@@ -60,20 +58,7 @@ def test_reasoning_state_and_tool_calls_round_trip(multi, fake_responses):
     assert "previous_response_id" not in fake_responses.last()
 
 
-def test_non_streaming_and_incomplete(multi):
+def test_non_streaming_keeps_the_sealed_state(multi):
     body = create(multi, model="oai-reasoning-tool", input="x", tools=[WEATHER], include=["reasoning.encrypted_content"])
     assert body["output"][0]["encrypted_content"].startswith("rj1.openai.") and ENCRYPTED not in body["output"][0]["encrypted_content"]
     assert body["output"][1]["arguments"] == '{"city": "Oslo"}'
-    body = create(multi, model="oai-incomplete", input="x")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
-
-
-def test_upstream_failure_mid_stream(multi):
-    events = stream(multi, model="oai-failed", input="x")
-    assert types(events)[-2:] == ["error", "response.failed"]
-    assert "invalid content" in events[-1]["response"]["error"]["message"]
-
-
-@pytest.mark.parametrize("model, status, code", [("oai-error-429", 429, "rate_limit_exceeded"), ("oai-error-400", 400, "upstream_invalid_request")])
-def test_errors_before_the_stream(providers_gateway, model, status, code):
-    assert_upstream_error(providers_gateway, model, status, code, OPENAI_KEY, "3" if status == 429 else None)

@@ -194,11 +194,6 @@ def test_length_finish_is_incomplete(client):
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
 
 
-def test_content_filter_finish_is_incomplete(client):
-    body = create(client, model="mock-content-filter", input="x")
-    assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "content_filter"}
-
-
 def test_logprobs_are_returned_when_included(client, fake_chat):
     events = stream(client, model="mock-logprobs", input="ok?", include=["message.output_text.logprobs"], top_logprobs=2)
     deltas = [e for e in events if e["type"] == "response.output_text.delta"]
