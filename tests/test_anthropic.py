@@ -8,17 +8,9 @@ import pytest
 
 from conftest import ANTHROPIC_KEY
 from fake_anthropic import REDACTED, SIGNATURE
-from helpers import TEXT_EVENTS, create, stream, types
+from helpers import PNG, TEXT_EVENTS, TIME, WEATHER, create, stream, types
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 PDF = "data:application/pdf;base64,JVBERi0xLjQK"
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
-TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
 
 
 def test_text_streams_like_any_other_provider(multi, fake_anthropic):

@@ -8,16 +8,8 @@ import pytest
 
 from conftest import GEMINI_KEY
 from fake_gemini import THOUGHT_SIGNATURE
-from helpers import TEXT_EVENTS, create, stream, types
+from helpers import PNG, TEXT_EVENTS, TIME, WEATHER, create, stream, types
 
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
-TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
 
 
 def test_text_stream_and_request_shape(multi, fake_gemini):

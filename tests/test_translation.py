@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from helpers import create
-
-PNG = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
-TIME = {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}}
+from helpers import PNG, TIME, WEATHER, create
 
 
 def test_items_translate_to_chat_messages(client, fake_chat):
