@@ -3,9 +3,7 @@ for the next provider, and reasoning state goes back only to the provider that m
 
 from __future__ import annotations
 
-from helpers import create, stream
-
-WEATHER = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}
+from helpers import WEATHER, create, stream
 
 
 def test_chain_across_providers(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses):
