@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 
@@ -110,11 +111,10 @@ def _connect() -> psycopg.Connection:
     raise last  # type: ignore[misc]
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
+@contextlib.contextmanager
+def _database():
     """A fresh database on the real PostgreSQL at 127.0.0.1, dropped afterwards."""
     name = f"rejoinder_{uuid.uuid4().hex[:12]}"
-
     try:
         with _connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
@@ -123,10 +123,23 @@ def postgres_url():
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL on 127.0.0.1:5432 is required in CI: {exc}")
         pytest.skip(f"PostgreSQL not reachable: {exc}")
-    yield f"postgresql://{user}@127.0.0.1:5432/{name}"
+    try:
+        yield f"postgresql://{user}@127.0.0.1:5432/{name}"
+    finally:
+        with _connect() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
-    with _connect() as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    with _database() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres_url():
+    with _database() as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

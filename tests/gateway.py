@@ -32,11 +32,18 @@ class Gateway:
         self.log = workdir / f"gateway-{self.port}.log"
 
     def start(self) -> Gateway:
+        self.launch()
+        return self.wait_healthy()
+
+    def launch(self) -> None:
+        """Start the process without waiting for it (see `wait_healthy`)."""
         path = self.workdir / f"config-{self.port}.yaml"
         path.write_text(yaml.safe_dump(self.config))
         command = [sys.executable, "-m", "rejoinder", "serve", "--config", str(path), "--port", str(self.port), "--workers", str(self.workers)]
         env = {**os.environ, **self.env}
         self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+
+    def wait_healthy(self) -> Gateway:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

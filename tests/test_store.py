@@ -153,3 +153,26 @@ def test_responses_survive_a_restart(store_gateway):
     client = sdk(store_gateway)
     assert client.responses.with_raw_response.retrieve(body["id"]).http_response.json() == body
     assert client.responses.create(model="chat", input="next", previous_response_id=body["id"]).status == "completed"
+
+
+def test_two_instances_share_one_postgresql(fake_chat, fresh_postgres_url, tmp_path):
+    """Two gateways started at once on a new database: both migrate it safely (one waits on the
+    other's advisory lock), and each reads what the other wrote, chains included."""
+    from conftest import chat_models
+    from gateway import Gateway
+
+    config = {"models": chat_models(fake_chat), "database_url": fresh_postgres_url}
+    first, second = Gateway(config, tmp_path), Gateway(config, tmp_path)
+    try:
+        first.launch()
+        second.launch()
+        first.wait_healthy()
+        second.wait_healthy()
+        written = create(sdk(first), model="chat", input="from the first instance")
+        read = sdk(second).responses.with_raw_response.retrieve(written["id"]).http_response.json()
+        assert read == written
+        follow = create(sdk(second), model="chat", input="and on", previous_response_id=written["id"])
+        assert sdk(first).responses.retrieve(follow["id"]).previous_response_id == written["id"]
+    finally:
+        first.stop()
+        second.stop()
