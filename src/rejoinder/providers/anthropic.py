@@ -49,10 +49,8 @@ class Anthropic:
             if not request.stream:
                 yield translator.message(read_json(await response.read()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), lambda: translator.finished):
+            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
-            if not translator.finished:
-                raise cut_short()
 
 
 class _Translator:
@@ -64,7 +62,13 @@ class _Translator:
         self.usage = Usage()
         self.stop = "stop"
         self.called_tool = False
-        self.finished = False
+        self.done = False
+
+    def finish(self) -> list[Delta]:
+        """Nothing more to add: the `Finish` came with the upstream's last event."""
+        if not self.done:
+            raise cut_short()
+        return []
 
     def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
         kind = event.get("type")
@@ -80,7 +84,7 @@ class _Translator:
             self._usage(event.get("usage") or {})
             self.stop = _STOP.get(event.get("delta", {}).get("stop_reason") or "", "stop")
         elif kind == "message_stop":
-            self.finished = True
+            self.done = True
             return [self._finish()]
         elif kind == "error":
             raise stream_error(event, secret)

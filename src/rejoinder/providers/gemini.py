@@ -51,9 +51,8 @@ class Gemini:
             if not request.stream:
                 yield translator.chunk(_decode(await response.read())) + translator.finish()
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.chunk(_decode(data)), lambda: False):
+            async for deltas in stream_deltas(response, lambda data: translator.chunk(_decode(data)), translator):
                 yield deltas
-            yield translator.finish()
 
 
 def _decode(data: bytes) -> dict[str, Any]:
@@ -73,6 +72,7 @@ class _Translator:
         self.count = 0
         self.usage = Usage()
         self.reason: str | None = None
+        self.done = False  # a candidate's finishReason came: that chunk is Gemini's last
         self.called_tool = False
         self.late_signature: str | None = None  # a text part's signature, placed after the text
 
@@ -129,6 +129,7 @@ class _Translator:
                 self.late_signature = signature
         finish = candidate.get("finishReason")
         if finish:
+            self.done = True
             self.reason = "length" if finish == "MAX_TOKENS" else "content_filter" if finish in _FILTERED else "stop"
         return out
 

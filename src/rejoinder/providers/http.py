@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import msgspec
@@ -78,8 +78,19 @@ async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[t
             yield [event]
 
 
-async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[bytes], list[Any]], done: Callable[[], bool]) -> AsyncIterator[list[Any]]:
-    """Per network read, the deltas `translate` makes of each event's data, until `done()`.
+class StreamTranslator(Protocol):
+    """A provider's reader of one upstream stream."""
+
+    done: bool  # the upstream said its last word (`[DONE]`, `message_stop`, …)
+
+    def finish(self) -> list[Any]:
+        """The closing deltas, `Finish` last; raises `ApiError` if the stream ended early."""
+        ...
+
+
+async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
+    """Per network read, the deltas `translate` makes of each event's data; the stream's
+    closing deltas travel with the read that ended it, so a fast upstream costs one write.
 
     When `translate` raises (the upstream reported an error), what arrived before the error
     is yielded first, so the client still sees it before `response.failed`.
@@ -93,10 +104,12 @@ async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[b
             if deltas:
                 yield deltas
             raise
+        if translator.done:
+            yield deltas + translator.finish()
+            return
         if deltas:
             yield deltas
-        if done():
-            return
+    yield translator.finish()
 
 
 def _parse_event(block: bytes) -> tuple[str, bytes] | None:

@@ -121,11 +121,11 @@ class OpenAIChat:
             translator = _Translator()
             if not request.stream:
                 chunk = _decode(await response.read(), self.api_key)
-                yield translator.feed(chunk, whole=True) + translator.finish(saw_done=True)
+                translator.done = True
+                yield translator.feed(chunk, whole=True) + translator.finish()
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.feed(_decode(data, self.api_key)), lambda: translator.saw_done):
+            async for deltas in stream_deltas(response, lambda data: translator.feed(_decode(data, self.api_key)), translator):
                 yield deltas
-            yield translator.finish(translator.saw_done)
 
 
 def _decode(data: bytes, secret: str | None) -> _Chunk | None:
@@ -150,7 +150,7 @@ class _Translator:
         self.reason: str | None = None
         self.usage: Usage | None = None
         self.count = 0
-        self.saw_done = False
+        self.done = False  # `[DONE]` arrived
 
     def _block(self) -> str:
         self.count += 1
@@ -175,7 +175,7 @@ class _Translator:
     def feed(self, chunk: _Chunk | None, whole: bool = False) -> list[Delta]:
         out: list[Delta] = []
         if chunk is None:  # the `[DONE]` sentinel
-            self.saw_done = True
+            self.done = True
             return out
         if chunk.usage is not None:
             self.usage = _usage(chunk.usage)
@@ -210,9 +210,9 @@ class _Translator:
             out.append(BlockDelta(block, function.arguments))
         return out
 
-    def finish(self, saw_done: bool) -> list[Delta]:
+    def finish(self) -> list[Delta]:
         """End the stream (open blocks end with it); a stream cut before its end is an error."""
-        if self.reason is None and not saw_done:
+        if self.reason is None and not self.done:
             raise cut_short()
         return [Finish(self.reason or "stop", self.usage)]
 

@@ -39,17 +39,21 @@ class OpenAIResponses:
             if not request.stream:
                 yield translator.response(read_json(await response.read()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), lambda: translator.finished):
+            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
-            if not translator.finished:
-                raise cut_short()
 
 
 class _Translator:
     """Upstream events → deltas; a block is named by its output index and part index."""
 
     def __init__(self) -> None:
-        self.finished = False
+        self.done = False
+
+    def finish(self) -> list[Delta]:
+        """Nothing more to add: the `Finish` came with the upstream's last event."""
+        if not self.done:
+            raise cut_short()
+        return []
 
     def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
         kind = event.get("type", "")
@@ -80,7 +84,7 @@ class _Translator:
                 return [_reasoning_end(item)]
             return []
         if kind in ("response.completed", "response.incomplete"):
-            self.finished = True
+            self.done = True
             return [_finish(event["response"])]
         if kind == "response.failed":
             error = event["response"].get("error") or {}
