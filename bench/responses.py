@@ -8,7 +8,7 @@ request, and its resident memory.
 Needs nginx and wrk (Debian: `apt-get install nginx-light wrk`). Everything binds to 127.0.0.1
 and is stopped by process id when the script ends.
 
-    python bench/responses.py [--duration 10] [--workers 1]
+    python bench/responses.py [--duration 10] [--workers 1] [--no-store]
 """
 
 from __future__ import annotations
@@ -47,7 +47,6 @@ COMPLETION = {
         "completion_tokens_details": {"reasoning_tokens": 0},
     },
 }
-STORE = os.environ.get("BENCH_STORE", "1") == "1"
 WORDS = ["Hello", "!", " How", " can", " I", " help", " you", " today", "?"]
 
 
@@ -137,6 +136,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=int, default=10, help="seconds per throughput run")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--no-store", dest="store", action="store_false", help="send store: false, to see what storage costs")
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -196,7 +196,7 @@ http {{
             ("non-streaming", "bench-json", "/json/v1/chat/completions", False),
             ("streaming", "bench-sse", "/sse/v1/chat/completions", True),
         ):
-            body = {"model": model, "input": "Hello", "store": STORE, "stream": stream}
+            body = {"model": model, "input": "Hello", "store": args.store, "stream": stream}
             direct_body = {"model": "bench", "messages": [{"role": "user", "content": "Hello"}], "stream": stream}
             wrk(gateway_url, body, 8, 2, work)  # warm-up
             cpu_before = cpu_seconds(pids)
@@ -206,7 +206,7 @@ http {{
             direct = wrk(upstream + direct_path, direct_body, 1, max(5, args.duration // 2), work, latency=True)
             rows.append((mode, load["rps"], through["p50"], through["p99"], direct["p50"], direct["p99"], cpu_per_request_us))
         rss = rss_mb(pids)
-        print(f"\nRejoinder benchmark: {args.workers} worker(s), store: true on SQLite, canned nginx upstream, wrk on loopback, {os.cpu_count()} cores")
+        print(f"\nRejoinder benchmark: {args.workers} worker(s), store: {str(args.store).lower()} on SQLite, canned nginx upstream, wrk on loopback, {os.cpu_count()} cores")
         print(
             f"{'mode':<14} {'req/s @c32':>11} {'p50 ms':>8} {'p99 ms':>8} {'direct p50':>11} {'direct p99':>11} {'added p50':>10} {'added p99':>10} {'CPU µs/req':>11}"
         )
