@@ -93,8 +93,6 @@ InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, ItemRefe
 
 _ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs"}
 
-encode_items = msgspec.json.Encoder().encode
-decode_items = msgspec.json.Decoder(list[Item]).decode
 decode_item = msgspec.json.Decoder(Item).decode
 
 
