@@ -41,7 +41,8 @@ class Gateway:
         path.write_text(yaml.safe_dump(self.config))
         command = [sys.executable, "-m", "rejoinder", "serve", "--config", str(path), "--port", str(self.port), "--workers", str(self.workers)]
         env = {**os.environ, **self.env}
-        self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        with open(self.log, "ab") as log:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_healthy(self) -> Gateway:
         deadline = time.monotonic() + 30

@@ -146,7 +146,7 @@ class _Translator:
 
     def __init__(self) -> None:
         self.open: tuple[str, str] | None = None  # (kind, block id)
-        self.tools: dict[int, str] = {}
+        self.tools: dict[int, tuple[str, str]] = {}  # index → (block id, call id)
         self.reason: str | None = None
         self.usage: Usage | None = None
         self.count = 0
@@ -202,10 +202,14 @@ class _Translator:
     def _tool_call(self, index: int, call: _ToolCall) -> list[Delta]:
         out: list[Delta] = []
         function = call.function or _Function()
-        block = self.tools.get(index)
-        if block is None:
-            block = self.tools[index] = self._block()
-            out.append(BlockStart(block, "tool_call", call_id=call.id or new_id("call"), name=function.name or ""))
+        known = self.tools.get(index)
+        # A new id at a known index is a new call: some servers number every call 0.
+        if known is None or (call.id and call.id != known[1]):
+            if known is not None:
+                out.append(BlockEnd(known[0]))
+            known = self.tools[index] = (self._block(), call.id or new_id("call"))
+            out.append(BlockStart(known[0], "tool_call", call_id=known[1], name=function.name or ""))
+        block = known[0]
         if function.arguments:
             out.append(BlockDelta(block, function.arguments))
         return out
