@@ -42,3 +42,12 @@ def test_stateless_round_trip_with_encrypted_reasoning(multi, fake_anthropic):
     assistant = fake_anthropic.last()["messages"][1]["content"]
     assert assistant[0] == {"type": "thinking", "thinking": "The user wants the weather.", "signature": SIGNATURE}
     assert assistant[2]["type"] == "tool_use" and assistant[2]["id"] == call.call_id
+
+
+@pytest.mark.parametrize("model", ["mock-reasoning", "mock-tools-parallel", "claude-thinking-tool", "gemini-tools-parallel", "oai-reasoning-tool"])
+def test_sdk_output_items_dumped_with_nulls_are_valid_input(multi, model):
+    """Clients replay `response.output` as they got it from the SDK, `None` fields included."""
+    first = multi.responses.create(model=model, input="Weather?", tools=[WEATHER], store=False)
+    replay = [{"role": "user", "content": "Weather?"}, *[item.model_dump() for item in first.output]]
+    replay += [{"type": "function_call_output", "call_id": item.call_id, "output": "18C"} for item in first.output if item.type == "function_call"]
+    assert multi.responses.create(model="chat", input=replay, store=False).status == "completed"

@@ -7,12 +7,24 @@ handed to providers, so nothing downstream has to guess.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, ClassVar, Literal, Union
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from rejoinder.protocol.ids import new_id
+
+
+class _Nullable(Struct):
+    """Clients replay items as the SDK dumped them, `None` for every absent field: a null in an
+    optional field means absent, so the stored form stays the canonical one."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            if getattr(self, name) is None and name in self._absent_when_null:
+                setattr(self, name, self._absent_when_null[name]())
+
+    _absent_when_null: ClassVar[dict[str, Any]] = {}
 
 
 class InputText(Struct, tag="input_text", tag_field="type"):
@@ -25,17 +37,19 @@ class InputImage(Struct, tag="input_image", tag_field="type"):
     detail: Literal["low", "high", "auto", "original"] = "auto"
 
 
-class InputFile(Struct, tag="input_file", tag_field="type"):
+class InputFile(_Nullable, tag="input_file", tag_field="type"):
     file_id: str | None | UnsetType = UNSET
-    file_data: str | UnsetType = UNSET
-    file_url: str | UnsetType = UNSET
-    filename: str | UnsetType = UNSET
+    file_data: str | None | UnsetType = UNSET
+    file_url: str | None | UnsetType = UNSET
+    filename: str | None | UnsetType = UNSET
+    _absent_when_null = {"file_data": lambda: UNSET, "file_url": lambda: UNSET, "filename": lambda: UNSET}
 
 
-class OutputText(Struct, tag="output_text", tag_field="type"):
+class OutputText(_Nullable, tag="output_text", tag_field="type"):
     text: str
-    annotations: list[Any] = []
-    logprobs: list[Any] = []
+    annotations: list[Any] | None = []
+    logprobs: list[Any] | None = []
+    _absent_when_null = {"annotations": list, "logprobs": list}
 
 
 class Refusal(Struct, tag="refusal", tag_field="type"):
@@ -54,34 +68,41 @@ Part = Union[InputText, InputImage, InputFile, OutputText, Refusal]
 Status = Literal["in_progress", "completed", "incomplete"]
 
 
-class Message(Struct, tag="message", tag_field="type"):
+_ID_AND_STATUS = {"id": lambda: UNSET, "status": lambda: UNSET}
+
+
+class Message(_Nullable, tag="message", tag_field="type"):
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[Part]
-    id: str | UnsetType = UNSET
-    status: Status | UnsetType = UNSET
+    id: str | None | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+    _absent_when_null = _ID_AND_STATUS
 
 
-class FunctionCall(Struct, tag="function_call", tag_field="type"):
+class FunctionCall(_Nullable, tag="function_call", tag_field="type"):
     call_id: str
     name: str
     arguments: str
-    id: str | UnsetType = UNSET
-    status: Status | UnsetType = UNSET
+    id: str | None | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+    _absent_when_null = _ID_AND_STATUS
 
 
-class FunctionCallOutput(Struct, tag="function_call_output", tag_field="type"):
+class FunctionCallOutput(_Nullable, tag="function_call_output", tag_field="type"):
     call_id: str
     output: str | list[Part]
     id: str | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
+    _absent_when_null = _ID_AND_STATUS
 
 
-class Reasoning(Struct, tag="reasoning", tag_field="type"):
-    summary: list[SummaryText] = []
-    id: str | UnsetType = UNSET
-    content: list[ReasoningText] | UnsetType = UNSET
+class Reasoning(_Nullable, tag="reasoning", tag_field="type"):
+    summary: list[SummaryText] | None = []
+    id: str | None | UnsetType = UNSET
+    content: list[ReasoningText] | None | UnsetType = UNSET
     encrypted_content: str | None | UnsetType = UNSET
-    status: Status | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+    _absent_when_null = {**_ID_AND_STATUS, "summary": list, "content": lambda: UNSET, "encrypted_content": lambda: UNSET}
 
 
 class ItemReference(Struct, tag="item_reference", tag_field="type"):
