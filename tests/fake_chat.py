@@ -95,8 +95,22 @@ SCENARIOS: dict[str, list[dict]] = {
         {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
     ],
     "tools-same-index": [  # Mistral-style: every call numbered 0, each whole in its own chunk
-        {"index": 0, "delta": {"role": "assistant", "content": None, "tool_calls": [{"index": 0, "id": "call_m1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}]}, "logprobs": None, "finish_reason": None},
-        {"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_m2", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": "CET"}'}}]}, "logprobs": None, "finish_reason": None},
+        {
+            "index": 0,
+            "delta": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"index": 0, "id": "call_m1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Oslo"}'}}],
+            },
+            "logprobs": None,
+            "finish_reason": None,
+        },
+        {
+            "index": 0,
+            "delta": {"tool_calls": [{"index": 0, "id": "call_m2", "type": "function", "function": {"name": "get_time", "arguments": '{"zone": "CET"}'}}]},
+            "logprobs": None,
+            "finish_reason": None,
+        },
         {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
     ],
     "text-then-tool": [

@@ -11,7 +11,6 @@ from fake_gemini import THOUGHT_SIGNATURE
 from helpers import PNG, TEXT_EVENTS, TIME, WEATHER, create, stream, types
 
 
-
 def test_text_stream_and_request_shape(multi, fake_gemini):
     events = stream(multi, model="gemini-text", input="hi", instructions="Be brief.", temperature=0.5, top_p=0.9, max_output_tokens=64)
     assert types(events) == TEXT_EVENTS

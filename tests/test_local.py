@@ -119,6 +119,8 @@ def test_named_tool_choice_calls_that_tool_and_streams_it(local):
     done = [e for e in events if e["type"] == "response.function_call_arguments.done"]
     assert len(done) == 1 and done[0]["name"] == "get_time"
     jsonschema.validate(json.loads(done[0]["arguments"]), TIME["parameters"])
+    streamed = "".join(e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta")
+    assert streamed == done[0]["arguments"]
 
 
 def test_auto_tool_choice_yields_a_call_or_an_answer_never_raw_markup(local):
@@ -198,3 +200,25 @@ def test_a_tool_call_cut_by_the_token_limit_stays_an_incomplete_call(local):
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
     [call] = body["output"]
     assert call["type"] == "function_call" and call["status"] == "incomplete" and call["name"] == "get_weather"
+
+
+def test_long_tool_arguments_stream_while_generated(local):
+    note = {
+        "type": "function",
+        "name": "save_note",
+        "description": "Save a note",
+        "parameters": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"], "additionalProperties": False},
+    }
+    events = stream(
+        local,
+        model=MODEL,
+        input="Save a note saying that the team meeting moved to Thursday afternoon in room four.",
+        tools=[note],
+        tool_choice="required",
+        temperature=0,
+        max_output_tokens=80,
+    )
+    deltas = [e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta"]
+    [done] = [e for e in events if e["type"] == "response.function_call_arguments.done"]
+    assert len(deltas) > 1 and "".join(deltas) == done["arguments"]
+    jsonschema.validate(json.loads(done["arguments"]), note["parameters"])

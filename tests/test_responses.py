@@ -137,7 +137,10 @@ def test_parallel_tool_calls_interleaved_stay_apart(client, fake_chat):
 def test_calls_sharing_an_index_are_told_apart_by_id(client):
     events = stream(client, model="mock-tools-same-index", input="x", tools=_TOOLS)
     calls = events[-1]["response"]["output"]
-    assert [(c["call_id"], c["name"], c["arguments"]) for c in calls] == [("call_m1", "get_weather", '{"city": "Oslo"}'), ("call_m2", "get_time", '{"zone": "CET"}')]
+    assert [(c["call_id"], c["name"], c["arguments"]) for c in calls] == [
+        ("call_m1", "get_weather", '{"city": "Oslo"}'),
+        ("call_m2", "get_time", '{"zone": "CET"}'),
+    ]
 
 
 def test_text_then_tool_call_become_two_items(client):

@@ -31,7 +31,12 @@ def test_stateless_round_trip_with_encrypted_reasoning(multi, fake_anthropic):
     """With `store: false` the client carries the turn itself: the output items it sends back,
     encrypted reasoning included, give the provider its thinking signature again."""
     first = multi.responses.create(
-        model="claude-thinking-tool", input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"}, store=False, include=["reasoning.encrypted_content"]
+        model="claude-thinking-tool",
+        input="Weather in Paris?",
+        tools=[WEATHER],
+        reasoning={"effort": "low"},
+        store=False,
+        include=["reasoning.encrypted_content"],
     )
     reasoning, message, call = first.output
     assert reasoning.encrypted_content.startswith("rj1.anthropic.")

@@ -38,6 +38,7 @@ DEFAULT_NAME = "local-smollm2"
 REPEAT_PENALTY = 1.1
 _CALL = re.compile(r"^\s*<tool_call>(.*)</tool_call>\s*$", re.S)
 _NAME = re.compile(r'"name"\s*:\s*"([^"]*)"')
+_ARGS = re.compile(r'"arguments"\s*:\s*')
 # Rule references outside string literals and character classes, for renaming a grammar's root.
 _GBNF_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|\[(?:\\.|[^\]\\])*\]|(?<![\w-])root(?![\w-])')
 
@@ -158,51 +159,69 @@ class LocalModel:
 
 class _OutputParser:
     """Generated text → blocks. In tool mode the first character tells a call from an answer
-    (the grammar forbids an answer starting with `<`), so text still streams as it comes."""
+    (the grammar forbids an answer starting with `<`), so text streams as it comes; a call
+    starts as soon as its name is known and its arguments stream a few characters behind the
+    model, the distance that can still turn out to be the call's closing markup."""
+
+    HOLD = 24  # ≥ the longest tail after the arguments: space? "}" space? "</tool_call>"
 
     def __init__(self, tool_mode: bool) -> None:
-        self.tool_mode = tool_mode
         self.kind: str | None = None if tool_mode else "text"
-        self.held: list[str] = []
+        self.text = ""  # everything generated, in tool mode
         self.started = False
+        self.args_from: int | None = None  # where the arguments' JSON begins in `text`
+        self.sent = 0  # how much of the arguments has been emitted
 
     def feed(self, piece: str) -> list[Delta]:
         if self.kind is None:
-            self.held.append(piece)
-            held = "".join(self.held).lstrip()
-            if not held:
+            self.text += piece
+            if not self.text.strip():
                 return []
-            self.kind = "tool" if held.startswith("<") else "text"
+            self.kind = "tool" if self.text.lstrip().startswith("<") else "text"
             if self.kind == "tool":
-                return []
-            piece, self.held = "".join(self.held), []
-        if self.kind == "tool":
-            self.held.append(piece)
-            return []
+                return self._call_progress()
+            piece, self.text = self.text, ""
+        elif self.kind == "tool":
+            self.text += piece
+            return self._call_progress()
         out: list[Delta] = [] if self.started else [BlockStart("t", "text")]
         self.started = True
         return out + [BlockDelta("t", piece)]
 
+    def _call_progress(self) -> list[Delta]:
+        out: list[Delta] = []
+        if not self.started:
+            name = _NAME.search(self.text)
+            if name is None:
+                return out
+            self.started = True
+            out.append(BlockStart("c", "tool_call", call_id=new_id("call"), name=name.group(1)))
+        if self.args_from is None:
+            args = _ARGS.search(self.text)
+            if args is None or len(self.text) - args.end() <= self.HOLD:
+                return out
+            self.args_from = args.end()
+        upto = len(self.text) - self.HOLD
+        if upto > self.args_from + self.sent:
+            out.append(BlockDelta("c", self.text[self.args_from + self.sent : upto]))
+            self.sent = upto - self.args_from
+        return out
+
     def finish(self, reason: str, usage: Usage) -> list[Delta]:
-        if self.kind == "tool":
-            name, arguments, whole = _parse_call("".join(self.held))
-            call = [BlockStart("c", "tool_call", call_id=new_id("call"), name=name), BlockDelta("c", arguments)]
-            # A call cut short by the token limit stays a call, left open so `Finish` ends it
-            # as incomplete.
-            return call + ([BlockEnd("c"), Finish("tool_calls", usage)] if whole else [Finish("length", usage)])
-        return [Finish("length" if reason == "length" else "stop", usage)]
-
-
-def _parse_call(text: str) -> tuple[str, str, bool]:
-    """`(name, arguments JSON, complete?)` of a generated `<tool_call>`; the grammar guarantees
-    its shape, so only the token limit can leave it unfinished."""
-    match = _CALL.match(text)
-    if match is not None:
-        call = json.loads(match.group(1))
-        return call["name"], json.dumps(call["arguments"]), True
-    name = _NAME.search(text)
-    arguments = text.split('"arguments":', 1)[1].strip() if '"arguments":' in text else ""
-    return (name.group(1) if name else ""), arguments, False
+        if self.kind != "tool":
+            return [Finish("length" if reason == "length" else "stop", usage)]
+        out: list[Delta] = [] if self.started else [BlockStart("c", "tool_call", call_id=new_id("call"), name="")]
+        args = _ARGS.search(self.text)
+        begin = self.args_from if self.args_from is not None else args.end() if args else len(self.text)
+        whole = _CALL.match(self.text) is not None
+        # The grammar guarantees the shape: the arguments end at the object's closing brace.
+        end = self.text.rindex("}", 0, self.text.rindex("</tool_call>")) if whole else len(self.text)
+        rest = self.text[begin:end].rstrip()[self.sent :]
+        if rest:
+            out.append(BlockDelta("c", rest))
+        # A call cut short by the token limit stays a call, left open so `Finish` ends it as
+        # incomplete.
+        return out + ([BlockEnd("c"), Finish("tool_calls", usage)] if whole else [Finish("length", usage)])
 
 
 def _offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
