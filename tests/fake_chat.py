@@ -113,6 +113,21 @@ SCENARIOS: dict[str, list[dict]] = {
         },
         {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
     ],
+    "custom-call": [  # a custom tool called through its function form: {"input": "<patch>"}
+        {
+            "index": 0,
+            "delta": {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [{"index": 0, "id": "call_c1", "type": "function", "function": {"name": "apply_patch", "arguments": ""}}],
+            },
+            "logprobs": None,
+            "finish_reason": None,
+        },
+        _call_args(0, '{"input": "*** Begin Patch\\n*** Add File: a.txt\\n'),
+        _call_args(0, '+hello\\n*** End Patch"}'),
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+    ],
     "text-then-tool": [
         {"index": 0, "delta": {"role": "assistant", "content": "Let me check."}, "logprobs": None, "finish_reason": None},
         _call_start(0, "call_t1", "get_weather"),

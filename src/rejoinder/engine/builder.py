@@ -16,6 +16,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ReasoningEnd, Usage
@@ -64,8 +66,11 @@ class _Block:
 
 
 class Builder:
-    def __init__(self, response: dict[str, Any], emit: Emit | None, with_logprobs: bool, with_encrypted: bool) -> None:
+    def __init__(
+        self, response: dict[str, Any], emit: Emit | None, with_logprobs: bool, with_encrypted: bool, custom_tools: frozenset[str] = frozenset()
+    ) -> None:
         self.response = response
+        self.custom_tools = custom_tools  # calls of these come back as custom_tool_call items
         self.output: list[dict] = response["output"]
         self.emit = emit
         self.with_logprobs = with_logprobs
@@ -140,8 +145,13 @@ class Builder:
     def _start(self, start: BlockStart) -> None:
         if start.kind == "tool_call":
             self._close()
-            item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
-            self.blocks[start.block] = _Block("tool_call", item, self._add_item(item), None, 0)
+            if start.name in self.custom_tools:
+                item = {"id": new_id("ctc"), "type": "custom_tool_call", "status": "in_progress", "call_id": start.call_id, "name": start.name, "input": ""}
+                kind = "custom_call"
+            else:
+                item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
+                kind = "tool_call"
+            self.blocks[start.block] = _Block(kind, item, self._add_item(item), None, 0)
             return
         kind = _KINDS[start.kind]
         item, output_index = self._container(kind.family)
@@ -162,7 +172,7 @@ class Builder:
         logprobs = delta.logprobs if self.with_logprobs and delta.logprobs else []
         if logprobs:
             block.logprobs.extend(logprobs)
-        if not self.emit:
+        if not self.emit or block.kind == "custom_call":  # its input is known only whole: see _end
             return
         ids = {"item_id": block.item["id"], "output_index": block.output_index}
         if block.kind == "tool_call":
@@ -175,6 +185,14 @@ class Builder:
 
     def _end(self, block: _Block, status: str = "completed") -> None:
         text = "".join(block.chunks)
+        if block.kind == "custom_call":
+            block.item["input"] = text = _custom_input(text)
+            if self.emit:
+                ids = {"item_id": block.item["id"], "output_index": block.output_index}
+                self._event("response.custom_tool_call_input.delta", **ids, delta=text)
+                self._event("response.custom_tool_call_input.done", **ids, input=text)
+            self._done_item(block.item, block.output_index, status)
+            return
         if block.kind == "tool_call":
             block.item["arguments"] = text
             if self.emit:
@@ -230,6 +248,15 @@ class Builder:
         if self.emit:
             kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(self.response["status"], "response.failed")
             self._event(kind, response=self._shown_response())
+
+
+def _custom_input(arguments: str) -> str:
+    """The `input` string out of the arguments a custom tool's function form was called with."""
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return arguments  # cut short: what there is
+    return value.get("input", "") if isinstance(value, dict) else arguments
 
 
 def usage(usage: Usage) -> dict[str, Any]:

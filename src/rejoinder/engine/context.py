@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import Item, ItemReference, decode_item
+import orjson
+
+from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, decode_item
 from rejoinder.protocol.request import CreateResponse
 from rejoinder.store.repository import Store
 
@@ -40,3 +42,18 @@ async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
             code="previous_response_not_found",
         )
     return [decode_item(body) for body in bodies]
+
+
+def model_view(items: list[Item]) -> list[Item]:
+    """The items as providers take them: custom tool calls and their outputs become function
+    calls with one string argument, `input`, the way custom tools are offered upstream."""
+    if not any(isinstance(item, (CustomToolCall, CustomToolCallOutput)) for item in items):
+        return items
+    return [
+        FunctionCall(item.call_id, item.name, orjson.dumps({"input": item.input}).decode(), id=item.id)
+        if isinstance(item, CustomToolCall)
+        else FunctionCallOutput(item.call_id, item.output, id=item.id)
+        if isinstance(item, CustomToolCallOutput)
+        else item
+        for item in items
+    ]

@@ -17,7 +17,7 @@ import msgspec
 import orjson
 
 from rejoinder.engine.builder import Builder
-from rejoinder.engine.context import earlier_items, resolve_input
+from rejoinder.engine.context import earlier_items, model_view, resolve_input
 from rejoinder.engine.router import Router
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
@@ -42,7 +42,7 @@ class Engine:
         deployment = self.router.resolve(params.model)
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
-        request = ModelRequest(params, earlier + own_input, deployment.upstream_model, bool(params.stream))
+        request = ModelRequest(params, model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
         batches = aiter(deployment.provider.stream(request))
         try:
             first = await anext(batches)
@@ -76,7 +76,9 @@ class Run:
             pending.append((event["type"], orjson.dumps(event)))
 
         include = self.params.include or ()
-        builder = Builder(self.response, emit if sink else None, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include)
+        builder = Builder(
+            self.response, emit if sink else None, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include, self.params.custom_tools
+        )
         failure: ApiError | None = None
 
         async def flush(last: bool = False) -> None:
@@ -164,7 +166,7 @@ def skeleton(params: CreateResponse) -> dict[str, Any]:
         "temperature": params.temperature if params.temperature is not None else 1.0,
         "text": text_echo,
         "tool_choice": params.tool_choice,
-        "tools": [msgspec.to_builtins(tool) for tool in params.function_tools],
+        "tools": params.tool_echo,
         "top_logprobs": params.top_logprobs or 0,
         "top_p": params.top_p if params.top_p is not None else 1.0,
         "truncation": params.truncation or "disabled",

@@ -105,14 +105,33 @@ class Reasoning(_Nullable, tag="reasoning", tag_field="type"):
     _absent_when_null = {**_ID_AND_STATUS, "summary": list, "content": lambda: UNSET, "encrypted_content": lambda: UNSET}
 
 
+class CustomToolCall(_Nullable, tag="custom_tool_call", tag_field="type"):
+    """A call of a freeform (custom) tool: one string of input, as Codex's `apply_patch` takes."""
+
+    call_id: str
+    name: str
+    input: str
+    id: str | None | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+    _absent_when_null = _ID_AND_STATUS
+
+
+class CustomToolCallOutput(_Nullable, tag="custom_tool_call_output", tag_field="type"):
+    call_id: str
+    output: str | list[Part]
+    id: str | None | UnsetType = UNSET
+    status: Status | None | UnsetType = UNSET
+    _absent_when_null = _ID_AND_STATUS
+
+
 class ItemReference(Struct, tag="item_reference", tag_field="type"):
     id: str
 
 
-Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning]
-InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, ItemReference]
+Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput]
+InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, ItemReference]
 
-_ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs"}
+_ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs", CustomToolCall: "ctc", CustomToolCallOutput: "ctco"}
 
 decode_item = msgspec.json.Decoder(Item).decode
 

@@ -35,6 +35,21 @@ class FunctionTool(Struct, tag="function", tag_field="type"):
     strict: bool | None = None
 
 
+class CustomTool(Struct, tag="custom", tag_field="type"):
+    """A freeform tool: the model writes one string. Upstreams see a function with one string
+    parameter, `input`, and the builder turns its calls back into `custom_tool_call` items."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+    def as_function(self) -> FunctionTool:
+        return FunctionTool(self.name, self.description, CUSTOM_TOOL_PARAMETERS)
+
+
+CUSTOM_TOOL_PARAMETERS = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"], "additionalProperties": False}
+
+
 class TextFormatText(Struct, tag="text", tag_field="type", frozen=True):
     pass
 
@@ -68,7 +83,12 @@ class NamedFunction(Struct, tag="function", tag_field="type"):
     name: str
 
 
-class AllowedTool(Struct, tag="function", tag_field="type"):
+class NamedCustom(Struct, tag="custom", tag_field="type"):
+    name: str
+
+
+class AllowedTool(Struct):
+    type: Literal["function", "custom"]
     name: str
 
 
@@ -77,12 +97,13 @@ class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
     tools: list[AllowedTool]
 
 
-ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, AllowedTools]
+ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCustom, AllowedTools]
 
 
 class CreateResponse(Struct, kw_only=True, dict=True):
     """The request body. `decode_create_response` adds the normalized `items`,
-    `function_tools` and `choice` as plain attributes, so the wire cannot set them."""
+    `function_tools` (custom tools included, as functions), `custom_tools` (their names),
+    `tool_echo` and `choice` as plain attributes, so the wire cannot set them."""
 
     model: str
     input: str | list[dict[str, Any]] | UnsetType = UNSET
@@ -165,7 +186,10 @@ def _check(request: CreateResponse) -> None:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         _check_metadata(request.metadata)
-    request.function_tools = [_function_tool(tool, i) for i, tool in enumerate(request.tools)]
+    tools = [_tool(tool, i) for i, tool in enumerate(request.tools)]
+    request.tool_echo = [msgspec.to_builtins(tool) for tool in tools]
+    request.custom_tools = frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
+    request.function_tools = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
     request.choice = _tool_choice(request.tool_choice, request.function_tools)
     if request.background:
         raise invalid("background", "Background responses are not supported by this gateway yet.", "unsupported_parameter")
@@ -198,12 +222,12 @@ def _check_metadata(metadata: dict[str, str]) -> None:
             raise invalid(f"metadata.{key}", "Invalid 'metadata': values must be at most 512 characters long.")
 
 
-def _function_tool(tool: dict[str, Any], i: int) -> FunctionTool:
+def _tool(tool: dict[str, Any], i: int) -> FunctionTool | CustomTool:
     kind = tool.get("type")
-    if kind != "function":
+    if kind not in ("function", "custom"):
         raise invalid(f"tools[{i}].type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
     try:
-        return msgspec.convert(tool, FunctionTool)
+        return msgspec.convert(tool, FunctionTool if kind == "function" else CustomTool)
     except msgspec.ValidationError as exc:
         raise validation_error(exc, f"tools[{i}]") from None
 
@@ -219,6 +243,8 @@ def _tool_choice(raw: Any, tools: list[FunctionTool]) -> Any:
             choice = msgspec.convert(raw, ToolChoice)
         except msgspec.ValidationError as exc:
             raise validation_error(exc, "tool_choice") from None
+    if isinstance(choice, NamedCustom):  # upstreams see custom tools as functions
+        choice = NamedFunction(choice.name)
     names = {tool.name for tool in tools}
     named = [choice] if isinstance(choice, NamedFunction) else choice.tools if isinstance(choice, AllowedTools) else []
     for entry in named:

@@ -15,6 +15,7 @@ import msgspec
 import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Message, Reasoning
+from rejoinder.protocol.request import AllowedTools, NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
@@ -176,12 +177,21 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
             body[name] = value
     if params.function_tools:
         body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools]
-        body["tool_choice"] = params.tool_choice
+        body["tool_choice"] = _tool_choice(params.choice)
     if params.text is not None:
         body["text"] = {k: v for k, v in msgspec.to_builtins(params.text).items() if v is not None}
     if params.reasoning is not None:
         body["reasoning"] = {k: v for k, v in msgspec.to_builtins(params.reasoning).items() if v is not None}
     return body
+
+
+def _tool_choice(choice: Any) -> Any:
+    """The choice among the tools as declared upstream (custom tools go as functions)."""
+    if isinstance(choice, NamedFunction):
+        return {"type": "function", "name": choice.name}
+    if isinstance(choice, AllowedTools):
+        return {"type": "allowed_tools", "mode": choice.mode, "tools": [{"type": "function", "name": tool.name} for tool in choice.tools]}
+    return choice
 
 
 def _input_item(item: Any) -> dict[str, Any] | None:
