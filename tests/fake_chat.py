@@ -269,23 +269,26 @@ class FakeChat(FakeServer):
 
     async def _special(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        await response.prepare(request)
         first = {"index": 0, "delta": {"role": "assistant", "content": "Partial"}, "logprobs": None, "finish_reason": None}
-        await response.write(b": keep-alive comment\n\n")
-        await response.write(_chunk(body["model"], [first]))
-        if model == "cut":
-            request.transport.close()  # the connection dies without finish_reason or [DONE]
-            return response
-        if model == "midstream-error":
-            await response.write(
-                b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n'
-            )
-            return response
-        try:  # slow: a token every 50 ms for ten seconds, unless the gateway hangs up
-            for _ in range(200):
+        self.active += 1
+        try:
+            await response.prepare(request)
+            await response.write(b": keep-alive comment\n\n")
+            await response.write(_chunk(body["model"], [first]))
+            if model == "cut":
+                request.transport.close()  # the connection dies without finish_reason or [DONE]
+                return response
+            if model == "midstream-error":
+                await response.write(
+                    b'data: {"error":{"message":"The server had an error while processing your request.","type":"server_error","param":null,"code":null}}\n\n'
+                )
+                return response
+            for _ in range(200):  # slow: a token every 50 ms for ten seconds, unless the gateway hangs up
                 await asyncio.sleep(0.05)
                 await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": " more"}, "logprobs": None, "finish_reason": None}]))
         except (ConnectionError, asyncio.CancelledError):
             self.disconnects += 1
             raise
+        finally:
+            self.active -= 1
         return response

@@ -16,7 +16,8 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
-        self.disconnects = 0
+        self.disconnects = 0  # streams whose client (the gateway) hung up
+        self.active = 0  # streams being written right now
         self.port = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()

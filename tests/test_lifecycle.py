@@ -14,19 +14,38 @@ from gateway import Gateway, free_port
 from helpers import create
 
 
+def _open_stream(port: int) -> socket.socket:
+    """A raw streaming request to a slow upstream, read until its first text delta."""
+    conn = socket.create_connection(("127.0.0.1", port))
+    body = b'{"model": "mock-slow", "input": "go on", "stream": true}'
+    conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    received = b""
+    while b"response.output_text.delta" not in received:
+        received += conn.recv(65536)
+    return conn
+
+
+def _wait_for(condition, seconds: float = 10) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
 def test_client_disconnect_cancels_the_upstream_call(gateway, fake_chat):
     before = fake_chat.disconnects
-    with socket.create_connection(("127.0.0.1", gateway.port)) as conn:
-        body = b'{"model": "mock-slow", "input": "go on", "stream": true}'
-        conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-        received = b""
-        while b"response.output_text.delta" not in received:
-            received += conn.recv(65536)
-    deadline = time.monotonic() + 5
-    while fake_chat.disconnects == before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fake_chat.disconnects == before + 1
+    _open_stream(gateway.port).close()
+    assert _wait_for(lambda: fake_chat.disconnects == before + 1, 5)
     assert create(sdk(gateway), model="chat", input="still fine")["status"] == "completed"
+
+
+def test_many_disconnects_leave_no_upstream_connection_behind(gateway, fake_chat):
+    before = fake_chat.disconnects
+    streams = [_open_stream(gateway.port) for _ in range(12)]
+    assert fake_chat.active >= 12
+    for conn in streams:
+        conn.close()
+    assert _wait_for(lambda: fake_chat.disconnects == before + 12 and fake_chat.active == 0)
 
 
 def test_two_workers_share_the_port_and_the_database(fake_chat, tmp_path):
