@@ -109,16 +109,18 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     if not params.stream:
         return json_response(view(await run.finish(None), params.include))
     stream = web.StreamResponse(headers=_SSE_HEADERS)
-    await stream.prepare(request)
 
     async def sink(events: list[tuple[str, bytes]], last: bool) -> None:
         frames = b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events)
         await (stream.write_eof(frames) if last else stream.write(frames))
 
     try:
+        await stream.prepare(request)
         await run.finish(sink)
     except ConnectionError:
         log.info("client went away during %s", run.response["id"])
+    finally:
+        await run.close()  # a client gone before the first byte still releases the upstream
     return stream
 
 

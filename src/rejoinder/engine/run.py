@@ -103,7 +103,7 @@ class Run:
             log.exception("response %s failed inside the gateway", self.response["id"])
             failure = ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
         finally:
-            await self.rest.aclose()
+            await self.close()
         if failure is not None:
             builder.fail(failure)
         encoded = orjson.dumps(self.response)
@@ -120,6 +120,10 @@ class Run:
         if failure is not None and sink is None:
             raise failure
         return encoded
+
+    async def close(self) -> None:
+        """Release the upstream call; safe to repeat."""
+        await self.rest.aclose()
 
     async def _save(self, encoded: bytes) -> None:
         response = self.response
