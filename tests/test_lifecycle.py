@@ -7,14 +7,16 @@ import subprocess
 import sys
 import time
 
+import openai
 import pytest
 
 from conftest import chat_models, sdk
 from gateway import Gateway, free_port
 from helpers import create
+from spec import check_response
 
 
-def _open_stream(port: int) -> socket.socket:
+def _open_stream(port: int) -> tuple[socket.socket, bytes]:
     """A raw streaming request to a slow upstream, read until its first text delta."""
     conn = socket.create_connection(("127.0.0.1", port))
     body = b'{"model": "mock-slow", "input": "go on", "stream": true}'
@@ -22,7 +24,7 @@ def _open_stream(port: int) -> socket.socket:
     received = b""
     while b"response.output_text.delta" not in received:
         received += conn.recv(65536)
-    return conn
+    return conn, received
 
 
 def _wait_for(condition, seconds: float = 10) -> bool:
@@ -32,18 +34,32 @@ def _wait_for(condition, seconds: float = 10) -> bool:
     return condition()
 
 
-def test_client_disconnect_cancels_the_upstream_call(gateway, fake_chat):
+def test_client_disconnect_cancels_the_upstream_call_and_keeps_the_response(gateway, fake_chat):
     before = fake_chat.disconnects
-    _open_stream(gateway.port).close()
+    conn, received = _open_stream(gateway.port)
+    conn.close()
     assert _wait_for(lambda: fake_chat.disconnects == before + 1, 5)
-    assert create(sdk(gateway), model="chat", input="still fine")["status"] == "completed"
+    client = sdk(gateway)
+    assert create(client, model="chat", input="still fine")["status"] == "completed"
+    response_id = received.split(b'"id":"', 1)[1].split(b'"', 1)[0].decode()
+    assert _wait_for(lambda: _stored_status(client, response_id) == "cancelled", 5)
+    kept = client.responses.with_raw_response.retrieve(response_id).http_response.json()
+    check_response(kept)
+    assert kept["output"][0]["status"] == "incomplete" and kept["output"][0]["content"][0]["text"].startswith("Partial")
+
+
+def _stored_status(client, response_id: str) -> str | None:
+    try:
+        return client.responses.retrieve(response_id).status
+    except openai.NotFoundError:
+        return None
 
 
 def test_many_disconnects_leave_no_upstream_connection_behind(gateway, fake_chat):
     before = fake_chat.disconnects
     streams = [_open_stream(gateway.port) for _ in range(12)]
     assert fake_chat.active >= 12
-    for conn in streams:
+    for conn, _ in streams:
         conn.close()
     assert _wait_for(lambda: fake_chat.disconnects == before + 12 and fake_chat.active == 0)
 

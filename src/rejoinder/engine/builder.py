@@ -244,6 +244,12 @@ class Builder:
         self.response["status"] = "failed"
         self.response["error"] = {"code": "rate_limit_exceeded" if error.status == 429 else "server_error", "message": error.message}
 
+    def cancel(self) -> None:
+        """End the response as cancelled (its client is gone: no more events)."""
+        self.emit = None
+        self._end_all("incomplete")
+        self.response["status"] = "cancelled"
+
     def terminal(self) -> None:
         if self.emit:
             kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(self.response["status"], "response.failed")

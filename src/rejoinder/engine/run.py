@@ -98,6 +98,7 @@ class Run:
         except ApiError as exc:
             failure = exc
         except (asyncio.CancelledError, ConnectionError):
+            await self._keep_cancelled(builder)
             raise
         except Exception:
             log.exception("response %s failed inside the gateway", self.response["id"])
@@ -120,6 +121,18 @@ class Run:
         if failure is not None and sink is None:
             raise failure
         return encoded
+
+    async def _keep_cancelled(self, builder: Builder) -> None:
+        """The client went away mid-stream: stop the upstream, and keep what was generated as a
+        `cancelled` response rather than lose it."""
+        await self.close()
+        if not self.params.store:
+            return
+        builder.cancel()
+        try:
+            await asyncio.shield(self._save(orjson.dumps(self.response)))
+        except Exception:
+            log.warning("could not store cancelled response %s", self.response["id"])
 
     async def close(self) -> None:
         """Release the upstream call; safe to repeat."""
