@@ -62,3 +62,16 @@ def test_non_streaming_keeps_the_sealed_state(multi):
     body = create(multi, model="oai-reasoning-tool", input="x", tools=[WEATHER], include=["reasoning.encrypted_content"])
     assert body["output"][0]["encrypted_content"].startswith("rj1.openai.") and ENCRYPTED not in body["output"][0]["encrypted_content"]
     assert body["output"][1]["arguments"] == '{"city": "Oslo"}'
+
+
+def test_openai_only_knobs_reach_openai(multi, fake_responses):
+    create(
+        multi, model="oai-text", input="x", service_tier="flex", prompt_cache_key="k", text={"verbosity": "low"}, extra_body={"prompt_cache_retention": "24h"}
+    )
+    sent = fake_responses.last()
+    assert (sent["service_tier"], sent["prompt_cache_key"], sent["prompt_cache_retention"], sent["text"]) == (
+        "flex",
+        "k",
+        "24h",
+        {"format": {"type": "text"}, "verbosity": "low"},
+    )

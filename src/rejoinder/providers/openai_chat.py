@@ -257,6 +257,13 @@ def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
         value = getattr(params, name)
         if value is not None:
             body[name] = value
+    if openai_host:  # OpenAI's own knobs, which other servers may refuse
+        if params.service_tier not in (None, "auto"):
+            body["service_tier"] = params.service_tier
+        if params.text is not None and params.text.verbosity is not None:
+            body["verbosity"] = params.text.verbosity
+        if params.prompt_cache_retention is not None:
+            body["prompt_cache_retention"] = params.prompt_cache_retention
     if params.max_output_tokens is not None:
         body["max_completion_tokens" if openai_host else "max_tokens"] = params.max_output_tokens
     if params.include and "message.output_text.logprobs" in params.include:

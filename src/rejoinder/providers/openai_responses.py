@@ -170,11 +170,14 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
         "safety_identifier",
         "user",
         "prompt_cache_key",
+        "prompt_cache_retention",
         "truncation",
     ):
         value = getattr(params, name)
         if value is not None:
             body[name] = value
+    if params.service_tier not in (None, "auto"):
+        body["service_tier"] = params.service_tier
     if params.function_tools:
         body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools]
         body["tool_choice"] = _tool_choice(params.choice)
