@@ -151,3 +151,8 @@ def _wait_healthy(gw: Gateway) -> None:
                 pytest.fail(gw.process.stderr.read().decode())
             time.sleep(0.05)
     pytest.fail("gateway did not start")
+
+
+def test_a_taken_port_is_a_clear_message(gateway, tmp_path):
+    result = _serve("--port", str(gateway.port), cwd=tmp_path)
+    assert result.returncode == 1 and "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr

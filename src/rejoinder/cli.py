@@ -27,3 +27,6 @@ def main(argv: list[str] | None = None) -> None:
     except config.ConfigError as exc:
         print(f"rejoinder: {exc}", file=sys.stderr)
         sys.exit(2)
+    except OSError as exc:  # the port is taken, the address is not ours, …
+        print(f"rejoinder: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        sys.exit(1)
