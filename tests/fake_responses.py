@@ -28,11 +28,17 @@ SCENARIOS = {
     "reasoning-tool": [("reasoning", "rs_up1", ["Need the", " weather."]), ("function_call", "call_up1", "get_weather", ['{"city":', ' "Oslo"}'])],
     "incomplete": [("message", ["Once upon"])],
     "failed": [("message", ["Partial"])],
+    "web-search": [("web_search_call", "ws_up1", "weather in Oslo"), ("message", ["Oslo: ", "18C, clear."])],
 }
+CITATION = {"type": "url_citation", "start_index": 0, "end_index": 4, "url": "https://weather.example/oslo", "title": "Oslo weather"}
 
 
-def _item(spec: tuple, index: int) -> dict:
+def _item(spec: tuple, index: int, scenario: str) -> dict:
     kind = spec[0]
+    if kind == "web_search_call":
+        return {"id": spec[1], "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": spec[2]}}
+    if kind == "message" and scenario == "web-search":
+        return {**_item(spec, index, ""), "content": [{"type": "output_text", "text": "".join(spec[1]), "annotations": [CITATION], "logprobs": []}]}
     if kind == "message":
         return {
             "id": f"msg_up{index}",
@@ -47,7 +53,7 @@ def _item(spec: tuple, index: int) -> dict:
 
 
 def _response(model: str, scenario: str, specs: list[tuple], include: list[str]) -> dict:
-    output = [_item(spec, i) for i, spec in enumerate(specs)]
+    output = [_item(spec, i, scenario) for i, spec in enumerate(specs)]
     if "reasoning.encrypted_content" not in include:
         for item in output:
             item.pop("encrypted_content", None)
@@ -78,11 +84,17 @@ def _events(response: dict, specs: list[tuple]) -> list[dict]:
     emit("response.in_progress", response=start)
     for at, (spec, item) in enumerate(zip(specs, response["output"])):
         ids = {"item_id": item["id"], "output_index": at}
-        if item["type"] == "message":
+        if item["type"] == "web_search_call":
+            emit("response.output_item.added", output_index=at, item={**item, "status": "in_progress"})
+            for stage in ("in_progress", "searching", "completed"):
+                emit(f"response.web_search_call.{stage}", **ids)
+        elif item["type"] == "message":
             emit("response.output_item.added", output_index=at, item={**item, "status": "in_progress", "content": []})
             emit("response.content_part.added", **ids, content_index=0, part={"type": "output_text", "text": "", "annotations": [], "logprobs": []})
             for piece in spec[1]:
                 emit("response.output_text.delta", **ids, content_index=0, delta=piece, logprobs=[])
+            for index, annotation in enumerate(item["content"][0]["annotations"]):
+                emit("response.output_text.annotation.added", **ids, content_index=0, annotation_index=index, annotation=annotation)
             emit("response.output_text.done", **ids, content_index=0, text=item["content"][0]["text"], logprobs=[])
             emit("response.content_part.done", **ids, content_index=0, part=item["content"][0])
         elif item["type"] == "function_call":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import openai
+import pytest
 
 from conftest import OPENAI_KEY
 from fake_responses import ENCRYPTED
@@ -75,3 +77,40 @@ def test_openai_only_knobs_reach_openai(multi, fake_responses):
         "24h",
         {"format": {"type": "text"}, "verbosity": "low"},
     )
+
+
+WEB_SEARCH = {"type": "web_search_preview", "search_context_size": "low"}
+
+
+@pytest.mark.parametrize("streaming", [True, False])
+def test_hosted_tools_run_upstream_and_their_items_are_kept(multi, fake_responses, streaming):
+    params = {"model": "oai-web-search", "input": "Weather in Oslo?", "tools": [WEB_SEARCH], "tool_choice": {"type": "web_search_preview"}}
+    final = stream(multi, **params)[-1]["response"] if streaming else create(multi, **params)
+    search, message = final["output"]
+    assert search == {"id": "ws_up1", "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "weather in Oslo"}}
+    assert message["content"][0]["text"] == "Oslo: 18C, clear." and message["content"][0]["annotations"][0]["url"] == "https://weather.example/oslo"
+    assert final["tools"] == [WEB_SEARCH] and final["tool_choice"] == {"type": "web_search_preview"}
+    sent = fake_responses.last()
+    assert sent["tools"] == [WEB_SEARCH] and sent["tool_choice"] == {"type": "web_search_preview"}
+
+    create(multi, model="oai-text", previous_response_id=final["id"], input="And tomorrow?")
+    replayed = fake_responses.last()["input"]
+    assert replayed[1] == search and replayed[2]["type"] == "message"
+
+
+def test_hosted_tools_are_refused_where_nothing_runs_them(multi, fake_responses):
+    for model in ("chat", "claude-text", "gemini-text"):
+        with pytest.raises(openai.BadRequestError) as error:
+            multi.responses.create(model=model, input="x", tools=[WEB_SEARCH])
+        assert error.value.body["param"] == "tools[0].type"
+    first = create(multi, model="oai-web-search", input="Weather in Oslo?", tools=[WEB_SEARCH])
+    create(multi, model="chat", previous_response_id=first["id"], input="Thanks")  # the search record stays behind
+
+
+def test_hosted_items_sent_by_the_client_pass_through(multi, fake_responses):
+    record = {"type": "web_search_call", "id": "ws_client", "status": "completed", "action": {"type": "search", "query": "q"}}
+    approval = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
+    body = create(multi, model="oai-text", input=[{"role": "user", "content": "hi"}, record, approval])
+    assert fake_responses.last()["input"][1:] == [record, approval]  # no gateway id leaks upstream
+    listed = [item.model_dump(exclude_none=True) for item in multi.responses.input_items.list(body["id"], order="asc").data]
+    assert listed[1]["id"] == "ws_client" and listed[2]["type"] == "mcp_approval_response" and listed[2]["id"].startswith("rjitem_")

@@ -20,7 +20,7 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ReasoningEnd, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedOutput, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -107,7 +107,13 @@ class Builder:
         elif isinstance(delta, BlockStart):
             self._start(delta)
         elif isinstance(delta, BlockEnd):
-            self._end(self.blocks.pop(delta.block))
+            block = self.blocks.pop(delta.block)
+            if delta.annotations and block.kind == "text":
+                block.part["annotations"] = delta.annotations
+            self._end(block)
+        elif isinstance(delta, HostedOutput):
+            self._close()
+            self._done_item(delta.item, self._add_item(delta.item), delta.item.get("status") or "completed")
         elif isinstance(delta, ReasoningEnd):
             self._reasoning_end(delta)
         else:

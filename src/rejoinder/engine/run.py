@@ -19,9 +19,9 @@ import orjson
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import earlier_items, model_view, resolve_input
 from rejoinder.engine.router import Router
-from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import Item
+from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import CreateResponse, TextFormatJsonSchema, TextFormatText
 from rejoinder.providers.base import Delta, ModelRequest
 from rejoinder.store.repository import Store
@@ -40,6 +40,13 @@ class Engine:
 
     async def start(self, params: CreateResponse) -> Run:
         deployment = self.router.resolve(params.model)
+        if params.hosted_tools and not getattr(deployment.provider, "runs_hosted_tools", False):
+            index, tool = params.hosted_tools[0]
+            raise invalid(
+                f"tools[{index}].type",
+                f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it.",
+                "unsupported_value",
+            )
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
         request = ModelRequest(params, model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
@@ -141,8 +148,7 @@ class Run:
     async def _save(self, encoded: bytes) -> None:
         response = self.response
         rows = [
-            {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": msgspec.json.encode(item)}
-            for i, item in enumerate(self.own_input)
+            {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)
         ]
         rows += [
             {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": orjson.dumps(item)}

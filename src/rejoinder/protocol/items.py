@@ -128,12 +128,69 @@ class ItemReference(Struct, tag="item_reference", tag_field="type"):
     id: str
 
 
+# Records of tools a native Responses upstream ran itself: kept and replayed exactly as given.
+HOSTED_ITEM_TYPES = frozenset(
+    (
+        "web_search_call",
+        "file_search_call",
+        "code_interpreter_call",
+        "image_generation_call",
+        "computer_call",
+        "computer_call_output",
+        "local_shell_call",
+        "local_shell_call_output",
+        "shell_call",
+        "shell_call_output",
+        "apply_patch_call",
+        "apply_patch_call_output",
+        "mcp_call",
+        "mcp_list_tools",
+        "mcp_approval_request",
+        "mcp_approval_response",
+    )
+)
+
+
+class HostedItem:
+    """An item of a hosted tool (see `HOSTED_ITEM_TYPES`), carried as the JSON object it is:
+    only the native Responses provider reads it; the others leave it out of the model's view.
+    One without an id gets a gateway id, which the upstream never sees (`upstream_form`)."""
+
+    __slots__ = ("raw",)
+    GATEWAY_PREFIX = "rjitem"
+
+    def __init__(self, raw: dict[str, Any]) -> None:
+        self.raw = raw if raw.get("id") else {**raw, "id": new_id(self.GATEWAY_PREFIX)}
+
+    @property
+    def id(self) -> str:
+        return self.raw["id"]
+
+    def upstream_form(self) -> dict[str, Any]:
+        if self.id.startswith(self.GATEWAY_PREFIX + "_"):
+            return {k: v for k, v in self.raw.items() if k != "id"}
+        return self.raw
+
+
 Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput]
 InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, ItemReference]
 
 _ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs", CustomToolCall: "ctc", CustomToolCallOutput: "ctco"}
 
-decode_item = msgspec.json.Decoder(Item).decode
+_decode_typed = msgspec.json.Decoder(Item).decode
+_encode_typed = msgspec.json.Encoder().encode
+
+
+def decode_item(body: bytes) -> Item | HostedItem:
+    """A stored item: a typed one, or a hosted tool's record."""
+    try:
+        return _decode_typed(body)
+    except msgspec.ValidationError:
+        return HostedItem(msgspec.json.decode(body))
+
+
+def encode_item(item: Item | HostedItem) -> bytes:
+    return msgspec.json.encode(item.raw) if isinstance(item, HostedItem) else _encode_typed(item)
 
 
 def normalize(item: Item) -> Item:

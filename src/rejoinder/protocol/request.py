@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import InputItem, ItemReference, Message, normalize
+from rejoinder.protocol.items import HOSTED_ITEM_TYPES, HostedItem, InputItem, ItemReference, Message, normalize
 
 Include = Literal[
     "file_search_call.results",
@@ -103,7 +103,8 @@ ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCust
 class CreateResponse(Struct, kw_only=True, dict=True):
     """The request body. `decode_create_response` adds the normalized `items`,
     `function_tools` (custom tools included, as functions), `custom_tools` (their names),
-    `tool_echo` and `choice` as plain attributes, so the wire cannot set them."""
+    `hosted_tools` (`(index, tool)` of tools the upstream runs), `tool_echo` and `choice` as
+    plain attributes, so the wire cannot set them."""
 
     model: str
     input: str | list[dict[str, Any]] | UnsetType = UNSET
@@ -186,11 +187,17 @@ def _check(request: CreateResponse) -> None:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         _check_metadata(request.metadata)
-    tools = [_tool(tool, i) for i, tool in enumerate(request.tools)]
-    request.tool_echo = [msgspec.to_builtins(tool) for tool in tools]
+    tools, request.hosted_tools, request.tool_echo = [], [], []
+    for i, raw in enumerate(request.tools):
+        if raw.get("type") in HOSTED_TOOL_TYPES:
+            request.hosted_tools.append((i, raw))
+            request.tool_echo.append(raw)
+        else:
+            tools.append(_tool(raw, i))
+            request.tool_echo.append(msgspec.to_builtins(tools[-1]))
     request.custom_tools = frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
     request.function_tools = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
-    request.choice = _tool_choice(request.tool_choice, request.function_tools)
+    request.choice = _tool_choice(request.tool_choice, request.function_tools, {tool["type"] for _, tool in request.hosted_tools})
     if request.background:
         raise invalid("background", "Background responses are not supported by this gateway yet.", "unsupported_parameter")
     if request.conversation is not None:
@@ -200,16 +207,19 @@ def _check(request: CreateResponse) -> None:
 
 
 _INPUT_ITEMS = list[InputItem]
+_STAND_IN = {"type": "item_reference", "id": ""}
 
 
 def _items(raw: list[dict[str, Any]], name: str) -> list:
-    """Items in their typed form; a message may omit `type`, as OpenAI allows."""
+    """Items in their typed form; a message may omit `type`, as OpenAI allows; hosted tools'
+    records stay as they are."""
     typed = [{**entry, "type": "message"} if "type" not in entry and "role" in entry else entry for entry in raw]
-    try:
-        items = msgspec.convert(typed, _INPUT_ITEMS)
+    hosted = {i: HostedItem(entry) for i, entry in enumerate(typed) if entry.get("type") in HOSTED_ITEM_TYPES}
+    try:  # hosted records hold their place with a stand-in, so error paths keep their index
+        items = msgspec.convert([_STAND_IN if i in hosted else entry for i, entry in enumerate(typed)], _INPUT_ITEMS)
     except msgspec.ValidationError as exc:
         raise validation_error(exc, name) from None
-    return [item if isinstance(item, ItemReference) else normalize(item) for item in items]
+    return [hosted[i] if i in hosted else item if isinstance(item, ItemReference) else normalize(item) for i, item in enumerate(items)]
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:
@@ -233,11 +243,43 @@ def _tool(tool: dict[str, Any], i: int) -> FunctionTool | CustomTool:
 
 
 _CHOICE_WORDS = frozenset(("none", "auto", "required"))
+# A `tool_choice` of a hosted tool's type (the spec's list), and the tool types it picks.
+HOSTED_CHOICE_TYPES = {
+    "file_search": {"file_search"},
+    "web_search_preview": {"web_search_preview", "web_search_preview_2025_03_11"},
+    "web_search_preview_2025_03_11": {"web_search_preview", "web_search_preview_2025_03_11"},
+    "computer": {"computer_use_preview"},
+    "computer_use": {"computer_use_preview"},
+    "computer_use_preview": {"computer_use_preview"},
+    "image_generation": {"image_generation"},
+    "code_interpreter": {"code_interpreter"},
+}
+# Tools a native Responses upstream runs on its own side; passed through to it as given.
+HOSTED_TOOL_TYPES = frozenset(
+    (
+        "web_search",
+        "web_search_preview",
+        "web_search_2025_08_26",
+        "web_search_preview_2025_03_11",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "computer_use_preview",
+        "local_shell",
+        "shell",
+        "apply_patch",
+        "mcp",
+    )
+)
 
 
-def _tool_choice(raw: Any, tools: list[FunctionTool]) -> Any:
+def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: set[str]) -> Any:
     if isinstance(raw, str) and raw in _CHOICE_WORDS:
         choice = raw  # the common case, without msgspec's generic type lookup
+    elif isinstance(raw, dict) and raw.get("type") in HOSTED_CHOICE_TYPES:
+        if not hosted & HOSTED_CHOICE_TYPES[raw["type"]]:
+            raise invalid("tool_choice", f"Tool choice '{raw['type']}' not found in 'tools' parameter.")
+        return raw  # a hosted tool: passed to the upstream that runs it
     else:
         try:
             choice = msgspec.convert(raw, ToolChoice)

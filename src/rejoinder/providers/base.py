@@ -49,6 +49,13 @@ class BlockDelta(Struct):
 
 class BlockEnd(Struct):
     block: str
+    annotations: list[dict[str, Any]] | None = None  # a text part's citations, when the upstream gives them
+
+
+class HostedOutput(Struct):
+    """A finished item of a tool the upstream ran itself (a web search, …), kept as it is."""
+
+    item: dict[str, Any]
 
 
 class ReasoningEnd(Struct):
@@ -71,7 +78,7 @@ class Finish(Struct):
     usage: Usage | None = None
 
 
-Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | Finish
+Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | HostedOutput | Finish
 
 
 class Provider(Protocol):

@@ -22,7 +22,19 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
+from rejoinder.protocol.items import (
+    FunctionCall,
+    HostedItem,
+    FunctionCallOutput,
+    InputFile,
+    InputImage,
+    InputText,
+    Message,
+    OutputText,
+    Reasoning,
+    Refusal,
+    message_text,
+)
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import cut_short, post, read_json, stream_deltas
@@ -225,6 +237,8 @@ def _contents(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]]]:
         signature = None
 
     for item in request.items:
+        if isinstance(item, HostedItem):
+            continue  # another upstream's tool run: nothing Gemini can take
         if isinstance(item, Reasoning):
             sealed = unseal("gemini", item.encrypted_content if isinstance(item.encrypted_content, str) else None)
             if sealed:

@@ -14,9 +14,9 @@ from typing import Any
 import msgspec
 import orjson
 
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Message, Reasoning
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
 from rejoinder.protocol.request import AllowedTools, NamedFunction
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedOutput, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
@@ -26,6 +26,8 @@ _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"
 
 
 class OpenAIResponses:
+    runs_hosted_tools = True  # web search, file search, MCP … run on the upstream's side
+
     def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/responses"
         self.api_key = api_key
@@ -69,7 +71,8 @@ class _Translator:
             part_kind = _PART_KIND.get(event["part"].get("type"))
             return [BlockStart(f"{at}.{event.get('content_index', 0)}", part_kind)] if part_kind else []  # type: ignore[arg-type]
         if kind == "response.content_part.done":
-            return [BlockEnd(f"{at}.{event.get('content_index', 0)}")] if event["part"].get("type") in _PART_KIND else []
+            part = event["part"]
+            return [BlockEnd(f"{at}.{event.get('content_index', 0)}", part.get("annotations") or None)] if part.get("type") in _PART_KIND else []
         if kind == "response.reasoning_summary_part.added":
             return [BlockStart(f"{at}.s{event.get('summary_index', 0)}", "summary")]
         if kind == "response.reasoning_summary_part.done":
@@ -83,7 +86,7 @@ class _Translator:
                 return [BlockEnd(f"{at}")]
             if item.get("type") == "reasoning":
                 return [_reasoning_end(item)]
-            return []
+            return [] if item.get("type") == "message" else [HostedOutput(item)]
         if kind in ("response.completed", "response.incomplete"):
             self.done = True
             return [_finish(event["response"])]
@@ -109,7 +112,7 @@ class _Translator:
                         out += [
                             BlockStart(f"{at}.{index}", part_kind),
                             BlockDelta(f"{at}.{index}", text, part.get("logprobs") or None),
-                            BlockEnd(f"{at}.{index}"),
+                            BlockEnd(f"{at}.{index}", part.get("annotations") or None),
                         ]  # type: ignore[arg-type]
             elif kind == "function_call":
                 out += [
@@ -123,6 +126,8 @@ class _Translator:
                 for index, part in enumerate(item.get("content") or []):
                     out += [BlockStart(f"{at}.{index}", "reasoning"), BlockDelta(f"{at}.{index}", part.get("text", "")), BlockEnd(f"{at}.{index}")]
                 out.append(_reasoning_end(item))
+            else:
+                out.append(HostedOutput(item))
         return out + [_finish(response)]
 
 
@@ -178,8 +183,8 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
             body[name] = value
     if params.service_tier not in (None, "auto"):
         body["service_tier"] = params.service_tier
-    if params.function_tools:
-        body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools]
+    if params.function_tools or params.hosted_tools:
+        body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools] + [tool for _, tool in params.hosted_tools]
         body["tool_choice"] = _tool_choice(params.choice)
     if params.text is not None:
         body["text"] = {k: v for k, v in msgspec.to_builtins(params.text).items() if v is not None}
@@ -208,6 +213,8 @@ def _input_item(item: Any) -> dict[str, Any] | None:
     if isinstance(item, FunctionCallOutput):
         output = item.output if isinstance(item.output, str) else [msgspec.to_builtins(part) for part in item.output]
         return {"type": "function_call_output", "call_id": item.call_id, "output": output}
+    if isinstance(item, HostedItem):
+        return item.upstream_form()
     if isinstance(item, Reasoning):
         sealed = unseal("openai", item.encrypted_content if isinstance(item.encrypted_content, str) else None)
         if sealed:
