@@ -22,7 +22,7 @@ from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools
 
@@ -53,7 +53,7 @@ class Anthropic:
                 yield deltas
 
 
-class _Translator:
+class _Translator(EndsWithAnEvent):
     """Messages API content blocks → deltas, keyed by the block's `index`."""
 
     def __init__(self, format_tool: str | None) -> None:
@@ -62,13 +62,6 @@ class _Translator:
         self.usage = Usage()
         self.stop = "stop"
         self.called_tool = False
-        self.done = False
-
-    def finish(self) -> list[Delta]:
-        """Nothing more to add: the `Finish` came with the upstream's last event."""
-        if not self.done:
-            raise cut_short()
-        return []
 
     def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
         kind = event.get("type")

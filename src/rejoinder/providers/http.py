@@ -88,6 +88,18 @@ class StreamTranslator(Protocol):
         ...
 
 
+class EndsWithAnEvent:
+    """For upstreams whose last event carries the finish (`message_stop`,
+    `response.completed`): the translator emits `Finish` itself and sets `done`."""
+
+    done = False
+
+    def finish(self) -> list[Any]:
+        if not self.done:
+            raise cut_short()
+        return []
+
+
 async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
     """Per network read, the deltas `translate` makes of each event's data; the stream's
     closing deltas travel with the read that ended it, so a fast upstream costs one write.

@@ -17,7 +17,7 @@ import orjson
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
 from rejoinder.protocol.request import AllowedTools, NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedOutput, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import cut_short, post, read_json, stream_deltas, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -46,17 +46,8 @@ class OpenAIResponses:
                 yield deltas
 
 
-class _Translator:
+class _Translator(EndsWithAnEvent):
     """Upstream events → deltas; a block is named by its output index and part index."""
-
-    def __init__(self) -> None:
-        self.done = False
-
-    def finish(self) -> list[Delta]:
-        """Nothing more to add: the `Finish` came with the upstream's last event."""
-        if not self.done:
-            raise cut_short()
-        return []
 
     def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
         kind = event.get("type", "")
