@@ -85,7 +85,19 @@ WEB_SEARCH = {"type": "web_search_preview", "search_context_size": "low"}
 @pytest.mark.parametrize("streaming", [True, False])
 def test_hosted_tools_run_upstream_and_their_items_are_kept(multi, fake_responses, streaming):
     params = {"model": "oai-web-search", "input": "Weather in Oslo?", "tools": [WEB_SEARCH], "tool_choice": {"type": "web_search_preview"}}
-    final = stream(multi, **params)[-1]["response"] if streaming else create(multi, **params)
+    if streaming:
+        events = stream(multi, **params)
+        assert types(events)[2:7] == [
+            "response.output_item.added",
+            "response.web_search_call.in_progress",
+            "response.web_search_call.searching",
+            "response.web_search_call.completed",
+            "response.output_item.done",
+        ]
+        assert events[2]["item"]["status"] == "in_progress" and all(e["output_index"] == 0 and e["item_id"] == "ws_up1" for e in events[3:6])
+        final = events[-1]["response"]
+    else:
+        final = create(multi, **params)
     search, message = final["output"]
     assert search == {"id": "ws_up1", "type": "web_search_call", "status": "completed", "action": {"type": "search", "query": "weather in Oslo"}}
     assert message["content"][0]["text"] == "Oslo: 18C, clear." and message["content"][0]["annotations"][0]["url"] == "https://weather.example/oslo"

@@ -20,7 +20,7 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedOutput, ReasoningEnd, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -78,6 +78,7 @@ class Builder:
         self.sequence = 0
         self.blocks: dict[str, _Block] = {}
         self.open: tuple[str, dict, int] | None = None  # (family, item, output_index) taking parts
+        self.hosted: dict[str, int] = {}  # hosted tool item id → its output index
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
@@ -111,9 +112,8 @@ class Builder:
             if delta.annotations and block.kind == "text":
                 block.part["annotations"] = delta.annotations
             self._end(block)
-        elif isinstance(delta, HostedOutput):
-            self._close()
-            self._done_item(delta.item, self._add_item(delta.item), delta.item.get("status") or "completed")
+        elif isinstance(delta, (HostedStart, HostedEvent, HostedOutput)):
+            self._hosted(delta)
         elif isinstance(delta, ReasoningEnd):
             self._reasoning_end(delta)
         else:
@@ -218,6 +218,22 @@ class Builder:
             self._event(kind.done, **ids, **{kind.text_field: text}, **extra)
             self._event(kind.part_done, **ids, part=part)
 
+    def _hosted(self, delta: HostedStart | HostedEvent | HostedOutput) -> None:
+        """Items of tools the upstream ran: added, relayed and finished as the upstream says."""
+        if isinstance(delta, HostedEvent):
+            output_index = self.hosted.get(delta.item_id)
+            if output_index is not None and self.emit:
+                self._event(delta.type, **delta.fields, item_id=delta.item_id, output_index=output_index)
+            return
+        item = delta.item
+        output_index = self.hosted.get(item["id"])
+        if output_index is None:
+            self._close()
+            output_index = self.hosted[item["id"]] = self._add_item(item)
+        if isinstance(delta, HostedOutput):
+            self.output[output_index] = item
+            self._done_item(item, output_index, item.get("status") or "completed")
+
     def _reasoning_end(self, end: ReasoningEnd) -> None:
         item, _ = self._container("reasoning")
         if end.encrypted is not None:
@@ -229,6 +245,9 @@ class Builder:
             self._end(block, status)
         self.blocks.clear()
         self._close(status)
+        for output_index in self.hosted.values():  # hosted items the upstream never finished
+            if self.output[output_index].get("status") == "in_progress":
+                self._done_item(self.output[output_index], output_index, "incomplete")
 
     def _finish(self, finish: Finish) -> None:
         incomplete = _INCOMPLETE.get(finish.reason)

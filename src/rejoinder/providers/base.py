@@ -52,8 +52,22 @@ class BlockEnd(Struct):
     annotations: list[dict[str, Any]] | None = None  # a text part's citations, when the upstream gives them
 
 
+class HostedStart(Struct):
+    """An item of a tool the upstream runs itself (a web search, …) has begun."""
+
+    item: dict[str, Any]
+
+
+class HostedEvent(Struct):
+    """Progress of a hosted tool's item (`response.web_search_call.searching` …), relayed."""
+
+    type: str
+    item_id: str
+    fields: dict[str, Any]
+
+
 class HostedOutput(Struct):
-    """A finished item of a tool the upstream ran itself (a web search, …), kept as it is."""
+    """A finished item of a tool the upstream ran itself, kept as it is."""
 
     item: dict[str, Any]
 
@@ -78,7 +92,7 @@ class Finish(Struct):
     usage: Usage | None = None
 
 
-Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | HostedOutput | Finish
+Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | HostedStart | HostedEvent | HostedOutput | Finish
 
 
 class Provider(Protocol):

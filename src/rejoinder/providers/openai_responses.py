@@ -16,13 +16,23 @@ import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
 from rejoinder.protocol.request import AllowedTools, NamedFunction
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedOutput, ModelRequest, ReasoningEnd, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PART_KIND = {"output_text": "text", "refusal": "refusal", "reasoning_text": "reasoning"}
 _INCOMPLETE = {"max_output_tokens": "length", "content_filter": "content_filter"}
+_OWN_ITEMS = frozenset(("message", "function_call", "reasoning"))  # the kinds the gateway builds itself
+# Progress events of hosted tools' items, relayed as they come.
+_HOSTED_EVENTS = (
+    "response.web_search_call.",
+    "response.file_search_call.",
+    "response.code_interpreter_call",
+    "response.image_generation_call.",
+    "response.mcp_call",
+    "response.mcp_list_tools.",
+)
 
 
 class OpenAIResponses:
@@ -68,16 +78,21 @@ class _Translator(EndsWithAnEvent):
             return [BlockStart(f"{at}.s{event.get('summary_index', 0)}", "summary")]
         if kind == "response.reasoning_summary_part.done":
             return [BlockEnd(f"{at}.s{event.get('summary_index', 0)}")]
-        if kind == "response.output_item.added" and event["item"].get("type") == "function_call":
+        if kind == "response.output_item.added":
             item = event["item"]
-            return [BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", ""))]
+            if item.get("type") == "function_call":
+                return [BlockStart(f"{at}", "tool_call", call_id=item.get("call_id", ""), name=item.get("name", ""))]
+            return [] if item.get("type") in _OWN_ITEMS else [HostedStart(item)]
+        if kind.startswith(_HOSTED_EVENTS) and "item_id" in event:
+            fields = {k: v for k, v in event.items() if k not in ("type", "sequence_number", "item_id", "output_index")}
+            return [HostedEvent(kind, event["item_id"], fields)]
         if kind == "response.output_item.done":
             item = event["item"]
             if item.get("type") == "function_call":
                 return [BlockEnd(f"{at}")]
             if item.get("type") == "reasoning":
                 return [_reasoning_end(item)]
-            return [] if item.get("type") == "message" else [HostedOutput(item)]
+            return [] if item.get("type") in _OWN_ITEMS else [HostedOutput(item)]
         if kind in ("response.completed", "response.incomplete"):
             self.done = True
             return [_finish(event["response"])]
