@@ -95,6 +95,8 @@ def test_hosted_tools_run_upstream_and_their_items_are_kept(multi, fake_response
             "response.output_item.done",
         ]
         assert events[2]["item"]["status"] == "in_progress" and all(e["output_index"] == 0 and e["item_id"] == "ws_up1" for e in events[3:6])
+        [cited] = [e for e in events if e["type"] == "response.output_text.annotation.added"]
+        assert (cited["output_index"], cited["content_index"], cited["annotation_index"], cited["annotation"]["type"]) == (1, 0, 0, "url_citation")
         final = events[-1]["response"]
     else:
         final = create(multi, **params)

@@ -20,7 +20,7 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
+from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -108,10 +108,9 @@ class Builder:
         elif isinstance(delta, BlockStart):
             self._start(delta)
         elif isinstance(delta, BlockEnd):
-            block = self.blocks.pop(delta.block)
-            if delta.annotations and block.kind == "text":
-                block.part["annotations"] = delta.annotations
-            self._end(block)
+            self._end(self.blocks.pop(delta.block))
+        elif isinstance(delta, Annotation):
+            self._annotate(self.blocks[delta.block], delta.annotation)
         elif isinstance(delta, (HostedStart, HostedEvent, HostedOutput)):
             self._hosted(delta)
         elif isinstance(delta, ReasoningEnd):
@@ -217,6 +216,13 @@ class Builder:
             ids = {"item_id": block.item["id"], "output_index": block.output_index, kind.index: block.index}
             self._event(kind.done, **ids, **{kind.text_field: text}, **extra)
             self._event(kind.part_done, **ids, part=part)
+
+    def _annotate(self, block: _Block, annotation: dict[str, Any]) -> None:
+        annotations = block.part["annotations"]
+        annotations.append(annotation)
+        if self.emit:
+            ids = {"item_id": block.item["id"], "output_index": block.output_index, "content_index": block.index}
+            self._event("response.output_text.annotation.added", **ids, annotation_index=len(annotations) - 1, annotation=annotation)
 
     def _hosted(self, delta: HostedStart | HostedEvent | HostedOutput) -> None:
         """Items of tools the upstream ran: added, relayed and finished as the upstream says."""

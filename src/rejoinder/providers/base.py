@@ -49,7 +49,13 @@ class BlockDelta(Struct):
 
 class BlockEnd(Struct):
     block: str
-    annotations: list[dict[str, Any]] | None = None  # a text part's citations, when the upstream gives them
+
+
+class Annotation(Struct):
+    """A citation (`url_citation` …) on a text block, as the upstream gives it."""
+
+    block: str
+    annotation: dict[str, Any]
 
 
 class HostedStart(Struct):
@@ -92,7 +98,7 @@ class Finish(Struct):
     usage: Usage | None = None
 
 
-Delta = BlockStart | BlockDelta | BlockEnd | ReasoningEnd | HostedStart | HostedEvent | HostedOutput | Finish
+Delta = BlockStart | BlockDelta | BlockEnd | Annotation | ReasoningEnd | HostedStart | HostedEvent | HostedOutput | Finish
 
 
 class Provider(Protocol):

@@ -16,7 +16,20 @@ import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
 from rejoinder.protocol.request import AllowedTools, NamedFunction
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, ReasoningEnd, Usage
+from rejoinder.providers.base import (
+    Annotation,
+    BlockDelta,
+    BlockEnd,
+    BlockStart,
+    Delta,
+    Finish,
+    HostedEvent,
+    HostedOutput,
+    HostedStart,
+    ModelRequest,
+    ReasoningEnd,
+    Usage,
+)
 from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
 from rejoinder.providers.state import seal, unseal
 
@@ -72,8 +85,9 @@ class _Translator(EndsWithAnEvent):
             part_kind = _PART_KIND.get(event["part"].get("type"))
             return [BlockStart(f"{at}.{event.get('content_index', 0)}", part_kind)] if part_kind else []  # type: ignore[arg-type]
         if kind == "response.content_part.done":
-            part = event["part"]
-            return [BlockEnd(f"{at}.{event.get('content_index', 0)}", part.get("annotations") or None)] if part.get("type") in _PART_KIND else []
+            return [BlockEnd(f"{at}.{event.get('content_index', 0)}")] if event["part"].get("type") in _PART_KIND else []
+        if kind == "response.output_text.annotation.added":
+            return [Annotation(f"{at}.{event.get('content_index', 0)}", event["annotation"])]
         if kind == "response.reasoning_summary_part.added":
             return [BlockStart(f"{at}.s{event.get('summary_index', 0)}", "summary")]
         if kind == "response.reasoning_summary_part.done":
@@ -118,7 +132,8 @@ class _Translator(EndsWithAnEvent):
                         out += [
                             BlockStart(f"{at}.{index}", part_kind),
                             BlockDelta(f"{at}.{index}", text, part.get("logprobs") or None),
-                            BlockEnd(f"{at}.{index}", part.get("annotations") or None),
+                            *(Annotation(f"{at}.{index}", annotation) for annotation in part.get("annotations") or ()),
+                            BlockEnd(f"{at}.{index}"),
                         ]  # type: ignore[arg-type]
             elif kind == "function_call":
                 out += [
