@@ -8,13 +8,12 @@ import uuid
 
 import psycopg
 import pytest
-from openai import OpenAI
-
 from fake_anthropic import FakeAnthropic
 from fake_chat import FakeChat
 from fake_gemini import FakeGemini
 from fake_responses import FakeResponses
 from gateway import Gateway
+from openai import OpenAI
 
 UPSTREAM_KEY = "sk-upstream-secret-value"
 

@@ -15,7 +15,6 @@ import json
 from typing import Any
 
 from aiohttp import web
-
 from fake_server import FakeServer
 
 USAGE = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
-
 from fake_server import FakeServer, sse
 
 THOUGHT_SIGNATURE = "CiQB0e2Kb9thought-signature-for-the-call=="

@@ -11,7 +11,6 @@ import copy
 import json
 
 from aiohttp import web
-
 from fake_server import FakeServer, sse
 
 ENCRYPTED = "gAAAAABo-upstream-encrypted-reasoning-blob"

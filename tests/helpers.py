@@ -8,7 +8,6 @@ import urllib.request
 from typing import Any
 
 from openai import OpenAI
-
 from spec import check_event, check_response
 
 

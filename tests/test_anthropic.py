@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import ANTHROPIC_KEY
 from fake_anthropic import REDACTED, SIGNATURE
 from helpers import PNG, TEXT_EVENTS, TIME, WEATHER, create, stream, types

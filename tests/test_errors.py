@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+
 import openai
 import pytest
-
 from conftest import UPSTREAM_KEY
 from helpers import assert_envelope, post_raw
 

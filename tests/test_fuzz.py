@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 
+from helpers import assert_envelope, post_raw
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers import assert_envelope, post_raw
 
 _scalars = st.none() | st.booleans() | st.integers(-5, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=12)
 _json = st.recursive(_scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=10)

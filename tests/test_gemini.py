@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import GEMINI_KEY
 from fake_gemini import THOUGHT_SIGNATURE
 from helpers import PNG, TEXT_EVENTS, TIME, WEATHER, create, stream, types

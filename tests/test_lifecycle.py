@@ -9,7 +9,6 @@ import time
 
 import openai
 import pytest
-
 from conftest import chat_models, sdk
 from gateway import Gateway, free_port
 from helpers import create

@@ -11,7 +11,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jsonschema
 import pytest
-
 from conftest import sdk
 from gateway import Gateway
 from helpers import create, stream, types

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import openai
 import pytest
-
 from conftest import OPENAI_KEY
 from fake_responses import ENCRYPTED
 from helpers import TEXT_EVENTS, create, stream, types

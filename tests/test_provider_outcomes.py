@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import openai
 import pytest
-
 from conftest import ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY, UPSTREAM_KEY
 from helpers import assert_upstream_error, create, stream, types
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 import urllib.request
 
 from helpers import TEXT_EVENTS, create, stream, types

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import BaseModel
-
 from fake_anthropic import SIGNATURE
 from helpers import WEATHER
+from pydantic import BaseModel
 
 
 class Weather(BaseModel):

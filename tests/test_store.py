@@ -7,7 +7,6 @@ import urllib.request
 
 import openai
 import pytest
-
 from conftest import sdk
 from helpers import create, stream
 from spec import check

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import openai
+import pytest
 from helpers import PNG, TIME, WEATHER, create
 
 
@@ -125,6 +127,11 @@ def test_prefix_route_passes_the_model_name(client, fake_chat):
 
 def test_models_lists_configured_names(client):
     assert {m.id for m in client.models.list()} == {"chat", "hang", "unreachable"}
+    assert client.models.retrieve("chat").owned_by == "openai-chat"
+    assert client.models.retrieve("mock-anything").id == "mock-anything"  # served by the mock-* route
+    with pytest.raises(openai.NotFoundError) as missing:
+        client.models.retrieve("nope")
+    assert missing.value.body["code"] == "model_not_found"
 
 
 def test_openai_itself_gets_its_own_parameter_names():

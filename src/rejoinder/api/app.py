@@ -103,6 +103,11 @@ async def list_models(request: web.Request) -> web.Response:
     return json_response({"object": "list", "data": data})
 
 
+async def get_model(request: web.Request) -> web.Response:
+    deployment = request.app[ROUTER].resolve(request.match_info["model"])  # 404 for an unknown name
+    return json_response({"id": deployment.name, "object": "model", "created": 0, "owned_by": deployment.owned_by})
+
+
 async def create_response(request: web.Request) -> web.StreamResponse:
     params = decode_create_response(await request.read())
     run = await request.app[ENGINE].start(params)
@@ -178,6 +183,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/responses", create_response)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from rejoinder.protocol.errors import ApiError, invalid
 import orjson
 
+from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, decode_item
 from rejoinder.protocol.request import CreateResponse
 from rejoinder.store.repository import Store

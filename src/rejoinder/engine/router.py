@@ -6,8 +6,8 @@ from msgspec import Struct
 
 from rejoinder.config import ModelConfig
 from rejoinder.protocol.errors import ApiError
-from rejoinder.providers.base import Provider
 from rejoinder.providers.anthropic import Anthropic
+from rejoinder.providers.base import Provider
 from rejoinder.providers.gemini import Gemini
 from rejoinder.providers.openai_chat import OpenAIChat
 from rejoinder.providers.openai_responses import OpenAIResponses

@@ -24,8 +24,8 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import (
     FunctionCall,
-    HostedItem,
     FunctionCallOutput,
+    HostedItem,
     InputFile,
     InputImage,
     InputText,

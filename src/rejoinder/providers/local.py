@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import importlib.metadata
 import json
-import re
 import logging
+import re
 import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
