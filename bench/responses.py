@@ -206,7 +206,9 @@ http {{
             direct = wrk(upstream + direct_path, direct_body, 1, max(5, args.duration // 2), work, latency=True)
             rows.append((mode, load["rps"], through["p50"], through["p99"], direct["p50"], direct["p99"], cpu_per_request_us))
         rss = rss_mb(pids)
-        print(f"\nRejoinder benchmark: {args.workers} worker(s), store: {str(args.store).lower()} on SQLite, canned nginx upstream, wrk on loopback, {os.cpu_count()} cores")
+        print(
+            f"\nRejoinder benchmark: {args.workers} worker(s), store: {str(args.store).lower()} on SQLite, canned nginx upstream, wrk on loopback, {os.cpu_count()} cores"
+        )
         print(
             f"{'mode':<14} {'req/s @c32':>11} {'p50 ms':>8} {'p99 ms':>8} {'direct p50':>11} {'direct p99':>11} {'added p50':>10} {'added p99':>10} {'CPU µs/req':>11}"
         )
