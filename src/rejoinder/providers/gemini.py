@@ -39,7 +39,7 @@ from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, Text
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import cut_short, post, read_json, stream_deltas
 from rejoinder.providers.state import seal, unseal
-from rejoinder.providers.translate import arguments, data_url, guess_type, offered_tools
+from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 THINKING_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
@@ -80,28 +80,12 @@ class _Translator:
     block each; a function call arrives whole in one part."""
 
     def __init__(self) -> None:
-        self.open: tuple[str, str] | None = None  # (kind, block id)
-        self.count = 0
+        self.run = TextRun()
         self.usage = Usage()
         self.reason: str | None = None
         self.done = False  # a candidate's finishReason came: that chunk is Gemini's last
         self.called_tool = False
         self.late_signature: str | None = None  # a text part's signature, placed after the text
-
-    def _close(self) -> list[Delta]:
-        if self.open is None:
-            return []
-        block, self.open = self.open[1], None
-        return [BlockEnd(block)]
-
-    def _text(self, kind: str, text: str) -> list[Delta]:
-        out: list[Delta] = []
-        if self.open is None or self.open[0] != kind:
-            out += self._close()
-            self.count += 1
-            self.open = (kind, f"g{self.count}")
-            out.append(BlockStart(self.open[1], kind))  # type: ignore[arg-type]
-        return out + [BlockDelta(self.open[1], text)]
 
     def chunk(self, chunk: dict[str, Any]) -> list[Delta]:
         out: list[Delta] = []
@@ -116,12 +100,11 @@ class _Translator:
         for part in (candidate.get("content") or {}).get("parts") or []:
             signature = part.get("thoughtSignature")
             if "functionCall" in part:
-                out += self._close()
+                out += self.run.close()
                 if signature:
                     out.append(ReasoningEnd(seal("gemini", {"signature": signature})))
                 call = part["functionCall"]
-                self.count += 1
-                block = f"g{self.count}"
+                block = self.run.new_block()
                 self.called_tool = True
                 out += [
                     BlockStart(block, "tool_call", call_id=call.get("id") or new_id("call"), name=call.get("name", "")),
@@ -131,12 +114,12 @@ class _Translator:
                 continue
             if part.get("thought"):
                 if part.get("text"):
-                    out += self._text("summary", part["text"])
+                    out += self.run.add("summary", part["text"])
                 if signature:
-                    out += self._close() + [ReasoningEnd(seal("gemini", {"signature": signature}))]
+                    out += self.run.close() + [ReasoningEnd(seal("gemini", {"signature": signature}))]
                 continue
             if part.get("text"):
-                out += self._text("text", part["text"])
+                out += self.run.add("text", part["text"])
             if signature:
                 self.late_signature = signature
         finish = candidate.get("finishReason")
@@ -157,7 +140,7 @@ class _Translator:
     def finish(self) -> list[Delta]:
         if self.reason is None:
             raise cut_short()
-        out = self._close()
+        out = self.run.close()
         if self.late_signature:
             out.append(ReasoningEnd(seal("gemini", {"signature": self.late_signature})))
         reason = "tool_calls" if self.reason == "stop" and self.called_tool else self.reason

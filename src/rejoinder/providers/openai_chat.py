@@ -33,7 +33,7 @@ from rejoinder.protocol.items import (
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.http import cut_short, post, stream_deltas, stream_error, unreadable
-from rejoinder.providers.translate import offered_tools
+from rejoinder.providers.translate import TextRun, offered_tools
 
 
 class _Function(Struct):
@@ -145,32 +145,11 @@ class _Translator:
     keyed by their `index`, so interleaved parallel calls stay apart."""
 
     def __init__(self) -> None:
-        self.open: tuple[str, str] | None = None  # (kind, block id)
+        self.run = TextRun()
         self.tools: dict[int, tuple[str, str]] = {}  # index → (block id, call id)
         self.reason: str | None = None
         self.usage: Usage | None = None
-        self.count = 0
         self.done = False  # `[DONE]` arrived
-
-    def _block(self) -> str:
-        self.count += 1
-        return f"b{self.count}"
-
-    def _text(self, kind: str, text: str, logprobs: list | None = None) -> list[Delta]:
-        out: list[Delta] = []
-        if self.open is None or self.open[0] != kind:
-            if self.open is not None:
-                out.append(BlockEnd(self.open[1]))
-            self.open = (kind, self._block())
-            out.append(BlockStart(self.open[1], kind))
-        out.append(BlockDelta(self.open[1], text, logprobs))
-        return out
-
-    def _close_open(self) -> list[Delta]:
-        if self.open is None:
-            return []
-        block, self.open = self.open[1], None
-        return [BlockEnd(block)]
 
     def feed(self, chunk: _Chunk | None, whole: bool = False) -> list[Delta]:
         out: list[Delta] = []
@@ -184,14 +163,14 @@ class _Translator:
             if message is not None:
                 reasoning = message.reasoning_content or (message.reasoning if isinstance(message.reasoning, str) else None)
                 if reasoning:
-                    out += self._text("reasoning", reasoning)
+                    out += self.run.add("reasoning", reasoning)
                 if message.content:
                     logprobs = _logprobs(choice.logprobs)
-                    out += self._text("text", message.content, logprobs)
+                    out += self.run.add("text", message.content, logprobs)
                 if message.refusal:
-                    out += self._text("refusal", message.refusal)
+                    out += self.run.add("refusal", message.refusal)
                 if message.tool_calls:
-                    out += self._close_open()
+                    out += self.run.close()
                     for position, call in enumerate(message.tool_calls):
                         out += self._tool_call(position if whole or call.index is None else call.index, call)
             if choice.finish_reason:
@@ -207,7 +186,7 @@ class _Translator:
         if known is None or (call.id and call.id != known[1]):
             if known is not None:
                 out.append(BlockEnd(known[0]))
-            known = self.tools[index] = (self._block(), call.id or new_id("call"))
+            known = self.tools[index] = (self.run.new_block(), call.id or new_id("call"))
             out.append(BlockStart(known[0], "tool_call", call_id=known[1], name=function.name or ""))
         block = known[0]
         if function.arguments:

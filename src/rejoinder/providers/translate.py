@@ -8,6 +8,7 @@ from typing import Any
 
 from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.request import AllowedTools, FunctionTool
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta
 
 
 def offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
@@ -42,3 +43,29 @@ def arguments(text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError:
         raise invalid("input", "A function_call item's arguments are not valid JSON.") from None
+
+
+class TextRun:
+    """The one open text-like block of a stream (text, refusal, reasoning or summary): text of
+    another kind ends it and starts the next. Also hands out the stream's block ids."""
+
+    def __init__(self) -> None:
+        self.open: tuple[str, str] | None = None  # (kind, block id)
+        self.count = 0
+
+    def new_block(self) -> str:
+        self.count += 1
+        return f"b{self.count}"
+
+    def add(self, kind: str, text: str, logprobs: list | None = None) -> list[Delta]:
+        out = [] if self.open is not None and self.open[0] == kind else self.close()
+        if self.open is None:
+            self.open = (kind, self.new_block())
+            out.append(BlockStart(self.open[1], kind))  # type: ignore[arg-type]
+        return out + [BlockDelta(self.open[1], text, logprobs)]
+
+    def close(self) -> list[Delta]:
+        if self.open is None:
+            return []
+        block, self.open = self.open[1], None
+        return [BlockEnd(block)]
