@@ -210,3 +210,10 @@ def message_text(content: str | list[Part]) -> str:
     if isinstance(content, str):
         return content
     return "".join(p.text for p in content if isinstance(p, (InputText, OutputText)))
+
+
+def spoken_text(content: str | list[Part]) -> str:
+    """An assistant message's text with its refusals, for upstreams that have no refusal part."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.text if isinstance(p, (InputText, OutputText)) else p.refusal if isinstance(p, Refusal) else "" for p in content)

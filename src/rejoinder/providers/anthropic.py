@@ -19,7 +19,18 @@ from typing import Any
 import orjson
 
 from rejoinder.protocol.errors import invalid
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, InputText, Message, OutputText, Reasoning, Refusal, message_text
+from rejoinder.protocol.items import (
+    FunctionCall,
+    FunctionCallOutput,
+    InputFile,
+    InputImage,
+    InputText,
+    Message,
+    OutputText,
+    Reasoning,
+    message_text,
+    spoken_text,
+)
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
@@ -254,7 +265,7 @@ def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]
             if item.role in ("system", "developer"):
                 system.append(message_text(item.content))
             elif item.role == "assistant":
-                text = "".join(p.text if isinstance(p, OutputText) else p.refusal if isinstance(p, Refusal) else "" for p in item.content)
+                text = spoken_text(item.content)
                 if text:
                     add("assistant", [{"type": "text", "text": text}])
             else:

@@ -32,8 +32,8 @@ from rejoinder.protocol.items import (
     Message,
     OutputText,
     Reasoning,
-    Refusal,
     message_text,
+    spoken_text,
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
@@ -231,7 +231,7 @@ def _contents(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]]]:
             add("model", {"functionCall": {"name": item.name, "args": arguments(item.arguments)}})
             continue
         if isinstance(item, Message) and item.role == "assistant":
-            text = "".join(p.text if isinstance(p, OutputText) else p.refusal if isinstance(p, Refusal) else "" for p in item.content)
+            text = spoken_text(item.content)
             add("model", {"text": text})
             continue
         settle_signature()
