@@ -40,7 +40,7 @@ class Engine:
 
     async def start(self, params: CreateResponse) -> Run:
         deployment = self.router.resolve(params.model)
-        if params.hosted_tools and not getattr(deployment.provider, "runs_hosted_tools", False):
+        if params.hosted_tools and not deployment.provider.runs_hosted_tools:
             index, tool = params.hosted_tools[0]
             raise invalid(
                 f"tools[{index}].type",

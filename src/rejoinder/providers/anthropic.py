@@ -45,6 +45,8 @@ _STOP = {"max_tokens": "length", "model_context_window_exceeded": "length", "too
 
 
 class Anthropic:
+    runs_hosted_tools = False
+
     def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/messages"
         self.api_key = api_key

@@ -105,4 +105,6 @@ class Provider(Protocol):
     """One upstream wire protocol. `stream` yields non-empty batches of deltas and raises
     `ApiError` for any upstream failure."""
 
+    runs_hosted_tools: bool  # can run web search, file search, MCP … on its own side
+
     def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]: ...

@@ -47,6 +47,8 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 
 
 class Gemini:
+    runs_hosted_tools = False
+
     def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
         self.base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.api_key = api_key

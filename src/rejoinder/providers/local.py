@@ -61,6 +61,8 @@ def available() -> bool:
 
 
 class LocalModel:
+    runs_hosted_tools = False
+
     def __init__(self, model_path: str, context_tokens: int = 4096, threads: int | None = None) -> None:
         self.model_path = model_path
         self.context_tokens = context_tokens

@@ -105,6 +105,8 @@ _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter
 class OpenAIChat:
     """A deployment reached over `POST {base_url}/chat/completions`."""
 
+    runs_hosted_tools = False
+
     def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
         base_url = base_url or DEFAULT_BASE_URL
         self.url = base_url.rstrip("/") + "/chat/completions"
