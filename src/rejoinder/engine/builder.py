@@ -20,6 +20,7 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.response import without_encrypted
 from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
@@ -88,9 +89,7 @@ class Builder:
 
     def _shown(self, item: dict) -> dict:
         """An item as events show it: opaque reasoning state only when the client asked."""
-        if "encrypted_content" in item and not self.with_encrypted:
-            return {k: v for k, v in item.items() if k != "encrypted_content"}
-        return item
+        return item if self.with_encrypted else without_encrypted(item)
 
     def _shown_response(self) -> dict:
         if self.with_encrypted or not any("encrypted_content" in item for item in self.output):

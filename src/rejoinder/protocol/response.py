@@ -32,11 +32,12 @@ def view(response: bytes, include: list[str] | None) -> bytes:
     if b'"encrypted_content"' not in response or (include and _ENCRYPTED in include):
         return response
     decoded = orjson.loads(response)
-    decoded["output"] = [_without_encrypted(item) for item in decoded["output"]]
+    decoded["output"] = [without_encrypted(item) for item in decoded["output"]]
     return orjson.dumps(decoded)
 
 
-def _without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
+def without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
+    """A reasoning item without its opaque state, for a client that did not ask for it."""
     if item.get("type") == "reasoning" and "encrypted_content" in item:
         return {k: v for k, v in item.items() if k != "encrypted_content"}
     return item
