@@ -36,7 +36,13 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     base_url: str | None = None
     api_key: str | None = None
     upstream_model: str | None = None
-    timeout: float | None = None  # seconds of upstream silence before giving up
+    # upstream limits (see providers.http.Limits): seconds, and bytes
+    connect_timeout: float | None = None
+    first_event_timeout: float | None = None
+    timeout: float | None = None  # between two events
+    total_timeout: float | None = None
+    max_event_bytes: int | None = None
+    max_response_bytes: int | None = None
     model_path: str | None = None  # local: a GGUF file (default: the bundled SmolLM2-135M-Instruct)
     context_tokens: int = 4096  # local: the context window to allocate
     threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
@@ -47,6 +53,9 @@ class Config(Struct, forbid_unknown_fields=True):
     database_url: str = DEFAULT_DATABASE_URL
     master_key: str | None = None
     max_body_bytes: int = 32 * 1024 * 1024
+    # seconds without a heartbeat before an instance counts as dead and its in-progress
+    # responses are marked failed by the others
+    instance_ttl: float = 30.0
 
 
 def expand(value: Any, environ: dict[str, str]) -> Any:

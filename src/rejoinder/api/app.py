@@ -18,6 +18,7 @@ from rejoinder.config import Config
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
 from rejoinder.protocol.response import parse_include, view
 from rejoinder.providers.http import close_session
@@ -71,7 +72,8 @@ def _authorize(request: web.Request, expected: bytes) -> None:
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code="missing_api_key",
         )
-    if not hmac.compare_digest(given.encode(), expected):
+    # aiohttp keeps undecodable header bytes as surrogates: encode them back, never fail on them
+    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
         raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
@@ -124,25 +126,41 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         await run.finish(sink)
     except ConnectionError:
         log.info("client went away during %s", run.response["id"])
+    except Exception:  # the headers are out: a second HTTP response cannot follow; end the body
+        log.exception("stream of %s broke after it started", run.response["id"])
+        stream.force_close()
     finally:
-        await run.close()  # a client gone before the first byte still releases the upstream
+        await run.release()  # a client gone before the first byte still releases the upstream
     return stream
+
+
+def _response_id(request: web.Request) -> str:
+    """The path's response id; one that could never have been stored is simply not found."""
+    response_id = request.match_info["response_id"]
+    if not is_valid_id(response_id):
+        raise _response_not_found(response_id)
+    return response_id
+
+
+def _response_not_found(response_id: str) -> ApiError:
+    return not_found(f"Response with id '{response_id[:64]!s}' not found.")
 
 
 async def get_response(request: web.Request) -> web.Response:
     if request.query.get("stream", "false").lower() == "true":
         raise invalid("stream", "Streaming a stored response is not supported by this gateway yet.", "unsupported_parameter")
     include = parse_include(request.query)
-    body = await request.app[STORE].get(request.match_info["response_id"])
+    response_id = _response_id(request)
+    body = await request.app[STORE].get(response_id)
     if body is None:
-        raise not_found(f"Response with id '{request.match_info['response_id']}' not found.")
+        raise _response_not_found(response_id)
     return json_response(view(body, include))
 
 
 async def delete_response(request: web.Request) -> web.Response:
-    response_id = request.match_info["response_id"]
+    response_id = _response_id(request)
     if not await request.app[STORE].delete(response_id):
-        raise not_found(f"Response with id '{response_id}' not found.")
+        raise _response_not_found(response_id)
     return json_response({"id": response_id, "object": "response", "deleted": True})
 
 
@@ -158,10 +176,13 @@ async def list_input_items(request: web.Request) -> web.Response:
     if not 1 <= limit <= 100:
         raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
     parse_include(query)
-    response_id = request.match_info["response_id"]
-    page = await request.app[STORE].input_items(response_id, query.get("after"), limit, order == "desc")
+    after = query.get("after")
+    if after is not None and not is_valid_id(after):
+        raise invalid("after", "Invalid 'after': expected an item id.")
+    response_id = _response_id(request)
+    page = await request.app[STORE].input_items(response_id, after, limit, order == "desc")
     if page is None:
-        raise not_found(f"Response with id '{response_id}' not found.")
+        raise _response_not_found(response_id)
     rows, has_more = page
     first, last = (orjson.dumps(rows[0][0]), orjson.dumps(rows[-1][0])) if rows else (b"null", b"null")
     body = b'{"object":"list","data":[%s],"first_id":%s,"last_id":%s,"has_more":%s}' % (
@@ -177,6 +198,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_guard(config.master_key)])
     router = Router(config.models)
     store = Store(config.database_url)
+    store.start_maintenance(config.instance_ttl)
     app[ROUTER] = router
     app[STORE] = store
     app[ENGINE] = Engine(router, store)

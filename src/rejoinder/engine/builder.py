@@ -16,10 +16,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import orjson
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.response import without_encrypted
 from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
@@ -231,6 +232,8 @@ class Builder:
                 self._event(delta.type, **delta.fields, item_id=delta.item_id, output_index=output_index)
             return
         item = delta.item
+        if not is_valid_id(item.get("id")):
+            raise ApiError(502, "The upstream model provider sent a tool item without a usable id.", type="server_error", code="upstream_error")
         output_index = self.hosted.get(item["id"])
         if output_index is None:
             self._close()
@@ -255,6 +258,7 @@ class Builder:
                 self._done_item(self.output[output_index], output_index, "incomplete")
 
     def _finish(self, finish: Finish) -> None:
+        counts = usage(finish.usage or Usage())
         incomplete = _INCOMPLETE.get(finish.reason)
         status = "incomplete" if incomplete else "completed"
         self._end_all(status)
@@ -264,7 +268,7 @@ class Builder:
             response["incomplete_details"] = {"reason": incomplete}
         else:
             response["completed_at"] = int(time.time())
-        response["usage"] = usage(finish.usage or Usage())
+        response["usage"] = counts
 
     def fail(self, error: ApiError) -> None:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""
@@ -296,6 +300,9 @@ def _custom_input(arguments: str) -> str:
 
 
 def usage(usage: Usage) -> dict[str, Any]:
+    """The Response's `usage`; counts no real upstream could report are an upstream fault."""
+    if not all(type(n) is int and 0 <= n < 2**53 for n in msgspec.structs.astuple(usage)):
+        raise ApiError(502, "The upstream model provider reported token counts this gateway could not read.", type="server_error", code="upstream_error")
     return {
         "input_tokens": usage.input_tokens,
         "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},

@@ -9,6 +9,7 @@ from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.anthropic import Anthropic
 from rejoinder.providers.base import Provider
 from rejoinder.providers.gemini import Gemini
+from rejoinder.providers.http import Limits
 from rejoinder.providers.openai_chat import OpenAIChat
 from rejoinder.providers.openai_responses import OpenAIResponses
 
@@ -26,7 +27,12 @@ def provider_for(model: ModelConfig) -> Provider:
 
         return LocalModel(model.model_path or default_model_path() or "", model.context_tokens, model.threads)
     remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "anthropic": Anthropic, "gemini": Gemini}[model.provider]
-    return remote(model.base_url, model.api_key, model.timeout)
+    return remote(model.base_url, model.api_key, limits(model))
+
+
+def limits(model: ModelConfig) -> Limits:
+    """The deployment's upstream limits: what its config sets, the defaults elsewhere."""
+    return Limits(**{name: getattr(model, name) for name in Limits.__struct_fields__ if getattr(model, name) is not None})
 
 
 class Router:

@@ -33,6 +33,16 @@ Sink = Callable[[list[tuple[str, bytes]], bool], Awaitable[None]]
 whether they are the last (so the transport can finish in the same write)."""
 
 
+def encode(value: Any) -> bytes:
+    """JSON for what the gateway emits and stores. orjson is fast but refuses integers beyond
+    64 bits and very deep nesting; anything an upstream sent (msgspec decoded it) msgspec can
+    encode back, so an odd upstream value never breaks a stream after it started."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return msgspec.json.encode(value)
+
+
 class Engine:
     def __init__(self, router: Router, store: Store) -> None:
         self.router = router
@@ -50,25 +60,53 @@ class Engine:
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
         request = ModelRequest(params, model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
+        response = skeleton(params)
+        # A stream shows its id at once: record it as in progress first, while the upstream
+        # thinks, so that even a crash leaves the id readable (see `store.liveness`).
+        begun = self.store.begin(response, encode(response)) if params.store and params.stream else None
         batches = aiter(deployment.provider.stream(request))
         try:
             first = await anext(batches)
-        except StopAsyncIteration:
-            raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
-        except BaseException:
+        except BaseException as exc:
             await batches.aclose()
+            if begun is not None:  # the client gets a plain HTTP error and never sees this id
+                await _settled(begun)
+                await self.store.delete(response["id"])
+            if isinstance(exc, StopAsyncIteration):
+                raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, params, own_input, first, batches)
+        return Run(self.store, params, response, begun, own_input, first, batches)
+
+
+async def _settled(future: asyncio.Future) -> bool:
+    """Wait for a store write the request did not wait for; whether it was committed."""
+    try:
+        await future
+        return True
+    except Exception as exc:
+        log.warning("could not record a response as in progress: %s", type(exc).__name__)
+        return False
 
 
 class Run:
-    def __init__(self, store: Store, params: CreateResponse, own_input: list[Item], first: list[Delta], rest: AsyncIterator[list[Delta]]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        params: CreateResponse,
+        response: dict[str, Any],
+        begun: asyncio.Future | None,
+        own_input: list[Item],
+        first: list[Delta],
+        rest: AsyncIterator[list[Delta]],
+    ) -> None:
         self.store = store
         self.params = params
+        self.response = response
+        self.begun = begun  # the in-progress record's write, when there is one
+        self.ended = False  # a final form was built (and stored, if `store`)
         self.own_input = own_input
         self.first = first
         self.rest = rest
-        self.response = skeleton(params)
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -80,7 +118,7 @@ class Run:
         pending: list[tuple[str, bytes]] = []
 
         def emit(event: dict[str, Any]) -> None:
-            pending.append((event["type"], orjson.dumps(event)))
+            pending.append((event["type"], encode(event)))
 
         include = self.params.include or ()
         builder = Builder(
@@ -94,6 +132,8 @@ class Run:
                 pending.clear()
 
         try:
+            if self.begun is not None:  # the id is durable before the client sees it
+                await _settled(self.begun)
             builder.begin()
             for delta in self.first:
                 builder.apply(delta)
@@ -112,16 +152,17 @@ class Run:
             failure = ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
         finally:
             await self.close()
+        self.ended = True
         if failure is not None:
             builder.fail(failure)
-        encoded = orjson.dumps(self.response)
+        encoded = encode(self.response)
         if self.params.store:
             try:
                 await self._save(encoded)
             except Exception:
                 failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
                 builder.fail(failure)
-                encoded = orjson.dumps(self.response)
+                encoded = encode(self.response)
         builder.terminal()
         if sink is not None:
             await flush(last=True)
@@ -129,15 +170,27 @@ class Run:
             raise failure
         return encoded
 
-    async def _keep_cancelled(self, builder: Builder) -> None:
+    async def release(self) -> None:
+        """The transport is done with this run: release the upstream, and if the run never
+        ended (its client left before the stream began), keep it as cancelled."""
+        if self.ended:
+            await self.close()
+        else:
+            await self._keep_cancelled(None)
+
+    async def _keep_cancelled(self, builder: Builder | None) -> None:
         """The client went away mid-stream: stop the upstream, and keep what was generated as a
         `cancelled` response rather than lose it."""
+        self.ended = True
         await self.close()
         if not self.params.store:
             return
-        builder.cancel()
+        if builder is not None:
+            builder.cancel()
+        else:
+            self.response["status"] = "cancelled"
         try:
-            await asyncio.shield(self._save(orjson.dumps(self.response)))
+            await asyncio.shield(self._save(encode(self.response)))
         except Exception:
             log.warning("could not store cancelled response %s", self.response["id"])
 
@@ -151,10 +204,10 @@ class Run:
             {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)
         ]
         rows += [
-            {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": orjson.dumps(item)}
+            {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": encode(item)}
             for i, item in enumerate(response["output"])
         ]
-        await self.store.save(response, encoded, rows)
+        await self.store.save(response, encoded, rows, replaces=self.begun is not None)
 
 
 def skeleton(params: CreateResponse) -> dict[str, Any]:

@@ -30,3 +30,14 @@ os.register_at_fork(after_in_child=_forget_pool)  # forked workers must not shar
 
 def new_id(prefix: str) -> str:
     return f"{prefix}_{time.time_ns() // 1000:016x}{_random_hex(16)}"
+
+
+# What a client may choose as an id (item ids, `previous_response_id`, …): printable ASCII
+# without spaces, at most as long as the id columns. Anything else could never have been
+# stored, and some of it (a NUL, an over-long string) a database would refuse mid-batch.
+ID_PATTERN = r"^[!-~]{1,64}\Z"
+_ID_CHARS = frozenset(map(chr, range(0x21, 0x7F)))
+
+
+def is_valid_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= 64 and _ID_CHARS.issuperset(value)

@@ -7,12 +7,14 @@ handed to providers, so nothing downstream has to guess.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 import msgspec
-from msgspec import UNSET, Struct, UnsetType
+from msgspec import UNSET, Meta, Struct, UnsetType
 
-from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.ids import ID_PATTERN, new_id
+
+Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 
 
 class _Nullable(Struct):
@@ -74,7 +76,7 @@ _ID_AND_STATUS = {"id": lambda: UNSET, "status": lambda: UNSET}
 class Message(_Nullable, tag="message", tag_field="type"):
     role: Literal["user", "assistant", "system", "developer"]
     content: str | list[Part]
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
     _absent_when_null = _ID_AND_STATUS
 
@@ -83,7 +85,7 @@ class FunctionCall(_Nullable, tag="function_call", tag_field="type"):
     call_id: str
     name: str
     arguments: str
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
     _absent_when_null = _ID_AND_STATUS
 
@@ -91,14 +93,14 @@ class FunctionCall(_Nullable, tag="function_call", tag_field="type"):
 class FunctionCallOutput(_Nullable, tag="function_call_output", tag_field="type"):
     call_id: str
     output: str | list[Part]
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
     _absent_when_null = _ID_AND_STATUS
 
 
 class Reasoning(_Nullable, tag="reasoning", tag_field="type"):
     summary: list[SummaryText] | None = []
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     content: list[ReasoningText] | None | UnsetType = UNSET
     encrypted_content: str | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
@@ -111,7 +113,7 @@ class CustomToolCall(_Nullable, tag="custom_tool_call", tag_field="type"):
     call_id: str
     name: str
     input: str
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
     _absent_when_null = _ID_AND_STATUS
 
@@ -119,13 +121,13 @@ class CustomToolCall(_Nullable, tag="custom_tool_call", tag_field="type"):
 class CustomToolCallOutput(_Nullable, tag="custom_tool_call_output", tag_field="type"):
     call_id: str
     output: str | list[Part]
-    id: str | None | UnsetType = UNSET
+    id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
     _absent_when_null = _ID_AND_STATUS
 
 
 class ItemReference(Struct, tag="item_reference", tag_field="type"):
-    id: str
+    id: Id
 
 
 # Records of tools a native Responses upstream ran itself: kept and replayed exactly as given.

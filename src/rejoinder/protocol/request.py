@@ -14,7 +14,15 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.ids import ID_PATTERN, is_valid_id
 from rejoinder.protocol.items import HOSTED_ITEM_TYPES, HostedItem, InputItem, ItemReference, Message, normalize
+
+# Integers the gateway echoes or forwards must fit what JSON encoders and upstreams take.
+Count = Annotated[int, Meta(ge=1, le=2**31 - 1)]
+# JSON a client sends inside free-form fields (tool schemas, hosted tools, extra keys) is kept
+# and encoded again later: deeper nesting or wider integers than this could not be.
+MAX_JSON_DEPTH = 64
+_INT_RANGE = (-(2**63), 2**64 - 1)
 
 Include = Literal[
     "file_search_call.results",
@@ -110,10 +118,10 @@ class CreateResponse(Struct, kw_only=True, dict=True):
     input: str | list[dict[str, Any]] | UnsetType = UNSET
     messages: list[dict[str, Any]] | UnsetType = UNSET
     instructions: str | None = None
-    previous_response_id: str | None = None
+    previous_response_id: Annotated[str, Meta(pattern=ID_PATTERN)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
-    max_output_tokens: Annotated[int, Meta(ge=1)] | None = None
+    max_output_tokens: Count | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     tools: list[dict[str, Any]] = []
     tool_choice: Any = "auto"
@@ -134,7 +142,7 @@ class CreateResponse(Struct, kw_only=True, dict=True):
     prompt: Any = None
     truncation: Literal["auto", "disabled"] | None = "disabled"
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
-    max_tool_calls: Annotated[int, Meta(ge=1)] | None = None
+    max_tool_calls: Count | None = None
 
 
 _decoder = msgspec.json.Decoder(CreateResponse)
@@ -163,14 +171,43 @@ def decode_create_response(body: bytes) -> CreateResponse:
         request = _decoder.decode(body)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError):
         raise ApiError(
             400,
-            "We could not parse the JSON body of your request. The API expects a JSON object as the request body.",
+            "We could not parse the JSON body of your request. The API expects a JSON object (UTF-8) as the request body.",
             code="invalid_json",
         ) from None
+    except RecursionError:
+        raise too_deep(None) from None
     _check(request)
     return request
+
+
+def too_deep(param: str | None) -> ApiError:
+    return invalid(param, f"The request nests JSON more than {MAX_JSON_DEPTH} levels deep.", "nesting_too_deep")
+
+
+def check_json(value: Any, param: str, depth: int = 0) -> None:
+    """Free-form JSON a client sent is something the gateway can store and send on: bounded
+    nesting and integers that fit 64 bits (msgspec and Python take any size; encoders do not)."""
+    if isinstance(value, dict):
+        if depth >= MAX_JSON_DEPTH:
+            raise too_deep(param)
+        for entry in value.values():
+            check_json(entry, param, depth + 1)
+    elif isinstance(value, list):
+        if depth >= MAX_JSON_DEPTH:
+            raise too_deep(param)
+        for entry in value:
+            check_json(entry, param, depth + 1)
+    elif type(value) is int and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise invalid(param, f"Invalid '{param}': an integer is out of range (64 bits at most).")
+
+
+def type_of(entry: Any) -> str | None:
+    """An entry's `type` when it is a string: a list or object there is simply no known type."""
+    kind = entry.get("type") if isinstance(entry, dict) else None
+    return kind if isinstance(kind, str) else None
 
 
 def _check(request: CreateResponse) -> None:
@@ -183,13 +220,17 @@ def _check(request: CreateResponse) -> None:
         request.items = [normalize(Message(role="user", content=request.input))]
     elif request.input is not UNSET:
         request.items = _items(request.input, "input")
+    for name in ("tools", "tool_choice", "stream_options"):
+        check_json(getattr(request, name), name)
+    if request.text is not None and isinstance(request.text.format, TextFormatJsonSchema):
+        check_json(request.text.format.schema, "text.format.schema")
     if not request.items and not request.previous_response_id:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         _check_metadata(request.metadata)
     tools, request.hosted_tools, request.tool_echo = [], [], []
     for i, raw in enumerate(request.tools):
-        if raw.get("type") in HOSTED_TOOL_TYPES:
+        if type_of(raw) in HOSTED_TOOL_TYPES:
             request.hosted_tools.append((i, raw))
             request.tool_echo.append(raw)
         else:
@@ -207,14 +248,18 @@ def _check(request: CreateResponse) -> None:
 
 
 _INPUT_ITEMS = list[InputItem]
-_STAND_IN = {"type": "item_reference", "id": ""}
+_STAND_IN = {"type": "item_reference", "id": "hosted"}
 
 
 def _items(raw: list[dict[str, Any]], name: str) -> list:
     """Items in their typed form; a message may omit `type`, as OpenAI allows; hosted tools'
     records stay as they are."""
+    check_json(raw, name)
     typed = [{**entry, "type": "message"} if "type" not in entry and "role" in entry else entry for entry in raw]
-    hosted = {i: HostedItem(entry) for i, entry in enumerate(typed) if entry.get("type") in HOSTED_ITEM_TYPES}
+    hosted = {i: HostedItem(entry) for i, entry in enumerate(typed) if type_of(entry) in HOSTED_ITEM_TYPES}
+    for i, item in hosted.items():
+        if not is_valid_id(item.id):
+            raise invalid(f"{name}[{i}].id", f"Invalid '{name}[{i}].id': expected an id of 1 to 64 printable ASCII characters.")
     try:  # hosted records hold their place with a stand-in, so error paths keep their index
         items = msgspec.convert([_STAND_IN if i in hosted else entry for i, entry in enumerate(typed)], _INPUT_ITEMS)
     except msgspec.ValidationError as exc:
@@ -233,7 +278,7 @@ def _check_metadata(metadata: dict[str, str]) -> None:
 
 
 def _tool(tool: dict[str, Any], i: int) -> FunctionTool | CustomTool:
-    kind = tool.get("type")
+    kind = type_of(tool)
     if kind not in ("function", "custom"):
         raise invalid(f"tools[{i}].type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
     try:
@@ -276,7 +321,7 @@ HOSTED_TOOL_TYPES = frozenset(
 def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: set[str]) -> Any:
     if isinstance(raw, str) and raw in _CHOICE_WORDS:
         choice = raw  # the common case, without msgspec's generic type lookup
-    elif isinstance(raw, dict) and raw.get("type") in HOSTED_CHOICE_TYPES:
+    elif type_of(raw) in HOSTED_CHOICE_TYPES:
         if not hosted & HOSTED_CHOICE_TYPES[raw["type"]]:
             raise invalid("tool_choice", f"Tool choice '{raw['type']}' not found in 'tools' parameter.")
         return raw  # a hosted tool: passed to the upstream that runs it

@@ -33,7 +33,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools
 
@@ -47,22 +47,22 @@ _STOP = {"max_tokens": "length", "model_context_window_exceeded": "length", "too
 class Anthropic:
     runs_hosted_tools = False
 
-    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/messages"
         self.api_key = api_key
-        self.read_timeout = read_timeout
-        self.headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
+        headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
         if api_key:
-            self.headers["x-api-key"] = api_key
+            headers["x-api-key"] = api_key
+        self.upstream = Upstream(headers, api_key, limits)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         body, format_tool = messages_body(request)
-        async with post(self.url, orjson.dumps(body), self.headers, self.api_key, self.read_timeout) as response:
+        async with self.upstream.call(self.url, orjson.dumps(body), request.stream) as reply:
             translator = _Translator(format_tool)
             if not request.stream:
-                yield translator.message(read_json(await response.read()))
+                yield translator.message(read_json(await reply.body()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), translator):
+            async for deltas in reply.deltas(lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 import orjson
 
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import (
     FunctionCall,
@@ -37,7 +37,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import cut_short, post, read_json, stream_deltas
+from rejoinder.providers.http import Limits, Upstream, cut_short, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools
 
@@ -49,32 +49,30 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 class Gemini:
     runs_hosted_tools = False
 
-    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.base = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.api_key = api_key
-        self.read_timeout = read_timeout
-        self.headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if api_key:
-            self.headers["x-goog-api-key"] = api_key
+            headers["x-goog-api-key"] = api_key
+        self.upstream = Upstream(headers, api_key, limits)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         model = quote(request.upstream_model, safe="")
         url = f"{self.base}/models/{model}:streamGenerateContent?alt=sse" if request.stream else f"{self.base}/models/{model}:generateContent"
-        async with post(url, orjson.dumps(contents_body(request)), self.headers, self.api_key, self.read_timeout) as response:
+        async with self.upstream.call(url, orjson.dumps(contents_body(request)), request.stream) as reply:
             translator = _Translator()
             if not request.stream:
-                yield translator.chunk(_decode(await response.read())) + translator.finish()
+                yield translator.chunk(self._checked(read_json(await reply.body()))) + translator.finish()
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.chunk(_decode(data)), translator):
+            async for deltas in reply.deltas(lambda data: translator.chunk(self._checked(read_json(data))), translator):
                 yield deltas
 
-
-def _decode(data: bytes) -> dict[str, Any]:
-    chunk = read_json(data)
-    if isinstance(chunk, dict) and "error" in chunk:
-        message = (chunk["error"] or {}).get("message", "unknown error")
-        raise ApiError(502, f"The upstream model provider reported an error mid-stream: {message}", type="server_error", code="upstream_error")
-    return chunk
+    def _checked(self, chunk: Any) -> dict[str, Any]:
+        """A chunk, unless it is an error the upstream reported in place of one."""
+        if isinstance(chunk, dict) and "error" in chunk:
+            raise stream_error(chunk, self.api_key)
+        return chunk
 
 
 class _Translator:

@@ -8,6 +8,7 @@ client should see. Secrets are scrubbed from anything an upstream says back.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -15,8 +16,11 @@ from typing import Any, Protocol
 import aiohttp
 import msgspec
 import orjson
+from msgspec import Struct
 
 from rejoinder.protocol.errors import ApiError
+
+log = logging.getLogger("rejoinder.providers")
 
 _session: aiohttp.ClientSession | None = None
 
@@ -26,7 +30,7 @@ def session() -> aiohttp.ClientSession:
     global _session
     if _session is None or _session.closed:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
-        _session = aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_read=600))
+        _session = aiohttp.ClientSession(connector=connector)
     return _session
 
 
@@ -37,45 +41,145 @@ async def close_session() -> None:
         _session = None
 
 
-@asynccontextmanager
-async def post(url: str, body: bytes, headers: dict[str, str], secret: str | None, read_timeout: float | None = None):
-    """POST to an upstream and yield its successful response; any failure becomes `ApiError`."""
-    # A deployment's own read timeout, else the session's (passing None would mean no timeout).
-    options = {"timeout": aiohttp.ClientTimeout(total=None, connect=10, sock_read=read_timeout)} if read_timeout else {}
-    try:
-        async with session().post(url, data=body, headers=headers, **options) as response:
-            if response.status >= 400:
-                raise error_from_status(response.status, await response.read(), response.headers, secret)
-            yield response
-    except ApiError:
-        raise
-    except asyncio.TimeoutError:
-        raise ApiError(504, "The upstream model provider timed out.", type="server_error", code="upstream_timeout") from None
-    except aiohttp.ClientPayloadError:
-        raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
-    except aiohttp.ClientError as exc:
-        raise ApiError(502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable") from None
+class Limits(Struct, frozen=True):
+    """How long and how much one upstream call may take; each deployment sets its own.
 
-
-async def _sse_batches(response: aiohttp.ClientResponse) -> AsyncIterator[list[tuple[str, bytes]]]:
-    """Yield, per network read, the complete server-sent events it finished, as `(event, data)`.
-
-    Batching by read lets the engine answer everything that arrived together with one write.
-    Comments and keep-alives are skipped; a trailing event without its blank line still counts.
+    Timeouts count whole events, not bytes, so an upstream that drips a byte a second cannot
+    hold a request past them; size caps keep one event or body from filling memory.
     """
-    pending = b""
-    async for chunk in response.content.iter_any():
-        if b"\r" in chunk:
-            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        blocks = (pending + chunk).split(b"\n\n")
-        pending = blocks.pop()
-        events = [event for event in map(_parse_event, blocks) if event is not None]
-        if events:
-            yield events
-    if pending.strip():
-        event = _parse_event(pending)
-        if event is not None:
-            yield [event]
+
+    connect_timeout: float = 10.0  # to open the connection
+    first_event_timeout: float = 600.0  # from the call to the stream's first complete event
+    timeout: float = 600.0  # between two events (for a whole body, between two reads)
+    total_timeout: float = 3600.0  # the whole call
+    max_event_bytes: int = 16 * 1024 * 1024  # one server-sent event
+    max_response_bytes: int = 64 * 1024 * 1024  # a non-streaming body
+
+
+class Upstream:
+    """The HTTP side of one deployment: its headers (with its key), the key to scrub from
+    whatever the upstream says back, and its limits. Every HTTP provider calls through one."""
+
+    def __init__(self, headers: dict[str, str], secret: str | None, limits: Limits) -> None:
+        self.headers = headers
+        self.secret = secret
+        self.limits = limits
+        self.timeout = aiohttp.ClientTimeout(total=limits.total_timeout, connect=limits.connect_timeout, sock_read=limits.timeout)
+
+    @asynccontextmanager
+    async def call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
+        """POST to the upstream and yield its successful reply; any failure becomes `ApiError`."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            # A stream's headers come before its first event, so that deadline covers them too.
+            async with asyncio.timeout_at(started + self.limits.first_event_timeout if stream else None):
+                response = await session().post(url, data=body, headers=self.headers, timeout=self.timeout)
+        except asyncio.TimeoutError:
+            raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
+        except aiohttp.ClientError as exc:
+            raise ApiError(
+                502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
+            ) from None
+        try:
+            if response.status >= 400:
+                raise error_from_status(response.status, await read_capped(response, 65536, keep=True), response.headers, self.secret, url)
+            yield Reply(self, response, started)
+        except asyncio.TimeoutError:
+            raise self._late("timeout" if loop.time() - started < self.limits.total_timeout else "total_timeout") from None
+        except aiohttp.ClientPayloadError:
+            raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
+        except aiohttp.ClientError as exc:
+            raise ApiError(
+                502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
+            ) from None
+        finally:
+            response.release()
+
+    def _late(self, limit: str) -> ApiError:
+        seconds = getattr(self.limits, limit)
+        return ApiError(504, f"The upstream model provider timed out ({limit}: {seconds:g} s).", type="server_error", code="upstream_timeout")
+
+
+class Reply:
+    """A successful upstream response, read within its deployment's limits."""
+
+    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, started: float) -> None:
+        self.upstream = upstream
+        self.response = response
+        self.started = started
+
+    async def body(self) -> bytes:
+        """A whole (non-streaming) body, no larger than `max_response_bytes`."""
+        return await read_capped(self.response, self.upstream.limits.max_response_bytes)
+
+    async def deltas(self, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
+        """Per network read, the deltas `translate` makes of each event's data; the stream's
+        closing deltas travel with the read that ended it, so a fast upstream costs one write.
+
+        When `translate` raises (the upstream reported an error), what arrived before the error
+        is yielded first, so the client still sees it before `response.failed`.
+        """
+        async for events in self._events():
+            deltas: list[Any] = []
+            try:
+                for data in events:
+                    deltas += translate(data)
+            except ApiError:
+                if deltas:
+                    yield deltas
+                raise
+            if translator.done:
+                yield deltas + translator.finish()
+                return
+            if deltas:
+                yield deltas
+        yield translator.finish()
+
+    async def _events(self) -> AsyncIterator[list[bytes]]:
+        """Yield, per network read, the data of the complete server-sent events it finished.
+
+        Batching by read lets the engine answer everything that arrived together with one
+        write. Comments and keep-alives are skipped; a trailing event without its blank line
+        still counts. The first event must come within `first_event_timeout`, each next one
+        within `timeout`, and none may be larger than `max_event_bytes`.
+        """
+        limits = self.upstream.limits
+        content = self.response.content
+        loop = asyncio.get_running_loop()
+        end = self.started + limits.total_timeout
+        deadline, limit = min(self.started + limits.first_event_timeout, end), "first_event_timeout"
+        pending = carry = b""
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await content.readany()
+            except asyncio.TimeoutError:
+                raise self.upstream._late(limit if deadline < end else "total_timeout") from None
+            if not chunk:
+                break
+            if carry or b"\r" in chunk:
+                chunk, carry = carry + chunk, b""
+                if chunk.endswith(b"\r"):  # its "\n" may come in the next read
+                    chunk, carry = chunk[:-1], b"\r"
+                chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if b"\n\n" not in chunk and not (pending.endswith(b"\n") and chunk.startswith(b"\n")):
+                pending += chunk  # no event ends in this read
+                if len(pending) > limits.max_event_bytes:
+                    raise too_large("event", limits.max_event_bytes)
+                continue
+            blocks = (pending + chunk).split(b"\n\n")
+            pending = blocks.pop()
+            if len(pending) > limits.max_event_bytes or any(len(block) > limits.max_event_bytes for block in blocks):
+                raise too_large("event", limits.max_event_bytes)
+            events = [data for data in map(_parse_event, blocks) if data is not None]
+            if events:
+                deadline, limit = min(loop.time() + limits.timeout, end), "timeout"
+                yield events
+        if (pending + carry).strip():
+            data = _parse_event(pending)
+            if data is not None:
+                yield [data]
 
 
 class StreamTranslator(Protocol):
@@ -100,38 +204,30 @@ class EndsWithAnEvent:
         return []
 
 
-async def stream_deltas(response: aiohttp.ClientResponse, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
-    """Per network read, the deltas `translate` makes of each event's data; the stream's
-    closing deltas travel with the read that ended it, so a fast upstream costs one write.
-
-    When `translate` raises (the upstream reported an error), what arrived before the error
-    is yielded first, so the client still sees it before `response.failed`.
-    """
-    async for events in _sse_batches(response):
-        deltas: list[Any] = []
-        try:
-            for _, data in events:
-                deltas += translate(data)
-        except ApiError:
-            if deltas:
-                yield deltas
-            raise
-        if translator.done:
-            yield deltas + translator.finish()
-            return
-        if deltas:
-            yield deltas
-    yield translator.finish()
+def _parse_event(block: bytes) -> bytes | None:
+    """An event's data (every provider here tells its events apart by the data, not by the
+    `event:` line, which may then hold anything without harm)."""
+    data = [line[6:] if line[5:6] == b" " else line[5:] for line in block.split(b"\n") if line.startswith(b"data:")]
+    return b"\n".join(data) if data else None
 
 
-def _parse_event(block: bytes) -> tuple[str, bytes] | None:
-    name, data = "", []
-    for line in block.split(b"\n"):
-        if line.startswith(b"data:"):
-            data.append(line[6:] if line[5:6] == b" " else line[5:])
-        elif line.startswith(b"event:"):
-            name = line[6:].strip().decode()
-    return (name, b"\n".join(data)) if data else None
+async def read_capped(response: aiohttp.ClientResponse, cap: int, keep: bool = False) -> bytes:
+    """The whole body, refused (or with `keep`, cut) past `cap` bytes."""
+    if not keep and (response.content_length or 0) > cap:
+        raise too_large("response body", cap)
+    chunks, size = [], 0
+    while size <= cap and (chunk := await response.content.read(65536)):
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > cap and not keep:
+        raise too_large("response body", cap)
+    return b"".join(chunks)[:cap]
+
+
+def too_large(what: str, cap: int) -> ApiError:
+    return ApiError(
+        502, f"The upstream model provider sent a {what} larger than this gateway accepts ({cap} bytes).", type="server_error", code="upstream_error"
+    )
 
 
 def unreadable() -> ApiError:
@@ -184,14 +280,13 @@ def _retry_after(headers: Any, body: Any) -> dict[str, str]:
     return {}
 
 
-def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None) -> ApiError:
+def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None, url: str) -> ApiError:
     """Map an upstream HTTP failure to what the gateway's client should see."""
     try:
         body = orjson.loads(raw)
-        detail = upstream_message(body)
-    except orjson.JSONDecodeError:
-        body, detail = None, raw[:300].decode("utf-8", "replace").strip()
-    detail = scrub(detail, secret)
+        detail = scrub(upstream_message(body), secret)
+    except orjson.JSONDecodeError:  # scrubbed whole, then cut: a cut key would slip past
+        body, detail = None, scrub(raw.decode("utf-8", "replace"), secret)[:300].strip()
     said = f": {detail}" if detail else "."
     if status in (401, 403) or b"API_KEY_INVALID" in raw:  # Gemini reports a bad key as a 400
         return ApiError(
@@ -207,6 +302,9 @@ def error_from_status(status: int, raw: bytes, headers: Any, secret: str | None)
         return ApiError(504, f"The upstream model provider timed out{said}", type="server_error", code="upstream_timeout")
     if status in (400, 413, 422):
         return ApiError(400, f"The upstream model provider rejected the request{said}", code="upstream_invalid_request")
+    if status == 404:  # most often a base URL without its version segment, or a wrong model
+        log.warning("upstream answered 404 for POST %s", url)
+        return ApiError(502, f"The upstream model provider answered 404 Not Found for POST {url}{said}", type="server_error", code="upstream_error")
     return ApiError(502, f"The upstream model provider failed (HTTP {status}){said}", type="server_error", code="upstream_error")
 
 

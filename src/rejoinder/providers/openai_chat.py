@@ -32,7 +32,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.http import cut_short, post, stream_deltas, stream_error, unreadable
+from rejoinder.providers.http import Limits, Upstream, cut_short, stream_error, unreadable
 from rejoinder.providers.translate import TextRun, offered_tools
 
 
@@ -107,26 +107,26 @@ class OpenAIChat:
 
     runs_hosted_tools = False
 
-    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         base_url = base_url or DEFAULT_BASE_URL
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key
-        self.read_timeout = read_timeout
         self.openai_host = urlsplit(base_url).hostname == "api.openai.com"
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
         if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.upstream = Upstream(headers, api_key, limits)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         body = orjson.dumps(chat_body(request, self.openai_host))
-        async with post(self.url, body, self.headers, self.api_key, self.read_timeout) as response:
+        async with self.upstream.call(self.url, body, request.stream) as reply:
             translator = _Translator()
             if not request.stream:
-                chunk = _decode(await response.read(), self.api_key)
+                chunk = _decode(await reply.body(), self.api_key)
                 translator.done = True
                 yield translator.feed(chunk, whole=True) + translator.finish()
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.feed(_decode(data, self.api_key)), translator):
+            async for deltas in reply.deltas(lambda data: translator.feed(_decode(data, self.api_key)), translator):
                 yield deltas
 
 

@@ -30,7 +30,7 @@ from rejoinder.providers.base import (
     ReasoningEnd,
     Usage,
 )
-from rejoinder.providers.http import EndsWithAnEvent, post, read_json, stream_deltas, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -51,21 +51,21 @@ _HOSTED_EVENTS = (
 class OpenAIResponses:
     runs_hosted_tools = True  # web search, file search, MCP … run on the upstream's side
 
-    def __init__(self, base_url: str | None, api_key: str | None, read_timeout: float | None = None) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/responses"
         self.api_key = api_key
-        self.read_timeout = read_timeout
-        self.headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json"}
         if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
+            headers["Authorization"] = f"Bearer {api_key}"
+        self.upstream = Upstream(headers, api_key, limits)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
-        async with post(self.url, orjson.dumps(responses_body(request)), self.headers, self.api_key, self.read_timeout) as response:
+        async with self.upstream.call(self.url, orjson.dumps(responses_body(request)), request.stream) as reply:
             translator = _Translator()
             if not request.stream:
-                yield translator.response(read_json(await response.read()))
+                yield translator.response(read_json(await reply.body()))
                 return
-            async for deltas in stream_deltas(response, lambda data: translator.event(read_json(data), self.api_key), translator):
+            async for deltas in reply.deltas(lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
 
 

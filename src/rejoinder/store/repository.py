@@ -11,9 +11,12 @@ own rows are durable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import logging
 import queue
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
@@ -23,6 +26,8 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
 from sqlalchemy.engine import make_url
 
+from rejoinder.protocol.ids import new_id
+from rejoinder.store.liveness import heartbeat, reap
 from rejoinder.store.schema import items, responses
 
 log = logging.getLogger("rejoinder.store")
@@ -52,13 +57,18 @@ def engine_url(url: str) -> str:
 
 
 class _Write:
-    __slots__ = ("loop", "future", "row", "item_rows")
+    """One response row to write: its final form, or (`begin`) the in-progress form a stream
+    shows its client first. A final one `replaces` the in-progress row written before it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict, item_rows: list[dict]) -> None:
+    __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict, item_rows: list[dict], begin: bool, replaces: bool) -> None:
         self.loop = loop
         self.future = future
         self.row = row
         self.item_rows = item_rows
+        self.begin = begin
+        self.replaces = replaces
 
 
 class Store:
@@ -71,19 +81,20 @@ class Store:
         self.engine: Engine = create_engine(parsed, **options)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._file = parsed.database if self.sqlite and parsed.database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
+        self._connection: Connection | None = None
         self._writer = threading.Thread(target=self._write_loop, name="rejoinder-db-writer", daemon=True)
         self._writer.start()
+        self.instance = new_id("inst")
         self._stopping = threading.Event()
-        self._checkpointer: threading.Thread | None = None
-        if self.sqlite:
-            self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="rejoinder-db-checkpoint", daemon=True)
-            self._checkpointer.start()
+        self._maintenance: threading.Thread | None = None
 
     def migrate(self) -> None:
-        """Bring the schema to the newest revision (serialized across PostgreSQL instances)."""
-        with self.engine.begin() as conn:
+        """Bring the schema to the newest revision, serialized across instances that start
+        together: PostgreSQL's advisory lock, or a lock file beside the SQLite database."""
+        with self._migration_lock(), self.engine.begin() as conn:
             if not self.sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7305402)"))
             config = AlembicConfig()
@@ -91,28 +102,59 @@ class Store:
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
 
+    @contextlib.contextmanager
+    def _migration_lock(self):
+        if self._file is None:
+            yield
+            return
+        with open(self._file + ".migrate.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def start_maintenance(self, instance_ttl: float) -> None:
+        """Beat this instance's heartbeat, fail the in-progress responses of dead instances
+        (see `liveness`), and on SQLite checkpoint the write-ahead log, on a thread of its own."""
+        self._maintenance = threading.Thread(target=self._maintenance_loop, args=(instance_ttl,), name="rejoinder-db-maintenance", daemon=True)
+        self._maintenance.start()
+
     def close(self) -> None:
         self._writes.put(None)
         self._writer.join()
         self._stopping.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join()
+        if self._maintenance is not None:
+            self._maintenance.join()
         self._readers.shutdown()
         self.engine.dispose()
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    async def save(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]]) -> None:
-        """Store one finished response; returns once it is committed."""
+    def begin(self, response: dict[str, Any], body: bytes) -> asyncio.Future:
+        """Record a response as in progress, owned by this instance, before its client sees its
+        id; the returned future settles once that is committed. If this instance dies before the
+        response finishes, `Maintenance` marks it failed, so the id never reads as unknown."""
+        return self._enqueue(response, body, [], begin=True, replaces=False)
+
+    async def save(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], replaces: bool = False) -> None:
+        """Store one finished response (over its in-progress record if `replaces`); returns
+        once it is committed."""
+        await self._enqueue(response, body, item_rows, begin=False, replaces=replaces)
+
+    def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"], "body": body}
+        row = {
+            "id": response["id"],
+            "created_at": response["created_at"],
+            "previous_response_id": response["previous_response_id"],
+            "status": response["status"],
+            "owner": self.instance if begin else None,
+            "body": body,
+        }
         future = loop.create_future()
-        self._writes.put(_Write(loop, future, row, item_rows))
-        await future
+        self._writes.put(_Write(loop, future, row, item_rows, begin, replaces))
+        return future
 
     def _write_loop(self) -> None:
-        connection: Connection | None = None  # the writer keeps one connection: no pool round trip per batch
         while True:
             first = self._writes.get()
             if first is None:
@@ -127,43 +169,68 @@ class Store:
                     stop = True
                     break
                 batch.append(more)
-            outcome: BaseException | None = None
-            try:
-                if connection is None:
-                    connection = self.engine.connect()
-                with connection.begin():
-                    connection.execute(insert(responses), [write.row for write in batch])
-                    rows = [row for write in batch for row in write.item_rows]
-                    if rows:
-                        connection.execute(insert(items), rows)
-            except Exception as exc:  # every waiter learns of the failure
-                log.error("could not store %d responses: %s", len(batch), type(exc).__name__)
-                outcome = exc
-                if connection is not None:
-                    connection.invalidate()  # a fresh connection for the next batch
-                    connection.close()
-                    connection = None
-            for loop in {write.loop for write in batch}:
-                futures = [write.future for write in batch if write.loop is loop]
-                loop.call_soon_threadsafe(_settle, futures, outcome)
+            outcome = self._commit(batch)
+            if outcome is not None and len(batch) > 1:
+                # One bad row must not fail the others: each write again, alone.
+                outcomes = [(write, self._commit([write])) for write in batch]
+            else:
+                outcomes = [(write, outcome) for write in batch]
+            for write, failed in outcomes:
+                if failed is not None:
+                    log.error("could not store response %s: %s", write.row["id"], type(failed).__name__)
+                write.loop.call_soon_threadsafe(_settle, write.future, failed)
             if stop:
                 break
-        if connection is not None:
-            connection.close()
+        if self._connection is not None:
+            self._connection.close()
 
-    def _checkpoint_loop(self) -> None:
-        """SQLite only: fold the write-ahead log into the database off the commit path.
+    def _commit(self, batch: list[_Write]) -> BaseException | None:
+        """Write `batch` in one transaction; the failure, if any. A response finished in the
+        same batch as its in-progress record is written once, in its final form."""
+        finished = {write.row["id"] for write in batch if not write.begin}
+        writes = [write for write in batch if not (write.begin and write.row["id"] in finished)]
+        replaced = [write.row["id"] for write in writes if write.replaces]
+        try:
+            if self._connection is None:  # the writer keeps one connection: no pool round trip per batch
+                self._connection = self.engine.connect()
+            with self._connection.begin():
+                if replaced:
+                    self._connection.execute(delete(responses).where(responses.c.id.in_(replaced)))
+                self._connection.execute(insert(responses), [write.row for write in writes])
+                rows = [row for write in writes for row in write.item_rows]
+                if rows:
+                    self._connection.execute(insert(items), rows)
+        except Exception as exc:
+            if self._connection is not None:
+                self._connection.invalidate()  # a fresh connection for the next batch
+                self._connection.close()
+                self._connection = None
+            return exc
+        return None
 
-        Commits never checkpoint (`wal_autocheckpoint=0`), so none of them pays for the fsync
-        that a checkpoint does (measured: 1% of commits took 1–6 ms when they did); a passive
-        checkpoint here, once a second, never blocks the writer.
-        """
-        while not self._stopping.wait(1.0):
+    def _maintenance_loop(self, instance_ttl: float) -> None:
+        """SQLite's checkpoints run here, off the commit path: commits never checkpoint
+        (`wal_autocheckpoint=0`), so none of them pays for the fsync a checkpoint does
+        (measured: 1% of commits took 1–6 ms when they did), and a passive checkpoint here
+        never blocks the writer. Heartbeats come three times per time to live."""
+        tick = min(1.0, instance_ttl / 3)
+        next_beat = 0.0
+        while True:
             try:
-                with self.engine.connect() as conn:
-                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                if time.monotonic() >= next_beat:
+                    next_beat = time.monotonic() + instance_ttl / 3
+                    with self.engine.begin() as conn:
+                        heartbeat(conn, self.instance)
+                        failed = reap(conn, instance_ttl)
+                    if failed:
+                        log.warning("marked %d responses of stopped instances failed: %s", len(failed), ", ".join(failed[:10]))
+                if self.sqlite:
+                    with self.engine.connect() as conn:
+                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception as exc:  # a busy or vanished database: try again next time
-                log.warning("WAL checkpoint failed: %s", type(exc).__name__)
+                log.warning("database maintenance failed: %s", type(exc).__name__)
+            if self._stopping.wait(tick):
+                return
 
     async def ping(self) -> None:
         await self._read(self._ping)
@@ -224,14 +291,13 @@ class Store:
         return list(rows[:limit]), len(rows) > limit
 
 
-def _settle(futures: list[asyncio.Future], outcome: BaseException | None) -> None:
-    for future in futures:
-        if future.done():
-            continue
-        if outcome is None:
-            future.set_result(None)
-        else:
-            future.set_exception(outcome)
+def _settle(future: asyncio.Future, outcome: BaseException | None) -> None:
+    if future.done():
+        return
+    if outcome is None:
+        future.set_result(None)
+    else:
+        future.set_exception(outcome)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

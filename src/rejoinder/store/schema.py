@@ -1,6 +1,6 @@
 """The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, text
 
 metadata = MetaData()
 
@@ -10,7 +10,17 @@ responses = Table(
     Column("id", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
     Column("previous_response_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False, server_default="completed"),
+    Column("owner", String(64), nullable=True),  # the instance making an in-progress response
     Column("body", LargeBinary, nullable=False),
+    Index("ix_responses_in_progress", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),
+)
+
+instances = Table(
+    "instances",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("heartbeat_at", BigInteger, nullable=False),
 )
 
 items = Table(

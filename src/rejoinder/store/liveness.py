@@ -1,0 +1,46 @@
+"""Which gateway instances are alive, and what becomes of the responses a dead one was making.
+
+A streamed response is recorded as `in_progress`, owned by its instance, before its client
+sees the id. Each instance beats a heartbeat into `instances`; any instance that finds an
+in-progress response whose owner has not beaten within the time to live marks it `failed`,
+so after a crash (`kill -9`) every id a client saw still reads as a response, never a 404.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rejoinder.store.schema import instances, responses
+
+INTERRUPTED = {
+    "code": "server_error",
+    "message": "The gateway instance that was generating this response stopped before it finished.",
+}
+
+
+def heartbeat(conn: Connection, instance: str) -> None:
+    now = int(time.time())
+    if conn.execute(update(instances).where(instances.c.id == instance).values(heartbeat_at=now)).rowcount == 0:
+        conn.execute(insert(instances).values(id=instance, heartbeat_at=now))
+
+
+def reap(conn: Connection, ttl: float) -> list[str]:
+    """Mark failed every in-progress response whose owner is gone; their ids."""
+    cutoff = int(time.time() - ttl)
+    alive = select(instances.c.id).where(instances.c.heartbeat_at >= cutoff)
+    orphans = conn.execute(
+        select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(alive) | responses.c.owner.is_(None))
+    ).all()
+    for response_id, body in orphans:
+        response = orjson.loads(body)
+        response.update(status="failed", error=INTERRUPTED)
+        conn.execute(
+            update(responses)
+            .where(responses.c.id == response_id, responses.c.status == "in_progress")
+            .values(status="failed", owner=None, body=orjson.dumps(response))
+        )
+    conn.execute(delete(instances).where(instances.c.heartbeat_at < cutoff))
+    return [response_id for response_id, _ in orphans]
