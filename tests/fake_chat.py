@@ -253,6 +253,8 @@ class FakeChat(FakeServer):
             await asyncio.sleep(30)
         if model in ("cut", "midstream-error", "slow"):
             return await self._special(request, body, model)
+        if model in HOSTILE:
+            return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
         if not body.get("stream"):
             return web.json_response(_completion(body["model"], chunks))
@@ -291,3 +293,72 @@ class FakeChat(FakeServer):
         finally:
             self.active -= 1
         return response
+
+
+# Upstreams that misbehave in ways only limits catch (see `Limits` in providers/http.py).
+async def _drip(request: web.Request, body: dict) -> web.StreamResponse:
+    """Headers at once, then a byte every 100 ms of an event that never ends: the read never
+    goes quiet, so only an event deadline stops it."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    if body["model"].endswith("after-first"):
+        await response.write(_chunk(body["model"], [{"index": 0, "delta": {"role": "assistant", "content": "Partial"}, "finish_reason": None}]))
+    for byte in (b"data: " + b"x" * 400)[:300]:
+        await asyncio.sleep(0.1)
+        await response.write(bytes([byte]))
+    return response
+
+
+async def _late_headers(request: web.Request, body: dict) -> web.StreamResponse:
+    await asyncio.sleep(30)
+    return web.json_response({})
+
+
+async def _endless_line(request: web.Request, body: dict) -> web.StreamResponse:
+    """One server-sent event line that never ends: 64 KiB writes, up to 64 MiB."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    await response.write(b"data: ")
+    block = b"x" * 65536
+    for _ in range(1024):
+        await response.write(block)
+    return response
+
+
+async def _huge_body(request: web.Request, body: dict) -> web.StreamResponse:
+    """A non-streaming body of 8 MiB (a completion whose content is that long)."""
+    return web.json_response(_completion(body["model"], _text("y" * (8 * 1024 * 1024))))
+
+
+async def _usage_overflow(request: web.Request, body: dict) -> web.StreamResponse:
+    """Token counts beyond 64 bits: no encoder can echo them."""
+    usage = {**USAGE, "prompt_tokens": 2**70, "total_tokens": 2**70}
+    if not body.get("stream"):
+        return web.json_response({**_completion(body["model"], SCENARIOS["text"]), "usage": usage}, dumps=json.dumps)
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for choice in SCENARIOS["text"]:
+        await response.write(_chunk(body["model"], [choice]))
+    await response.write(_chunk(body["model"], [], usage) + b"data: [DONE]\n\n")
+    return response
+
+
+async def _odd_event_name(request: web.Request, body: dict) -> web.StreamResponse:
+    """An `event:` line that is not UTF-8 before every (good) chunk."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    for choice in SCENARIOS["text"]:
+        await response.write(b"event: \xff\xfe\n" + _chunk(body["model"], [choice]))
+    await response.write(b"data: [DONE]\n\n")
+    return response
+
+
+HOSTILE = {
+    "drip": _drip,
+    "drip-after-first": _drip,
+    "late-headers": _late_headers,
+    "endless-line": _endless_line,
+    "huge-body": _huge_body,
+    "usage-overflow": _usage_overflow,
+    "odd-event-name": _odd_event_name,
+}

@@ -12,7 +12,7 @@ from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[1].parent / "shared" / "specs" / "openai-openapi.json"
+SPEC_PATH = Path(__file__).with_name("specs") / "openai-openapi.json"  # vendored: see specs/README.md
 _SPEC = json.loads(SPEC_PATH.read_text())
 _REGISTRY = Registry().with_resource("urn:openai", Resource.from_contents(_SPEC, default_specification=DRAFT202012))
 _SCHEMAS = _SPEC["components"]["schemas"]

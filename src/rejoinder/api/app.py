@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from rejoinder.config import Config
 from rejoinder.engine.router import Router
@@ -110,8 +112,15 @@ async def get_model(request: web.Request) -> web.Response:
     return json_response({"id": deployment.name, "object": "model", "created": 0, "owned_by": deployment.owned_by})
 
 
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
+        raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None
+
+
 async def create_response(request: web.Request) -> web.StreamResponse:
-    params = decode_create_response(await request.read())
+    params = decode_create_response(await read_body(request))
     run = await request.app[ENGINE].start(params)
     if not params.stream:
         return json_response(view(await run.finish(None), params.include))

@@ -1,0 +1,91 @@
+"""Upstreams that misbehave cannot hold a request or the gateway's memory: every deployment's
+deadlines (connect, first event, between events, total) and size caps (one event, a whole body)
+end such a call with a clean error, and a stream that already started ends with
+`response.failed`, stored."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from conftest import sdk
+from gateway import Gateway
+from helpers import assert_envelope, post_raw, stream
+from spec import check_response
+
+LIMITS = {"first_event_timeout": 1, "timeout": 1, "total_timeout": 20, "max_event_bytes": 1024 * 1024, "max_response_bytes": 1024 * 1024}
+
+
+@pytest.fixture(scope="module")
+def bounded(fake_chat, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("bounded")
+    model = {"name": "mock-*", "provider": "openai-chat", "base_url": fake_chat.url + "/v1", **LIMITS}
+    gw = Gateway({"models": [model], "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+def _post(gw: Gateway, model: str, streaming: bool) -> tuple[int, dict, float]:
+    started = time.monotonic()
+    status, _, payload = post_raw(gw, "POST", "/v1/responses", json.dumps({"model": model, "input": "x", "stream": streaming}).encode())
+    return status, payload, time.monotonic() - started
+
+
+@pytest.mark.parametrize("model, limit", [("mock-drip", "first_event_timeout"), ("mock-late-headers", "first_event_timeout")])
+def test_no_first_event_in_time_is_a_504(bounded, model, limit):
+    status, payload, took = _post(bounded, model, streaming=True)
+    assert status == 504, payload
+    assert_envelope(payload, code="upstream_timeout")
+    assert limit in payload["error"]["message"]
+    assert took < 15  # the drip would last 30 s, the late headers 30 s
+
+
+def test_a_stream_that_goes_quiet_between_events_fails_cleanly_and_is_stored(bounded):
+    events = stream(sdk(bounded), model="mock-drip-after-first", input="x")
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["message"].endswith("(timeout: 1 s).")
+    error = next(e for e in events if e["type"] == "error")
+    assert error["code"] == "upstream_timeout"
+    stored = sdk(bounded).responses.retrieve(events[0]["response"]["id"])
+    assert stored.status == "failed" and stored.output[0].content[0].text == "Partial"
+
+
+def _rss_kib(gw: Gateway) -> int:
+    for line in Path(f"/proc/{gw.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_an_endless_event_line_is_cut_at_the_cap_without_buffering_it(bounded):
+    before = _rss_kib(bounded)
+    status, payload, _ = _post(bounded, "mock-endless-line", streaming=True)
+    assert status == 502, payload
+    assert_envelope(payload, code="upstream_error")
+    assert "larger than this gateway accepts (1048576 bytes)" in payload["error"]["message"]
+    assert _rss_kib(bounded) - before < 32 * 1024  # the line is 64 MiB; the cap is 1 MiB
+
+
+def test_a_body_over_the_cap_is_a_502(bounded):
+    status, payload, _ = _post(bounded, "mock-huge-body", streaming=False)
+    assert status == 502, payload
+    assert "response body larger than this gateway accepts" in payload["error"]["message"]
+
+
+def test_token_counts_beyond_64_bits_fail_cleanly(bounded):
+    status, payload, _ = _post(bounded, "mock-usage-overflow", streaming=False)
+    assert status == 502, payload
+    assert_envelope(payload, code="upstream_error")
+    events = stream(sdk(bounded), model="mock-usage-overflow", input="x")
+    assert events[-1]["type"] == "response.failed"
+    stored = sdk(bounded).responses.with_raw_response.retrieve(events[0]["response"]["id"]).http_response.json()
+    check_response(stored)
+    assert stored["status"] == "failed" and stored["output"][0]["content"][0]["text"] == "Hello, world!"
+
+
+def test_an_event_name_that_is_not_utf8_does_no_harm(bounded):
+    events = stream(sdk(bounded), model="mock-odd-event-name", input="x")
+    assert events[-1]["type"] == "response.completed"
+    assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello, world!"
