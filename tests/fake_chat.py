@@ -353,7 +353,14 @@ async def _odd_event_name(request: web.Request, body: dict) -> web.StreamRespons
     return response
 
 
+async def _echo_key(request: web.Request, body: dict) -> web.StreamResponse:
+    """A proxy's plain-text error page that quotes the request's Authorization header, the key
+    starting at byte 280 (where a cut at 300 would have kept part of it)."""
+    return web.Response(status=500, text="upstream proxy error; " + "." * 234 + " request header: " + request.headers.get("Authorization", ""))
+
+
 HOSTILE = {
+    "echo-key": _echo_key,
     "drip": _drip,
     "drip-after-first": _drip,
     "late-headers": _late_headers,

@@ -21,8 +21,9 @@ def free_port() -> int:
 
 
 class Gateway:
-    def __init__(self, config: dict, workdir: Path, workers: int = 1, env: dict[str, str] | None = None) -> None:
+    def __init__(self, config: dict, workdir: Path, workers: int = 1, env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> None:
         self.config = config
+        self.args = args  # more command-line options
         self.workdir = workdir
         self.workers = workers
         self.env = env or {}
@@ -39,7 +40,7 @@ class Gateway:
         """Start the process without waiting for it (see `wait_healthy`)."""
         path = self.workdir / f"config-{self.port}.yaml"
         path.write_text(yaml.safe_dump(self.config))
-        command = [sys.executable, "-m", "rejoinder", "serve", "--config", str(path), "--port", str(self.port), "--workers", str(self.workers)]
+        command = [sys.executable, "-m", "rejoinder", "serve", "--config", str(path), "--port", str(self.port), "--workers", str(self.workers), *self.args]
         env = {**os.environ, **self.env}
         with open(self.log, "ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT)

@@ -31,7 +31,11 @@ VALID = [
         "tools": [WEATHER],
         "tool_choice": {"type": "function", "name": "get_weather"},
     },
-    {"model": "chat", "input": "x", "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}}},
+    {
+        "model": "chat",
+        "input": "x",
+        "text": {"format": {"type": "json_schema", "name": "out", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}}},
+    },
     {"model": "chat", "input": "x", "reasoning": {"effort": "low", "summary": "auto"}, "include": ["reasoning.encrypted_content"], "max_output_tokens": 50},
     {"model": "chat", "input": [{"type": "reasoning", "summary": [], "id": "rs_1"}, {"role": "user", "content": "go"}], "metadata": {"k": "v"}},
     {"model": "chat", "input": [{"type": "web_search_call", "id": "ws_1", "status": "completed", "action": {"type": "search", "query": "q"}}, "x"]},
@@ -155,7 +159,12 @@ def requests(seed: int, count: int) -> Iterator[tuple[str, str, dict[str, str], 
         elif roll < 0.82:
             yield "POST", "/v1/responses", json_headers, _broken_bytes(rng)
         elif roll < 0.85:
-            yield "POST", "/v1/responses", {**json_headers, "Content-Encoding": "gzip"}, rng.choice([b"\x1f\x8b\x08garbage", gzip.compress(b'{"model": "chat", "input": "hi"}')[:-6]])
+            yield (
+                "POST",
+                "/v1/responses",
+                {**json_headers, "Content-Encoding": "gzip"},
+                rng.choice([b"\x1f\x8b\x08garbage", gzip.compress(b'{"model": "chat", "input": "hi"}')[:-6]]),
+            )
         else:
             bad = quote(rng.choice(_BAD_IDS), safe="")
             method, path = rng.choice(

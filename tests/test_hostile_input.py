@@ -49,10 +49,22 @@ for _ in range(150):
 @pytest.mark.parametrize(
     "body, param, code",
     [
-        (b'{"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": ' + b"[" * 5000 + b"]" * 5000 + b"}]}", None, "nesting_too_deep"),
-        (json.dumps({"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": DEEP_SCHEMA}]}).encode(), "tools", "nesting_too_deep"),
+        (
+            b'{"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": ' + b"[" * 5000 + b"]" * 5000 + b"}]}",
+            None,
+            "nesting_too_deep",
+        ),
+        (
+            json.dumps({"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f", "parameters": DEEP_SCHEMA}]}).encode(),
+            "tools",
+            "nesting_too_deep",
+        ),
         (b'{"model": "chat", "input": "x", "max_output_tokens": 123456789012345678901234567890}', "max_output_tokens", "invalid_value"),
-        (b'{"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "f", "x": 123456789012345678901234567890}}', "tool_choice", "invalid_value"),
+        (
+            b'{"model": "chat", "input": "x", "tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "f", "x": 123456789012345678901234567890}}',
+            "tool_choice",
+            "invalid_value",
+        ),
         (b'{"model": "chat", "input": "\xff\xfe"}', None, "invalid_json"),
         (b'{"model": "chat", "input": [{"type": ["function_call"]}]}', "input[0].type", None),
         (b'{"model": "chat", "input": "x", "tools": [{"type": {"a": 1}}]}', "tools[0].type", "unsupported_value"),

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from helpers import post_raw
+
 from rejoinder.store.repository import Store
 
 BAD_BODIES = [

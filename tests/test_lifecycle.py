@@ -75,6 +75,21 @@ def test_two_workers_share_the_port_and_the_database(fake_chat, tmp_path):
         assert gw.process.returncode == 0 or gw.process.returncode < 0
 
 
+def test_processes_starting_together_on_an_empty_sqlite_file_all_migrate_it(fake_chat, tmp_path):
+    for attempt in range(4):
+        url = f"sqlite:///{tmp_path}/race{attempt}.db"
+        gateways = [Gateway({"models": chat_models(fake_chat), "database_url": url}, tmp_path) for _ in range(3)]
+        for gw in gateways:
+            gw.launch()
+        try:
+            for gw in gateways:
+                gw.wait_healthy()  # raises with the log if the process died ("table … already exists")
+                assert create(sdk(gw), model="chat", input="x")["status"] == "completed"
+        finally:
+            for gw in gateways:
+                gw.stop()
+
+
 def test_environment_defaults_route_openai_models(fake_chat, tmp_path):
     env = {"OPENAI_API_KEY": "sk-env-key", "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_chat.port}/v1", "REJOINDER_DATABASE_URL": f"sqlite:///{tmp_path}/env.db"}
     port = free_port()

@@ -18,6 +18,7 @@ from aiohttp import web
 from rejoinder import __version__
 from rejoinder.api.app import create_app
 from rejoinder.config import Config, ConfigError
+from rejoinder.logs import redact
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder")
@@ -72,6 +73,7 @@ def serve(config: Config, host: str, port: int, workers: int) -> None:
         raise ConfigError(f"refusing to listen on {host} without authentication: set master_key in the config (or REJOINDER_MASTER_KEY), or bind to 127.0.0.1")
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
+    redact(config)
     _migrate(config.database_url)
     print(banner(config, host, port, workers), file=sys.stderr, flush=True)
     if workers == 1:
