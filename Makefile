@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/responses.py
+	$(PY) bench/store.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

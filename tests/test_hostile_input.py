@@ -21,7 +21,7 @@ from hostile import requests, send, verdict
 def test_generated_hostile_requests_never_get_a_5xx(store_gateway):
     connection = http.client.HTTPConnection("127.0.0.1", store_gateway.port, timeout=30)
     wrong, statuses = [], {}
-    for method, path, headers, body in requests(seed=20261127, count=1500):
+    for method, path, headers, body in requests(seed=20261127, count=10_000):
         try:
             status, content_type, raw = send(connection, method, path, headers, body)
         except (http.client.HTTPException, ConnectionError):  # the gateway may close after a 4xx

@@ -64,7 +64,9 @@ class Upstream:
         self.headers = headers
         self.secret = secret
         self.limits = limits
-        self.timeout = aiohttp.ClientTimeout(total=limits.total_timeout, connect=limits.connect_timeout, sock_read=limits.timeout)
+        # A stream's total is kept by its `_Deadline`; a whole body's by aiohttp.
+        self.stream_timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.timeout)
+        self.body_timeout = aiohttp.ClientTimeout(total=limits.total_timeout, connect=limits.connect_timeout, sock_read=limits.timeout)
 
     @asynccontextmanager
     async def call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
@@ -74,7 +76,7 @@ class Upstream:
         try:
             # A stream's headers come before its first event, so that deadline covers them too.
             async with asyncio.timeout_at(started + self.limits.first_event_timeout if stream else None):
-                response = await session().post(url, data=body, headers=self.headers, timeout=self.timeout)
+                response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout if stream else self.body_timeout)
         except asyncio.TimeoutError:
             raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
         except aiohttp.ClientError as exc:
@@ -148,38 +150,73 @@ class Reply:
         content = self.response.content
         loop = asyncio.get_running_loop()
         end = self.started + limits.total_timeout
-        deadline, limit = min(self.started + limits.first_event_timeout, end), "first_event_timeout"
+        deadline = _Deadline(loop, content, self.started + limits.first_event_timeout, "first_event_timeout", end)
         pending = carry = b""
-        while True:
-            try:
-                async with asyncio.timeout_at(deadline):
-                    chunk = await content.readany()
-            except asyncio.TimeoutError:
-                raise self.upstream._late(limit if deadline < end else "total_timeout") from None
-            if not chunk:
-                break
-            if carry or b"\r" in chunk:
-                chunk, carry = carry + chunk, b""
-                if chunk.endswith(b"\r"):  # its "\n" may come in the next read
-                    chunk, carry = chunk[:-1], b"\r"
-                chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-            if b"\n\n" not in chunk and not (pending.endswith(b"\n") and chunk.startswith(b"\n")):
-                pending += chunk  # no event ends in this read
-                if len(pending) > limits.max_event_bytes:
-                    raise too_large("event", limits.max_event_bytes)
-                continue
-            blocks = (pending + chunk).split(b"\n\n")
-            pending = blocks.pop()
-            if len(pending) > limits.max_event_bytes or any(len(block) > limits.max_event_bytes for block in blocks):
-                raise too_large("event", limits.max_event_bytes)
-            events = [data for data in map(_parse_event, blocks) if data is not None]
-            if events:
-                deadline, limit = min(loop.time() + limits.timeout, end), "timeout"
-                yield events
+        try:
+            while chunk := await content.readany():
+                pending, carry, events = _split(pending, carry, chunk, limits.max_event_bytes)
+                if events:
+                    deadline.paused = True  # the engine's time with the events is not the upstream's
+                    yield events
+                    deadline.expect(loop.time() + limits.timeout, "timeout")
+        except asyncio.TimeoutError:  # the deadline's, or aiohttp's own between two reads
+            raise self.upstream._late(deadline.limit if deadline.expired else "timeout") from None
+        finally:
+            deadline.cancel()
         if (pending + carry).strip():
             data = _parse_event(pending)
             if data is not None:
                 yield [data]
+
+
+class _Deadline:
+    """When a stream's next event is due, kept with one timer per stream rather than one per
+    read: the timer fires at the due time and only then looks whether an event came meanwhile
+    (then it waits for the new due time) or not (then the pending read fails)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: aiohttp.StreamReader, due: float, limit: str, end: float) -> None:
+        self.loop = loop
+        self.content = content
+        self.end = end  # the whole call's deadline
+        self.expired = False
+        self.paused = False
+        self.due, self.limit = min(due, end), limit if due < end else "total_timeout"
+        self.handle = loop.call_at(self.due, self._check)
+
+    def expect(self, due: float, limit: str) -> None:
+        self.paused = False
+        self.due, self.limit = (due, limit) if due < self.end else (self.end, "total_timeout")
+
+    def _check(self) -> None:
+        if self.paused or self.loop.time() < self.due:
+            self.handle = self.loop.call_at(max(self.due, self.loop.time() + 0.1), self._check)
+        else:
+            self.expired = True
+            self.content.set_exception(asyncio.TimeoutError())
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+def _split(pending: bytes, carry: bytes, chunk: bytes, cap: int) -> tuple[bytes, bytes, list[bytes]]:
+    """Add one read to what is pending: `(pending, carry, data of the events it completed)`.
+    Line ends become "\n" (a "\r" at a read's end waits as `carry` for a "\n" that may follow);
+    no event may grow past `cap` bytes."""
+    if carry or b"\r" in chunk:
+        chunk, carry = carry + chunk, b""
+        if chunk.endswith(b"\r"):
+            chunk, carry = chunk[:-1], b"\r"
+        chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\n\n" not in chunk and not (pending.endswith(b"\n") and chunk.startswith(b"\n")):
+        pending += chunk  # no event ends in this read
+        if len(pending) > cap:
+            raise too_large("event", cap)
+        return pending, carry, []
+    blocks = (pending + chunk).split(b"\n\n")
+    pending = blocks.pop()
+    if len(pending) > cap or any(len(block) > cap for block in blocks):
+        raise too_large("event", cap)
+    return pending, carry, [data for data in map(_parse_event, blocks) if data is not None]
 
 
 class StreamTranslator(Protocol):
@@ -213,7 +250,10 @@ def _parse_event(block: bytes) -> bytes | None:
 
 async def read_capped(response: aiohttp.ClientResponse, cap: int, keep: bool = False) -> bytes:
     """The whole body, refused (or with `keep`, cut) past `cap` bytes."""
-    if not keep and (response.content_length or 0) > cap:
+    length = response.content_length
+    if length is not None and length <= cap:
+        return await response.read()
+    if length is not None and not keep:
         raise too_large("response body", cap)
     chunks, size = [], 0
     while size <= cap and (chunk := await response.content.read(65536)):

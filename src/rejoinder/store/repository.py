@@ -24,6 +24,8 @@ from typing import Any, Callable, TypeVar
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from rejoinder.protocol.ids import new_id
@@ -46,6 +48,9 @@ _CHAIN = text(
     ORDER BY chain.depth DESC, items.role, items.position
     """
 )
+
+
+_REPLACED = ("created_at", "previous_response_id", "status", "owner", "body")
 
 
 def engine_url(url: str) -> str:
@@ -81,6 +86,9 @@ class Store:
         self.engine: Engine = create_engine(parsed, **options)
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        # A final form over its in-progress record: one upsert, cheaper than delete + insert.
+        upsert = (sqlite_insert if self.sqlite else postgresql_insert)(responses)
+        self._upsert = upsert.on_conflict_do_update(index_elements=[responses.c.id], set_={name: upsert.excluded[name] for name in _REPLACED})
         self._file = parsed.database if self.sqlite and parsed.database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
@@ -178,7 +186,8 @@ class Store:
             for write, failed in outcomes:
                 if failed is not None:
                     log.error("could not store response %s: %s", write.row["id"], type(failed).__name__)
-                write.loop.call_soon_threadsafe(_settle, write.future, failed)
+            for loop in {write.loop for write in batch}:  # one wake-up per event loop and batch
+                loop.call_soon_threadsafe(_settle, [(write.future, failed) for write, failed in outcomes if write.loop is loop])
             if stop:
                 break
         if self._connection is not None:
@@ -189,14 +198,16 @@ class Store:
         same batch as its in-progress record is written once, in its final form."""
         finished = {write.row["id"] for write in batch if not write.begin}
         writes = [write for write in batch if not (write.begin and write.row["id"] in finished)]
-        replaced = [write.row["id"] for write in writes if write.replaces]
+        new = [write.row for write in writes if not write.replaces]
+        replacing = [write.row for write in writes if write.replaces]
         try:
             if self._connection is None:  # the writer keeps one connection: no pool round trip per batch
                 self._connection = self.engine.connect()
             with self._connection.begin():
-                if replaced:
-                    self._connection.execute(delete(responses).where(responses.c.id.in_(replaced)))
-                self._connection.execute(insert(responses), [write.row for write in writes])
+                if new:
+                    self._connection.execute(insert(responses), new)
+                if replacing:
+                    self._connection.execute(self._upsert, replacing)
                 rows = [row for write in writes for row in write.item_rows]
                 if rows:
                     self._connection.execute(insert(items), rows)
@@ -291,13 +302,14 @@ class Store:
         return list(rows[:limit]), len(rows) > limit
 
 
-def _settle(future: asyncio.Future, outcome: BaseException | None) -> None:
-    if future.done():
-        return
-    if outcome is None:
-        future.set_result(None)
-    else:
-        future.set_exception(outcome)
+def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None]]) -> None:
+    for future, outcome in outcomes:
+        if future.done():
+            continue
+        if outcome is None:
+            future.set_result(None)
+        else:
+            future.set_exception(outcome)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
