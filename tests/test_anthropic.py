@@ -103,7 +103,7 @@ def test_thinking_with_tool_use_round_trips_the_signature(multi, fake_anthropic)
     with_state = create(
         multi, model="claude-thinking-tool", input="Weather in Paris?", tools=[WEATHER], reasoning={"effort": "low"}, include=["reasoning.encrypted_content"]
     )
-    assert with_state["output"][0]["encrypted_content"].startswith("rj1.anthropic.")
+    assert with_state["output"][0]["encrypted_content"].startswith("rj2.anthropic.")
 
     create(
         multi,

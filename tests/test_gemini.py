@@ -56,7 +56,7 @@ def test_parallel_function_calls_and_signature_replay(multi, fake_gemini):
         include=["reasoning.encrypted_content"],
     )
     reasoning, weather, time_call = first["output"]
-    assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"].startswith("rj1.gemini.")
+    assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"].startswith("rj2.gemini.")
     assert (weather["name"], json.loads(weather["arguments"])) == ("get_weather", {"city": "Oslo"})
     assert (time_call["name"], json.loads(time_call["arguments"])) == ("get_time", {"zone": "CET"})
     assert weather["call_id"] != time_call["call_id"]

@@ -61,7 +61,7 @@ def test_reasoning_state_and_tool_calls_round_trip(multi, fake_responses):
 
 def test_non_streaming_keeps_the_sealed_state(multi):
     body = create(multi, model="oai-reasoning-tool", input="x", tools=[WEATHER], include=["reasoning.encrypted_content"])
-    assert body["output"][0]["encrypted_content"].startswith("rj1.openai.") and ENCRYPTED not in body["output"][0]["encrypted_content"]
+    assert body["output"][0]["encrypted_content"].startswith("rj2.openai.") and ENCRYPTED not in body["output"][0]["encrypted_content"]
     assert body["output"][1]["arguments"] == '{"city": "Oslo"}'
 
 

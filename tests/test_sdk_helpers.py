@@ -38,7 +38,7 @@ def test_stateless_round_trip_with_encrypted_reasoning(multi, fake_anthropic):
         include=["reasoning.encrypted_content"],
     )
     reasoning, message, call = first.output
-    assert reasoning.encrypted_content.startswith("rj1.anthropic.")
+    assert reasoning.encrypted_content.startswith("rj2.anthropic.")
     replay = [{"role": "user", "content": "Weather in Paris?"}, *[item.model_dump(exclude_none=True) for item in first.output]]
     replay.append({"type": "function_call_output", "call_id": call.call_id, "output": "18C"})
     second = multi.responses.create(model="claude-text", input=replay, tools=[WEATHER], reasoning={"effort": "low"}, store=False)

@@ -52,6 +52,10 @@ class Config(Struct, forbid_unknown_fields=True):
     models: list[ModelConfig] = []
     database_url: str = DEFAULT_DATABASE_URL
     master_key: str | None = None
+    # what seals `encrypted_content`: `secret_key`, or `secret_keys` (the first seals, every one
+    # opens: rotation); with neither, REJOINDER_SECRET_KEY, else a secret kept in the database
+    secret_key: str | None = None
+    secret_keys: list[str] = []
     max_body_bytes: int = 32 * 1024 * 1024
     # seconds without a heartbeat before an instance counts as dead and its in-progress
     # responses are marked failed by the others
@@ -87,6 +91,8 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
         config = msgspec.convert(expand(raw, environ), Config)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"config file {path}: {exc}") from None
+    if config.secret_key is None and not config.secret_keys:
+        config.secret_key = environ.get("REJOINDER_SECRET_KEY") or None
     check(config)
     return config
 
@@ -104,12 +110,20 @@ def from_environment(environ: dict[str, str]) -> Config:
         models=models,
         database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
         master_key=environ.get("REJOINDER_MASTER_KEY") or None,
+        secret_key=environ.get("REJOINDER_SECRET_KEY") or None,
     )
     check(config)
     return config
 
 
+def sealing_secrets(config: Config) -> list[str]:
+    """The configured secrets that seal `encrypted_content`, newest first (maybe none)."""
+    return ([config.secret_key] if config.secret_key else []) + [key for key in config.secret_keys if key]
+
+
 def check(config: Config) -> None:
+    if any(len(key) < 16 for key in sealing_secrets(config)):
+        raise ConfigError("secret_key and secret_keys must each be at least 16 characters long")
     seen = set()
     for i, model in enumerate(config.models):
         if model.name in seen:

@@ -12,7 +12,7 @@ import logging
 
 from aiohttp.http_exceptions import HttpProcessingError
 
-from rejoinder.config import Config
+from rejoinder.config import Config, sealing_secrets
 
 
 class Redact(logging.Filter):
@@ -43,6 +43,6 @@ class Redact(logging.Filter):
 
 def redact(config: Config) -> None:
     """Put the filter on every handler of the root logger (where every record ends up)."""
-    secrets = [config.master_key or ""] + [model.api_key or "" for model in config.models]
+    secrets = [config.master_key or ""] + sealing_secrets(config) + [model.api_key or "" for model in config.models]
     for handler in logging.getLogger().handlers:
         handler.addFilter(Redact(secrets))

@@ -16,14 +16,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from rejoinder.config import Config
+from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
 from rejoinder.protocol.response import parse_include, view
+from rejoinder.providers import state
 from rejoinder.providers.http import close_session
+from rejoinder.providers.state import Keyring
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.api")
@@ -208,6 +210,7 @@ def create_app(config: Config) -> web.Application:
     router = Router(config.models)
     store = Store(config.database_url)
     store.start_maintenance(config.instance_ttl)
+    state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
     app[STORE] = store
     app[ENGINE] = Engine(router, store)

@@ -9,9 +9,22 @@ from __future__ import annotations
 import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, decode_item
+from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
 from rejoinder.protocol.request import CreateResponse
+from rejoinder.providers import state
 from rejoinder.store.repository import Store
+
+
+def check_sealed(items: list[Item]) -> None:
+    """Every `encrypted_content` a client sends must open with this gateway's keys, whichever
+    provider it belongs to: a forged or altered one is refused before any provider runs."""
+    for i, item in enumerate(items):
+        if isinstance(item, Reasoning) and isinstance(item.encrypted_content, str):
+            try:
+                state.check(item.encrypted_content)
+            except state.SealError as exc:
+                param = f"input[{i}].encrypted_content"
+                raise invalid(param, f"Invalid '{param}': {exc}.", "invalid_encrypted_content") from None
 
 
 async def resolve_input(store: Store, params: CreateResponse) -> list[Item]:

@@ -17,7 +17,7 @@ import msgspec
 import orjson
 
 from rejoinder.engine.builder import Builder
-from rejoinder.engine.context import earlier_items, model_view, resolve_input
+from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.router import Router
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
@@ -57,6 +57,7 @@ class Engine:
                 f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it.",
                 "unsupported_value",
             )
+        check_sealed(params.items)
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
         request = ModelRequest(params, model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))

@@ -19,6 +19,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any, Callable, TypeVar
 
 from alembic import command
@@ -30,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from rejoinder.protocol.ids import new_id
 from rejoinder.store.liveness import heartbeat, reap
-from rejoinder.store.schema import items, responses
+from rejoinder.store.schema import items, responses, secrets
 
 log = logging.getLogger("rejoinder.store")
 T = TypeVar("T")
@@ -242,6 +243,17 @@ class Store:
                 log.warning("database maintenance failed: %s", type(exc).__name__)
             if self._stopping.wait(tick):
                 return
+
+    def generated_secret(self, name: str) -> str:
+        """A random secret kept in the database under `name`: made by the first instance to
+        ask, the same for every instance after it."""
+        with self.engine.begin() as conn:
+            value = conn.execute(select(secrets.c.value).where(secrets.c.name == name)).scalar()
+            if value is None:
+                insert_secret = (sqlite_insert if self.sqlite else postgresql_insert)(secrets).on_conflict_do_nothing(index_elements=[secrets.c.name])
+                conn.execute(insert_secret.values(name=name, value=token_urlsafe(32)))
+                value = conn.execute(select(secrets.c.value).where(secrets.c.name == name)).scalar()
+        return value
 
     async def ping(self) -> None:
         await self._read(self._ping)

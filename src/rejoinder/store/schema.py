@@ -33,3 +33,10 @@ items = Table(
     Column("body", LargeBinary, nullable=False),
     Index("ix_items_id", "id"),
 )
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", String(256), nullable=False),
+)
