@@ -14,6 +14,7 @@ from fake_gemini import FakeGemini
 from fake_responses import FakeResponses
 from gateway import Gateway
 from openai import OpenAI
+from spec import validating_client
 
 UPSTREAM_KEY = "sk-upstream-secret-value"
 
@@ -92,7 +93,8 @@ def gateway(fake_chat, tmp_path_factory):
 
 
 def sdk(gw: Gateway, key: str = "unused") -> OpenAI:
-    return OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=30)
+    """The official SDK over real HTTP; every body it receives is validated against the specs."""
+    return OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=30, http_client=validating_client())
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
 from openai import OpenAI
-from spec import check_event, check_response
+from spec import check_event, check_http, check_response
 
 
 def create(client: OpenAI, **params: Any) -> dict[str, Any]:
@@ -80,10 +81,17 @@ def post_raw(gateway: Any, method: str, path: str, body: bytes | None = None, he
         with urllib.request.urlopen(request) as response:
             raw = response.read()
             if response.headers["Content-Type"].startswith("text/event-stream"):
-                return response.status, dict(response.headers), {"events": [json.loads(line[6:]) for line in raw.splitlines() if line.startswith(b"data: ")]}
-            return response.status, dict(response.headers), json.loads(raw)
+                events = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith(b"data: ")]
+                for event in events:
+                    check_event(event)
+                    if "response" in event:
+                        check_response(event["response"])
+                return response.status, dict(response.headers), {"events": events}
+            status, headers, payload = response.status, dict(response.headers), json.loads(raw)
     except urllib.error.HTTPError as error:
-        return error.code, dict(error.headers), json.loads(error.read())
+        status, headers, payload = error.code, dict(error.headers), json.loads(error.read())
+    check_http(method, urllib.parse.urlsplit(path).path, status, payload)
+    return status, headers, payload
 
 
 def assert_envelope(body: dict, param: Any = ..., code: Any = ...) -> None:

@@ -1,51 +1,180 @@
-"""Validation of everything the gateway emits against the official OpenAI OpenAPI spec."""
+"""Validation of everything the gateway emits against the official OpenAI OpenAPI spec and
+the Open Responses spec (both vendored in `specs/`; see its README).
+
+`validating_client()` is the httpx client the tests' SDK uses: every body the gateway sends to
+it (Responses, stream events, lists, deletions, models and error envelopes) is validated on the
+way in, so a test cannot forget to.
+"""
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx  # the HTTP client the official SDK is built on
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).with_name("specs") / "openai-openapi.json"  # vendored: see specs/README.md
-_SPEC = json.loads(SPEC_PATH.read_text())
-_REGISTRY = Registry().with_resource("urn:openai", Resource.from_contents(_SPEC, default_specification=DRAFT202012))
-_SCHEMAS = _SPEC["components"]["schemas"]
+SPECS = Path(__file__).with_name("specs")
+_OPENAI = json.loads((SPECS / "openai-openapi.json").read_text())
+_OPEN = json.loads((SPECS / "openresponses-openapi.json").read_text())
+# Where OpenAI's file is stricter than OpenAI's live API and its own SDK's types, the live API
+# wins, and each such place is patched here, by name: a Response's `usage` is null until the
+# response ends (the live API sends `"usage": null` in `response.created`; the SDK types it
+# `Optional[ResponseUsage]`; Open Responses requires the key, null allowed).
+_OPENAI["components"]["schemas"]["Response"]["allOf"][2]["properties"]["usage"] = {"anyOf": [{"$ref": "#/components/schemas/ResponseUsage"}, {"type": "null"}]}
+_REGISTRY = Registry().with_resources(
+    [
+        ("urn:openai", Resource.from_contents(_OPENAI, default_specification=DRAFT202012)),
+        ("urn:openresponses", Resource.from_contents(_OPEN, default_specification=DRAFT202012)),
+    ]
+)
+# The spec documents DELETE /responses/{id} as "OK" with no body schema; this is its body.
+DELETED = {
+    "type": "object",
+    "required": ["id", "object", "deleted"],
+    "properties": {"id": {"type": "string"}, "object": {"const": "response"}, "deleted": {"const": True}},
+    "additionalProperties": False,
+}
 
 
 @functools.cache
-def _validator(name: str) -> Draft202012Validator:
-    assert name in _SCHEMAS, f"no schema {name} in the spec"
-    return Draft202012Validator({"$ref": f"urn:openai#/components/schemas/{name}"}, registry=_REGISTRY)
+def _validator(spec: str, name: str) -> Draft202012Validator:
+    schemas = (_OPENAI if spec == "openai" else _OPEN)["components"]["schemas"]
+    assert name in schemas, f"no schema {name} in the {spec} spec"
+    return Draft202012Validator({"$ref": f"urn:{spec}#/components/schemas/{name}"}, registry=_REGISTRY)
 
 
-@functools.cache
-def _event_schemas() -> dict[str, str]:
+def _event_schemas(spec: dict, union: list[dict]) -> dict[str, str]:
     """Stream event `type` → the schema that describes it."""
     names = {}
-    for ref in _SCHEMAS["ResponseStreamEvent"]["anyOf"]:
+    for ref in union:
         name = ref["$ref"].rsplit("/", 1)[1]
-        enum = _SCHEMAS[name]["properties"]["type"].get("enum", [])
-        for value in enum:
+        for value in spec["components"]["schemas"][name]["properties"]["type"].get("enum", []):
             names[value] = name
     return names
 
 
-def check(schema: str, value: Any) -> None:
-    error = best_match(_validator(schema).iter_errors(value))
-    assert error is None, f"{schema} does not validate: {error.message} at {list(error.absolute_path)}\n{json.dumps(value)[:2000]}"
+_OPENAI_EVENTS = _event_schemas(_OPENAI, _OPENAI["components"]["schemas"]["ResponseStreamEvent"]["anyOf"])
+_OPEN_EVENTS = _event_schemas(_OPEN, _OPEN["paths"]["/responses"]["post"]["responses"]["200"]["content"]["text/event-stream"]["schema"]["oneOf"])
+
+
+def check(schema: str, value: Any, spec: str = "openai") -> None:
+    error = best_match(_validator(spec, schema).iter_errors(value))
+    assert error is None, f"{spec} {schema} does not validate: {error.message} at {list(error.absolute_path)}\n{json.dumps(value)[:2000]}"
+
+
+# Open Responses is a provider-neutral subset: hosted and custom tools and their items are
+# outside it, so a Response that uses them is checked against OpenAI's spec alone.
+_OPEN_ITEMS = {"message", "function_call", "function_call_output", "reasoning"}
+
+
+def _open_view(response: dict) -> dict | None:
+    """The Response as Open Responses describes it, or None when it is outside the subset.
+
+    Known conflicts, where the gateway follows OpenAI and the field is adjusted here before the
+    Open Responses check: Open Responses types an echoed `text.format.schema` as null, where
+    OpenAI echoes the schema; and it requires `text.format.description` (null allowed), which
+    OpenAI's spec only allows as a string, so the gateway leaves it out when there is none.
+    """
+    choice = response.get("tool_choice")
+    if any(tool.get("type") != "function" for tool in response.get("tools") or ()) or (isinstance(choice, dict) and choice.get("type") != "function"):
+        return None
+    if any(item.get("type") not in _OPEN_ITEMS for item in response.get("output") or ()):
+        return None
+    fmt = (response.get("text") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema":
+        return {**response, "text": {**response["text"], "format": {"description": None, **fmt, "schema": None}}}
+    return response
 
 
 def check_response(response: dict) -> None:
     check("Response", response)
+    view = _open_view(response)
+    if view is not None:
+        check("ResponseResource", view, "openresponses")
 
 
 def check_event(event: dict) -> None:
-    schema = _event_schemas().get(event["type"])
+    schema = _OPENAI_EVENTS.get(event["type"])
     assert schema, f"unknown stream event type {event['type']}"
     check(schema, event)
+    if event["type"] not in _OPEN_EVENTS:  # a hosted or custom tool's event: outside the subset
+        return
+    if "response" in event:
+        view = _open_view(event["response"])
+        if view is not None:
+            check(_OPEN_EVENTS[event["type"]], {**event, "response": view}, "openresponses")
+    elif event.get("item", {}).get("type", "message") in _OPEN_ITEMS:
+        check(_OPEN_EVENTS[event["type"]], event, "openresponses")
+
+
+def check_error(body: dict) -> None:
+    check("ErrorResponse", body)
+    assert set(body) == {"error"} and set(body["error"]) == {"message", "type", "param", "code"}, body
+
+
+_ROUTES = [
+    ("POST", re.compile(r"/v1/responses"), check_response),
+    ("GET", re.compile(r"/v1/responses/[^/]+"), check_response),
+    ("DELETE", re.compile(r"/v1/responses/[^/]+"), lambda body: Draft202012Validator(DELETED).validate(body)),
+    ("GET", re.compile(r"/v1/responses/[^/]+/input_items"), lambda body: check("ResponseItemList", body)),
+    ("GET", re.compile(r"/v1/models"), lambda body: check("ListModelsResponse", body)),
+    ("GET", re.compile(r"/v1/models/.+"), lambda body: check("Model", body)),
+]
+
+
+def check_http(method: str, path: str, status: int, body: dict) -> None:
+    """A JSON body the gateway answered `method path` with."""
+    if status >= 400:
+        check_error(body)
+        return
+    for route_method, pattern, validate in _ROUTES:
+        if route_method == method and pattern.fullmatch(path):
+            validate(body)
+            return
+
+
+class _CheckedEvents(httpx.SyncByteStream):
+    """A server-sent event stream that validates each event as it passes, untouched."""
+
+    def __init__(self, inner: httpx.SyncByteStream) -> None:
+        self.inner = inner
+        self.pending = b""
+        self.sequence = 0
+
+    def __iter__(self):
+        for chunk in self.inner:
+            self.pending += chunk
+            *blocks, self.pending = self.pending.split(b"\n\n")
+            for block in blocks:
+                for line in block.split(b"\n"):
+                    if line.startswith(b"data: "):
+                        event = json.loads(line[6:])
+                        check_event(event)
+                        if "response" in event:
+                            check_response(event["response"])
+                        assert event["sequence_number"] == self.sequence, event
+                        self.sequence += 1
+            yield chunk
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _validate(response: httpx.Response) -> None:
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        response.stream = _CheckedEvents(response.stream)
+        return
+    response.read()
+    if response.headers.get("content-type", "").startswith("application/json"):
+        check_http(response.request.method, response.request.url.path, response.status_code, response.json())
+
+
+def validating_client(timeout: float = 30) -> httpx.Client:
+    return httpx.Client(timeout=timeout, event_hooks={"response": [_validate]})

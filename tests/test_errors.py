@@ -25,6 +25,7 @@ from helpers import assert_envelope, post_raw
         (b'{"model": "chat", "input": "x", "temperature": 3}', "temperature"),
         (b'{"model": "chat", "input": "x", "top_p": "high"}', "top_p"),
         (b'{"model": "chat", "input": "x", "max_output_tokens": 0}', "max_output_tokens"),
+        (b'{"model": "chat", "input": "x", "max_output_tokens": 15}', "max_output_tokens"),
         (b'{"model": "chat", "input": "x", "top_logprobs": 21}', "top_logprobs"),
         (b'{"model": "chat", "input": "x", "include": ["everything"]}', "include[0]"),
         (b'{"model": "chat", "input": "x", "tools": [{"type": "web_search"}]}', "tools[0].type"),

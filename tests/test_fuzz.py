@@ -30,7 +30,7 @@ _VALID = {
     "instructions": st.text(max_size=20),
     "temperature": st.floats(0, 2),
     "top_p": st.floats(0, 1),
-    "max_output_tokens": st.integers(1, 200),
+    "max_output_tokens": st.integers(16, 200),
     "tools": st.just([_tool]),
     "tool_choice": st.sampled_from(["auto", "none", {"type": "function", "name": "get_weather"}]),
     "parallel_tool_calls": st.booleans(),

@@ -122,7 +122,8 @@ def test_hosted_tools_are_refused_where_nothing_runs_them(multi, fake_responses)
 
 def test_hosted_items_sent_by_the_client_pass_through(multi, fake_responses):
     record = {"type": "web_search_call", "id": "ws_client", "status": "completed", "action": {"type": "search", "query": "q"}}
-    approval = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
+    # `request_id` too: OpenAI's spec requires it of a listed approval response
+    approval = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "request_id": "mcpr_1", "approve": True}
     body = create(multi, model="oai-text", input=[{"role": "user", "content": "hi"}, record, approval])
     assert fake_responses.last()["input"][1:] == [record, approval]  # no gateway id leaks upstream
     listed = [item.model_dump(exclude_none=True) for item in multi.responses.input_items.list(body["id"], order="asc").data]

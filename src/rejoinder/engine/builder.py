@@ -274,7 +274,8 @@ class Builder:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""
         self._end_all("incomplete")
         if self.emit:
-            self._event("error", code=error.code, message=error.message, param=error.param)
+            # OpenAI's event carries the fields at the top, Open Responses' in `error`: both
+            self._event("error", code=error.code, message=error.message, param=error.param, error=error.envelope()["error"])
         self.response["status"] = "failed"
         self.response["error"] = {"code": "rate_limit_exceeded" if error.status == 429 else "server_error", "message": error.message}
 

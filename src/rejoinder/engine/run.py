@@ -216,8 +216,10 @@ def skeleton(params: CreateResponse) -> dict[str, Any]:
     text = params.text
     fmt = text.format if text is not None else TextFormatText()
     text_echo: dict[str, Any] = {"format": msgspec.to_builtins(fmt), "verbosity": (text.verbosity if text else None) or "medium"}
-    if isinstance(fmt, TextFormatJsonSchema) and fmt.description is None:
-        del text_echo["format"]["description"]
+    if isinstance(fmt, TextFormatJsonSchema):
+        if fmt.description is None:
+            del text_echo["format"]["description"]
+        text_echo["format"]["strict"] = bool(fmt.strict)  # OpenAI's default; Open Responses wants a boolean
     reasoning = params.reasoning
     response = {
         "id": new_id("resp"),
@@ -248,7 +250,10 @@ def skeleton(params: CreateResponse) -> dict[str, Any]:
         "top_p": params.top_p if params.top_p is not None else 1.0,
         "truncation": params.truncation or "disabled",
         "metadata": params.metadata or {},
+        "presence_penalty": params.presence_penalty or 0.0,
+        "frequency_penalty": params.frequency_penalty or 0.0,
+        "usage": None,  # known at the end
     }
-    if params.user is not None:  # the spec allows a string or nothing; `usage` arrives at the end
+    if params.user is not None:  # the spec allows a string or nothing
         response["user"] = params.user
     return response

@@ -121,7 +121,9 @@ class CreateResponse(Struct, kw_only=True, dict=True):
     previous_response_id: Annotated[str, Meta(pattern=ID_PATTERN)] | None = None
     temperature: Annotated[float, Meta(ge=0, le=2)] | None = None
     top_p: Annotated[float, Meta(ge=0, le=1)] | None = None
-    max_output_tokens: Count | None = None
+    max_output_tokens: Annotated[int, Meta(ge=16, le=2**31 - 1)] | None = None  # both specs: at least 16
+    presence_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
+    frequency_penalty: Annotated[float, Meta(ge=-2, le=2)] | None = None
     top_logprobs: Annotated[int, Meta(ge=0, le=20)] | None = None
     tools: list[dict[str, Any]] = []
     tool_choice: Any = "auto"
