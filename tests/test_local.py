@@ -221,3 +221,12 @@ def test_long_tool_arguments_stream_while_generated(local):
     [done] = [e for e in events if e["type"] == "response.function_call_arguments.done"]
     assert len(deltas) > 1 and "".join(deltas) == done["arguments"]
     jsonschema.validate(json.loads(done["arguments"]), note["parameters"])
+
+
+def test_sampling_knobs_reach_llama_cpp(local):
+    knobs = {"seed": 3, "presence_penalty": 0.1, "frequency_penalty": 0.1}
+    plain = create(local, model=MODEL, input="Count from 1 to 10: 1, 2, 3,", temperature=0, max_output_tokens=40, extra_body=knobs)
+    assert "3" in plain["output"][0]["content"][0]["text"]  # this model answers "1, 2, 3."
+    stopped = create(local, model=MODEL, input="Count from 1 to 10: 1, 2, 3,", temperature=0, max_output_tokens=40, extra_body={**knobs, "stop": [", 3"]})
+    text = stopped["output"][0]["content"][0]["text"]
+    assert stopped["status"] == "completed" and text.startswith("1") and "3" not in text  # cut at the stop sequence

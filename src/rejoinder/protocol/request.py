@@ -145,6 +145,17 @@ class CreateResponse(Struct, kw_only=True, dict=True):
     truncation: Literal["auto", "disabled"] | None = "disabled"
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
     max_tool_calls: Count | None = None
+    # Sampling knobs other gateways accept; each provider maps or refuses them (`sampling`).
+    n: Annotated[int, Meta(ge=1, le=128)] | None = None
+    stop: str | Annotated[list[str], Meta(max_length=4)] | None = None
+    logit_bias: dict[str, Annotated[int, Meta(ge=-100, le=100)]] | None = None
+    seed: Annotated[int, Meta(ge=-(2**63), le=2**63 - 1)] | None = None
+    # Aliases: `max_tokens` for `max_output_tokens`, `response_format` for `text.format`.
+    max_tokens: Annotated[int, Meta(ge=16, le=2**31 - 1)] | None = None
+    response_format: dict[str, Any] | None = None
+    # Accepted for parity with other gateways' chat endpoints, and ignored.
+    tags: list[str] | None = None
+    trace: dict[str, Any] | None = None
 
 
 _decoder = msgspec.json.Decoder(CreateResponse)
@@ -230,6 +241,7 @@ def _check(request: CreateResponse) -> None:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         _check_metadata(request.metadata)
+    _aliases(request)
     tools, request.hosted_tools, request.tool_echo = [], [], []
     for i, raw in enumerate(request.tools):
         if type_of(raw) in HOSTED_TOOL_TYPES:
@@ -267,6 +279,28 @@ def _items(raw: list[dict[str, Any]], name: str) -> list:
     except msgspec.ValidationError as exc:
         raise validation_error(exc, name) from None
     return [hosted[i] if i in hosted else item if isinstance(item, ItemReference) else normalize(item) for i, item in enumerate(items)]
+
+
+def _aliases(request: CreateResponse) -> None:
+    """Fold `max_tokens`, `response_format` and `n` into what the rest of the gateway reads."""
+    if request.n not in (None, 1):
+        raise invalid("n", "Only one completion per request is supported ('n' must be 1).", "unsupported_value")
+    if request.max_tokens is not None:
+        if request.max_output_tokens not in (None, request.max_tokens):
+            raise invalid("max_tokens", "Provide either 'max_output_tokens' or its alias 'max_tokens', not both.", "conflicting_parameters")
+        request.max_output_tokens = request.max_tokens
+    if request.response_format is not None:
+        if request.text is not None and not isinstance(request.text.format, TextFormatText):
+            raise invalid("response_format", "Provide either 'text.format' or its alias 'response_format', not both.", "conflicting_parameters")
+        raw = request.response_format
+        if type_of(raw) == "json_schema" and isinstance(raw.get("json_schema"), dict):  # Chat Completions' nesting
+            raw = {"type": "json_schema", **raw["json_schema"]}
+        check_json(raw, "response_format")
+        try:
+            fmt = msgspec.convert(raw, TextFormat)
+        except msgspec.ValidationError as exc:
+            raise validation_error(exc, "response_format") from None
+        request.text = TextParam(fmt, request.text.verbosity if request.text is not None else None)
 
 
 def _check_metadata(metadata: dict[str, str]) -> None:

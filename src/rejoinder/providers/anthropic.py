@@ -35,7 +35,7 @@ from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, Text
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
-from rejoinder.providers.translate import arguments, data_url, offered_tools
+from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 VERSION = "2023-06-01"
@@ -209,6 +209,9 @@ def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
             body["temperature"] = params.temperature
         if params.top_p is not None:
             body["top_p"] = params.top_p
+    chosen = sampling(params, "anthropic", ("stop",))
+    if "stop" in chosen:
+        body["stop_sequences"] = chosen["stop"]
     user = params.safety_identifier or params.user
     if user:
         body["metadata"] = {"user_id": user}

@@ -39,7 +39,7 @@ from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, Text
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.http import Limits, Upstream, cut_short, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
-from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools
+from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 THINKING_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
@@ -147,6 +147,9 @@ class _Translator:
         return out + [Finish(reason, self.usage)]  # type: ignore[arg-type]
 
 
+_GENERATION_NAMES = {"stop": "stopSequences", "presence_penalty": "presencePenalty", "frequency_penalty": "frequencyPenalty", "seed": "seed"}
+
+
 def contents_body(request: ModelRequest) -> dict[str, Any]:
     params = request.params
     system, contents = _contents(request)
@@ -160,6 +163,8 @@ def contents_body(request: ModelRequest) -> dict[str, Any]:
         config["topP"] = params.top_p
     if params.max_output_tokens is not None:
         config["maxOutputTokens"] = params.max_output_tokens
+    chosen = sampling(params, "gemini", ("stop", "presence_penalty", "frequency_penalty", "seed"))
+    config.update({_GENERATION_NAMES[name]: value for name, value in chosen.items()})
     fmt = params.text.format if params.text is not None else None
     if isinstance(fmt, (TextFormatJsonSchema, TextFormatJsonObject)):
         config["responseMimeType"] = "application/json"

@@ -28,7 +28,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, Message, message_text
 from rejoinder.protocol.request import FunctionTool, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.translate import arguments, offered_tools
+from rejoinder.providers.translate import arguments, offered_tools, sampling
 
 log = logging.getLogger("rejoinder.local")
 DEFAULT_NAME = "local-smollm2"
@@ -90,6 +90,7 @@ class LocalModel:
         tools, choice = _offered_tools(params)
         messages = _messages(request, tools)
         grammar_text = _grammar(params, tools, choice)
+        chosen = _sampling(params)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         stop = threading.Event()
@@ -109,7 +110,8 @@ class LocalModel:
                     raise invalid(
                         "input", f"The input is {len(prompt_tokens)} tokens; this model's context holds {self.context_tokens}.", "context_length_exceeded"
                     )
-                options: dict[str, Any] = {"max_tokens": min(params.max_output_tokens or room, room), "stop": formatted.stop, "stream": True}
+                options: dict[str, Any] = {"max_tokens": min(params.max_output_tokens or room, room), "stream": True, **chosen}
+                options["stop"] = _stops(formatted.stop) + chosen.get("stop", [])
                 if params.temperature is not None:
                     options["temperature"] = params.temperature
                 if params.top_p is not None:
@@ -290,3 +292,18 @@ _CHATML = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+
+def _sampling(params: Any) -> dict[str, Any]:
+    """The sampling knobs llama.cpp takes; `logit_bias` keys are token ids, as in Chat Completions."""
+    chosen = sampling(params, "local", ("stop", "presence_penalty", "frequency_penalty", "seed", "logit_bias"))
+    if "logit_bias" in chosen:
+        try:
+            chosen["logit_bias"] = {int(token): float(bias) for token, bias in chosen["logit_bias"].items()}
+        except ValueError:
+            raise invalid("logit_bias", "Invalid 'logit_bias': keys must be token ids.") from None
+    return chosen
+
+
+def _stops(template_stop: Any) -> list[str]:
+    return [template_stop] if isinstance(template_stop, str) else list(template_stop or ())

@@ -33,7 +33,7 @@ from rejoinder.protocol.items import (
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.http import Limits, Upstream, cut_short, stream_error, unreadable
-from rejoinder.providers.translate import TextRun, offered_tools
+from rejoinder.providers.translate import SAMPLING, TextRun, offered_tools, sampling
 
 
 class _Function(Struct):
@@ -238,6 +238,7 @@ def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
         value = getattr(params, name)
         if value is not None:
             body[name] = value
+    body.update(sampling(params, "openai-chat", SAMPLING, verbosity=openai_host))
     if openai_host:  # OpenAI's own knobs, which other servers may refuse
         if params.service_tier not in (None, "auto"):
             body["service_tier"] = params.service_tier

@@ -32,6 +32,7 @@ from rejoinder.providers.base import (
 )
 from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
 from rejoinder.providers.state import seal, unseal
+from rejoinder.providers.translate import sampling
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _PART_KIND = {"output_text": "text", "refusal": "refusal", "reasoning_text": "reasoning"}
@@ -186,6 +187,7 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
     }
     if request.stream:
         body["stream"] = True
+    sampling(params, "openai", (), verbosity=True)  # OpenAI's Responses API takes none of them
     for name in (
         "instructions",
         "temperature",

@@ -21,6 +21,26 @@ def offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
     return tools, choice
 
 
+SAMPLING = ("stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed")
+
+
+def sampling(params: Any, provider: str, supported: tuple[str, ...], verbosity: bool = False) -> dict[str, Any]:
+    """The sampling knobs this turn sets, by their request names (`stop` always a list), once
+    any this provider cannot honour has been refused with a 400 naming it: none is ever
+    dropped silently. `text.verbosity` other than the default is refused unless `verbosity`."""
+    chosen: dict[str, Any] = {}
+    for name in SAMPLING:
+        value = getattr(params, name)
+        if value is None:
+            continue
+        if name not in supported:
+            raise invalid(name, f"'{name}' is not supported by this model's provider ({provider}).", "unsupported_parameter")
+        chosen[name] = [value] if name == "stop" and isinstance(value, str) else value
+    if not verbosity and params.text is not None and params.text.verbosity not in (None, "medium"):
+        raise invalid("text.verbosity", f"'text.verbosity' is not supported by this model's provider ({provider}).", "unsupported_parameter")
+    return chosen
+
+
 def data_url(url: str) -> tuple[str, str] | None:
     """`(media type, base64 data)` of a `data:` URL, or None for any other URL."""
     if not url.startswith("data:"):
