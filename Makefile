@@ -10,10 +10,15 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_
 .PHONY: serve test lint bench clean
 
 $(STAMP): pyproject.toml
+	@echo "==> Setting up .venv: Rejoinder and its dependencies from PyPI."
+	@echo "==> The first time, llama-cpp-python (the local model's runtime) compiles from source:"
+	@echo "==> about 5-8 minutes on 2 cores, with pip reporting 'still running' meanwhile. pip caches"
+	@echo "==> the wheel, so later setups take seconds."
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[$(EXTRAS)]'
+	$(PY) -m pip install --disable-pip-version-check --progress-bar off -e '.[$(EXTRAS)]'
 	touch $(STAMP)
+	@echo "==> .venv is ready."
 
 serve: $(STAMP)
 	$(VENV)/bin/rejoinder serve --host 127.0.0.1 --port 8080

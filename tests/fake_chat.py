@@ -359,7 +359,21 @@ async def _echo_key(request: web.Request, body: dict) -> web.StreamResponse:
     return web.Response(status=500, text="upstream proxy error; " + "." * 234 + " request header: " + request.headers.get("Authorization", ""))
 
 
+async def _pause(request: web.Request, body: dict) -> web.StreamResponse:
+    """The first chunk, half a second of quiet, then the rest of a text answer."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    chunks = SCENARIOS["text"]
+    await response.write(_chunk(body["model"], [chunks[0]]) + _chunk(body["model"], [chunks[1]]))
+    await asyncio.sleep(0.5)
+    for choice in chunks[2:]:
+        await response.write(_chunk(body["model"], [choice]))
+    await response.write(_chunk(body["model"], [], USAGE) + b"data: [DONE]\n\n")
+    return response
+
+
 HOSTILE = {
+    "pause": _pause,
     "echo-key": _echo_key,
     "drip": _drip,
     "drip-after-first": _drip,

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import socket
+import sqlite3
+import time
 import urllib.request
 
 import openai
 import pytest
-from conftest import sdk
-from helpers import create, stream
+from conftest import chat_models, sdk
+from gateway import Gateway
+from helpers import create, post_raw, stream
 from spec import check
 
 
@@ -28,6 +32,40 @@ def test_streamed_response_is_stored_before_its_terminal_event(store_client):
     final = events[-1]["response"]
     # The terminal event was the last thing sent, so the record had to exist by then.
     assert store_client.responses.with_raw_response.retrieve(final["id"]).http_response.json() == final
+
+
+def test_the_terminal_event_waits_for_the_stored_record(fake_chat, tmp_path):
+    """While the database is locked, the finished response cannot be stored, so its terminal
+    event must not leave; once it does, a GET on a new connection already reads it final.
+    (Moving the save after the terminal event makes the first assertion fail.)"""
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db"}, tmp_path).start()
+    try:
+        conn = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+        body = b'{"model": "mock-pause", "input": "hi", "stream": true}'
+        conn.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        received = b""
+        while b"response.output_text.delta" not in received:
+            received += conn.recv(65536)
+        lock = sqlite3.connect(tmp_path / "r.db", timeout=5)
+        lock.execute("BEGIN IMMEDIATE")  # the gateway's writer now waits (busy_timeout 5 s)
+        conn.settimeout(0.2)
+        deadline = time.monotonic() + 1.5  # the upstream finishes after 0.5 s
+        while time.monotonic() < deadline:
+            try:
+                received += conn.recv(65536)
+            except TimeoutError:
+                pass
+            assert b"response.completed" not in received, "the terminal event left before the response was stored"
+        lock.rollback()
+        conn.settimeout(10)
+        while b"response.completed" not in received:
+            received += conn.recv(65536)
+        terminal = json.loads(received.split(b"event: response.completed\ndata: ", 1)[1].split(b"\n", 1)[0])
+        status, _, stored = post_raw(gw, "GET", f"/v1/responses/{terminal['response']['id']}")  # a new connection
+        assert status == 200 and stored == terminal["response"] and stored["status"] == "completed"
+        conn.close()
+    finally:
+        gw.stop()
 
 
 def test_delete(store_client):
@@ -175,3 +213,18 @@ def test_two_instances_share_one_postgresql(fake_chat, fresh_postgres_url, tmp_p
     finally:
         first.stop()
         second.stop()
+
+
+@pytest.mark.parametrize("deleted", [0, 1])
+def test_a_turn_on_a_chain_whose_history_was_deleted_is_refused(store_client, deleted):
+    """Deleting A in A → B → C never silently shortens what a turn on C sees."""
+    a = create(store_client, model="chat", input="first")
+    b = create(store_client, model="chat", input="second", previous_response_id=a["id"])
+    c = create(store_client, model="chat", input="third", previous_response_id=b["id"])
+    gone = (a, b)[deleted]
+    store_client.responses.delete(gone["id"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        store_client.responses.create(model="chat", input="fourth", previous_response_id=c["id"])
+    assert refused.value.body["code"] == "previous_response_not_found" and refused.value.body["param"] == "previous_response_id"
+    assert gone["id"] in refused.value.body["message"]
+    assert store_client.responses.retrieve(c["id"]).status == "completed"  # C itself is still there

@@ -145,6 +145,12 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return stream
 
 
+async def not_implemented(request: web.Request) -> web.Response:
+    """Endpoints of the API this gateway does not serve yet: a clear 501, not a 405 from the
+    `{response_id}` route."""
+    raise ApiError(501, f"{request.method} {request.path} is not implemented by this gateway yet.", type="server_error", code="not_implemented")
+
+
 def _response_id(request: web.Request) -> str:
     """The path's response id; one that could never have been stored is simply not found."""
     response_id = request.match_info["response_id"]
@@ -219,6 +225,8 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/responses", create_response)
+    for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
+        app.router.add_post(path, not_implemented)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)

@@ -1,7 +1,9 @@
 """What the model sees: the earlier chain's items, then this request's input.
 
 `previous_response_id` brings back every input and output item of the chain (never its
-`instructions`); `item_reference` entries are replaced by the stored items they name.
+`instructions`); `item_reference` entries are replaced by the stored items they name. When a
+response in the chain was deleted, a turn on the chain is refused with a 400 rather than
+silently given a shorter history.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
 from rejoinder.protocol.request import CreateResponse
 from rejoinder.providers import state
-from rejoinder.store.repository import Store
+from rejoinder.store.repository import MissingAncestor, Store
 
 
 def check_sealed(items: list[Item]) -> None:
@@ -46,7 +48,16 @@ async def resolve_input(store: Store, params: CreateResponse) -> list[Item]:
 async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
     if not params.previous_response_id:
         return []
-    bodies = await store.chain(params.previous_response_id)
+    try:
+        bodies = await store.chain(params.previous_response_id)
+    except MissingAncestor as gone:  # never a silent cut: the history the chain was built on is gone
+        raise ApiError(
+            400,
+            f"Previous response '{params.previous_response_id}' was built on response '{gone.response_id}', which has been deleted: "
+            "the conversation's history is incomplete. Start a new chain, or send the history as input.",
+            param="previous_response_id",
+            code="previous_response_not_found",
+        ) from None
     if bodies is None:
         raise ApiError(
             404,

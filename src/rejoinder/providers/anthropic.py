@@ -33,7 +33,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
 
@@ -48,7 +48,7 @@ class Anthropic:
     runs_hosted_tools = False
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
-        self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/messages"
+        self.url = versioned(base_url or DEFAULT_BASE_URL, "v1") + "/messages"
         self.api_key = api_key
         headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
         if api_key:

@@ -37,7 +37,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import Limits, Upstream, cut_short, read_json, stream_error
+from rejoinder.providers.http import Limits, Upstream, cut_short, read_json, stream_error, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
 
@@ -50,7 +50,7 @@ class Gemini:
     runs_hosted_tools = False
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
-        self.base = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        self.base = versioned(base_url or DEFAULT_BASE_URL, "v1beta")
         self.api_key = api_key
         headers = {"Content-Type": "application/json"}
         if api_key:

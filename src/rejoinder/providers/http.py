@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -39,6 +41,18 @@ async def close_session() -> None:
     if _session is not None:
         await _session.close()
         _session = None
+
+
+_VERSION_SEGMENT = re.compile(r"^v\d+[a-z0-9]*$")
+
+
+def versioned(base_url: str, version: str) -> str:
+    """`base_url` as the provider's own SDK takes it (a bare host) or as its API paths start
+    (with a version segment): the version is added when no path segment is one."""
+    base = base_url.rstrip("/")
+    if any(_VERSION_SEGMENT.match(segment) for segment in urlsplit(base).path.split("/")):
+        return base
+    return f"{base}/{version}"
 
 
 class Limits(Struct, frozen=True):

@@ -45,7 +45,7 @@ _CHAIN = text(
         SELECT r.id, r.previous_response_id, c.depth + 1
         FROM responses r JOIN chain c ON r.id = c.previous_response_id
     )
-    SELECT items.body FROM chain LEFT JOIN items ON items.response_id = chain.id
+    SELECT items.body, chain.previous_response_id FROM chain LEFT JOIN items ON items.response_id = chain.id
     ORDER BY chain.depth DESC, items.role, items.position
     """
 )
@@ -60,6 +60,14 @@ def engine_url(url: str) -> str:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed.render_as_string(hide_password=False)
+
+
+class MissingAncestor(LookupError):
+    """A chain reaches a response that is no longer stored (it was deleted): its history is gone."""
+
+    def __init__(self, response_id: str) -> None:
+        super().__init__(response_id)
+        self.response_id = response_id
 
 
 class _Write:
@@ -286,6 +294,8 @@ class Store:
             rows = conn.execute(_CHAIN, {"id": response_id}).all()
         if not rows:
             return None
+        if rows[0][1] is not None:  # the oldest response found still points further back
+            raise MissingAncestor(rows[0][1])
         return [row[0] for row in rows if row[0] is not None]
 
     async def items_by_id(self, ids: list[str]) -> dict[str, bytes]:
