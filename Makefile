@@ -7,6 +7,10 @@ EXTRAS ?= test,local
 # llama-cpp-python builds from source: portable (no -march=native) and without its examples.
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF
 
+# The Codex CLI, for the test that drives it through the gateway (tests/test_codex.py).
+CODEX_VERSION := 0.171.0
+CODEX := .tools/node_modules/.bin/codex
+
 .PHONY: serve test lint bench clean
 
 $(STAMP): pyproject.toml
@@ -23,8 +27,11 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(VENV)/bin/rejoinder serve --host 127.0.0.1 --port 8080
 
-test: lint
+test: lint $(CODEX)
 	$(PY) -m pytest -q
+
+$(CODEX):
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
@@ -35,4 +42,4 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) .tools build src/*.egg-info

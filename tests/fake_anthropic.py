@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
 from fake_server import FakeServer, sse
 
 SIGNATURE = "EqQBCkYIARgCIkDsig-for-thinking-block-0=="
@@ -153,6 +154,9 @@ class FakeAnthropic(FakeServer):
             status, error, headers = ERRORS[model]
             return web.json_response(error, status=status, headers={"request-id": "req_fake", **headers})
         events = SCENARIOS.get(model) or self._structured(model, body) or SCENARIOS["text"]
+        if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
+            answered = any(isinstance(m["content"], list) and any(b.get("type") == "tool_result" for b in m["content"]) for m in body["messages"])
+            events = SCENARIOS["text"] if answered else [_start(), *_tool(0, "toolu_sh1", SHELL_TOOL, SHELL_ARGUMENTS), *_end("tool_use")]
         if not body.get("stream"):
             return web.json_response(_assemble(events))
         frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]

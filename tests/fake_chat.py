@@ -55,8 +55,18 @@ def _logprob(token: str, logprob: float) -> dict:
     }
 
 
+# The Codex CLI's shell tool, and a command for it to run (see tests/test_codex.py).
+SHELL_TOOL = "exec_command"
+SHELL_ARGUMENTS = '{"cmd": "echo hello-from-codex"}'
+
 SCENARIOS: dict[str, list[dict]] = {
     "text": _text("Hello", ", world", "!"),
+    # a call of a tool offered inside the namespace `crm` (offered upstream as `crm__get_weather`)
+    "namespaced-call": [
+        _call_start(0, "call_ns1", "crm__get_weather"),
+        _call_args(0, '{"city": "Oslo"}'),
+        {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"},
+    ],
     "length": _text("Once upon", " a time", finish="length"),
     "content-filter": _text("I was about to", finish="content_filter"),
     "json": _text('{"city": "Paris", ', '"temperature_c": 21}'),
@@ -256,6 +266,9 @@ class FakeChat(FakeServer):
         if model in HOSTILE:
             return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
+        if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
+            answered = any(message.get("role") == "tool" for message in body["messages"])
+            chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]
         if not body.get("stream"):
             return web.json_response(_completion(body["model"], chunks))
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 from aiohttp import web
+from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
 from fake_server import FakeServer, sse
 
 THOUGHT_SIGNATURE = "CiQB0e2Kb9thought-signature-for-the-call=="
@@ -110,6 +111,11 @@ class FakeGemini(FakeServer):
             status, error = ERRORS[scenario]
             return web.json_response(error, status=status)
         chunks = SCENARIOS.get(scenario, SCENARIOS["text"])
+        if scenario == "codex-shell":  # call Codex's shell tool, then answer once its output is back
+            body = self.requests[-1]
+            answered = any("functionResponse" in part for content in body["contents"] for part in content["parts"])
+            call = {"functionCall": {"name": SHELL_TOOL, "args": json.loads(SHELL_ARGUMENTS)}}
+            chunks = SCENARIOS["text"] if answered else [_chunk([call], "STOP", USAGE)]
         if action == "generateContent":
             return web.json_response(_joined(chunks))
         assert action == "streamGenerateContent" and request.query.get("alt") == "sse"

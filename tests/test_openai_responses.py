@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 from conftest import OPENAI_KEY
@@ -111,11 +113,22 @@ def test_hosted_tools_run_upstream_and_their_items_are_kept(multi, fake_response
     assert replayed[1] == search and replayed[2]["type"] == "message"
 
 
-def test_hosted_tools_are_refused_where_nothing_runs_them(multi, fake_responses):
-    for model in ("chat", "claude-text", "gemini-text"):
+FILE_SEARCH = {"type": "file_search", "vector_store_ids": ["vs_1"]}
+
+
+def test_hosted_tools_are_refused_or_dropped_where_nothing_runs_them(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses):
+    """By default web search is left out of the model's view (with a warning: agents offer it
+    always) and every other hosted tool is refused; a forced hosted tool is always refused."""
+    for model, fake in (("chat", fake_chat), ("claude-text", fake_anthropic), ("gemini-text", fake_gemini)):
         with pytest.raises(openai.BadRequestError) as error:
-            multi.responses.create(model=model, input="x", tools=[WEB_SEARCH])
-        assert error.value.body["param"] == "tools[0].type"
+            multi.responses.create(model=model, input="x", tools=[WEATHER, FILE_SEARCH])
+        assert error.value.body["param"] == "tools[1].type"
+        raw = multi.responses.with_raw_response.create(model=model, input="x", tools=[WEATHER, WEB_SEARCH])
+        assert raw.headers["x-rejoinder-warning"] == "tools[1] (web_search_preview) was left out: this model's provider cannot run it"
+        assert "web_search" not in json.dumps(fake.last()) and "get_weather" in json.dumps(fake.last())
+        assert raw.parse().tools[1].type == "web_search_preview"  # the echo is what the client sent
+        with pytest.raises(openai.BadRequestError):
+            multi.responses.create(model=model, input="x", tools=[WEB_SEARCH], tool_choice={"type": "web_search_preview"})
     first = create(multi, model="oai-web-search", input="Weather in Oslo?", tools=[WEB_SEARCH])
     create(multi, model="chat", previous_response_id=first["id"], input="Thanks")  # the search record stays behind
 

@@ -43,6 +43,9 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     total_timeout: float | None = None
     max_event_bytes: int | None = None
     max_response_bytes: int | None = None
+    # hosted tools (web search …) this provider cannot run: refuse with a 400, or drop them
+    # from the model's view with a warning; default: drop web search, refuse the rest
+    hosted_tools: Literal["refuse", "drop"] | None = None
     model_path: str | None = None  # local: a GGUF file (default: the bundled SmolLM2-135M-Instruct)
     context_tokens: int = 4096  # local: the context window to allocate
     threads: int | None = None  # local: inference threads (default: llama.cpp's choice)

@@ -124,9 +124,10 @@ async def read_body(request: web.Request) -> bytes:
 async def create_response(request: web.Request) -> web.StreamResponse:
     params = decode_create_response(await read_body(request))
     run = await request.app[ENGINE].start(params)
+    warning = {"x-rejoinder-warning": "; ".join(run.warnings)} if run.warnings else {}
     if not params.stream:
-        return json_response(view(await run.finish(None), params.include))
-    stream = web.StreamResponse(headers=_SSE_HEADERS)
+        return json_response(view(await run.finish(None), params.include), headers=warning)
+    stream = web.StreamResponse(headers={**_SSE_HEADERS, **warning})
 
     async def sink(events: list[tuple[str, bytes]], last: bool) -> None:
         frames = b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events)

@@ -69,10 +69,17 @@ class _Block:
 
 class Builder:
     def __init__(
-        self, response: dict[str, Any], emit: Emit | None, with_logprobs: bool, with_encrypted: bool, custom_tools: frozenset[str] = frozenset()
+        self,
+        response: dict[str, Any],
+        emit: Emit | None,
+        with_logprobs: bool,
+        with_encrypted: bool,
+        custom_tools: frozenset[str] = frozenset(),
+        namespaced: dict[str, tuple[str, str]] | None = None,
     ) -> None:
         self.response = response
         self.custom_tools = custom_tools  # calls of these come back as custom_tool_call items
+        self.namespaced = namespaced or {}  # upstream name → (namespace, name)
         self.output: list[dict] = response["output"]
         self.emit = emit
         self.with_logprobs = with_logprobs
@@ -156,6 +163,8 @@ class Builder:
             else:
                 item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
                 kind = "tool_call"
+            if start.name in self.namespaced:
+                item["namespace"], item["name"] = self.namespaced[start.name]
             self.blocks[start.block] = _Block(kind, item, self._add_item(item), None, 0)
             return
         kind = _KINDS[start.kind]

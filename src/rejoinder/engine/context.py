@@ -12,7 +12,7 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
-from rejoinder.protocol.request import CreateResponse
+from rejoinder.protocol.request import CreateResponse, upstream_name
 from rejoinder.providers import state
 from rejoinder.store.repository import MissingAncestor, Store
 
@@ -70,14 +70,18 @@ async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
 
 def model_view(items: list[Item]) -> list[Item]:
     """The items as providers take them: custom tool calls and their outputs become function
-    calls with one string argument, `input`, the way custom tools are offered upstream."""
-    if not any(isinstance(item, (CustomToolCall, CustomToolCallOutput)) for item in items):
+    calls with one string argument, `input`, the way custom tools are offered upstream; a call
+    of a namespace's tool takes the name that tool is offered under."""
+    if not any(isinstance(item, (CustomToolCall, CustomToolCallOutput)) or isinstance(getattr(item, "namespace", None), str) for item in items):
         return items
-    return [
-        FunctionCall(item.call_id, item.name, orjson.dumps({"input": item.input}).decode(), id=item.id)
-        if isinstance(item, CustomToolCall)
-        else FunctionCallOutput(item.call_id, item.output, id=item.id)
-        if isinstance(item, CustomToolCallOutput)
-        else item
-        for item in items
-    ]
+    return [_as_offered(item) for item in items]
+
+
+def _as_offered(item: Item) -> Item:
+    if isinstance(item, (FunctionCall, CustomToolCall)):
+        name = upstream_name(item.namespace, item.name) if isinstance(item.namespace, str) else item.name
+        arguments = orjson.dumps({"input": item.input}).decode() if isinstance(item, CustomToolCall) else item.arguments
+        return FunctionCall(item.call_id, name, arguments, id=item.id)
+    if isinstance(item, CustomToolCallOutput):
+        return FunctionCallOutput(item.call_id, item.output, id=item.id)
+    return item

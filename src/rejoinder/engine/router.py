@@ -19,6 +19,7 @@ class Deployment(Struct):
     provider: Provider
     upstream_model: str
     owned_by: str
+    hosted_tools: str | None = None  # the model's policy for hosted tools its provider cannot run
 
 
 def provider_for(model: ModelConfig) -> Provider:
@@ -46,7 +47,7 @@ class Router:
             if model.name.endswith("*"):
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
-                self.exact[model.name] = Deployment(model.name, provider, model.upstream_model or model.name, model.provider)
+                self.exact[model.name] = Deployment(model.name, provider, model.upstream_model or model.name, model.provider, model.hosted_tools)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -57,5 +58,5 @@ class Router:
             return deployment
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
-                return Deployment(name, provider, model.upstream_model or name, model.provider)
+                return Deployment(name, provider, model.upstream_model or name, model.provider, model.hosted_tools)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")

@@ -18,7 +18,7 @@ import orjson
 
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
-from rejoinder.engine.router import Router
+from rejoinder.engine.router import Deployment, Router
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import Item, encode_item
@@ -50,13 +50,7 @@ class Engine:
 
     async def start(self, params: CreateResponse) -> Run:
         deployment = self.router.resolve(params.model)
-        if params.hosted_tools and not deployment.provider.runs_hosted_tools:
-            index, tool = params.hosted_tools[0]
-            raise invalid(
-                f"tools[{index}].type",
-                f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it.",
-                "unsupported_value",
-            )
+        warnings = _without_hosted_tools(params, deployment) if params.hosted_tools and not deployment.provider.runs_hosted_tools else []
         check_sealed(params.items)
         earlier = await earlier_items(self.store, params)
         own_input = await resolve_input(self.store, params)
@@ -76,7 +70,30 @@ class Engine:
             if isinstance(exc, StopAsyncIteration):
                 raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, params, response, begun, own_input, first, batches)
+        return Run(self.store, params, response, begun, own_input, first, batches, warnings)
+
+
+_WEB_SEARCH = frozenset(("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"))
+
+
+def _without_hosted_tools(params: CreateResponse, deployment: Deployment) -> list[str]:
+    """Hosted tools on a provider that cannot run them: each is refused (a 400) or, by the
+    model's `hosted_tools` policy (default: drop web search, refuse the rest), left out of the
+    model's view; what was left out, as warnings for the client and the log."""
+    warnings = []
+    for index, tool in params.hosted_tools:
+        policy = deployment.hosted_tools or ("drop" if tool["type"] in _WEB_SEARCH else "refuse")
+        if policy == "refuse" or isinstance(params.choice, dict):  # a forced hosted tool cannot be dropped
+            raise invalid(
+                f"tools[{index}].type",
+                f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it"
+                " (or set the model's hosted_tools: drop).",
+                "unsupported_value",
+            )
+        warnings.append(f"tools[{index}] ({tool['type']}) was left out: this model's provider cannot run it")
+    params.hosted_tools = []
+    log.info("%s: %s", deployment.name, "; ".join(warnings))
+    return warnings
 
 
 async def _settled(future: asyncio.Future) -> bool:
@@ -99,6 +116,7 @@ class Run:
         own_input: list[Item],
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
+        warnings: list[str],
     ) -> None:
         self.store = store
         self.params = params
@@ -108,6 +126,7 @@ class Run:
         self.own_input = own_input
         self.first = first
         self.rest = rest
+        self.warnings = warnings  # for the client, in `x-rejoinder-warning`
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -123,7 +142,12 @@ class Run:
 
         include = self.params.include or ()
         builder = Builder(
-            self.response, emit if sink else None, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include, self.params.custom_tools
+            self.response,
+            emit if sink else None,
+            "message.output_text.logprobs" in include,
+            "reasoning.encrypted_content" in include,
+            self.params.custom_tools,
+            self.params.namespaced,
         )
         failure: ApiError | None = None
 

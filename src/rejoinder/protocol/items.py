@@ -81,13 +81,17 @@ class Message(_Nullable, tag="message", tag_field="type"):
     _absent_when_null = _ID_AND_STATUS
 
 
+_CALL_FIELDS = {**_ID_AND_STATUS, "namespace": lambda: UNSET}
+
+
 class FunctionCall(_Nullable, tag="function_call", tag_field="type"):
     call_id: str
     name: str
     arguments: str
     id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
-    _absent_when_null = _ID_AND_STATUS
+    namespace: str | None | UnsetType = UNSET  # set when the tool belongs to a namespace
+    _absent_when_null = _CALL_FIELDS
 
 
 class FunctionCallOutput(_Nullable, tag="function_call_output", tag_field="type"):
@@ -115,7 +119,8 @@ class CustomToolCall(_Nullable, tag="custom_tool_call", tag_field="type"):
     input: str
     id: Id | None | UnsetType = UNSET
     status: Status | None | UnsetType = UNSET
-    _absent_when_null = _ID_AND_STATUS
+    namespace: str | None | UnsetType = UNSET
+    _absent_when_null = _CALL_FIELDS
 
 
 class CustomToolCallOutput(_Nullable, tag="custom_tool_call_output", tag_field="type"):

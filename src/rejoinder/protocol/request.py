@@ -55,6 +55,23 @@ class CustomTool(Struct, tag="custom", tag_field="type"):
         return FunctionTool(self.name, self.description, CUSTOM_TOOL_PARAMETERS)
 
 
+class NamespaceTool(Struct, tag="namespace", tag_field="type"):
+    """Function and custom tools grouped under a name (the Codex CLI sends these). Upstreams
+    see each inner tool as `<namespace>__<name>` (`upstream_name`); its calls come back as
+    items with `namespace` and `name`, as the spec defines."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
+    tools: Annotated[list[dict[str, Any]], Meta(min_length=1)]
+    description: str | None = None
+
+
+NAMESPACE_SEPARATOR = "__"
+
+
+def upstream_name(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
 CUSTOM_TOOL_PARAMETERS = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"], "additionalProperties": False}
 
 
@@ -111,6 +128,7 @@ ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCust
 class CreateResponse(Struct, kw_only=True, dict=True):
     """The request body. `decode_create_response` adds the normalized `items`,
     `function_tools` (custom tools included, as functions), `custom_tools` (their names),
+    `namespaced` (upstream name → (namespace, name) of tools inside namespaces),
     `hosted_tools` (`(index, tool)` of tools the upstream runs), `tool_echo` and `choice` as
     plain attributes, so the wire cannot set them."""
 
@@ -242,14 +260,21 @@ def _check(request: CreateResponse) -> None:
     if request.metadata is not None:
         _check_metadata(request.metadata)
     _aliases(request)
-    tools, request.hosted_tools, request.tool_echo = [], [], []
+    tools, request.hosted_tools, request.tool_echo, request.namespaced = [], [], [], {}
     for i, raw in enumerate(request.tools):
         if type_of(raw) in HOSTED_TOOL_TYPES:
             request.hosted_tools.append((i, raw))
             request.tool_echo.append(raw)
+        elif type_of(raw) == "namespace":
+            tools += _namespace(raw, i, request.namespaced)
+            request.tool_echo.append(raw)
         else:
-            tools.append(_tool(raw, i))
+            tools.append(_tool(raw, f"tools[{i}]"))
             request.tool_echo.append(msgspec.to_builtins(tools[-1]))
+    names = [tool.name for tool in tools]
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise invalid("tools", f"Duplicate tool name '{duplicate}' (a namespace's tools are offered as '<namespace>__<name>').")
     request.custom_tools = frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
     request.function_tools = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
     request.choice = _tool_choice(request.tool_choice, request.function_tools, {tool["type"] for _, tool in request.hosted_tools})
@@ -313,14 +338,30 @@ def _check_metadata(metadata: dict[str, str]) -> None:
             raise invalid(f"metadata.{key}", "Invalid 'metadata': values must be at most 512 characters long.")
 
 
-def _tool(tool: dict[str, Any], i: int) -> FunctionTool | CustomTool:
+def _tool(tool: dict[str, Any], param: str) -> FunctionTool | CustomTool:
     kind = type_of(tool)
     if kind not in ("function", "custom"):
-        raise invalid(f"tools[{i}].type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
+        raise invalid(f"{param}.type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
     try:
         return msgspec.convert(tool, FunctionTool if kind == "function" else CustomTool)
     except msgspec.ValidationError as exc:
+        raise validation_error(exc, param) from None
+
+
+def _namespace(raw: dict[str, Any], i: int, namespaced: dict[str, tuple[str, str]]) -> list[FunctionTool | CustomTool]:
+    """A namespace's tools under their upstream names; `namespaced` learns upstream name →
+    (namespace, name)."""
+    try:
+        namespace = msgspec.convert(raw, NamespaceTool)
+    except msgspec.ValidationError as exc:
         raise validation_error(exc, f"tools[{i}]") from None
+    inner = []
+    for j, entry in enumerate(namespace.tools):
+        tool = _tool(entry, f"tools[{i}].tools[{j}]")
+        name = upstream_name(namespace.name, tool.name)
+        namespaced[name] = (namespace.name, tool.name)
+        inner.append(msgspec.structs.replace(tool, name=name))
+    return inner
 
 
 _CHOICE_WORDS = frozenset(("none", "auto", "required"))

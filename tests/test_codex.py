@@ -1,0 +1,69 @@
+"""The real Codex CLI (`codex exec --json`, npm `@openai/codex`, installed by `make test`)
+through Rejoinder on Chat Completions, Anthropic and Gemini upstreams: its first request
+carries a `namespace` tool, a hosted `web_search` tool, `store: false`, encrypted reasoning and
+`client_metadata`; the model calls Codex's shell tool, Codex runs it and sends the output
+back, and the model answers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import provider_models
+from gateway import Gateway
+
+CODEX = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "codex"
+
+
+@pytest.fixture(scope="module")
+def codex_gateway(fake_chat, fake_anthropic, fake_gemini, fake_responses, tmp_path_factory):
+    if not CODEX.exists():
+        message = f"the Codex CLI is not installed at {CODEX} (make test installs it)"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
+    workdir = tmp_path_factory.mktemp("codex")
+    gw = Gateway({"models": provider_models(fake_chat, fake_anthropic, fake_gemini, fake_responses), "database_url": f"sqlite:///{workdir}/r.db"}, workdir)
+    yield gw.start()
+    gw.stop()
+
+
+def _codex(gw: Gateway, model: str, workdir: Path) -> list[dict]:
+    home = workdir / "codex-home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        f'model = "{model}"\nmodel_provider = "rejoinder"\n\n[model_providers.rejoinder]\nname = "Rejoinder"\n'
+        f'base_url = "{gw.url}/v1"\nwire_api = "responses"\nenv_key = "REJOINDER_TEST_KEY"\n'
+    )
+    env = {**os.environ, "CODEX_HOME": str(home), "REJOINDER_TEST_KEY": "unused"}
+    done = subprocess.run(
+        [str(CODEX), "exec", "--json", "--skip-git-repo-check", "Say hello from the shell."],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=workdir,
+        stdin=subprocess.DEVNULL,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.parametrize("model", ["mock-codex-shell", "claude-codex-shell", "gemini-codex-shell"])
+def test_codex_runs_a_shell_turn_on_every_provider(codex_gateway, fake_chat, fake_anthropic, fake_gemini, model, tmp_path):
+    fake = {"mock": fake_chat, "claude": fake_anthropic, "gemini": fake_gemini}[model.split("-")[0]]
+    before = len(fake.requests)
+    events = _codex(codex_gateway, model, tmp_path)
+    assert events[-1]["type"] == "turn.completed", events
+    command = next(e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "command_execution")
+    assert "hello-from-codex" in command["aggregated_output"] and command["exit_code"] == 0
+    answer = next(e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "agent_message")
+    assert answer["text"] == "Hello, world!"
+
+    first, second = fake.requests[before : before + 2]
+    offered = json.dumps(first)
+    assert "exec_command" in offered and "__" in offered  # a namespace's tools, offered as <namespace>__<name>
+    assert "web_search" not in offered  # the hosted tool was left out of the model's view
+    assert "hello-from-codex" in json.dumps(second)  # the shell's output went back to the model
+    assert "web_search) was left out" in codex_gateway.logs()
