@@ -12,7 +12,8 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
-from rejoinder.protocol.request import CreateResponse, upstream_name
+from rejoinder.protocol.request import CreateResponse
+from rejoinder.protocol.tools import upstream_name
 from rejoinder.providers import state
 from rejoinder.store.repository import MissingAncestor, Store
 

@@ -31,9 +31,11 @@ from rejoinder.protocol.items import (
     message_text,
     spoken_text,
 )
-from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error, versioned
+from rejoinder.providers.failures import read_json, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
 

@@ -35,9 +35,11 @@ from rejoinder.protocol.items import (
     message_text,
     spoken_text,
 )
-from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
-from rejoinder.providers.http import Limits, Upstream, cut_short, read_json, stream_error, versioned
+from rejoinder.providers.failures import cut_short, read_json, stream_error
+from rejoinder.providers.http import Limits, Upstream, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
 

@@ -26,7 +26,8 @@ from typing import Any
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile, InputImage, Message, message_text
-from rejoinder.protocol.request import FunctionTool, NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.tools import FunctionTool, NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.translate import arguments, offered_tools, sampling
 

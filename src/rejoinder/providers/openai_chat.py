@@ -30,9 +30,11 @@ from rejoinder.protocol.items import (
     Refusal,
     message_text,
 )
-from rejoinder.protocol.request import NamedFunction, TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
+from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.http import Limits, Upstream, cut_short, stream_error, unreadable
+from rejoinder.providers.failures import cut_short, stream_error, unreadable
+from rejoinder.providers.http import Limits, Upstream
 from rejoinder.providers.translate import SAMPLING, TextRun, offered_tools, sampling
 
 

@@ -15,7 +15,7 @@ import msgspec
 import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
-from rejoinder.protocol.request import AllowedTools, NamedFunction
+from rejoinder.protocol.tools import AllowedTools, NamedFunction
 from rejoinder.providers.base import (
     Annotation,
     BlockDelta,
@@ -30,7 +30,8 @@ from rejoinder.providers.base import (
     ReasoningEnd,
     Usage,
 )
-from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, read_json, stream_error
+from rejoinder.providers.failures import read_json, stream_error
+from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import sampling
 

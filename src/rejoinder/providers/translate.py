@@ -7,7 +7,7 @@ import mimetypes
 from typing import Any
 
 from rejoinder.protocol.errors import invalid
-from rejoinder.protocol.request import AllowedTools, FunctionTool
+from rejoinder.protocol.tools import AllowedTools, FunctionTool
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta
 
 

@@ -1,0 +1,180 @@
+"""Tools a request offers and its `tool_choice`: function, custom and namespace tools the
+gateway translates for every upstream, and hosted tools only an upstream can run.
+
+`decode_tools` gives the request its `function_tools` (custom tools included, as functions),
+`custom_tools` (their names), `namespaced` (upstream name → (namespace, name)),
+`hosted_tools` (`(index, tool)`), `tool_echo` (what the Response shows) and `choice`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+import msgspec
+from msgspec import Meta, Struct
+
+from rejoinder.protocol.checks import type_of, validation_error
+from rejoinder.protocol.errors import invalid
+
+
+class FunctionTool(Struct, tag="function", tag_field="type"):
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class CustomTool(Struct, tag="custom", tag_field="type"):
+    """A freeform tool: the model writes one string. Upstreams see a function with one string
+    parameter, `input`, and the builder turns its calls back into `custom_tool_call` items."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=128)]
+    description: str | None = None
+    format: dict[str, Any] | None = None
+
+    def as_function(self) -> FunctionTool:
+        return FunctionTool(self.name, self.description, CUSTOM_TOOL_PARAMETERS)
+
+
+class NamespaceTool(Struct, tag="namespace", tag_field="type"):
+    """Function and custom tools grouped under a name (the Codex CLI sends these). Upstreams
+    see each inner tool as `<namespace>__<name>` (`upstream_name`); its calls come back as
+    items with `namespace` and `name`, as the spec defines."""
+
+    name: Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9_-]+$")]
+    tools: Annotated[list[dict[str, Any]], Meta(min_length=1)]
+    description: str | None = None
+
+
+NAMESPACE_SEPARATOR = "__"
+
+
+def upstream_name(namespace: str, name: str) -> str:
+    return f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+
+
+CUSTOM_TOOL_PARAMETERS = {"type": "object", "properties": {"input": {"type": "string"}}, "required": ["input"], "additionalProperties": False}
+
+
+class NamedFunction(Struct, tag="function", tag_field="type"):
+    name: str
+
+
+class NamedCustom(Struct, tag="custom", tag_field="type"):
+    name: str
+
+
+class AllowedTool(Struct):
+    type: Literal["function", "custom"]
+    name: str
+
+
+class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
+    mode: Literal["auto", "required"]
+    tools: list[AllowedTool]
+
+
+ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCustom, AllowedTools]
+
+
+def decode_tools(request: Any) -> None:
+    """Validate `request.tools` and `request.tool_choice` and attach their decoded forms."""
+    tools, request.hosted_tools, request.tool_echo, request.namespaced = [], [], [], {}
+    for i, raw in enumerate(request.tools):
+        if type_of(raw) in HOSTED_TOOL_TYPES:
+            request.hosted_tools.append((i, raw))
+            request.tool_echo.append(raw)
+        elif type_of(raw) == "namespace":
+            tools += _namespace(raw, i, request.namespaced)
+            request.tool_echo.append(raw)
+        else:
+            tools.append(_tool(raw, f"tools[{i}]"))
+            request.tool_echo.append(msgspec.to_builtins(tools[-1]))
+    names = [tool.name for tool in tools]
+    if len(set(names)) != len(names):
+        duplicate = next(name for name in names if names.count(name) > 1)
+        raise invalid("tools", f"Duplicate tool name '{duplicate}' (a namespace's tools are offered as '<namespace>__<name>').")
+    request.custom_tools = frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
+    request.function_tools = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
+    request.choice = _tool_choice(request.tool_choice, request.function_tools, {tool["type"] for _, tool in request.hosted_tools})
+
+
+def _tool(tool: dict[str, Any], param: str) -> FunctionTool | CustomTool:
+    kind = type_of(tool)
+    if kind not in ("function", "custom"):
+        raise invalid(f"{param}.type", f"Tool type '{kind}' is not supported by this gateway.", "unsupported_value")
+    try:
+        return msgspec.convert(tool, FunctionTool if kind == "function" else CustomTool)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, param) from None
+
+
+def _namespace(raw: dict[str, Any], i: int, namespaced: dict[str, tuple[str, str]]) -> list[FunctionTool | CustomTool]:
+    """A namespace's tools under their upstream names; `namespaced` learns upstream name →
+    (namespace, name)."""
+    try:
+        namespace = msgspec.convert(raw, NamespaceTool)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, f"tools[{i}]") from None
+    inner = []
+    for j, entry in enumerate(namespace.tools):
+        tool = _tool(entry, f"tools[{i}].tools[{j}]")
+        name = upstream_name(namespace.name, tool.name)
+        namespaced[name] = (namespace.name, tool.name)
+        inner.append(msgspec.structs.replace(tool, name=name))
+    return inner
+
+
+_CHOICE_WORDS = frozenset(("none", "auto", "required"))
+# A `tool_choice` of a hosted tool's type (the spec's list), and the tool types it picks.
+HOSTED_CHOICE_TYPES = {
+    "file_search": {"file_search"},
+    "web_search_preview": {"web_search_preview", "web_search_preview_2025_03_11"},
+    "web_search_preview_2025_03_11": {"web_search_preview", "web_search_preview_2025_03_11"},
+    "computer": {"computer_use_preview"},
+    "computer_use": {"computer_use_preview"},
+    "computer_use_preview": {"computer_use_preview"},
+    "image_generation": {"image_generation"},
+    "code_interpreter": {"code_interpreter"},
+}
+# Tools a native Responses upstream runs on its own side; passed through to it as given.
+HOSTED_TOOL_TYPES = frozenset(
+    (
+        "web_search",
+        "web_search_preview",
+        "web_search_2025_08_26",
+        "web_search_preview_2025_03_11",
+        "file_search",
+        "code_interpreter",
+        "image_generation",
+        "computer_use_preview",
+        "local_shell",
+        "shell",
+        "apply_patch",
+        "mcp",
+    )
+)
+
+
+def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: set[str]) -> Any:
+    if isinstance(raw, str) and raw in _CHOICE_WORDS:
+        choice = raw  # the common case, without msgspec's generic type lookup
+    elif type_of(raw) in HOSTED_CHOICE_TYPES:
+        if not hosted & HOSTED_CHOICE_TYPES[raw["type"]]:
+            raise invalid("tool_choice", f"Tool choice '{raw['type']}' not found in 'tools' parameter.")
+        return raw  # a hosted tool: passed to the upstream that runs it
+    else:
+        try:
+            choice = msgspec.convert(raw, ToolChoice)
+        except msgspec.ValidationError as exc:
+            raise validation_error(exc, "tool_choice") from None
+    if isinstance(choice, NamedCustom):  # upstreams see custom tools as functions
+        choice = NamedFunction(choice.name)
+    names = {tool.name for tool in tools}
+    named = [choice] if isinstance(choice, NamedFunction) else choice.tools if isinstance(choice, AllowedTools) else []
+    for entry in named:
+        if entry.name not in names:
+            raise invalid("tool_choice", f"Tool choice '{entry.name}' not found in 'tools' parameter.")
+    if choice == "required" and not tools:
+        raise invalid("tool_choice", "Tool choice 'required' must be specified with 'tools' parameter.")
+    return choice
