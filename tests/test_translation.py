@@ -138,19 +138,21 @@ def test_openai_itself_gets_its_own_parameter_names():
     """Only api.openai.com gets `max_completion_tokens`, `developer` and OpenAI-only knobs; other
     Chat Completions servers get the names they all understand (checked on the pure translation,
     since no test reaches api.openai.com)."""
+    from rejoinder.engine.run import settings
     from rejoinder.protocol.request import decode_create_response
     from rejoinder.providers.base import ModelRequest
     from rejoinder.providers.openai_chat import chat_body
 
-    params = decode_create_response(
+    request = decode_create_response(
         b'{"model": "m", "input": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "hi"}], "max_output_tokens": 99,'
         b' "service_tier": "flex", "text": {"verbosity": "low"}, "prompt_cache_retention": "24h"}'
     )
-    openai = chat_body(ModelRequest(params, params.items, "gpt-5", False), openai_host=True)
+    turn = settings(request)
+    openai = chat_body(ModelRequest(turn, request.items, "gpt-5", False), openai_host=True)
     assert openai["max_completion_tokens"] == 99 and "max_tokens" not in openai
     assert openai["messages"][0]["role"] == "developer"
     assert (openai["service_tier"], openai["verbosity"], openai["prompt_cache_retention"]) == ("flex", "low", "24h")
-    params.text.verbosity = None  # elsewhere it is refused (tests/test_request_surface.py)
-    other = chat_body(ModelRequest(params, params.items, "llama", False), openai_host=False)
+    turn.text.verbosity = None  # elsewhere it is refused (tests/test_request_surface.py)
+    other = chat_body(ModelRequest(turn, request.items, "llama", False), openai_host=False)
     assert other["max_tokens"] == 99 and other["messages"][0]["role"] == "system"
     assert not {"service_tier", "verbosity", "prompt_cache_retention", "max_completion_tokens"} & set(other)

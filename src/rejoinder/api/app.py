@@ -11,6 +11,7 @@ import hmac
 import logging
 from typing import Any
 
+import msgspec
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -22,7 +23,7 @@ from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
-from rejoinder.protocol.response import parse_include, view
+from rejoinder.protocol.response import Deleted, ItemList, Model, ModelList, encode_body, parse_include, view
 from rejoinder.providers import state
 from rejoinder.providers.http import close_session
 from rejoinder.providers.state import Keyring
@@ -105,13 +106,12 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in request.app[ROUTER].names()]
-    return json_response({"object": "list", "data": data})
+    return json_response(encode_body(ModelList([Model(name, owner) for name, owner in request.app[ROUTER].names()])))
 
 
 async def get_model(request: web.Request) -> web.Response:
     deployment = request.app[ROUTER].resolve(request.match_info["model"])  # 404 for an unknown name
-    return json_response({"id": deployment.name, "object": "model", "created": 0, "owned_by": deployment.owned_by})
+    return json_response(encode_body(Model(deployment.name, deployment.owned_by)))
 
 
 async def read_body(request: web.Request) -> bytes:
@@ -122,8 +122,9 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    params = decode_create_response(await read_body(request))
-    run = await request.app[ENGINE].start(params)
+    decoded = decode_create_response(await read_body(request))
+    params = decoded.body
+    run = await request.app[ENGINE].start(decoded)
     warning = {"x-rejoinder-warning": "; ".join(run.warnings)} if run.warnings else {}
     if not params.stream:
         return json_response(view(await run.finish(None), params.include), headers=warning)
@@ -179,7 +180,7 @@ async def delete_response(request: web.Request) -> web.Response:
     response_id = _response_id(request)
     if not await request.app[STORE].delete(response_id):
         raise _response_not_found(response_id)
-    return json_response({"id": response_id, "object": "response", "deleted": True})
+    return json_response(encode_body(Deleted(response_id)))
 
 
 async def list_input_items(request: web.Request) -> web.Response:
@@ -202,14 +203,8 @@ async def list_input_items(request: web.Request) -> web.Response:
     if page is None:
         raise _response_not_found(response_id)
     rows, has_more = page
-    first, last = (orjson.dumps(rows[0][0]), orjson.dumps(rows[-1][0])) if rows else (b"null", b"null")
-    body = b'{"object":"list","data":[%s],"first_id":%s,"last_id":%s,"has_more":%s}' % (
-        b",".join(row[1] for row in rows),
-        first,
-        last,
-        b"true" if has_more else b"false",
-    )
-    return json_response(body)
+    ids = [row[0] for row in rows]
+    return json_response(encode_body(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else None, ids[-1] if ids else None, has_more)))
 
 
 def create_app(config: Config) -> web.Application:

@@ -16,9 +16,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import orjson
 
+from rejoinder.engine.response import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.response import without_encrypted
@@ -307,16 +307,3 @@ def _custom_input(arguments: str) -> str:
     except orjson.JSONDecodeError:
         return arguments  # cut short: what there is
     return value.get("input", "") if isinstance(value, dict) else arguments
-
-
-def usage(usage: Usage) -> dict[str, Any]:
-    """The Response's `usage`; counts no real upstream could report are an upstream fault."""
-    if not all(type(n) is int and 0 <= n < 2**53 for n in msgspec.structs.astuple(usage)):
-        raise ApiError(502, "The upstream model provider reported token counts this gateway could not read.", type="server_error", code="upstream_error")
-    return {
-        "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    }

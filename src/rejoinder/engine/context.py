@@ -12,7 +12,6 @@ import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
-from rejoinder.protocol.request import CreateResponse
 from rejoinder.protocol.tools import upstream_name
 from rejoinder.providers import state
 from rejoinder.store.repository import MissingAncestor, Store
@@ -30,14 +29,14 @@ def check_sealed(items: list[Item]) -> None:
                 raise invalid(param, f"Invalid '{param}': {exc}.", "invalid_encrypted_content") from None
 
 
-async def resolve_input(store: Store, params: CreateResponse) -> list[Item]:
+async def resolve_input(store: Store, items: list) -> list[Item]:
     """This request's own input with references resolved: what `input_items` will list."""
-    references = [item.id for item in params.items if isinstance(item, ItemReference)]
+    references = [item.id for item in items if isinstance(item, ItemReference)]
     if not references:
-        return params.items
+        return items
     found = await store.items_by_id(references)
     resolved = []
-    for i, item in enumerate(params.items):
+    for i, item in enumerate(items):
         if isinstance(item, ItemReference):
             if item.id not in found:
                 raise invalid(f"input[{i}].id", f"Item with id '{item.id}' not found.", "item_not_found")
@@ -46,15 +45,15 @@ async def resolve_input(store: Store, params: CreateResponse) -> list[Item]:
     return resolved
 
 
-async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
-    if not params.previous_response_id:
+async def earlier_items(store: Store, previous_response_id: str | None) -> list[Item]:
+    if not previous_response_id:
         return []
     try:
-        bodies = await store.chain(params.previous_response_id)
+        bodies = await store.chain(previous_response_id)
     except MissingAncestor as gone:  # never a silent cut: the history the chain was built on is gone
         raise ApiError(
             400,
-            f"Previous response '{params.previous_response_id}' was built on response '{gone.response_id}', which has been deleted: "
+            f"Previous response '{previous_response_id}' was built on response '{gone.response_id}', which has been deleted: "
             "the conversation's history is incomplete. Start a new chain, or send the history as input.",
             param="previous_response_id",
             code="previous_response_not_found",
@@ -62,7 +61,7 @@ async def earlier_items(store: Store, params: CreateResponse) -> list[Item]:
     if bodies is None:
         raise ApiError(
             404,
-            f"Previous response with id '{params.previous_response_id}' not found.",
+            f"Previous response with id '{previous_response_id}' not found.",
             param="previous_response_id",
             code="previous_response_not_found",
         )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -18,12 +17,13 @@ import orjson
 
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
+from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import Item, encode_item
-from rejoinder.protocol.request import CreateResponse, TextFormatJsonSchema, TextFormatText
-from rejoinder.providers.base import Delta, ModelRequest
+from rejoinder.protocol.request import Request
+from rejoinder.protocol.tools import Tools
+from rejoinder.providers.base import Delta, ModelRequest, Settings
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -48,18 +48,19 @@ class Engine:
         self.router = router
         self.store = store
 
-    async def start(self, params: CreateResponse) -> Run:
+    async def start(self, request: Request) -> Run:
+        params = request.body
         deployment = self.router.resolve(params.model)
-        warnings = _without_hosted_tools(params, deployment) if params.hosted_tools and not deployment.provider.runs_hosted_tools else []
-        check_sealed(params.items)
-        earlier = await earlier_items(self.store, params)
-        own_input = await resolve_input(self.store, params)
-        request = ModelRequest(params, model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
-        response = skeleton(params)
+        warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
+        check_sealed(request.items)
+        earlier = await earlier_items(self.store, params.previous_response_id)
+        own_input = await resolve_input(self.store, request.items)
+        turn = ModelRequest(settings(request), model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
+        response = skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
         begun = self.store.begin(response, encode(response)) if params.store and params.stream else None
-        batches = aiter(deployment.provider.stream(request))
+        batches = aiter(deployment.provider.stream(turn))
         try:
             first = await anext(batches)
         except BaseException as exc:
@@ -70,20 +71,35 @@ class Engine:
             if isinstance(exc, StopAsyncIteration):
                 raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, params, response, begun, own_input, first, batches, warnings)
+        return Run(self.store, request, response, begun, own_input, first, batches, warnings)
 
 
 _WEB_SEARCH = frozenset(("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"))
 
 
-def _without_hosted_tools(params: CreateResponse, deployment: Deployment) -> list[str]:
+def settings(request: Request) -> Settings:
+    """What this turn asks of the model, as every provider reads it."""
+    body, tools = request.body, request.tools
+    return Settings(
+        **{name: getattr(body, name) for name in _SETTINGS_FROM_BODY},
+        include=list(body.include or ()),
+        function_tools=tools.functions,
+        choice=tools.choice,
+        hosted_tools=[tool for _, tool in tools.hosted],
+    )
+
+
+_SETTINGS_FROM_BODY = tuple(name for name in Settings.__struct_fields__ if name not in ("include", "function_tools", "choice", "hosted_tools"))
+
+
+def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     """Hosted tools on a provider that cannot run them: each is refused (a 400) or, by the
     model's `hosted_tools` policy (default: drop web search, refuse the rest), left out of the
     model's view; what was left out, as warnings for the client and the log."""
     warnings = []
-    for index, tool in params.hosted_tools:
+    for index, tool in tools.hosted:
         policy = deployment.hosted_tools or ("drop" if tool["type"] in _WEB_SEARCH else "refuse")
-        if policy == "refuse" or isinstance(params.choice, dict):  # a forced hosted tool cannot be dropped
+        if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped
             raise invalid(
                 f"tools[{index}].type",
                 f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it"
@@ -91,7 +107,7 @@ def _without_hosted_tools(params: CreateResponse, deployment: Deployment) -> lis
                 "unsupported_value",
             )
         warnings.append(f"tools[{index}] ({tool['type']}) was left out: this model's provider cannot run it")
-    params.hosted_tools = []
+    tools.hosted = []
     log.info("%s: %s", deployment.name, "; ".join(warnings))
     return warnings
 
@@ -110,7 +126,7 @@ class Run:
     def __init__(
         self,
         store: Store,
-        params: CreateResponse,
+        request: Request,
         response: dict[str, Any],
         begun: asyncio.Future | None,
         own_input: list[Item],
@@ -119,7 +135,8 @@ class Run:
         warnings: list[str],
     ) -> None:
         self.store = store
-        self.params = params
+        self.params = request.body
+        self.tools = request.tools
         self.response = response
         self.begun = begun  # the in-progress record's write, when there is one
         self.ended = False  # a final form was built (and stored, if `store`)
@@ -146,8 +163,8 @@ class Run:
             emit if sink else None,
             "message.output_text.logprobs" in include,
             "reasoning.encrypted_content" in include,
-            self.params.custom_tools,
-            self.params.namespaced,
+            self.tools.custom,
+            self.tools.namespaced,
         )
         failure: ApiError | None = None
 
@@ -233,51 +250,3 @@ class Run:
             for i, item in enumerate(response["output"])
         ]
         await self.store.save(response, encoded, rows, replaces=self.begun is not None)
-
-
-def skeleton(params: CreateResponse) -> dict[str, Any]:
-    """The Response object as OpenAI returns it, every request field echoed, status in_progress."""
-    text = params.text
-    fmt = text.format if text is not None else TextFormatText()
-    text_echo: dict[str, Any] = {"format": msgspec.to_builtins(fmt), "verbosity": (text.verbosity if text else None) or "medium"}
-    if isinstance(fmt, TextFormatJsonSchema):
-        if fmt.description is None:
-            del text_echo["format"]["description"]
-        text_echo["format"]["strict"] = bool(fmt.strict)  # OpenAI's default; Open Responses wants a boolean
-    reasoning = params.reasoning
-    response = {
-        "id": new_id("resp"),
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "in_progress",
-        "background": False,
-        "completed_at": None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": params.instructions,
-        "max_output_tokens": params.max_output_tokens,
-        "max_tool_calls": params.max_tool_calls,
-        "model": params.model,
-        "output": [],
-        "parallel_tool_calls": params.parallel_tool_calls if params.parallel_tool_calls is not None else True,
-        "previous_response_id": params.previous_response_id,
-        "prompt_cache_key": params.prompt_cache_key,
-        "reasoning": {"effort": reasoning.effort if reasoning else None, "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None},
-        "safety_identifier": params.safety_identifier,
-        "service_tier": "default" if params.service_tier in (None, "auto") else params.service_tier,
-        "store": bool(params.store),
-        "temperature": params.temperature if params.temperature is not None else 1.0,
-        "text": text_echo,
-        "tool_choice": params.tool_choice,
-        "tools": params.tool_echo,
-        "top_logprobs": params.top_logprobs or 0,
-        "top_p": params.top_p if params.top_p is not None else 1.0,
-        "truncation": params.truncation or "disabled",
-        "metadata": params.metadata or {},
-        "presence_penalty": params.presence_penalty or 0.0,
-        "frequency_penalty": params.frequency_penalty or 0.0,
-        "usage": None,  # known at the end
-    }
-    if params.user is not None:  # the spec allows a string or nothing
-        response["user"] = params.user
-    return response

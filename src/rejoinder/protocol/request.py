@@ -16,7 +16,7 @@ from rejoinder.protocol.checks import check_json, too_deep, type_of, validation_
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import ID_PATTERN, is_valid_id
 from rejoinder.protocol.items import HOSTED_ITEM_TYPES, HostedItem, InputItem, ItemReference, Message, normalize
-from rejoinder.protocol.tools import decode_tools
+from rejoinder.protocol.tools import Tools, decode_tools
 
 # Integers the gateway echoes or forwards must fit what JSON encoders and upstreams take.
 Count = Annotated[int, Meta(ge=1, le=2**31 - 1)]
@@ -62,12 +62,8 @@ class ReasoningParam(Struct):
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
-class CreateResponse(Struct, kw_only=True, dict=True):
-    """The request body. `decode_create_response` adds the normalized `items`,
-    `function_tools` (custom tools included, as functions), `custom_tools` (their names),
-    `namespaced` (upstream name → (namespace, name) of tools inside namespaces),
-    `hosted_tools` (`(index, tool)` of tools the upstream runs), `tool_echo` and `choice` as
-    plain attributes, so the wire cannot set them."""
+class CreateResponse(Struct, kw_only=True):
+    """The request body, as sent."""
 
     model: str
     input: str | list[dict[str, Any]] | UnsetType = UNSET
@@ -116,9 +112,17 @@ class CreateResponse(Struct, kw_only=True, dict=True):
 _decoder = msgspec.json.Decoder(CreateResponse)
 
 
-def decode_create_response(body: bytes) -> CreateResponse:
+class Request(Struct):
+    """A validated `POST /v1/responses`: the body as sent, and what the gateway made of it."""
+
+    body: CreateResponse
+    items: list  # the input in canonical form (item references not yet resolved)
+    tools: Tools
+
+
+def decode_create_response(raw: bytes) -> Request:
     try:
-        request = _decoder.decode(body)
+        body = _decoder.decode(raw)
     except msgspec.ValidationError as exc:
         raise validation_error(exc) from None
     except (msgspec.DecodeError, UnicodeDecodeError):
@@ -129,36 +133,36 @@ def decode_create_response(body: bytes) -> CreateResponse:
         ) from None
     except RecursionError:
         raise too_deep(None) from None
-    _check(request)
-    return request
+    return _check(body)
 
 
-def _check(request: CreateResponse) -> None:
+def _check(request: CreateResponse) -> Request:
     if request.input is not UNSET and request.messages is not UNSET:
         raise invalid("messages", "Provide either 'input' or 'messages', not both.", "conflicting_parameters")
-    request.items = []
+    items = []
     if request.messages is not UNSET:
-        request.items = _items(request.messages, "messages")
+        items = _items(request.messages, "messages")
     elif isinstance(request.input, str):
-        request.items = [normalize(Message(role="user", content=request.input))]
+        items = [normalize(Message(role="user", content=request.input))]
     elif request.input is not UNSET:
-        request.items = _items(request.input, "input")
+        items = _items(request.input, "input")
     for name in ("tools", "tool_choice", "stream_options"):
         check_json(getattr(request, name), name)
     if request.text is not None and isinstance(request.text.format, TextFormatJsonSchema):
         check_json(request.text.format.schema, "text.format.schema")
-    if not request.items and not request.previous_response_id:
+    if not items and not request.previous_response_id:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         _check_metadata(request.metadata)
     _aliases(request)
-    decode_tools(request)
+    tools = decode_tools(request.tools, request.tool_choice)
     if request.background:
         raise invalid("background", "Background responses are not supported by this gateway yet.", "unsupported_parameter")
     if request.conversation is not None:
         raise invalid("conversation", "Conversations are not supported by this gateway yet.", "unsupported_parameter")
     if request.prompt is not None:
         raise invalid("prompt", "Prompt templates are not supported by this gateway yet.", "unsupported_parameter")
+    return Request(request, items, tools)
 
 
 _INPUT_ITEMS = list[InputItem]

@@ -1,4 +1,5 @@
-"""How a stored or freshly built Response is shown to a client, honouring `include`.
+"""How a stored or freshly built Response is shown to a client, honouring `include`, and the
+other bodies the API answers with (models, item lists, deletions), as typed structs.
 
 Reasoning items keep their provider-opaque `encrypted_content` in storage always; it is shown
 only when the client asks for `reasoning.encrypted_content`.
@@ -6,9 +7,11 @@ only when the client asks for `reasoning.encrypted_content`.
 
 from __future__ import annotations
 
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
+import msgspec
 import orjson
+from msgspec import Struct
 from multidict import MultiMapping
 
 from rejoinder.protocol.errors import invalid
@@ -41,3 +44,34 @@ def without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("type") == "reasoning" and "encrypted_content" in item:
         return {k: v for k, v in item.items() if k != "encrypted_content"}
     return item
+
+
+class Model(Struct):
+    id: str
+    owned_by: str
+    object: Literal["model"] = "model"
+    created: int = 0
+
+
+class ModelList(Struct):
+    data: list[Model]
+    object: Literal["list"] = "list"
+
+
+class Deleted(Struct):
+    id: str
+    object: Literal["response"] = "response"
+    deleted: bool = True
+
+
+class ItemList(Struct):
+    """A page of items; each is its stored JSON, embedded as it is (`msgspec.Raw`)."""
+
+    data: list[msgspec.Raw]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+    object: Literal["list"] = "list"
+
+
+encode_body = msgspec.json.Encoder().encode

@@ -1,9 +1,7 @@
 """Tools a request offers and its `tool_choice`: function, custom and namespace tools the
 gateway translates for every upstream, and hosted tools only an upstream can run.
 
-`decode_tools` gives the request its `function_tools` (custom tools included, as functions),
-`custom_tools` (their names), `namespaced` (upstream name → (namespace, name)),
-`hosted_tools` (`(index, tool)`), `tool_echo` (what the Response shows) and `choice`.
+`decode_tools` validates them and says what they come to (`Tools`).
 """
 
 from __future__ import annotations
@@ -77,26 +75,38 @@ class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
 ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCustom, AllowedTools]
 
 
-def decode_tools(request: Any) -> None:
-    """Validate `request.tools` and `request.tool_choice` and attach their decoded forms."""
-    tools, request.hosted_tools, request.tool_echo, request.namespaced = [], [], [], {}
-    for i, raw in enumerate(request.tools):
+class Tools(Struct):
+    """What a request's `tools` and `tool_choice` come to."""
+
+    functions: list[FunctionTool]  # every tool the model may call, custom ones as functions, under upstream names
+    custom: frozenset[str]  # the (upstream) names of custom tools: their calls come back as custom_tool_call
+    namespaced: dict[str, tuple[str, str]]  # upstream name → (namespace, name)
+    hosted: list[tuple[int, dict[str, Any]]]  # (index in `tools`, tool) of tools only an upstream runs
+    echo: list[dict[str, Any]]  # the Response's `tools`
+    choice: Any  # the validated `tool_choice` (a custom tool's named as the function it is offered as)
+
+
+def decode_tools(raw_tools: list[dict[str, Any]], raw_choice: Any) -> Tools:
+    """Validate `tools` and `tool_choice`."""
+    tools: list[FunctionTool | CustomTool] = []
+    hosted, echo, namespaced = [], [], {}
+    for i, raw in enumerate(raw_tools):
         if type_of(raw) in HOSTED_TOOL_TYPES:
-            request.hosted_tools.append((i, raw))
-            request.tool_echo.append(raw)
+            hosted.append((i, raw))
+            echo.append(raw)
         elif type_of(raw) == "namespace":
-            tools += _namespace(raw, i, request.namespaced)
-            request.tool_echo.append(raw)
+            tools += _namespace(raw, i, namespaced)
+            echo.append(raw)
         else:
             tools.append(_tool(raw, f"tools[{i}]"))
-            request.tool_echo.append(msgspec.to_builtins(tools[-1]))
+            echo.append(msgspec.to_builtins(tools[-1]))
     names = [tool.name for tool in tools]
     if len(set(names)) != len(names):
         duplicate = next(name for name in names if names.count(name) > 1)
         raise invalid("tools", f"Duplicate tool name '{duplicate}' (a namespace's tools are offered as '<namespace>__<name>').")
-    request.custom_tools = frozenset(tool.name for tool in tools if isinstance(tool, CustomTool))
-    request.function_tools = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
-    request.choice = _tool_choice(request.tool_choice, request.function_tools, {tool["type"] for _, tool in request.hosted_tools})
+    functions = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
+    choice = _tool_choice(raw_choice, functions, {tool["type"] for _, tool in hosted})
+    return Tools(functions, frozenset(tool.name for tool in tools if isinstance(tool, CustomTool)), namespaced, hosted, echo, choice)
 
 
 def _tool(tool: dict[str, Any], param: str) -> FunctionTool | CustomTool:

@@ -192,7 +192,7 @@ class _Translator(EndsWithAnEvent):
 
 def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
     """The Messages API request, and the name of the structured-output tool if one is used."""
-    params = request.params
+    params = request.settings
     system, messages = _conversation(request)
     body: dict[str, Any] = {"model": request.upstream_model, "messages": messages}
     max_tokens = params.max_output_tokens
@@ -258,7 +258,7 @@ def _tools(params: Any, body: dict[str, Any], thinking: bool) -> str | None:
 
 
 def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]]]:
-    system = [request.params.instructions] if request.params.instructions else []
+    system = [request.settings.instructions] if request.settings.instructions else []
     messages: list[dict[str, Any]] = []
 
     def add(role: str, blocks: list[dict[str, Any]]) -> None:

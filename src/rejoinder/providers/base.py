@@ -17,7 +17,8 @@ from typing import Any, Literal, Protocol
 from msgspec import Struct
 
 from rejoinder.protocol.items import Item
-from rejoinder.protocol.request import CreateResponse
+from rejoinder.protocol.request import ReasoningParam, TextParam
+from rejoinder.protocol.tools import FunctionTool
 
 # text and refusal parts form a message; reasoning (raw reasoning text) and summary parts form
 # a reasoning item; each tool call is an item of its own.
@@ -25,10 +26,39 @@ BlockKind = Literal["text", "refusal", "reasoning", "summary", "tool_call"]
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
 
 
-class ModelRequest(Struct):
-    """One model turn: the validated request, the full context and the upstream model name."""
+class Settings(Struct, kw_only=True):
+    """What a turn asks of the model, provider-neutral; built by the engine from the request.
+    Each provider maps these to its own wire format, or refuses what it cannot honour."""
 
-    params: CreateResponse
+    instructions: str | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_output_tokens: int | None = None
+    top_logprobs: int | None = None
+    include: list[str] = []
+    parallel_tool_calls: bool | None = None
+    user: str | None = None
+    safety_identifier: str | None = None
+    prompt_cache_key: str | None = None
+    prompt_cache_retention: str | None = None
+    service_tier: str | None = None
+    truncation: str | None = None
+    text: TextParam | None = None
+    reasoning: ReasoningParam | None = None
+    function_tools: list[FunctionTool] = []  # custom tools included, as functions
+    choice: Any = "auto"  # the validated tool choice
+    hosted_tools: list[dict[str, Any]] = []  # tools only an upstream runs (the native provider's)
+    stop: str | list[str] | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    logit_bias: dict[str, int] | None = None
+    seed: int | None = None
+
+
+class ModelRequest(Struct):
+    """One model turn: what it asks of the model, its whole context and the upstream model."""
+
+    settings: Settings
     items: list[Item]
     upstream_model: str
     stream: bool

@@ -153,7 +153,7 @@ _GENERATION_NAMES = {"stop": "stopSequences", "presence_penalty": "presencePenal
 
 
 def contents_body(request: ModelRequest) -> dict[str, Any]:
-    params = request.params
+    params = request.settings
     system, contents = _contents(request)
     body: dict[str, Any] = {"contents": contents}
     if system:
@@ -204,7 +204,7 @@ def _declaration(tool: Any) -> dict[str, Any]:
 
 
 def _contents(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]]]:
-    system = [request.params.instructions] if request.params.instructions else []
+    system = [request.settings.instructions] if request.settings.instructions else []
     contents: list[dict[str, Any]] = []
     names = {item.call_id: item.name for item in request.items if isinstance(item, FunctionCall)}
     signature: str | None = None  # a thought signature waiting for the next part of its model turn

@@ -87,7 +87,7 @@ class LocalModel:
         return self._llm
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
-        params = request.params
+        params = request.settings
         tools, choice = _offered_tools(params)
         messages = _messages(request, tools)
         grammar_text = _grammar(params, tools, choice)
@@ -237,7 +237,7 @@ def _offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
 
 
 def _messages(request: ModelRequest, tools: list[FunctionTool]) -> list[dict[str, str]]:
-    system = [request.params.instructions] if request.params.instructions else []
+    system = [request.settings.instructions] if request.settings.instructions else []
     if tools:
         described = json.dumps([{"name": t.name, "description": t.description or "", "parameters": t.parameters or {}} for t in tools])
         system.append(

@@ -231,7 +231,7 @@ def _logprobs(logprobs: _Logprobs | None) -> list[dict] | None:
 
 def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
     """The Chat Completions request for one model turn."""
-    params = request.params
+    params = request.settings
     body: dict[str, Any] = {"model": request.upstream_model, "messages": _messages(request, openai_host)}
     if request.stream:
         body["stream"] = True
@@ -293,8 +293,8 @@ def _tools(params: Any, body: dict[str, Any]) -> None:
 
 def _messages(request: ModelRequest, openai_host: bool) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
-    if request.params.instructions:
-        messages.append({"role": "system", "content": request.params.instructions})
+    if request.settings.instructions:
+        messages.append({"role": "system", "content": request.settings.instructions})
     for item in request.items:
         if isinstance(item, Message):
             messages.append(_message(item, openai_host))

@@ -178,7 +178,7 @@ def _finish(response: dict[str, Any]) -> Finish:
 
 
 def responses_body(request: ModelRequest) -> dict[str, Any]:
-    params = request.params
+    params = request.settings
     include = [value for value in params.include or () if value != "reasoning.encrypted_content"]
     body: dict[str, Any] = {
         "model": request.upstream_model,
@@ -208,7 +208,7 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
     if params.service_tier not in (None, "auto"):
         body["service_tier"] = params.service_tier
     if params.function_tools or params.hosted_tools:
-        body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools] + [tool for _, tool in params.hosted_tools]
+        body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools] + params.hosted_tools
         body["tool_choice"] = _tool_choice(params.choice)
     if params.text is not None:
         body["text"] = {k: v for k, v in msgspec.to_builtins(params.text).items() if v is not None}
