@@ -24,7 +24,7 @@ def _raw(port: int, request: bytes) -> bytes:
 
 def test_keys_never_reach_the_log_or_the_client(fake_chat, tmp_path):
     config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": MASTER}
-    gw = Gateway(config, tmp_path, args=("--log-level", "debug")).start()
+    gw = Gateway(config, tmp_path, args=("--log-level", "debug", "--access-log")).start()
     try:
         auth = {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
         status, _, payload = post_raw(gw, "POST", "/v1/responses", b'{"model": "mock-echo-key", "input": "x"}', auth)
@@ -40,9 +40,11 @@ def test_keys_never_reach_the_log_or_the_client(fake_chat, tmp_path):
         ):
             assert _raw(gw.port, broken).split(b"\r\n", 1)[0].endswith(b" 400 Bad Request")  # aiohttp's own answer
         assert post_raw(gw, "GET", "/v1/models", headers=auth)[0] == 200
+        post_raw(gw, "GET", f"/v1/models?key={MASTER}", headers=auth)  # a query string is never logged
     finally:
         gw.stop()
     logs = gw.logs()
     assert "HTTP 400" in logs  # the parser errors were logged, by kind only
+    assert '"POST /v1/responses" 502' in logs and '"GET /v1/models" 200' in logs  # the access log was on
     assert MASTER not in logs and MASTER[:12] not in logs
     assert UPSTREAM_KEY not in logs and UPSTREAM_KEY[:12] not in logs

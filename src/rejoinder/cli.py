@@ -19,11 +19,12 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--access-log", action="store_true", help="log one line per request (method, path, status, size, time; never headers)")
     args = parser.parse_args(argv)
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        server.serve(config.load(args.config), args.host, args.port, args.workers)
+        server.serve(config.load(args.config), args.host, args.port, args.workers, args.access_log)
     except config.ConfigError as exc:
         print(f"rejoinder: {exc}", file=sys.stderr)
         sys.exit(2)

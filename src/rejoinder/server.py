@@ -18,7 +18,7 @@ from aiohttp import web
 from rejoinder import __version__
 from rejoinder.api.app import create_app
 from rejoinder.config import Config, ConfigError
-from rejoinder.logs import redact
+from rejoinder.logs import AccessLog, redact
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder")
@@ -41,13 +41,14 @@ def _migrate(url: str) -> None:
         store.close()
 
 
-def _worker(config: Config, host: str, port: int, reuse_port: bool) -> None:
+def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
     web.run_app(
         create_app(config),
         host=host,
         port=port,
         reuse_port=reuse_port,
-        access_log=None,
+        access_log=logging.getLogger("rejoinder.access") if access_log else None,
+        access_log_class=AccessLog,
         handler_cancellation=True,
         print=None,
         loop=uvloop.new_event_loop(),
@@ -68,7 +69,7 @@ def banner(config: Config, host: str, port: int, workers: int) -> str:
     return "\n".join(lines)
 
 
-def serve(config: Config, host: str, port: int, workers: int) -> None:
+def serve(config: Config, host: str, port: int, workers: int, access_log: bool = False) -> None:
     if not config.master_key and not is_loopback(host):
         raise ConfigError(f"refusing to listen on {host} without authentication: set master_key in the config (or REJOINDER_MASTER_KEY), or bind to 127.0.0.1")
     if workers < 1:
@@ -77,14 +78,14 @@ def serve(config: Config, host: str, port: int, workers: int) -> None:
     _migrate(config.database_url)
     print(banner(config, host, port, workers), file=sys.stderr, flush=True)
     if workers == 1:
-        _worker(config, host, port, reuse_port=False)
+        _worker(config, host, port, reuse_port=False, access_log=access_log)
         return
     children = []
     for _ in range(workers):
         pid = os.fork()
         if pid == 0:
             try:
-                _worker(config, host, port, reuse_port=True)
+                _worker(config, host, port, reuse_port=True, access_log=access_log)
             finally:
                 os._exit(0)
         children.append(pid)
