@@ -23,7 +23,7 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.tools import Tools
-from rejoinder.providers.base import Delta, ModelRequest, Settings
+from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -59,7 +59,7 @@ class Engine:
         response = skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = self.store.begin(response, encode(response)) if params.store and params.stream else None
+        begun = _record_in_progress(self.store, response) if params.store and params.stream else None
         batches = aiter(deployment.provider.stream(turn))
         try:
             first = await anext(batches)
@@ -112,14 +112,25 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     return warnings
 
 
-async def _settled(future: asyncio.Future) -> bool:
-    """Wait for a store write the request did not wait for; whether it was committed."""
+def _record_in_progress(store: Store, response: dict[str, Any]) -> asyncio.Future:
+    """Enqueue the response's in-progress record; the future settles once it is committed."""
+    begun = store.begin(response, encode(response))
+    begun.add_done_callback(_log_if_failed)
+    return begun
+
+
+def _log_if_failed(future: asyncio.Future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("could not record a response as in progress: %s", type(future.exception()).__name__)
+
+
+async def _settled(future: asyncio.Future) -> None:
+    """Wait until a store write the request did not wait for is committed or has failed (the
+    failure is logged once, by `_log_if_failed`; the final save reports its own)."""
     try:
         await future
-        return True
-    except Exception as exc:
-        log.warning("could not record a response as in progress: %s", type(exc).__name__)
-        return False
+    except Exception:
+        pass
 
 
 class Run:
@@ -173,13 +184,18 @@ class Run:
                 await sink(pending, last)  # type: ignore[misc]
                 pending.clear()
 
+        # When the upstream's first read already holds the whole answer, nothing is shown before
+        # the final form is stored; otherwise the in-progress record is durable first, so an
+        # id a client has seen always reads back (see `Engine.start`).
+        whole = isinstance(self.first[-1], Finish)
         try:
-            if self.begun is not None:  # the id is durable before the client sees it
+            if self.begun is not None and not whole:
                 await _settled(self.begun)
             builder.begin()
             for delta in self.first:
                 builder.apply(delta)
-            await flush()
+            if not whole:
+                await flush()
             async for batch in self.rest:
                 for delta in batch:
                     builder.apply(delta)
