@@ -22,6 +22,7 @@ from rejoinder.engine.response import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.response import without_encrypted
+from rejoinder.protocol.tools import Tools
 from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
 Emit = Callable[[dict[str, Any]], None]
@@ -74,12 +75,10 @@ class Builder:
         emit: Emit | None,
         with_logprobs: bool,
         with_encrypted: bool,
-        custom_tools: frozenset[str] = frozenset(),
-        namespaced: dict[str, tuple[str, str]] | None = None,
+        tools: Tools,
     ) -> None:
         self.response = response
-        self.custom_tools = custom_tools  # calls of these come back as custom_tool_call items
-        self.namespaced = namespaced or {}  # upstream name → (namespace, name)
+        self.tools = tools  # custom tools' calls come back as custom_tool_call, namespaced ones with their namespace
         self.output: list[dict] = response["output"]
         self.emit = emit
         self.with_logprobs = with_logprobs
@@ -157,14 +156,14 @@ class Builder:
     def _start(self, start: BlockStart) -> None:
         if start.kind == "tool_call":
             self._close()
-            if start.name in self.custom_tools:
+            if start.name in self.tools.custom:
                 item = {"id": new_id("ctc"), "type": "custom_tool_call", "status": "in_progress", "call_id": start.call_id, "name": start.name, "input": ""}
                 kind = "custom_call"
             else:
                 item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
                 kind = "tool_call"
-            if start.name in self.namespaced:
-                item["namespace"], item["name"] = self.namespaced[start.name]
+            if start.name in self.tools.namespaced:
+                item["namespace"], item["name"] = self.tools.namespaced[start.name]
             self.blocks[start.block] = _Block(kind, item, self._add_item(item), None, 0)
             return
         kind = _KINDS[start.kind]

@@ -22,7 +22,7 @@ from rejoinder.engine.router import Deployment, Router
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
-from rejoinder.protocol.tools import Tools
+from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
 from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings
 from rejoinder.store.repository import Store
 
@@ -74,9 +74,6 @@ class Engine:
         return Run(self.store, request, response, begun, own_input, first, batches, warnings)
 
 
-_WEB_SEARCH = frozenset(("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"))
-
-
 def settings(request: Request) -> Settings:
     """What this turn asks of the model, as every provider reads it."""
     body, tools = request.body, request.tools
@@ -98,7 +95,7 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     model's view; what was left out, as warnings for the client and the log."""
     warnings = []
     for index, tool in tools.hosted:
-        policy = deployment.hosted_tools or ("drop" if tool["type"] in _WEB_SEARCH else "refuse")
+        policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
         if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped
             raise invalid(
                 f"tools[{index}].type",
@@ -174,8 +171,7 @@ class Run:
             emit if sink else None,
             "message.output_text.logprobs" in include,
             "reasoning.encrypted_content" in include,
-            self.tools.custom,
-            self.tools.namespaced,
+            self.tools,
         )
         failure: ApiError | None = None
 

@@ -42,15 +42,10 @@ def too_deep(param: str | None) -> ApiError:
 def check_json(value: Any, param: str, depth: int = 0) -> None:
     """Free-form JSON a client sent is something the gateway can store and send on: bounded
     nesting and integers that fit 64 bits (msgspec and Python take any size; encoders do not)."""
-    if isinstance(value, dict):
+    if isinstance(value, (dict, list)):
         if depth >= MAX_JSON_DEPTH:
             raise too_deep(param)
-        for entry in value.values():
-            check_json(entry, param, depth + 1)
-    elif isinstance(value, list):
-        if depth >= MAX_JSON_DEPTH:
-            raise too_deep(param)
-        for entry in value:
+        for entry in value.values() if isinstance(value, dict) else value:
             check_json(entry, param, depth + 1)
     elif type(value) is int and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
         raise invalid(param, f"Invalid '{param}': an integer is out of range (64 bits at most).")

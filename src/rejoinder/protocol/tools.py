@@ -147,13 +147,10 @@ HOSTED_CHOICE_TYPES = {
     "image_generation": {"image_generation"},
     "code_interpreter": {"code_interpreter"},
 }
+WEB_SEARCH_TOOL_TYPES = frozenset(("web_search", "web_search_preview", "web_search_2025_08_26", "web_search_preview_2025_03_11"))
 # Tools a native Responses upstream runs on its own side; passed through to it as given.
-HOSTED_TOOL_TYPES = frozenset(
+HOSTED_TOOL_TYPES = WEB_SEARCH_TOOL_TYPES | frozenset(
     (
-        "web_search",
-        "web_search_preview",
-        "web_search_2025_08_26",
-        "web_search_preview_2025_03_11",
         "file_search",
         "code_interpreter",
         "image_generation",

@@ -20,6 +20,10 @@ def too_large(what: str, cap: int) -> ApiError:
     )
 
 
+def unreachable(exc: Exception) -> ApiError:
+    return ApiError(502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable")
+
+
 def unreadable() -> ApiError:
     return ApiError(502, "The upstream model provider sent a response this gateway could not read.", type="server_error", code="upstream_error")
 

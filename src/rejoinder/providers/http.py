@@ -1,14 +1,13 @@
 """The upstream side of HTTP, shared by every provider.
 
-One aiohttp session per process (keep-alive pools, explicit timeouts), one reader for
-server-sent events, and one mapping from an upstream's failure to the status and envelope a
-client should see. Secrets are scrubbed from anything an upstream says back.
+One aiohttp session per process (keep-alive pools), one `Upstream` shell through which every
+HTTP provider calls (its deadlines and size caps), and one reader for server-sent events. What
+an upstream's failures become for the client is `failures.py`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,9 +18,7 @@ import aiohttp
 from msgspec import Struct
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.providers.failures import cut_short, error_from_status, too_large
-
-log = logging.getLogger("rejoinder.providers")
+from rejoinder.providers.failures import cut_short, error_from_status, too_large, unreachable
 
 _session: aiohttp.ClientSession | None = None
 
@@ -93,9 +90,7 @@ class Upstream:
         except asyncio.TimeoutError:
             raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
         except aiohttp.ClientError as exc:
-            raise ApiError(
-                502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
-            ) from None
+            raise unreachable(exc) from None
         try:
             if response.status >= 400:
                 raise error_from_status(response.status, await read_capped(response, 65536, keep=True), response.headers, self.secret, url)
@@ -105,9 +100,7 @@ class Upstream:
         except aiohttp.ClientPayloadError:
             raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
         except aiohttp.ClientError as exc:
-            raise ApiError(
-                502, f"Could not reach the upstream model provider ({type(exc).__name__}).", type="server_error", code="upstream_unreachable"
-            ) from None
+            raise unreachable(exc) from None
         finally:
             response.release()
 

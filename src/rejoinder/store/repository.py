@@ -96,7 +96,8 @@ class Store:
         if self.sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         # A final form over its in-progress record: one upsert, cheaper than delete + insert.
-        upsert = (sqlite_insert if self.sqlite else postgresql_insert)(responses)
+        self._insert = sqlite_insert if self.sqlite else postgresql_insert  # with ON CONFLICT clauses
+        upsert = self._insert(responses)
         self._upsert = upsert.on_conflict_do_update(index_elements=[responses.c.id], set_={name: upsert.excluded[name] for name in _REPLACED})
         self._file = parsed.database if self.sqlite and parsed.database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
@@ -149,7 +150,8 @@ class Store:
     def begin(self, response: dict[str, Any], body: bytes) -> asyncio.Future:
         """Record a response as in progress, owned by this instance, before its client sees its
         id; the returned future settles once that is committed. If this instance dies before the
-        response finishes, `Maintenance` marks it failed, so the id never reads as unknown."""
+        response finishes, another instance's maintenance (`liveness.reap`) marks it failed, so the
+        id never reads as unknown."""
         return self._enqueue(response, body, [], begin=True, replaces=False)
 
     async def save(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], replaces: bool = False) -> None:
@@ -258,7 +260,7 @@ class Store:
         with self.engine.begin() as conn:
             value = conn.execute(select(secrets.c.value).where(secrets.c.name == name)).scalar()
             if value is None:
-                insert_secret = (sqlite_insert if self.sqlite else postgresql_insert)(secrets).on_conflict_do_nothing(index_elements=[secrets.c.name])
+                insert_secret = self._insert(secrets).on_conflict_do_nothing(index_elements=[secrets.c.name])
                 conn.execute(insert_secret.values(name=name, value=token_urlsafe(32)))
                 value = conn.execute(select(secrets.c.value).where(secrets.c.name == name)).scalar()
         return value
