@@ -151,3 +151,18 @@ def store_gateway(request, fake_chat, tmp_path_factory):
     gw = Gateway({"models": chat_models(fake_chat), "database_url": url}, workdir).start()
     yield gw
     gw.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The real Redis on 127.0.0.1:6379 (required in CI)."""
+    import redis
+
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"Redis on 127.0.0.1:6379 is required in CI: {exc}")
+        pytest.skip(f"Redis not reachable: {exc}")
+    return url

@@ -261,8 +261,12 @@ class FakeChat(FakeServer):
             return web.json_response(error, status=status, headers=headers)
         if model == "hang":
             await asyncio.sleep(30)
+        if model == "late":  # the answer, after three seconds without a byte
+            await asyncio.sleep(3)
         if model in ("cut", "midstream-error", "slow"):
             return await self._special(request, body, model)
+        if model == "paced":
+            return await self._paced(request, body)
         if model in HOSTILE:
             return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
@@ -279,6 +283,25 @@ class FakeChat(FakeServer):
         if include_usage:
             await response.write(_chunk(body["model"], [], USAGE))
         await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _paced(self, request: web.Request, body: dict) -> web.StreamResponse:
+        """A whole answer at a steady pace: 30 tokens, one every 30 ms, then the finish."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        self.active += 1
+        try:
+            await response.prepare(request)
+            for i in range(30):
+                await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": f"t{i} "}, "logprobs": None, "finish_reason": None}]))
+                await asyncio.sleep(0.03)
+            await response.write(_chunk(body["model"], [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
+            await response.write(_chunk(body["model"], [], USAGE))
+            await response.write(b"data: [DONE]\n\n")
+        except (ConnectionError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        finally:
+            self.active -= 1
         return response
 
     async def _special(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -92,6 +93,39 @@ def post_raw(gateway: Any, method: str, path: str, body: bytes | None = None, he
         status, headers, payload = error.code, dict(error.headers), json.loads(error.read())
     check_http(method, urllib.parse.urlsplit(path).path, status, payload)
     return status, headers, payload
+
+
+def wait_until(condition, seconds: float = 10) -> bool:
+    """Whether `condition()` came true within `seconds` (checked every 50 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def raw_stream(gateway: Any, response_id: str, starting_after: int | None = None, timeout: float = 30) -> bytes:
+    """The bytes of `GET /v1/responses/{id}?stream=true[&starting_after=N]`, to the end."""
+    query = "stream=true" + (f"&starting_after={starting_after}" if starting_after is not None else "")
+    with urllib.request.urlopen(f"{gateway.url}/v1/responses/{response_id}?{query}", timeout=timeout) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        return response.read()
+
+
+def events_of(raw: bytes) -> list[dict[str, Any]]:
+    """The events of raw SSE bytes, each checked against the spec and against its `event:` line;
+    their numbers must follow on from one another."""
+    events = []
+    for block in raw.split(b"\n\n")[:-1]:
+        name, data = block.split(b"\n")
+        event = json.loads(data.removeprefix(b"data: "))
+        assert name == b"event: " + event["type"].encode()
+        check_event(event)
+        if "response" in event:
+            check_response(event["response"])
+        events.append(event)
+    numbers = [event["sequence_number"] for event in events]
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True, numbers
+    return events
 
 
 def assert_envelope(body: dict, param: Any = ..., code: Any = ...) -> None:

@@ -124,6 +124,7 @@ _ROUTES = [
     ("GET", re.compile(r"/v1/responses/[^/]+"), check_response),
     ("DELETE", re.compile(r"/v1/responses/[^/]+"), lambda body: Draft202012Validator(DELETED).validate(body)),
     ("GET", re.compile(r"/v1/responses/[^/]+/input_items"), lambda body: check("ResponseItemList", body)),
+    ("POST", re.compile(r"/v1/responses/[^/]+/cancel"), check_response),
     ("GET", re.compile(r"/v1/models"), lambda body: check("ListModelsResponse", body)),
     ("GET", re.compile(r"/v1/models/.+"), lambda body: check("Model", body)),
 ]
@@ -143,10 +144,10 @@ def check_http(method: str, path: str, status: int, body: dict) -> None:
 class _CheckedEvents(httpx.SyncByteStream):
     """A server-sent event stream that validates each event as it passes, untouched."""
 
-    def __init__(self, inner: httpx.SyncByteStream) -> None:
+    def __init__(self, inner: httpx.SyncByteStream, starting_after: int) -> None:
         self.inner = inner
         self.pending = b""
-        self.sequence = 0
+        self.sequence = starting_after + 1  # a resumed stream goes on after the client's cursor
 
     def __iter__(self):
         for chunk in self.inner:
@@ -169,7 +170,7 @@ class _CheckedEvents(httpx.SyncByteStream):
 
 def _validate(response: httpx.Response) -> None:
     if response.headers.get("content-type", "").startswith("text/event-stream"):
-        response.stream = _CheckedEvents(response.stream)
+        response.stream = _CheckedEvents(response.stream, int(response.request.url.params.get("starting_after", "-1")))
         return
     response.read()
     if response.headers.get("content-type", "").startswith("application/json"):

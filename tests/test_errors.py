@@ -36,7 +36,7 @@ from helpers import assert_envelope, post_raw
         (b'{"model": "chat", "input": "x", "text": {"format": {"type": "json_schema", "name": "bad name!", "schema": {}}}}', "text.format.name"),
         (b'{"model": "chat", "input": "x", "metadata": {"k": 1}}', "metadata"),
         (b'{"model": "chat", "input": "x", "messages": []}', "messages"),
-        (b'{"model": "chat", "input": "x", "background": true}', "background"),
+        (b'{"model": "chat", "input": "x", "background": true, "store": false}', "background"),
         (b'{"model": "chat", "input": "x", "stream": "yes"}', "stream"),
     ],
 )

@@ -11,7 +11,7 @@ import openai
 import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway, free_port
-from helpers import create
+from helpers import create, wait_until
 from spec import check_response
 
 
@@ -26,22 +26,15 @@ def _open_stream(port: int) -> tuple[socket.socket, bytes]:
     return conn, received
 
 
-def _wait_for(condition, seconds: float = 10) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return condition()
-
-
 def test_client_disconnect_cancels_the_upstream_call_and_keeps_the_response(gateway, fake_chat):
     before = fake_chat.disconnects
     conn, received = _open_stream(gateway.port)
     conn.close()
-    assert _wait_for(lambda: fake_chat.disconnects == before + 1, 5)
+    assert wait_until(lambda: fake_chat.disconnects == before + 1, 5)
     client = sdk(gateway)
     assert create(client, model="chat", input="still fine")["status"] == "completed"
     response_id = received.split(b'"id":"', 1)[1].split(b'"', 1)[0].decode()
-    assert _wait_for(lambda: _stored_status(client, response_id) == "cancelled", 5)
+    assert wait_until(lambda: _stored_status(client, response_id) == "cancelled", 5)
     kept = client.responses.with_raw_response.retrieve(response_id).http_response.json()
     check_response(kept)
     assert kept["output"][0]["status"] == "incomplete" and kept["output"][0]["content"][0]["text"].startswith("Partial")
@@ -60,7 +53,7 @@ def test_many_disconnects_leave_no_upstream_connection_behind(gateway, fake_chat
     assert fake_chat.active >= 12
     for conn, _ in streams:
         conn.close()
-    assert _wait_for(lambda: fake_chat.disconnects == before + 12 and fake_chat.active == 0)
+    assert wait_until(lambda: fake_chat.disconnects == before + 12 and fake_chat.active == 0)
 
 
 def test_two_workers_share_the_port_and_the_database(fake_chat, tmp_path):

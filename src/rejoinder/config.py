@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import msgspec
 import yaml
@@ -51,6 +51,20 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
 
 
+class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    max_concurrent: int = 16  # background runs one instance runs at once; the rest wait, FIFO
+    poll: float = 0.25  # seconds between looks at the queue and at cancellations
+
+
+WebhookEvent = Literal["response.completed", "response.failed", "response.cancelled", "response.incomplete"]
+
+
+class WebhookConfig(Struct, forbid_unknown_fields=True):
+    url: str
+    secret: str  # `whsec_<base64>`, as OpenAI's dashboard gives it
+    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(get_args(WebhookEvent)))
+
+
 class Config(Struct, forbid_unknown_fields=True):
     models: list[ModelConfig] = []
     database_url: str = DEFAULT_DATABASE_URL
@@ -63,6 +77,12 @@ class Config(Struct, forbid_unknown_fields=True):
     # seconds without a heartbeat before an instance counts as dead and its in-progress
     # responses are marked failed by the others
     instance_ttl: float = 30.0
+    # live events of background runs reach every instance through Redis; without it, followers
+    # on other instances read the database's event log on a short timer
+    redis_url: str | None = None
+    background: BackgroundConfig = BackgroundConfig()
+    webhooks: list[WebhookConfig] = []
+    shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 
 def expand(value: Any, environ: dict[str, str]) -> Any:
@@ -114,6 +134,7 @@ def from_environment(environ: dict[str, str]) -> Config:
         database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
         master_key=environ.get("REJOINDER_MASTER_KEY") or None,
         secret_key=environ.get("REJOINDER_SECRET_KEY") or None,
+        redis_url=environ.get("REJOINDER_REDIS_URL") or None,
     )
     check(config)
     return config
@@ -136,6 +157,11 @@ def check(config: Config) -> None:
             raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
         if model.provider == "local":
             _check_local(i, model)
+    if config.background.max_concurrent < 1 or config.background.poll <= 0:
+        raise ConfigError("background.max_concurrent must be at least 1 and background.poll above 0")
+    for i, hook in enumerate(config.webhooks):
+        if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
+            raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
     if not config.database_url.startswith(("sqlite", "postgres")):
         raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")
 

@@ -50,6 +50,7 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: 
         access_log=logging.getLogger("rejoinder.access") if access_log else None,
         access_log_class=AccessLog,
         handler_cancellation=True,
+        shutdown_timeout=config.shutdown_grace,
         print=None,
         loop=uvloop.new_event_loop(),
     )

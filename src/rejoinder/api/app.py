@@ -12,18 +12,23 @@ import logging
 from typing import Any
 
 import msgspec
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from rejoinder.api import runs
+from rejoinder.api.replies import SSE_HEADERS, json_response
 from rejoinder.config import Config, sealing_secrets
+from rejoinder.engine import webhooks
+from rejoinder.engine.background import Runner
+from rejoinder.engine.feed import open_feed
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
 from rejoinder.protocol.response import Deleted, ItemList, Model, ModelList, encode_body, parse_include, view
+from rejoinder.protocol.sse import frames
 from rejoinder.providers import state
 from rejoinder.providers.http import close_session
 from rejoinder.providers.state import Keyring
@@ -34,12 +39,6 @@ log = logging.getLogger("rejoinder.api")
 ENGINE = web.AppKey("engine", Engine)
 STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", Router)
-_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
-    return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -122,17 +121,20 @@ async def read_body(request: web.Request) -> bytes:
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    decoded = decode_create_response(await read_body(request))
+    raw = await read_body(request)
+    decoded = decode_create_response(raw)
     params = decoded.body
+    if params.background:
+        return await runs.create_background(request, request.app[STORE], decoded, raw)
     run = await request.app[ENGINE].start(decoded)
     warning = {"x-rejoinder-warning": "; ".join(run.warnings)} if run.warnings else {}
     if not params.stream:
         return json_response(view(await run.finish(None), params.include), headers=warning)
-    stream = web.StreamResponse(headers={**_SSE_HEADERS, **warning})
+    stream = web.StreamResponse(headers={**SSE_HEADERS, **warning})
 
     async def sink(events: list[tuple[str, bytes]], last: bool) -> None:
-        frames = b"".join(b"event: %s\ndata: %s\n\n" % (kind.encode(), data) for kind, data in events)
-        await (stream.write_eof(frames) if last else stream.write(frames))
+        joined = frames(events)
+        await (stream.write_eof(joined) if last else stream.write(joined))
 
     try:
         await stream.prepare(request)
@@ -165,15 +167,19 @@ def _response_not_found(response_id: str) -> ApiError:
     return not_found(f"Response with id '{response_id[:64]!s}' not found.")
 
 
-async def get_response(request: web.Request) -> web.Response:
-    if request.query.get("stream", "false").lower() == "true":
-        raise invalid("stream", "Streaming a stored response is not supported by this gateway yet.", "unsupported_parameter")
+async def get_response(request: web.Request) -> web.StreamResponse:
     include = parse_include(request.query)
     response_id = _response_id(request)
+    if request.query.get("stream", "false").lower() == "true":
+        return await runs.stream_response(request, request.app[STORE], response_id)
     body = await request.app[STORE].get(response_id)
     if body is None:
         raise _response_not_found(response_id)
     return json_response(view(body, include))
+
+
+async def cancel_response(request: web.Request) -> web.Response:
+    return await runs.cancel_response(request, request.app[STORE], _response_id(request))
 
 
 async def delete_response(request: web.Request) -> web.Response:
@@ -215,7 +221,11 @@ def create_app(config: Config) -> web.Application:
     state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
     app[STORE] = store
-    app[ENGINE] = Engine(router, store)
+    app[ENGINE] = engine = Engine(router, store)
+    app[runs.FEED] = feed = open_feed(config.redis_url)
+    store.outbox = webhooks.outbox(config.webhooks)
+    deliverer = webhooks.Deliverer(store, config.webhooks)
+    app[runs.RUNNER] = runner = Runner(engine, store, feed, deliverer, config.background.max_concurrent, config.background.poll)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/v1/models", list_models)
@@ -225,11 +235,21 @@ def create_app(config: Config) -> web.Application:
         app.router.add_post(path, not_implemented)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
+    app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
+
+    async def start(_: web.Application) -> None:
+        runner.start()
+
+    async def shutdown(_: web.Application) -> None:
+        await runner.shutdown(config.shutdown_grace)
 
     async def close(_: web.Application) -> None:
         await close_session()
+        await feed.close()
         store.close()
 
+    app.on_startup.append(start)
+    app.on_shutdown.append(shutdown)
     app.on_cleanup.append(close)
     return app

@@ -76,6 +76,7 @@ class Builder:
         with_logprobs: bool,
         with_encrypted: bool,
         tools: Tools,
+        sequence: int = 0,
     ) -> None:
         self.response = response
         self.tools = tools  # custom tools' calls come back as custom_tool_call, namespaced ones with their namespace
@@ -83,7 +84,7 @@ class Builder:
         self.emit = emit
         self.with_logprobs = with_logprobs
         self.with_encrypted = with_encrypted
-        self.sequence = 0
+        self.sequence = sequence  # a background run goes on after the events logged when it was queued
         self.blocks: dict[str, _Block] = {}
         self.open: tuple[str, dict, int] | None = None  # (family, item, output_index) taking parts
         self.hosted: dict[str, int] = {}  # hosted tool item id → its output index
@@ -103,9 +104,16 @@ class Builder:
             return self.response
         return {**self.response, "output": [self._shown(item) for item in self.output]}
 
-    def begin(self) -> None:
+    def queued(self) -> None:
+        """A background run's first events, logged when it is queued."""
+        self._event("response.created", response=self.response)
+        self._event("response.queued", response=self.response)
+
+    def begin(self, queued: bool = False) -> None:
+        """The response starts (after `queued()` for a background run)."""
         if self.emit:
-            self._event("response.created", response=self.response)
+            if not queued:
+                self._event("response.created", response=self.response)
             self._event("response.in_progress", response=self.response)
 
     def apply(self, delta: Delta) -> None:
@@ -255,6 +263,15 @@ class Builder:
         if end.encrypted is not None:
             item["encrypted_content"] = end.encrypted
         self._close()
+
+    def progress(self) -> None:
+        """Bring the open parts' text and calls' arguments up to date in the snapshot (they are
+        joined only when they end), for a reader of a background run in progress."""
+        for block in self.blocks.values():
+            if block.kind == "tool_call":
+                block.item["arguments"] = "".join(block.chunks)
+            elif block.kind != "custom_call":
+                block.part[_KINDS[block.kind].text_field] = "".join(block.chunks)
 
     def _end_all(self, status: str) -> None:
         for block in list(self.blocks.values()):

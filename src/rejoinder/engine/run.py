@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import orjson
@@ -48,19 +48,30 @@ class Engine:
         self.router = router
         self.store = store
 
-    async def start(self, request: Request) -> Run:
+    async def prepare(self, request: Request) -> Turn:
+        """Everything short of calling the model: the model, the context, the checks. A
+        background run is prepared when it is queued (its errors are the POST's) and again when
+        it runs."""
         params = request.body
         deployment = self.router.resolve(params.model)
         warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
         check_sealed(request.items)
         earlier = await earlier_items(self.store, params.previous_response_id)
         own_input = await resolve_input(self.store, request.items)
-        turn = ModelRequest(settings(request), model_view(earlier + own_input), deployment.upstream_model, bool(params.stream))
-        response = skeleton(request)
+        streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
+        model_request = ModelRequest(settings(request), model_view(earlier + own_input), deployment.upstream_model, streamed)
+        return Turn(deployment, model_request, own_input, warnings)
+
+    async def start(self, request: Request, background: Journal | None = None) -> Run:
+        """Call the model; a `Run` once its first delta is in hand. A background run comes with
+        its `Journal`, which holds the response it continues."""
+        params = request.body
+        turn = await self.prepare(request)
+        response = background.response if background is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response) if params.store and params.stream else None
-        batches = aiter(deployment.provider.stream(turn))
+        begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
+        batches = aiter(turn.deployment.provider.stream(turn.model_request))
         try:
             first = await anext(batches)
         except BaseException as exc:
@@ -71,7 +82,26 @@ class Engine:
             if isinstance(exc, StopAsyncIteration):
                 raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, request, response, begun, own_input, first, batches, warnings)
+        return Run(self.store, request, response, begun, turn.own_input, first, batches, turn.warnings, background)
+
+
+class Turn(NamedTuple):
+    deployment: Deployment
+    model_request: ModelRequest
+    own_input: list[Item]
+    warnings: list[str]
+
+
+class Journal(Protocol):
+    """Where a background run's events and final form go (see `engine.background`)."""
+
+    response: dict[str, Any]
+    sequence: int  # the number of the run's next event
+    builder: Builder | None  # the run's, to bring its snapshot up to date
+
+    async def sink(self, events: list[tuple[str, bytes]], last: bool) -> None: ...
+
+    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]]) -> None: ...
 
 
 def settings(request: Request) -> Settings:
@@ -141,6 +171,7 @@ class Run:
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
         warnings: list[str],
+        journal: Journal | None = None,
     ) -> None:
         self.store = store
         self.params = request.body
@@ -152,6 +183,7 @@ class Run:
         self.first = first
         self.rest = rest
         self.warnings = warnings  # for the client, in `x-rejoinder-warning`
+        self.journal = journal  # a background run's: its events and final form go there
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -161,6 +193,8 @@ class Run:
         becomes `error` + `response.failed`.
         """
         pending: list[tuple[str, bytes]] = []
+        if self.journal is not None:
+            sink = self.journal.sink
 
         def emit(event: dict[str, Any]) -> None:
             pending.append((event["type"], encode(event)))
@@ -172,8 +206,11 @@ class Run:
             "message.output_text.logprobs" in include,
             "reasoning.encrypted_content" in include,
             self.tools,
+            self.journal.sequence if self.journal is not None else 0,
         )
         failure: ApiError | None = None
+        if self.journal is not None:
+            self.journal.builder = builder  # see `Journal.sink`
 
         async def flush(last: bool = False) -> None:
             if pending or last:
@@ -187,7 +224,7 @@ class Run:
         try:
             if self.begun is not None and not whole:
                 await _settled(self.begun)
-            builder.begin()
+            builder.begin(queued=self.journal is not None)
             for delta in self.first:
                 builder.apply(delta)
             if not whole:
@@ -210,6 +247,10 @@ class Run:
         if failure is not None:
             builder.fail(failure)
         encoded = encode(self.response)
+        if self.journal is not None:  # the final form and the last events commit together
+            builder.terminal()
+            await self.journal.finish(encoded, self._item_rows(), pending)
+            return encoded
         if self.params.store:
             try:
                 await self._save(encoded)
@@ -244,7 +285,8 @@ class Run:
         else:
             self.response["status"] = "cancelled"
         try:
-            await asyncio.shield(self._save(encode(self.response)))
+            encoded = encode(self.response)
+            await asyncio.shield(self.journal.finish(encoded, self._item_rows(), []) if self.journal is not None else self._save(encoded))
         except Exception:
             log.warning("could not store cancelled response %s", self.response["id"])
 
@@ -253,6 +295,9 @@ class Run:
         await self.rest.aclose()
 
     async def _save(self, encoded: bytes) -> None:
+        await self.store.save(self.response, encoded, self._item_rows(), replaces=self.begun is not None)
+
+    def _item_rows(self) -> list[dict[str, Any]]:
         response = self.response
         rows = [
             {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)
@@ -261,4 +306,4 @@ class Run:
             {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": encode(item)}
             for i, item in enumerate(response["output"])
         ]
-        await self.store.save(response, encoded, rows, replaces=self.begun is not None)
+        return rows

@@ -156,8 +156,8 @@ def _check(request: CreateResponse) -> Request:
         _check_metadata(request.metadata)
     _aliases(request)
     tools = decode_tools(request.tools, request.tool_choice)
-    if request.background:
-        raise invalid("background", "Background responses are not supported by this gateway yet.", "unsupported_parameter")
+    if request.background and request.store is False:
+        raise invalid("background", "A background response must be stored: 'background' needs 'store' true (the default).")
     if request.conversation is not None:
         raise invalid("conversation", "Conversations are not supported by this gateway yet.", "unsupported_parameter")
     if request.prompt is not None:

@@ -4,16 +4,23 @@ A streamed response is recorded as `in_progress`, owned by its instance, before 
 sees the id. Each instance beats a heartbeat into `instances`; any instance that finds an
 in-progress response whose owner has not beaten within the time to live marks it `failed`,
 so after a crash (`kill -9`) every id a client saw still reads as a response, never a 404.
+The heartbeat is also the lease of every background run the instance holds: when it lapses,
+the run goes back to the queue or ends with a clean terminal event (`runs.end_orphan`).
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import Connection, delete, insert, select, update
 
+from rejoinder.store import runs
 from rejoinder.store.schema import instances, responses
+
+Outbox = Callable[[str, str], list[dict[str, Any]]]
+"""The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
 
 INTERRUPTED = {
     "code": "server_error",
@@ -27,10 +34,14 @@ def heartbeat(conn: Connection, instance: str) -> None:
         conn.execute(insert(instances).values(id=instance, heartbeat_at=now))
 
 
-def reap(conn: Connection, ttl: float) -> list[str]:
-    """Mark failed every in-progress response whose owner is gone; their ids."""
+def reap(conn: Connection, ttl: float, outbox: Outbox) -> list[str]:
+    """Mark failed every in-progress response whose owner is gone, and re-queue or end every
+    background run whose owner is gone (`runs.end_orphan`); their ids."""
     cutoff = int(time.time() - ttl)
     alive = select(instances.c.id).where(instances.c.heartbeat_at >= cutoff)
+    ended = [
+        response_id for response_id, request, cancel in runs.orphans(conn, alive) if runs.end_orphan(conn, response_id, request, cancel, INTERRUPTED, outbox)
+    ]
     orphans = conn.execute(
         select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(alive) | responses.c.owner.is_(None))
     ).all()
@@ -43,4 +54,4 @@ def reap(conn: Connection, ttl: float) -> list[str]:
             .values(status="failed", owner=None, body=orjson.dumps(response))
         )
     conn.execute(delete(instances).where(instances.c.heartbeat_at < cutoff))
-    return [response_id for response_id, _ in orphans]
+    return ended + [response_id for response_id, _ in orphans]

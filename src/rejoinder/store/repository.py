@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from rejoinder.protocol.ids import new_id
-from rejoinder.store.liveness import heartbeat, reap
+from rejoinder.store.liveness import Outbox, heartbeat, reap
 from rejoinder.store.schema import items, responses, secrets
 
 log = logging.getLogger("rejoinder.store")
@@ -72,17 +72,21 @@ class MissingAncestor(LookupError):
 
 class _Write:
     """One response row to write: its final form, or (`begin`) the in-progress form a stream
-    shows its client first. A final one `replaces` the in-progress row written before it."""
+    shows its client first. A final one `replaces` the in-progress row written before it.
+    Or, with no row, an `op` on the writer's connection (see `Store.write`)."""
 
-    __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces")
+    __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces", "op")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict, item_rows: list[dict], begin: bool, replaces: bool) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict | None, item_rows: list[dict], begin: bool, replaces: bool, op=None
+    ) -> None:
         self.loop = loop
         self.future = future
         self.row = row
         self.item_rows = item_rows
         self.begin = begin
         self.replaces = replaces
+        self.op: Callable[[Connection], None] | None = op
 
 
 class Store:
@@ -108,6 +112,7 @@ class Store:
         self.instance = new_id("inst")
         self._stopping = threading.Event()
         self._maintenance: threading.Thread | None = None
+        self.outbox: Outbox = lambda status, response_id: []  # webhook deliveries (see `liveness.reap`)
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision, serialized across instances that start
@@ -159,6 +164,21 @@ class Store:
         once it is committed."""
         await self._enqueue(response, body, item_rows, begin=False, replaces=replaces)
 
+    def write(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> asyncio.Future:
+        """`fn(connection, *args, **kwargs)` on the writer's connection in its next group
+        commit; the future settles once that is committed (or with what `fn` or the commit raised)."""
+        future = asyncio.get_running_loop().create_future()
+        self._writes.put(_Write(future.get_loop(), future, None, [], False, False, lambda conn: fn(conn, *args, **kwargs)))
+        return future
+
+    async def transact(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(connection, *args)` in a transaction of its own, off the event loop."""
+        return await self._read(self._transact, fn, *args)
+
+    def _transact(self, fn: Callable[..., T], *args: Any) -> T:
+        with self.engine.begin() as conn:
+            return fn(conn, *args)
+
     def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         row = {
@@ -195,7 +215,7 @@ class Store:
             else:
                 outcomes = [(write, outcome) for write in batch]
             for write, failed in outcomes:
-                if failed is not None:
+                if failed is not None and write.row is not None:
                     log.error("could not store response %s: %s", write.row["id"], type(failed).__name__)
             for loop in {write.loop for write in batch}:  # one wake-up per event loop and batch
                 loop.call_soon_threadsafe(_settle, [(write.future, failed) for write, failed in outcomes if write.loop is loop])
@@ -207,6 +227,8 @@ class Store:
     def _commit(self, batch: list[_Write]) -> BaseException | None:
         """Write `batch` in one transaction; the failure, if any. A response finished in the
         same batch as its in-progress record is written once, in its final form."""
+        ops = [write.op for write in batch if write.op is not None]
+        batch = [write for write in batch if write.row is not None]
         finished = {write.row["id"] for write in batch if not write.begin}
         writes = [write for write in batch if not (write.begin and write.row["id"] in finished)]
         new = [write.row for write in writes if not write.replaces]
@@ -222,6 +244,8 @@ class Store:
                 rows = [row for write in writes for row in write.item_rows]
                 if rows:
                     self._connection.execute(insert(items), rows)
+                for op in ops:
+                    op(self._connection)
         except Exception as exc:
             if self._connection is not None:
                 self._connection.invalidate()  # a fresh connection for the next batch
@@ -243,9 +267,9 @@ class Store:
                     next_beat = time.monotonic() + instance_ttl / 3
                     with self.engine.begin() as conn:
                         heartbeat(conn, self.instance)
-                        failed = reap(conn, instance_ttl)
+                        failed = reap(conn, instance_ttl, self.outbox)
                     if failed:
-                        log.warning("marked %d responses of stopped instances failed: %s", len(failed), ", ".join(failed[:10]))
+                        log.warning("ended or re-queued %d responses of stopped instances: %s", len(failed), ", ".join(failed[:10]))
                 if self.sqlite:
                     with self.engine.connect() as conn:
                         conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")

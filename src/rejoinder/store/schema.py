@@ -1,6 +1,6 @@
 """The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
 metadata = MetaData()
 
@@ -39,4 +39,37 @@ secrets = Table(
     metadata,
     Column("name", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+)
+
+# Background runs (see `store.runs`): the queue, each run's event log, and the webhook outbox.
+runs = Table(
+    "runs",
+    metadata,
+    Column("response_id", String(64), primary_key=True),
+    Column("queued_at", BigInteger, nullable=False),  # microseconds: the queue is FIFO
+    Column("request", LargeBinary, nullable=False),  # the create request, as the client sent it
+    Column("owner", String(64), nullable=True),  # the instance running it; none while queued
+    Column("cancel", Boolean, nullable=False, server_default=false()),
+    Index("ix_runs_queued", "queued_at", sqlite_where=text("owner IS NULL"), postgresql_where=text("owner IS NULL")),
+    Index("ix_runs_owner", "owner"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("response_id", String(64), primary_key=True),
+    Column("seq", Integer, primary_key=True),  # the first event's sequence number
+    Column("last_seq", Integer, nullable=False),
+    Column("frames", LargeBinary, nullable=False),  # the SSE frames, exactly as sent
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    Column("id", String(64), primary_key=True),  # the event id, the same on every attempt
+    Column("hook", Integer, primary_key=True),  # which configured webhook
+    Column("body", LargeBinary, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", BigInteger, nullable=False),  # unix seconds; a claimed delivery pushes it on
+    Index("ix_webhook_outbox_due", "due_at"),
 )

@@ -1,0 +1,226 @@
+"""Background runs: queued in the database, run by whichever instance claims them, followed and
+cancelled from any instance.
+
+A `background: true` request is checked like any other, then queued with its first two events
+(`response.created`, `response.queued`) and answered at once. Each instance's `Runner` claims
+the oldest queued runs, up to `background.max_concurrent` at a time, and drives each through the
+same engine as a foreground stream; its `Journal` commits every batch of events to the run's
+log, then publishes it on the feed (`engine.feed`). A run's lease is its instance's heartbeat:
+when that lapses, another instance re-queues the run or ends it (`store.runs.end_orphan`).
+Cancelling sets a flag the owner polls (`poll` seconds), or ends a queued run on the spot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from functools import partial
+from typing import Any
+
+import orjson
+
+from rejoinder.engine.builder import Builder
+from rejoinder.engine.feed import Feed
+from rejoinder.engine.response import skeleton
+from rejoinder.engine.run import Engine, encode
+from rejoinder.engine.webhooks import Deliverer
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.request import Request, decode_create_response
+from rejoinder.protocol.sse import frames
+from rejoinder.store import runs
+from rejoinder.store.repository import Store
+
+log = logging.getLogger("rejoinder.background")
+
+_SNAPSHOT_EVERY = 0.25  # seconds: how stale a running run's polled form may be
+_FINISH_ATTEMPTS = 5
+
+
+class Journal:
+    """A running background run's record: each batch of events committed to its log, then
+    published; the final form and the last events committed together, once."""
+
+    def __init__(self, store: Store, feed: Feed, response: dict[str, Any], instance: str, sequence: int) -> None:
+        self.store = store
+        self.feed = feed
+        self.response = response
+        self.instance = instance
+        self.sequence = sequence
+        self.snapshot_at = 0.0
+        self.lost = False  # another instance ended the run: this one stops writing
+        self.builder: Builder | None = None
+
+    async def sink(self, events: list[tuple[str, bytes]], last: bool) -> None:
+        if not events or self.lost:
+            return
+        first, joined = self._take(events)
+        now = time.monotonic()
+        snapshot = None
+        if now - self.snapshot_at >= _SNAPSHOT_EVERY:  # readers polling the run see its output so far
+            self.snapshot_at = now
+            if self.builder is not None:
+                self.builder.progress()
+            snapshot = encode(self.response)
+        try:
+            await self.store.write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.instance, snapshot)
+        except Exception as exc:  # its events are numbered: a batch that cannot be logged ends the run
+            self.lost = True
+            log.warning("background run %s lost its log (%s): stopping it", self.response["id"], type(exc).__name__)
+            raise asyncio.CancelledError from None
+        await self.feed.publish(self.response["id"], first, joined, False)
+
+    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]]) -> None:
+        if self.lost:
+            return
+        first, joined = self._take(events)
+        response = self.response
+        row = {"id": response["id"], "status": response["status"], "body": encoded}
+        outbox = self.store.outbox(response["status"], response["id"])
+        for attempt in range(_FINISH_ATTEMPTS):
+            try:
+                await self.store.write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.instance, outbox)
+                break
+            except runs.LostRun:
+                log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
+                return
+            except Exception as exc:
+                log.error("could not store the end of background run %s (%s), attempt %d", response["id"], type(exc).__name__, attempt + 1)
+                await asyncio.sleep(0.2 * 2**attempt)
+        await self.feed.publish(response["id"], first, joined, True)
+
+    def _take(self, events: list[tuple[str, bytes]]) -> tuple[int, bytes]:
+        first = self.sequence
+        self.sequence += len(events)
+        return first, frames(events)
+
+
+async def enqueue(engine: Engine, store: Store, request: Request, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+    """Check and queue a background request; its response (status `queued`) and the warnings."""
+    turn = await engine.prepare(request)  # a bad request is the POST's error, not the run's
+    response = skeleton(request)
+    response.update(status="queued", background=True)
+    logged: list[tuple[str, bytes]] = []
+    Builder(response, lambda event: logged.append((event["type"], encode(event))), False, False, request.tools).queued()
+    row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"]}
+    row.update(status="queued", owner=None, body=encode(response))
+    await store.write(runs.enqueue, row, raw, frames(logged))
+    return response, turn.warnings
+
+
+SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running this response shut down before it finished."}
+
+
+class Runner:
+    """This instance's share of the queue."""
+
+    def __init__(self, engine: Engine, store: Store, feed: Feed, deliverer: Deliverer, max_concurrent: int, poll: float) -> None:
+        self.engine = engine
+        self.deliverer = deliverer
+        self.delivering: asyncio.Task | None = None
+        self.store = store
+        self.feed = feed
+        self.max_concurrent = max_concurrent
+        self.poll = poll
+        self.running: dict[str, tuple[asyncio.Task, Journal, bytes]] = {}
+        self.wake = asyncio.Event()
+        self.accepting = True
+        self.loop_task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self.loop_task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while self.accepting:
+            try:
+                free = self.max_concurrent - len(self.running)
+                if free > 0:
+                    for response_id, request, body in await self.store.transact(runs.claim, self.store.instance, free):
+                        self._launch(response_id, request, body)
+                if self.running:
+                    for response_id in await self.store.transact(runs.cancels, self.store.instance):
+                        self.stop(response_id)
+                if self.delivering is None or self.delivering.done():
+                    self.delivering = asyncio.create_task(self.deliverer.deliver_due())
+            except Exception as exc:  # a busy or vanished database: try again on the next tick
+                log.warning("background queue: %s", type(exc).__name__)
+            try:
+                await asyncio.wait_for(self.wake.wait(), self.poll)
+            except TimeoutError:
+                pass
+            self.wake.clear()
+
+    def _launch(self, response_id: str, raw: bytes, body: bytes) -> None:
+        response = orjson.loads(body)
+        response["status"] = "in_progress"
+        journal = Journal(self.store, self.feed, response, self.store.instance, runs.QUEUED_LAST_SEQ + 1)
+        task = asyncio.create_task(self._run(journal, decode_create_response(raw)))
+        self.running[response_id] = (task, journal, raw)
+        task.add_done_callback(partial(self._done, response_id))
+
+    def _done(self, response_id: str, _: asyncio.Task) -> None:
+        self.running.pop(response_id, None)
+        self.wake.set()  # room for the next queued run
+
+    def stop(self, response_id: str) -> bool:
+        """Cancel a run if this instance is running it."""
+        entry = self.running.get(response_id)
+        if entry is None:
+            return False
+        entry[0].cancel()
+        return True
+
+    def poke(self) -> None:
+        """Look at the queue now, not at the next tick."""
+        self.wake.set()
+
+    async def _run(self, journal: Journal, request: Request) -> None:
+        try:
+            run = await self.engine.start(request, journal)
+        except asyncio.CancelledError:
+            journal.response["status"] = "cancelled"
+            await asyncio.shield(journal.finish(encode(journal.response), [], []))
+            return
+        except ApiError as exc:  # the model could not start: the run fails with that error
+            await self._fail(journal, request, exc)
+            return
+        except Exception:
+            log.exception("background run %s could not start", journal.response["id"])
+            await self._fail(journal, request, ApiError(500, "The gateway failed while starting the response.", type="server_error", code="server_error"))
+            return
+        try:
+            await run.finish(None)
+        except asyncio.CancelledError:
+            pass  # the run kept itself as cancelled
+        finally:
+            await run.close()
+
+    async def _fail(self, journal: Journal, request: Request, error: ApiError) -> None:
+        events: list[tuple[str, bytes]] = []
+        builder = Builder(journal.response, lambda event: events.append((event["type"], encode(event))), False, False, request.tools, journal.sequence)
+        builder.fail(error)
+        builder.terminal()
+        await journal.finish(encode(journal.response), [], events)
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop claiming; give running runs `grace` seconds to end, then hand back the rest:
+        to the queue when they emitted nothing of their own, else ended as failed."""
+        self.accepting = False
+        self.wake.set()
+        if self.loop_task is not None:
+            await self.loop_task
+        if self.delivering is not None:
+            await self.delivering
+        if self.running:
+            await asyncio.wait([task for task, _, _ in self.running.values()], timeout=grace)
+        left = dict(self.running)
+        for task, journal, _ in left.values():
+            journal.lost = True  # its end is written below, by the same rule as a dead instance's
+            task.cancel()
+        if left:
+            await asyncio.wait([task for task, _, _ in left.values()])
+        for response_id, (_, _, raw) in left.items():
+            try:
+                await self.store.transact(runs.end_orphan, response_id, raw, False, SHUT_DOWN, self.store.outbox)
+            except Exception as exc:
+                log.error("could not hand back background run %s at shutdown: %s", response_id, type(exc).__name__)

@@ -1,0 +1,163 @@
+"""Background runs in the database: the durable queue, each run's event log, and its end.
+
+Every function takes an open connection inside a transaction, so the caller decides what
+commits together: a run is queued with its first two events; a run ends (its final form, its
+items, its last events, its webhook deliveries, leaving the queue) in one transaction, guarded
+so that only the instance that owns it, and only once, can end it. Claims take the oldest
+queued runs with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances never claim the same run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from rejoinder.protocol.response import without_encrypted
+from rejoinder.protocol.sse import frame
+from rejoinder.store.schema import events, items, responses, runs, webhook_outbox
+
+ACTIVE = ("queued", "in_progress")
+QUEUED_LAST_SEQ = 1  # `response.created` and `response.queued`, logged when the run is queued
+
+
+class LostRun(Exception):
+    """The run is no longer this instance's to end: it was ended elsewhere (its owner was
+    presumed dead, or it was cancelled while queued)."""
+
+
+def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes) -> None:
+    conn.execute(insert(responses), row)
+    conn.execute(insert(runs), {"response_id": row["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": None})
+    conn.execute(insert(events), {"response_id": row["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
+
+
+def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes]]:
+    """Take up to `limit` of the oldest queued runs for `instance`: `(id, request, body)` each."""
+    oldest = select(runs.c.response_id).where(runs.c.owner.is_(None)).order_by(runs.c.queued_at).limit(limit).with_for_update(skip_locked=True)
+    ids = conn.execute(oldest).scalars().all()
+    if not ids:
+        return []
+    taken = update(runs).where(runs.c.response_id.in_(ids), runs.c.owner.is_(None)).values(owner=instance).returning(runs.c.response_id)
+    ids = conn.execute(taken).scalars().all()
+    if not ids:
+        return []
+    conn.execute(update(responses).where(responses.c.id.in_(ids)).values(status="in_progress", owner=instance))
+    query = select(runs.c.response_id, runs.c.request, responses.c.body).join(responses, responses.c.id == runs.c.response_id)
+    rows = conn.execute(query.where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
+    return [(row[0], row[1], row[2]) for row in rows]
+
+
+def cancels(conn: Connection, instance: str) -> list[str]:
+    """The runs of `instance` that a client asked to cancel."""
+    return list(conn.execute(select(runs.c.response_id).where(runs.c.owner == instance, runs.c.cancel)).scalars())
+
+
+def release(conn: Connection, instance: str, response_ids: list[str]) -> None:
+    """Put runs of `instance` that emitted nothing of their own back in the queue."""
+    conn.execute(update(runs).where(runs.c.response_id.in_(response_ids), runs.c.owner == instance).values(owner=None))
+    conn.execute(update(responses).where(responses.c.id.in_(response_ids), responses.c.owner == instance).values(status="queued", owner=None))
+
+
+def append(conn: Connection, response_id: str, first: int, joined: bytes, last: int, instance: str, snapshot: bytes | None) -> None:
+    """Log events `first`…`last` of a run; with `snapshot`, its current form for readers."""
+    conn.execute(insert(events), {"response_id": response_id, "seq": first, "last_seq": last, "frames": joined})
+    if snapshot is not None:
+        conn.execute(update(responses).where(responses.c.id == response_id, responses.c.owner == instance).values(body=snapshot))
+
+
+def finish(
+    conn: Connection,
+    row: dict[str, Any],
+    item_rows: list[dict[str, Any]],
+    first: int,
+    joined: bytes,
+    last: int,
+    instance: str | None,
+    outbox: list[dict[str, Any]],
+) -> None:
+    """End a run: its final form, items, last events and webhook deliveries, as one."""
+    owned = responses.c.owner == instance if instance is not None else responses.c.owner.is_(None)
+    ended = conn.execute(
+        update(responses).where(responses.c.id == row["id"], owned, responses.c.status.in_(ACTIVE)).values(status=row["status"], body=row["body"], owner=None)
+    )
+    if ended.rowcount == 0:
+        raise LostRun(row["id"])
+    if item_rows:
+        conn.execute(insert(items), item_rows)
+    if joined:
+        conn.execute(insert(events), {"response_id": row["id"], "seq": first, "last_seq": last, "frames": joined})
+    conn.execute(delete(runs).where(runs.c.response_id == row["id"]))
+    if outbox:
+        conn.execute(insert(webhook_outbox), outbox)
+
+
+def cancel(conn: Connection, response_id: str, outbox: list[dict[str, Any]]) -> str:
+    """Ask for a run's cancellation: `cancelled` when it was still queued (it ends here and
+    now), `running` when its owner must stop it, `ended` when it had already ended."""
+    if conn.execute(delete(runs).where(runs.c.response_id == response_id, runs.c.owner.is_(None))).rowcount:
+        body = orjson.loads(conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar_one())
+        body["status"] = "cancelled"
+        row = {"id": response_id, "status": "cancelled", "body": orjson.dumps(body)}
+        conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=row["body"], owner=None))
+        if outbox:
+            conn.execute(insert(webhook_outbox), outbox)
+        return "cancelled"
+    if conn.execute(update(runs).where(runs.c.response_id == response_id).values(cancel=True)).rowcount:
+        return "running"
+    return "ended"
+
+
+def log_after(conn: Connection, response_id: str, after: int) -> list[tuple[int, bytes]]:
+    """The logged event batches of a run holding events numbered above `after`: `(first, frames)`."""
+    query = select(events.c.seq, events.c.frames).where(events.c.response_id == response_id, events.c.last_seq > after).order_by(events.c.seq)
+    return [(row[0], row[1]) for row in conn.execute(query)]
+
+
+def state(conn: Connection, response_id: str) -> tuple[str, bytes] | None:
+    row = conn.execute(select(responses.c.status, responses.c.body).where(responses.c.id == response_id)).first()
+    return (row[0], row[1]) if row is not None else None
+
+
+def orphans(conn: Connection, alive: Any) -> list[tuple[str, bytes, bool]]:
+    """Runs whose owner is gone: `(id, request, cancel asked)` each."""
+    query = select(runs.c.response_id, runs.c.request, runs.c.cancel).where(runs.c.owner.is_not(None), runs.c.owner.not_in(alive))
+    return [(row[0], row[1], row[2]) for row in conn.execute(query)]
+
+
+def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, error: dict[str, str], outbox: Any) -> str:
+    """A run whose owner died: back to the queue when it emitted nothing of its own (and no one
+    asked to cancel it), else ended as failed (or cancelled) with a clean terminal event.
+    What became of it: `queued`, `failed` or `cancelled`."""
+    last = conn.execute(select(func.max(events.c.last_seq)).where(events.c.response_id == response_id)).scalar() or 0
+    if last <= QUEUED_LAST_SEQ and not cancel_asked:
+        conn.execute(update(runs).where(runs.c.response_id == response_id).values(owner=None))
+        conn.execute(update(responses).where(responses.c.id == response_id).values(status="queued", owner=None))
+        return "queued"
+    status, body = state(conn, response_id)  # type: ignore[misc]
+    if status not in ACTIVE:  # it ended, but its queue entry stayed: nothing more to do
+        conn.execute(delete(runs).where(runs.c.response_id == response_id))
+        return status
+    status = "cancelled" if cancel_asked else "failed"
+    response = orjson.loads(body)
+    response["status"] = status
+    for item in response["output"]:
+        if item.get("status") == "in_progress":
+            item["status"] = "incomplete"
+    joined = b""
+    if status == "failed":
+        response["error"] = error
+        shown = response if "reasoning.encrypted_content" in (orjson.loads(request).get("include") or ()) else _without_state(response)
+        failed = {"type": "error", "code": error["code"], "message": error["message"], "param": None, "error": {**error, "type": "server_error", "param": None}}
+        joined = frame("error", orjson.dumps({**failed, "sequence_number": last + 1}))
+        joined += frame("response.failed", orjson.dumps({"type": "response.failed", "response": shown, "sequence_number": last + 2}))
+    conn.execute(update(responses).where(responses.c.id == response_id).values(owner=None))
+    row = {"id": response_id, "status": status, "body": orjson.dumps(response)}
+    finish(conn, row, [], last + 1, joined, last + 2, None, outbox(status, response_id))
+    return status
+
+
+def _without_state(response: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "output": [without_encrypted(item) for item in response["output"]]}
