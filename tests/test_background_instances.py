@@ -113,12 +113,17 @@ def test_kill_9_mid_run_twenty_times_ends_every_run_exactly_once(fake_chat, tmp_
     client = sdk(survivor)
     ids: list[str] = []
     try:
-        for _ in range(20):
-            doomed = _gateway(fake_chat, tmp_path, fresh_postgres_url, redis_url).start()
-            ids += [sdk(doomed).responses.create(model="mock-paced", input="Count", background=True).id for _ in range(2)]
-            time.sleep(0.3)  # the doomed instance claims and starts them (or the survivor does)
-            os.kill(doomed.process.pid, signal.SIGKILL)
-            doomed.process.wait()
+        for _ in range(4):  # twenty kills, five instances started at a time
+            doomed = [_gateway(fake_chat, tmp_path, fresh_postgres_url, redis_url) for _ in range(5)]
+            for gw in doomed:
+                gw.launch()
+            for gw in doomed:
+                gw.wait_healthy()
+                ids += [sdk(gw).responses.create(model="mock-paced", input="Count", background=True).id for _ in range(2)]
+            for gw in doomed:
+                time.sleep(0.2)  # its runs (or runs queued elsewhere) are under way
+                os.kill(gw.process.pid, signal.SIGKILL)
+                gw.process.wait()
         ends = {}
         deadline = time.monotonic() + 2 * TTL + 15
         while time.monotonic() < deadline and len(ends) < len(ids):

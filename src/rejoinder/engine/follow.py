@@ -38,8 +38,13 @@ async def follow(store: Store, feed: Feed, response_id: str, starting_after: int
             last = max(last, first + joined.count(b"\n\n") - 1)
 
     try:
-        await replay()
+        quiet = True  # the run may have ended before following began: look at its status first
         while True:
+            if quiet:
+                state = await store.transact(runs.state, response_id)
+                await replay()
+                if state is None or state[0] not in runs.ACTIVE:
+                    return
             batches = await follower.next(feed.poll)
             for first, joined, end in batches:
                 if first > last + 1:  # the feed missed some: the log has them
@@ -47,11 +52,6 @@ async def follow(store: Store, feed: Feed, response_id: str, starting_after: int
                 await _send(first, joined)
                 if end:
                     return
-            if not batches:
-                state = await store.transact(runs.state, response_id)
-                ended = state is None or state[0] not in runs.ACTIVE
-                await replay()
-                if ended:
-                    return
+            quiet = not batches
     finally:
         await follower.close()
