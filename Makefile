@@ -40,6 +40,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/responses.py
 	$(PY) bench/store.py
+	$(PY) bench/background.py
 
 clean:
 	rm -rf $(VENV) .tools build src/*.egg-info

@@ -263,6 +263,8 @@ class FakeChat(FakeServer):
             await asyncio.sleep(30)
         if model == "late":  # the answer, after three seconds without a byte
             await asyncio.sleep(3)
+        if model == "tenth":  # the answer, after a tenth of a second: an upstream with a steady pace
+            await asyncio.sleep(0.1)
         if model in ("cut", "midstream-error", "slow"):
             return await self._special(request, body, model)
         if model == "paced":

@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from rejoinder.api.replies import SSE_HEADERS, json_response
-from rejoinder.engine.background import Runner, enqueue
+from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import Feed
 from rejoinder.engine.follow import follow
 from rejoinder.protocol.errors import invalid, not_found
@@ -26,8 +26,7 @@ _CANCEL_WAIT = 5.0  # seconds a cancel waits for the running instance to stop th
 async def create_background(request: web.Request, store: Store, decoded: Request, raw: bytes) -> web.StreamResponse:
     """Queue the run and answer at once: its `queued` form, or its stream from the start."""
     app = request.app
-    response, warnings = await enqueue(app[RUNNER].engine, store, decoded, raw)
-    app[RUNNER].poke()
+    response, warnings = await app[RUNNER].submit(decoded, raw)
     headers = {"x-rejoinder-warning": "; ".join(warnings)} if warnings else {}
     if not decoded.body.stream:
         return json_response(view(orjson.dumps(response), decoded.body.include), headers=headers)

@@ -95,19 +95,6 @@ class Journal:
         return first, frames(events)
 
 
-async def enqueue(engine: Engine, store: Store, request: Request, raw: bytes) -> tuple[dict[str, Any], list[str]]:
-    """Check and queue a background request; its response (status `queued`) and the warnings."""
-    turn = await engine.prepare(request)  # a bad request is the POST's error, not the run's
-    response = skeleton(request)
-    response.update(status="queued", background=True)
-    logged: list[tuple[str, bytes]] = []
-    Builder(response, lambda event: logged.append((event["type"], encode(event))), False, False, request.tools).queued()
-    row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"]}
-    row.update(status="queued", owner=None, body=encode(response))
-    await store.write(runs.enqueue, row, raw, frames(logged))
-    return response, turn.warnings
-
-
 SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running this response shut down before it finished."}
 
 
@@ -123,6 +110,7 @@ class Runner:
         self.max_concurrent = max_concurrent
         self.poll = poll
         self.running: dict[str, tuple[asyncio.Task, Journal, bytes]] = {}
+        self.reserved = 0  # runs accepted here, to start here once queued
         self.wake = asyncio.Event()
         self.accepting = True
         self.loop_task: asyncio.Task | None = None
@@ -130,13 +118,33 @@ class Runner:
     def start(self) -> None:
         self.loop_task = asyncio.get_running_loop().create_task(self._loop())
 
+    async def submit(self, request: Request, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+        """Check and queue a background request; its response (status `queued`) and the
+        warnings. With room here, this instance takes the run as it queues it, sparing a claim."""
+        turn = await self.engine.prepare(request)  # a bad request is the POST's error, not the run's
+        response = skeleton(request)
+        response.update(status="queued", background=True)
+        logged: list[tuple[str, bytes]] = []
+        Builder(response, lambda event: logged.append((event["type"], encode(event))), False, False, request.tools).queued()
+        here = self.accepting and len(self.running) + self.reserved < self.max_concurrent
+        row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"]}
+        row.update(status="in_progress" if here else "queued", owner=self.store.instance if here else None, body=encode(response))
+        self.reserved += here
+        try:
+            await self.store.write(runs.enqueue, row, raw, frames(logged), row["owner"])
+        finally:
+            self.reserved -= here
+        if here:
+            self._launch(response["id"], raw, dict(response))
+        return response, turn.warnings
+
     async def _loop(self) -> None:
         while self.accepting:
             try:
-                free = self.max_concurrent - len(self.running)
+                free = self.max_concurrent - len(self.running) - self.reserved
                 if free > 0:
                     for response_id, request, body in await self.store.transact(runs.claim, self.store.instance, free):
-                        self._launch(response_id, request, body)
+                        self._launch(response_id, request, orjson.loads(body))
                 if self.running:
                     for response_id in await self.store.transact(runs.cancels, self.store.instance):
                         self.stop(response_id)
@@ -150,8 +158,7 @@ class Runner:
                 pass
             self.wake.clear()
 
-    def _launch(self, response_id: str, raw: bytes, body: bytes) -> None:
-        response = orjson.loads(body)
+    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any]) -> None:
         response["status"] = "in_progress"
         journal = Journal(self.store, self.feed, response, self.store.instance, runs.QUEUED_LAST_SEQ + 1)
         task = asyncio.create_task(self._run(journal, decode_create_response(raw)))

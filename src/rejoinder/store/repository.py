@@ -16,7 +16,6 @@ import fcntl
 import logging
 import queue
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from secrets import token_urlsafe
@@ -30,7 +29,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 
 from rejoinder.protocol.ids import new_id
-from rejoinder.store.liveness import Outbox, heartbeat, reap
+from rejoinder.store.liveness import Outbox, maintain
 from rejoinder.store.schema import items, responses, secrets
 
 log = logging.getLogger("rejoinder.store")
@@ -110,7 +109,7 @@ class Store:
         self._writer = threading.Thread(target=self._write_loop, name="rejoinder-db-writer", daemon=True)
         self._writer.start()
         self.instance = new_id("inst")
-        self._stopping = threading.Event()
+        self.stopping = threading.Event()
         self._maintenance: threading.Thread | None = None
         self.outbox: Outbox = lambda status, response_id: []  # webhook deliveries (see `liveness.reap`)
 
@@ -137,13 +136,13 @@ class Store:
     def start_maintenance(self, instance_ttl: float) -> None:
         """Beat this instance's heartbeat, fail the in-progress responses of dead instances
         (see `liveness`), and on SQLite checkpoint the write-ahead log, on a thread of its own."""
-        self._maintenance = threading.Thread(target=self._maintenance_loop, args=(instance_ttl,), name="rejoinder-db-maintenance", daemon=True)
+        self._maintenance = threading.Thread(target=maintain, args=(self, instance_ttl), name="rejoinder-db-maintenance", daemon=True)
         self._maintenance.start()
 
     def close(self) -> None:
         self._writes.put(None)
         self._writer.join()
-        self._stopping.set()
+        self.stopping.set()
         if self._maintenance is not None:
             self._maintenance.join()
         self._readers.shutdown()
@@ -254,30 +253,6 @@ class Store:
             return exc
         return None
 
-    def _maintenance_loop(self, instance_ttl: float) -> None:
-        """SQLite's checkpoints run here, off the commit path: commits never checkpoint
-        (`wal_autocheckpoint=0`), so none of them pays for the fsync a checkpoint does
-        (measured: 1% of commits took 1–6 ms when they did), and a passive checkpoint here
-        never blocks the writer. Heartbeats come three times per time to live."""
-        tick = min(1.0, instance_ttl / 3)
-        next_beat = 0.0
-        while True:
-            try:
-                if time.monotonic() >= next_beat:
-                    next_beat = time.monotonic() + instance_ttl / 3
-                    with self.engine.begin() as conn:
-                        heartbeat(conn, self.instance)
-                        failed = reap(conn, instance_ttl, self.outbox)
-                    if failed:
-                        log.warning("ended or re-queued %d responses of stopped instances: %s", len(failed), ", ".join(failed[:10]))
-                if self.sqlite:
-                    with self.engine.connect() as conn:
-                        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            except Exception as exc:  # a busy or vanished database: try again next time
-                log.warning("database maintenance failed: %s", type(exc).__name__)
-            if self._stopping.wait(tick):
-                return
-
     def generated_secret(self, name: str) -> str:
         """A random secret kept in the database under `name`: made by the first instance to
         ask, the same for every instance after it."""
@@ -365,5 +340,5 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # see Store._checkpoint_loop
+    cursor.execute("PRAGMA wal_autocheckpoint=0")  # see liveness.maintain
     cursor.close()

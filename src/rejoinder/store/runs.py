@@ -28,9 +28,10 @@ class LostRun(Exception):
     presumed dead, or it was cancelled while queued)."""
 
 
-def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes) -> None:
+def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes, owner: str | None) -> None:
+    """Queue a run, or (with an `owner`) hand it straight to the instance that accepted it."""
     conn.execute(insert(responses), row)
-    conn.execute(insert(runs), {"response_id": row["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": None})
+    conn.execute(insert(runs), {"response_id": row["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
     conn.execute(insert(events), {"response_id": row["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
 
 
