@@ -176,3 +176,15 @@ def test_the_errors_of_background_requests(gateway, client):
     assert status == 400 and body["error"]["param"] == "starting_after"
     status, _, body = post_raw(gateway, "POST", "/v1/responses", b'{"model": "no-such-model", "input": "x", "background": true}')
     assert status == 404  # checked when queued, like any request
+
+
+def test_background_runs_go_on_when_redis_is_unreachable(fake_chat, tmp_path):
+    config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "redis_url": "redis://127.0.0.1:9/0"}
+    gw = Gateway(config, tmp_path).start()
+    try:
+        client = sdk(gw)
+        events = list(client.responses.create(model="mock-paced", input="Count", background=True, stream=True))
+        assert events[-1].type == "response.completed"
+        assert events_of(raw_stream(gw, events[0].response.id, 5))[0]["sequence_number"] == 6
+    finally:
+        gw.stop()

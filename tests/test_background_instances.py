@@ -14,7 +14,7 @@ import psycopg
 import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
-from helpers import events_of, raw_stream, types, wait_until
+from helpers import events_of, post_raw, raw_stream, types, wait_until
 
 TTL = 1.0
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
@@ -165,3 +165,33 @@ def test_sigterm_finishes_streams_and_hands_back_background_runs(fake_chat, tmp_
         _assert_logged_once(staying, silent, "completed")
     finally:
         staying.stop()
+
+
+def test_a_resume_needs_only_the_database_once_redis_has_lost_the_run(pair, redis_url):
+    import redis
+
+    a, b = pair
+    client = sdk(a)
+    created = client.responses.create(model="mock-text", input="Hi", background=True)
+    assert wait_until(lambda: client.responses.retrieve(created.id).status == "completed")
+    original = raw_stream(a, created.id)
+    redis.Redis.from_url(redis_url).delete(f"rejoinder:run:{created.id}")  # as after a Redis restart
+    assert raw_stream(b, created.id) == original
+    assert raw_stream(b, created.id, 3) == original[original.index(b"event: ", original.index(b'"sequence_number":3')) :]
+
+
+def test_deleting_a_running_background_response_stops_it_and_leaves_nothing(pair, fake_chat):
+    a, b = pair
+    client = sdk(a)
+    created = client.responses.create(model="mock-paced", input="Count", background=True)
+    wait_until(lambda: client.responses.retrieve(created.id).status == "in_progress")
+    client.responses.delete(created.id)
+    time.sleep(1.5)
+    for gw in (a, b):
+        status, _, _ = post_raw(gw, "GET", f"/v1/responses/{created.id}")
+        assert status == 404
+        status, _, _ = post_raw(gw, "GET", f"/v1/responses/{created.id}?stream=true")
+        assert status == 404
+    with psycopg.connect(a.config["database_url"]) as conn:
+        assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0

@@ -184,6 +184,7 @@ async def cancel_response(request: web.Request) -> web.Response:
 
 async def delete_response(request: web.Request) -> web.Response:
     response_id = _response_id(request)
+    request.app[runs.RUNNER].stop(response_id)  # a background run going on here stops (elsewhere, it ends unseen)
     if not await request.app[STORE].delete(response_id):
         raise _response_not_found(response_id)
     return json_response(encode_body(Deleted(response_id)))

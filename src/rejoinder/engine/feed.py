@@ -11,8 +11,14 @@ feed reaches followers on the run's own instance and the rest read the log on a 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
 from typing import Protocol
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger("rejoinder.feed")
 
 Batch = tuple[int, bytes, bool]
 """One published batch: the number of its first event, its SSE frames, and whether the run
@@ -83,20 +89,24 @@ class RedisFeed:
     poll = 1.0  # a follower still checks the log this often, in case Redis lost a batch
 
     def __init__(self, url: str) -> None:
-        from redis.asyncio import Redis
-
-        self.redis = Redis.from_url(url)
+        self.redis = Redis.from_url(url, socket_connect_timeout=2)
 
     async def publish(self, response_id: str, first: int, joined: bytes, end: bool) -> None:
         key = _key(response_id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"f": first, "b": joined, "e": int(end)}, maxlen=_MAX_ENTRIES, approximate=True)
-            pipe.expire(key, _KEEP_SECONDS if end else _KEEP_SECONDS * 12)
-            await pipe.execute()
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(key, {"f": first, "b": joined, "e": int(end)}, maxlen=_MAX_ENTRIES, approximate=True)
+                pipe.expire(key, _KEEP_SECONDS if end else _KEEP_SECONDS * 12)
+                await pipe.execute()
+        except RedisError as exc:  # followers find the batch in the log instead
+            log.warning("could not publish to Redis: %s", type(exc).__name__)
 
     async def follow(self, response_id: str) -> Follower:
         key = _key(response_id)
-        newest = await self.redis.xrevrange(key, count=1)
+        try:
+            newest = await self.redis.xrevrange(key, count=1)
+        except RedisError:
+            newest = []  # from the stream's start, if Redis comes back; the log has the rest
         return _RedisFollower(self.redis, key, newest[0][0] if newest else b"0-0")
 
     async def close(self) -> None:
@@ -110,7 +120,11 @@ class _RedisFollower:
         self.last = last
 
     async def next(self, timeout: float) -> list[Batch]:
-        answer = await self.redis.xread({self.key: self.last}, count=1000, block=max(1, int(timeout * 1000)))
+        try:
+            answer = await self.redis.xread({self.key: self.last}, count=1000, block=max(1, int(timeout * 1000)))
+        except RedisError:  # Redis is away: the follower reads the log on this timer instead
+            await asyncio.sleep(timeout)
+            return []
         batches = []
         for _, entries in answer or ():
             for entry_id, fields in entries:

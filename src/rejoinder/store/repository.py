@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 
 from rejoinder.protocol.ids import new_id
 from rejoinder.store.liveness import Outbox, maintain
-from rejoinder.store.schema import items, responses, secrets
+from rejoinder.store.schema import events, items, responses, runs, secrets
 
 log = logging.getLogger("rejoinder.store")
 T = TypeVar("T")
@@ -282,8 +282,10 @@ class Store:
         return await self._read(self._delete, response_id)
 
     def _delete(self, response_id: str) -> bool:
+        """A response, its items and, if it ran in the background, its queue entry and event log."""
         with self.engine.begin() as conn:
-            conn.execute(delete(items).where(items.c.response_id == response_id))
+            for table in (items, events, runs):
+                conn.execute(delete(table).where(table.c.response_id == response_id))
             return conn.execute(delete(responses).where(responses.c.id == response_id)).rowcount > 0
 
     async def chain(self, response_id: str) -> list[bytes] | None:

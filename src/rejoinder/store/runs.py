@@ -63,10 +63,12 @@ def release(conn: Connection, instance: str, response_ids: list[str]) -> None:
 
 
 def append(conn: Connection, response_id: str, first: int, joined: bytes, last: int, instance: str, snapshot: bytes | None) -> None:
-    """Log events `first`…`last` of a run; with `snapshot`, its current form for readers."""
+    """Log events `first`…`last` of a run; with `snapshot`, its current form for readers.
+    Raises `LostRun` when the run is no longer `instance`'s (ended elsewhere, or deleted)."""
+    mine = update(responses).where(responses.c.id == response_id, responses.c.owner == instance, responses.c.status == "in_progress")
+    if conn.execute(mine.values(body=snapshot) if snapshot is not None else mine.values(owner=instance)).rowcount == 0:
+        raise LostRun(response_id)
     conn.execute(insert(events), {"response_id": response_id, "seq": first, "last_seq": last, "frames": joined})
-    if snapshot is not None:
-        conn.execute(update(responses).where(responses.c.id == response_id, responses.c.owner == instance).values(body=snapshot))
 
 
 def finish(
@@ -137,10 +139,11 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
         conn.execute(update(runs).where(runs.c.response_id == response_id).values(owner=None))
         conn.execute(update(responses).where(responses.c.id == response_id).values(status="queued", owner=None))
         return "queued"
-    status, body = state(conn, response_id)  # type: ignore[misc]
-    if status not in ACTIVE:  # it ended, but its queue entry stayed: nothing more to do
+    found = state(conn, response_id)
+    if found is None or found[0] not in ACTIVE:  # deleted, or ended with its queue entry left: nothing to end
         conn.execute(delete(runs).where(runs.c.response_id == response_id))
-        return status
+        return found[0] if found else "deleted"
+    status, body = found
     status = "cancelled" if cancel_asked else "failed"
     response = orjson.loads(body)
     response["status"] = status
