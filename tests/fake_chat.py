@@ -290,8 +290,7 @@ class FakeChat(FakeServer):
     async def _paced(self, request: web.Request, body: dict) -> web.StreamResponse:
         """A whole answer at a steady pace: 30 tokens, one every 30 ms, then the finish."""
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
-        self.active += 1
-        try:
+        with self.counted():
             await response.prepare(request)
             for i in range(30):
                 await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": f"t{i} "}, "logprobs": None, "finish_reason": None}]))
@@ -299,18 +298,12 @@ class FakeChat(FakeServer):
             await response.write(_chunk(body["model"], [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
             await response.write(_chunk(body["model"], [], USAGE))
             await response.write(b"data: [DONE]\n\n")
-        except (ConnectionError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        finally:
-            self.active -= 1
         return response
 
     async def _special(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         first = {"index": 0, "delta": {"role": "assistant", "content": "Partial"}, "logprobs": None, "finish_reason": None}
-        self.active += 1
-        try:
+        with self.counted():
             await response.prepare(request)
             await response.write(b": keep-alive comment\n\n")
             await response.write(_chunk(body["model"], [first]))
@@ -325,11 +318,6 @@ class FakeChat(FakeServer):
             for _ in range(200):  # slow: a token every 50 ms for ten seconds, unless the gateway hangs up
                 await asyncio.sleep(0.05)
                 await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": " more"}, "logprobs": None, "finish_reason": None}]))
-        except (ConnectionError, asyncio.CancelledError):
-            self.disconnects += 1
-            raise
-        finally:
-            self.active -= 1
         return response
 
 

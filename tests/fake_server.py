@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from typing import Any
 
@@ -29,6 +30,19 @@ class FakeServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @contextlib.contextmanager
+    def counted(self):
+        """Around writing a stream: counts it in `active` meanwhile, and in `disconnects` when
+        the gateway hangs up on it."""
+        self.active += 1
+        try:
+            yield
+        except (ConnectionError, asyncio.CancelledError):
+            self.disconnects += 1
+            raise
+        finally:
+            self.active -= 1
 
     def last(self) -> dict[str, Any]:
         return self.requests[-1]

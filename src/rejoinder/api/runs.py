@@ -72,8 +72,8 @@ async def cancel_response(request: web.Request, store: Store, response_id: str) 
         outcome = await store.transact(runs.cancel, response_id, store.outbox("cancelled", response_id))
         if outcome == "cancelled":
             await request.app[FEED].publish(response_id, runs.QUEUED_LAST_SEQ + 1, b"", True)
-        elif outcome == "running" and not request.app[RUNNER].stop(response_id):
-            request.app[RUNNER].poke()
+        elif outcome == "running":
+            request.app[RUNNER].stop(response_id)  # if it runs here; elsewhere its owner sees the flag
         state = await _ended(store, response_id) or state
     return json_response(state[1])
 

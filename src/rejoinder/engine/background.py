@@ -13,6 +13,7 @@ Cancelling sets a flag the owner polls (`poll` seconds), or ends a queued run on
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from functools import partial
@@ -28,13 +29,13 @@ from rejoinder.engine.webhooks import Deliverer
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
 from rejoinder.protocol.sse import frames
+from rejoinder.protocol.tools import decode_tools
 from rejoinder.store import runs
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.background")
 
 _SNAPSHOT_EVERY = 0.25  # seconds: how stale a running run's polled form may be
-_FINISH_ATTEMPTS = 5
 
 
 class Journal:
@@ -63,10 +64,10 @@ class Journal:
                 self.builder.progress()
             snapshot = encode(self.response)
         try:
-            await self.store.write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.instance, snapshot)
-        except Exception as exc:  # its events are numbered: a batch that cannot be logged ends the run
+            await self._write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.instance, snapshot)
+        except runs.LostRun:  # ended elsewhere, or deleted: stop generating it
             self.lost = True
-            log.warning("background run %s lost its log (%s): stopping it", self.response["id"], type(exc).__name__)
+            log.warning("background run %s is no longer this instance's: stopping it", self.response["id"])
             raise asyncio.CancelledError from None
         await self.feed.publish(self.response["id"], first, joined, False)
 
@@ -77,17 +78,25 @@ class Journal:
         response = self.response
         row = {"id": response["id"], "status": response["status"], "body": encoded}
         outbox = self.store.outbox(response["status"], response["id"])
-        for attempt in range(_FINISH_ATTEMPTS):
-            try:
-                await self.store.write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.instance, outbox)
-                break
-            except runs.LostRun:
-                log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
-                return
-            except Exception as exc:
-                log.error("could not store the end of background run %s (%s), attempt %d", response["id"], type(exc).__name__, attempt + 1)
-                await asyncio.sleep(0.2 * 2**attempt)
+        try:
+            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.instance, outbox)
+        except runs.LostRun:
+            log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
+            return
         await self.feed.publish(response["id"], first, joined, True)
+
+    async def _write(self, fn: Any, *args: Any) -> None:
+        """Commit through the store's writer, trying again while the database refuses (the run
+        waits meanwhile: its events are numbered, none may be skipped); `LostRun` is final."""
+        for attempt in itertools.count():
+            try:
+                await self.store.write(fn, *args)
+                return
+            except runs.LostRun:
+                raise
+            except Exception as exc:
+                log.error("background run %s: could not write its log (%s), attempt %d", self.response["id"], type(exc).__name__, attempt + 1)
+                await asyncio.sleep(min(10.0, 0.1 * 2**attempt))
 
     def _take(self, events: list[tuple[str, bytes]]) -> tuple[int, bytes]:
         first = self.sequence
@@ -95,6 +104,14 @@ class Journal:
         return first, frames(events)
 
 
+def _collecting(response: dict[str, Any], sequence: int) -> tuple[Builder, list[tuple[str, bytes]]]:
+    """A builder whose events are collected: for the events a run logs without a model turn
+    (being queued, failing to start)."""
+    events: list[tuple[str, bytes]] = []
+    return Builder(response, lambda event: events.append((event["type"], encode(event))), False, False, _NO_TOOLS, sequence), events
+
+
+_NO_TOOLS = decode_tools([], "auto")
 SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running this response shut down before it finished."}
 
 
@@ -124,8 +141,8 @@ class Runner:
         turn = await self.engine.prepare(request)  # a bad request is the POST's error, not the run's
         response = skeleton(request)
         response.update(status="queued", background=True)
-        logged: list[tuple[str, bytes]] = []
-        Builder(response, lambda event: logged.append((event["type"], encode(event))), False, False, request.tools).queued()
+        builder, logged = _collecting(response, 0)
+        builder.queued()
         here = self.accepting and len(self.running) + self.reserved < self.max_concurrent
         row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"]}
         row.update(status="in_progress" if here else "queued", owner=self.store.instance if here else None, body=encode(response))
@@ -161,7 +178,7 @@ class Runner:
     def _launch(self, response_id: str, raw: bytes, response: dict[str, Any]) -> None:
         response["status"] = "in_progress"
         journal = Journal(self.store, self.feed, response, self.store.instance, runs.QUEUED_LAST_SEQ + 1)
-        task = asyncio.create_task(self._run(journal, decode_create_response(raw)))
+        task = asyncio.create_task(self._run(journal, raw))
         self.running[response_id] = (task, journal, raw)
         task.add_done_callback(partial(self._done, response_id))
 
@@ -169,31 +186,26 @@ class Runner:
         self.running.pop(response_id, None)
         self.wake.set()  # room for the next queued run
 
-    def stop(self, response_id: str) -> bool:
-        """Cancel a run if this instance is running it."""
+    def stop(self, response_id: str) -> None:
+        """Cancel a run if this instance is running it (once: a second cancellation could cut
+        short the first one's saving of what was generated)."""
         entry = self.running.get(response_id)
-        if entry is None:
-            return False
-        entry[0].cancel()
-        return True
+        if entry is not None and not entry[0].cancelling():
+            entry[0].cancel()
 
-    def poke(self) -> None:
-        """Look at the queue now, not at the next tick."""
-        self.wake.set()
-
-    async def _run(self, journal: Journal, request: Request) -> None:
+    async def _run(self, journal: Journal, raw: bytes) -> None:
         try:
-            run = await self.engine.start(request, journal)
+            run = await self.engine.start(decode_create_response(raw), journal)
         except asyncio.CancelledError:
             journal.response["status"] = "cancelled"
             await asyncio.shield(journal.finish(encode(journal.response), [], []))
             return
         except ApiError as exc:  # the model could not start: the run fails with that error
-            await self._fail(journal, request, exc)
+            await self._fail(journal, exc)
             return
         except Exception:
             log.exception("background run %s could not start", journal.response["id"])
-            await self._fail(journal, request, ApiError(500, "The gateway failed while starting the response.", type="server_error", code="server_error"))
+            await self._fail(journal, ApiError(500, "The gateway failed while starting the response.", type="server_error", code="server_error"))
             return
         try:
             await run.finish(None)
@@ -202,9 +214,8 @@ class Runner:
         finally:
             await run.close()
 
-    async def _fail(self, journal: Journal, request: Request, error: ApiError) -> None:
-        events: list[tuple[str, bytes]] = []
-        builder = Builder(journal.response, lambda event: events.append((event["type"], encode(event))), False, False, request.tools, journal.sequence)
+    async def _fail(self, journal: Journal, error: ApiError) -> None:
+        builder, events = _collecting(journal.response, journal.sequence)
         builder.fail(error)
         builder.terminal()
         await journal.finish(encode(journal.response), [], events)

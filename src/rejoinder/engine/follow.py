@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from rejoinder.engine.feed import Feed
-from rejoinder.protocol.sse import after
+from rejoinder.protocol.sse import after, count
 from rejoinder.store import runs
 from rejoinder.store.repository import Store
 
@@ -35,7 +35,7 @@ async def follow(store: Store, feed: Feed, response_id: str, starting_after: int
         fresh = after(first, joined, last)
         if fresh:
             await send(fresh)
-            last = max(last, first + joined.count(b"\n\n") - 1)
+            last = max(last, first + count(joined) - 1)
 
     try:
         quiet = True  # the run may have ended before following began: look at its status first

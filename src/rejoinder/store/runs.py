@@ -56,12 +56,6 @@ def cancels(conn: Connection, instance: str) -> list[str]:
     return list(conn.execute(select(runs.c.response_id).where(runs.c.owner == instance, runs.c.cancel)).scalars())
 
 
-def release(conn: Connection, instance: str, response_ids: list[str]) -> None:
-    """Put runs of `instance` that emitted nothing of their own back in the queue."""
-    conn.execute(update(runs).where(runs.c.response_id.in_(response_ids), runs.c.owner == instance).values(owner=None))
-    conn.execute(update(responses).where(responses.c.id.in_(response_ids), responses.c.owner == instance).values(status="queued", owner=None))
-
-
 def append(conn: Connection, response_id: str, first: int, joined: bytes, last: int, instance: str, snapshot: bytes | None) -> None:
     """Log events `first`…`last` of a run; with `snapshot`, its current form for readers.
     Raises `LostRun` when the run is no longer `instance`'s (ended elsewhere, or deleted)."""
