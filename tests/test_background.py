@@ -109,14 +109,16 @@ def test_cancel_ends_a_queued_run_before_it_reaches_the_upstream(narrow, fake_ch
     assert types(events_of(raw_stream(narrow, waiting.id))) == ["response.created", "response.queued"]
 
 
-def test_queued_runs_run_in_order_one_at_a_time(narrow):
+def test_queued_runs_run_in_order_one_at_a_time(narrow, fake_chat):
     client = sdk(narrow)
-    ids = [client.responses.create(model="mock-paced", input=f"n{i}", background=True).id for i in range(3)]
+    ids = [client.responses.create(model="mock-paced", input=f"fifo-{i}", background=True).id for i in range(3)]
     time.sleep(0.2)
     assert [client.responses.retrieve(i).status for i in ids] == ["in_progress", "queued", "queued"]
+    assert wait_until(lambda: client.responses.retrieve(ids[0]).status == "completed")
+    ids.append(client.responses.create(model="mock-paced", input="fifo-3", background=True).id)  # a slot is free, yet one waits
     assert wait_until(lambda: client.responses.retrieve(ids[-1]).status == "completed", 15)
-    finished = [client.responses.retrieve(i).completed_at for i in ids]
-    assert finished == sorted(finished)
+    asked = [str(body["messages"]) for body in fake_chat.requests if "fifo-" in str(body["messages"])]
+    assert [next(f"fifo-{i}" for i in range(4) if f"fifo-{i}" in text) for text in asked] == ["fifo-0", "fifo-1", "fifo-2", "fifo-3"]
 
 
 def test_an_upstream_failure_fails_the_run_cleanly(gateway, client):

@@ -137,20 +137,20 @@ class Runner:
 
     async def submit(self, request: Request, raw: bytes) -> tuple[dict[str, Any], list[str]]:
         """Check and queue a background request; its response (status `queued`) and the
-        warnings. With room here, this instance takes the run as it queues it, sparing a claim."""
+        warnings. With room here and no run waiting, this instance takes the run as it queues it,
+        sparing a claim."""
         turn = await self.engine.prepare(request)  # a bad request is the POST's error, not the run's
         response = skeleton(request)
         response.update(status="queued", background=True)
         builder, logged = _collecting(response, 0)
         builder.queued()
-        here = self.accepting and len(self.running) + self.reserved < self.max_concurrent
-        row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"]}
-        row.update(status="in_progress" if here else "queued", owner=self.store.instance if here else None, body=encode(response))
-        self.reserved += here
+        room = self.accepting and len(self.running) + self.reserved < self.max_concurrent
+        row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"], "body": encode(response)}
+        self.reserved += room
         try:
-            await self.store.write(runs.enqueue, row, raw, frames(logged), row["owner"])
+            here = await self.store.write(runs.enqueue, row, raw, frames(logged), self.store.instance if room else None)
         finally:
-            self.reserved -= here
+            self.reserved -= room
         if here:
             self._launch(response["id"], raw, dict(response))
         return response, turn.warnings

@@ -74,7 +74,7 @@ class _Write:
     shows its client first. A final one `replaces` the in-progress row written before it.
     Or, with no row, an `op` on the writer's connection (see `Store.write`)."""
 
-    __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces", "op")
+    __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces", "op", "result")
 
     def __init__(
         self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict | None, item_rows: list[dict], begin: bool, replaces: bool, op=None
@@ -85,7 +85,8 @@ class _Write:
         self.item_rows = item_rows
         self.begin = begin
         self.replaces = replaces
-        self.op: Callable[[Connection], None] | None = op
+        self.op: Callable[[Connection], Any] | None = op
+        self.result: Any = None  # what `op` returned
 
 
 class Store:
@@ -163,9 +164,10 @@ class Store:
         once it is committed."""
         await self._enqueue(response, body, item_rows, begin=False, replaces=replaces)
 
-    def write(self, fn: Callable[..., None], *args: Any, **kwargs: Any) -> asyncio.Future:
+    def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
         """`fn(connection, *args, **kwargs)` on the writer's connection in its next group
-        commit; the future settles once that is committed (or with what `fn` or the commit raised)."""
+        commit; the future settles with what `fn` returned once that is committed (or with what
+        `fn` or the commit raised)."""
         future = asyncio.get_running_loop().create_future()
         self._writes.put(_Write(future.get_loop(), future, None, [], False, False, lambda conn: fn(conn, *args, **kwargs)))
         return future
@@ -217,7 +219,7 @@ class Store:
                 if failed is not None and write.row is not None:
                     log.error("could not store response %s: %s", write.row["id"], type(failed).__name__)
             for loop in {write.loop for write in batch}:  # one wake-up per event loop and batch
-                loop.call_soon_threadsafe(_settle, [(write.future, failed) for write, failed in outcomes if write.loop is loop])
+                loop.call_soon_threadsafe(_settle, [(write.future, failed, write.result) for write, failed in outcomes if write.loop is loop])
             if stop:
                 break
         if self._connection is not None:
@@ -226,7 +228,7 @@ class Store:
     def _commit(self, batch: list[_Write]) -> BaseException | None:
         """Write `batch` in one transaction; the failure, if any. A response finished in the
         same batch as its in-progress record is written once, in its final form."""
-        ops = [write.op for write in batch if write.op is not None]
+        ops = [write for write in batch if write.op is not None]
         batch = [write for write in batch if write.row is not None]
         finished = {write.row["id"] for write in batch if not write.begin}
         writes = [write for write in batch if not (write.begin and write.row["id"] in finished)]
@@ -243,8 +245,8 @@ class Store:
                 rows = [row for write in writes for row in write.item_rows]
                 if rows:
                     self._connection.execute(insert(items), rows)
-                for op in ops:
-                    op(self._connection)
+                for write in ops:
+                    write.result = write.op(self._connection)
         except Exception as exc:
             if self._connection is not None:
                 self._connection.invalidate()  # a fresh connection for the next batch
@@ -327,12 +329,12 @@ class Store:
         return list(rows[:limit]), len(rows) > limit
 
 
-def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None]]) -> None:
-    for future, outcome in outcomes:
+def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None, Any]]) -> None:
+    for future, outcome, result in outcomes:
         if future.done():
             continue
         if outcome is None:
-            future.set_result(None)
+            future.set_result(result)
         else:
             future.set_exception(outcome)
 

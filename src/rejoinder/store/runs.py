@@ -28,11 +28,16 @@ class LostRun(Exception):
     presumed dead, or it was cancelled while queued)."""
 
 
-def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes, owner: str | None) -> None:
-    """Queue a run, or (with an `owner`) hand it straight to the instance that accepted it."""
+def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes, owner: str | None) -> bool:
+    """Queue a run, or hand it straight to `owner`, the instance that accepted it, if no run is
+    waiting (so none is overtaken). Whether `owner` took it."""
+    if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
+        owner = None
+    row = {**row, "status": "in_progress" if owner else "queued", "owner": owner}
     conn.execute(insert(responses), row)
     conn.execute(insert(runs), {"response_id": row["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
     conn.execute(insert(events), {"response_id": row["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
+    return owner is not None
 
 
 def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes]]:
