@@ -128,6 +128,7 @@ class Runner:
         self.poll = poll
         self.running: dict[str, tuple[asyncio.Task, Journal, bytes]] = {}
         self.reserved = 0  # runs accepted here, to start here once queued
+        self.backlog = True  # runs may be waiting: a freed slot looks at the queue at once, not at the next tick
         self.wake = asyncio.Event()
         self.accepting = True
         self.loop_task: asyncio.Task | None = None
@@ -153,6 +154,8 @@ class Runner:
             self.reserved -= room
         if here:
             self._launch(response["id"], raw, dict(response))
+        else:
+            self.backlog = True
         return response, turn.warnings
 
     async def _loop(self) -> None:
@@ -160,7 +163,9 @@ class Runner:
             try:
                 free = self.max_concurrent - len(self.running) - self.reserved
                 if free > 0:
-                    for response_id, request, body in await self.store.transact(runs.claim, self.store.instance, free):
+                    claimed = await self.store.transact(runs.claim, self.store.instance, free)
+                    self.backlog = len(claimed) == free
+                    for response_id, request, body in claimed:
                         self._launch(response_id, request, orjson.loads(body))
                 if self.running:
                     for response_id in await self.store.transact(runs.cancels, self.store.instance):
@@ -184,7 +189,8 @@ class Runner:
 
     def _done(self, response_id: str, _: asyncio.Task) -> None:
         self.running.pop(response_id, None)
-        self.wake.set()  # room for the next queued run
+        if self.backlog:  # room for the next queued run
+            self.wake.set()
 
     def stop(self, response_id: str) -> None:
         """Cancel a run if this instance is running it (once: a second cancellation could cut
