@@ -25,10 +25,12 @@ async def follow(store: Store, feed: Feed, response_id: str, starting_after: int
     follower = await feed.follow(response_id)
     last = starting_after
 
-    async def replay() -> None:
-        nonlocal last
-        for first, joined in await store.transact(runs.log_after, response_id, last):
+    async def replay() -> bool:
+        """Send what the log holds beyond `last`; whether the run is still going."""
+        going, batches = await store.transact(runs.log_after, response_id, last)
+        for first, joined in batches:
             await _send(first, joined)
+        return going
 
     async def _send(first: int, joined: bytes) -> None:
         nonlocal last
@@ -40,11 +42,8 @@ async def follow(store: Store, feed: Feed, response_id: str, starting_after: int
     try:
         quiet = True  # the run may have ended before following began: look at its status first
         while True:
-            if quiet:
-                state = await store.transact(runs.state, response_id)
-                await replay()
-                if state is None or state[0] not in runs.ACTIVE:
-                    return
+            if quiet and not await replay():
+                return
             batches = await follower.next(feed.poll)
             for first, joined, end in batches:
                 if first > last + 1:  # the feed missed some: the log has them

@@ -112,10 +112,12 @@ def cancel(conn: Connection, response_id: str, outbox: list[dict[str, Any]]) -> 
     return "ended"
 
 
-def log_after(conn: Connection, response_id: str, after: int) -> list[tuple[int, bytes]]:
-    """The logged event batches of a run holding events numbered above `after`: `(first, frames)`."""
+def log_after(conn: Connection, response_id: str, after: int) -> tuple[bool, list[tuple[int, bytes]]]:
+    """Whether the run is still going, then its logged event batches holding events numbered
+    above `after`, as `(first, frames)`. Read in that order, an ended run's batches are all there."""
+    status = conn.execute(select(responses.c.status).where(responses.c.id == response_id)).scalar()
     query = select(events.c.seq, events.c.frames).where(events.c.response_id == response_id, events.c.last_seq > after).order_by(events.c.seq)
-    return [(row[0], row[1]) for row in conn.execute(query)]
+    return status in ACTIVE, [(row[0], row[1]) for row in conn.execute(query)]
 
 
 def state(conn: Connection, response_id: str) -> tuple[str, bytes] | None:
