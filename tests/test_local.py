@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 from conftest import sdk
 from gateway import Gateway
-from helpers import create, stream, types
+from helpers import create, events_of, raw_stream, stream, types
 
 if not os.environ.get("CI"):  # `make test` installs the local extra; only a bare checkout may lack it
     pytest.importorskip("llama_cpp", reason="the local extra is not installed")
@@ -64,6 +64,15 @@ def test_stream_matches_the_stored_response(local):
     final = events[-1]["response"]
     assert deltas and final["output"][0]["content"][0]["text"] == deltas
     assert local.responses.with_raw_response.retrieve(final["id"]).http_response.json() == final
+
+
+def test_a_background_run_on_the_local_model_streams_and_resumes(local, local_gateway):
+    events = list(local.responses.create(model=MODEL, input="Say hello.", temperature=0, max_output_tokens=20, background=True, stream=True))
+    assert [event.type for event in events[:3]] == ["response.created", "response.queued", "response.in_progress"]
+    final = events[-1].response
+    assert events[-1].type in ("response.completed", "response.incomplete") and final.output_text
+    assert events_of(raw_stream(local_gateway, final.id, 2))[0]["sequence_number"] == 3
+    assert local.responses.retrieve(final.id).output_text == final.output_text
 
 
 def test_max_output_tokens_makes_it_incomplete(local):
