@@ -158,6 +158,7 @@ def test_sigterm_finishes_streams_and_hands_back_background_runs(fake_chat, tmp_
     staying = _gateway(fake_chat, tmp_path, fresh_postgres_url, redis_url).start()
     try:
         other = sdk(staying)
+        assert wait_until(lambda: other.responses.retrieve(emitting).status != "in_progress")
         ended = other.responses.retrieve(emitting)  # it had shown output: ended, cleanly
         assert ended.status == "failed" and "shut down" in ended.error.message
         _assert_logged_once(staying, emitting, "failed")

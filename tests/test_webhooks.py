@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import time
 
 import openai
 import pytest
@@ -116,6 +117,7 @@ def test_another_instance_delivers_what_a_dead_one_could_not(fake_chat, tmp_path
     doomed = _gateway(fake_chat, tmp_path, fresh_postgres_url, receiver).start()
     response_id = sdk(doomed).responses.create(model="mock-text", input="x", background=True).id
     assert wait_until(lambda: len(receiver.deliveries) == 1)  # refused
+    time.sleep(1)  # the refusal is recorded (an instance dying mid-delivery leaves it to others after 60 s)
     os.kill(doomed.process.pid, signal.SIGKILL)
     doomed.process.wait()
     survivor = _gateway(fake_chat, tmp_path, fresh_postgres_url, receiver).start()

@@ -112,6 +112,12 @@ def _collecting(response: dict[str, Any], sequence: int) -> tuple[Builder, list[
 
 
 _NO_TOOLS = decode_tools([], "auto")
+
+
+def _nothing(_: Any) -> None:
+    pass
+
+
 SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running this response shut down before it finished."}
 
 
@@ -243,6 +249,7 @@ class Runner:
             task.cancel()
         if left:
             await asyncio.wait([task for task, _, _ in left.values()])
+            await self.store.write(_nothing)  # the writer is FIFO: the runs' last log writes are in
         for response_id, (_, _, raw) in left.items():
             try:
                 await self.store.transact(runs.end_orphan, response_id, raw, False, SHUT_DOWN, self.store.outbox)

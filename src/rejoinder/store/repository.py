@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import itertools
 import logging
 import queue
 import threading
@@ -23,12 +24,13 @@ from typing import Any, Callable, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, create_engine, delete, event, insert, select, text
+from sqlalchemy import Connection, Engine, delete, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from rejoinder.protocol.ids import new_id
+from rejoinder.store.connection import connect
 from rejoinder.store.liveness import Outbox, maintain
 from rejoinder.store.schema import events, items, responses, runs, secrets
 
@@ -51,14 +53,6 @@ _CHAIN = text(
 
 
 _REPLACED = ("created_at", "previous_response_id", "status", "owner", "body")
-
-
-def engine_url(url: str) -> str:
-    """`postgresql://…` with the psycopg 3 driver; SQLite URLs as they are."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed.render_as_string(hide_password=False)
 
 
 class MissingAncestor(LookupError):
@@ -91,19 +85,14 @@ class _Write:
 
 class Store:
     def __init__(self, url: str, readers: int = 4) -> None:
-        parsed = make_url(engine_url(url))
-        self.sqlite = parsed.get_backend_name() == "sqlite"
-        if self.sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        options: dict[str, Any] = {} if self.sqlite else {"pool_size": readers + 1, "max_overflow": readers, "pool_pre_ping": True}
-        self.engine: Engine = create_engine(parsed, **options)
-        if self.sqlite:
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = connect(url, readers)
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        database = self.engine.url.database
         # A final form over its in-progress record: one upsert, cheaper than delete + insert.
         self._insert = sqlite_insert if self.sqlite else postgresql_insert  # with ON CONFLICT clauses
         upsert = self._insert(responses)
         self._upsert = upsert.on_conflict_do_update(index_elements=[responses.c.id], set_={name: upsert.excluded[name] for name in _REPLACED})
-        self._file = parsed.database if self.sqlite and parsed.database not in (None, "", ":memory:") else None
+        self._file = database if self.sqlite and database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
         self._connection: Connection | None = None
@@ -284,11 +273,19 @@ class Store:
         return await self._read(self._delete, response_id)
 
     def _delete(self, response_id: str) -> bool:
-        """A response, its items and, if it ran in the background, its queue entry and event log."""
-        with self.engine.begin() as conn:
-            for table in (items, events, runs):
-                conn.execute(delete(table).where(table.c.response_id == response_id))
-            return conn.execute(delete(responses).where(responses.c.id == response_id)).rowcount > 0
+        """A response, its items and, if it ran in the background, its queue entry and event log.
+        The response row goes first, the order a run's own writes lock in; a deadlock with a
+        claim (which locks its queue entry first) is retried."""
+        for attempt in itertools.count():
+            try:
+                with self.engine.begin() as conn:
+                    found = conn.execute(delete(responses).where(responses.c.id == response_id)).rowcount > 0
+                    for table in (items, events, runs):
+                        conn.execute(delete(table).where(table.c.response_id == response_id))
+                    return found
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 2:  # deadlock_detected
+                    raise
 
     async def chain(self, response_id: str) -> list[bytes] | None:
         """Bodies of every item of `response_id` and its predecessors, oldest first; None if unknown."""
@@ -337,12 +334,3 @@ def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None, Any]]) ->
             future.set_result(result)
         else:
             future.set_exception(outcome)
-
-
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA wal_autocheckpoint=0")  # see liveness.maintain
-    cursor.close()
