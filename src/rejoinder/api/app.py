@@ -17,14 +17,14 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from rejoinder.api import runs
-from rejoinder.api.replies import SSE_HEADERS, json_response
+from rejoinder.api.replies import SSE_HEADERS, json_response, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
 from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import open_feed
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
-from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
 from rejoinder.protocol.response import Deleted, ItemList, Model, ModelList, encode_body, parse_include, view
@@ -159,12 +159,8 @@ def _response_id(request: web.Request) -> str:
     """The path's response id; one that could never have been stored is simply not found."""
     response_id = request.match_info["response_id"]
     if not is_valid_id(response_id):
-        raise _response_not_found(response_id)
+        raise response_not_found(response_id)
     return response_id
-
-
-def _response_not_found(response_id: str) -> ApiError:
-    return not_found(f"Response with id '{response_id[:64]!s}' not found.")
 
 
 async def get_response(request: web.Request) -> web.StreamResponse:
@@ -174,7 +170,7 @@ async def get_response(request: web.Request) -> web.StreamResponse:
         return await runs.stream_response(request, request.app[STORE], response_id)
     body = await request.app[STORE].get(response_id)
     if body is None:
-        raise _response_not_found(response_id)
+        raise response_not_found(response_id)
     return json_response(view(body, include))
 
 
@@ -186,7 +182,7 @@ async def delete_response(request: web.Request) -> web.Response:
     response_id = _response_id(request)
     request.app[runs.RUNNER].stop(response_id)  # a background run going on here stops (elsewhere, it ends unseen)
     if not await request.app[STORE].delete(response_id):
-        raise _response_not_found(response_id)
+        raise response_not_found(response_id)
     return json_response(encode_body(Deleted(response_id)))
 
 
@@ -208,7 +204,7 @@ async def list_input_items(request: web.Request) -> web.Response:
     response_id = _response_id(request)
     page = await request.app[STORE].input_items(response_id, after, limit, order == "desc")
     if page is None:
-        raise _response_not_found(response_id)
+        raise response_not_found(response_id)
     rows, has_more = page
     ids = [row[0] for row in rows]
     return json_response(encode_body(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else None, ids[-1] if ids else None, has_more)))

@@ -8,11 +8,11 @@ import time
 import orjson
 from aiohttp import web
 
-from rejoinder.api.replies import SSE_HEADERS, json_response
+from rejoinder.api.replies import SSE_HEADERS, json_response, response_not_found
 from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import Feed
 from rejoinder.engine.follow import follow
-from rejoinder.protocol.errors import invalid, not_found
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.response import view
 from rejoinder.store import runs
@@ -40,12 +40,19 @@ async def stream_response(request: web.Request, store: Store, response_id: str) 
         starting_after = int(raw)
     except ValueError:
         raise invalid("starting_after", f"Invalid 'starting_after': expected an integer, got '{raw[:32]}'.") from None
+    await _background(store, response_id, "stream", "This response cannot be streamed: only responses created with background=true can be.")
+    return await _stream(request, store, response_id, starting_after, {})
+
+
+async def _background(store: Store, response_id: str, param: str | None, refusal: str) -> tuple[str, bytes]:
+    """The status and body of a background response; 404 when unknown, else a 400 (`refusal`)
+    for a foreground one."""
     state = await store.transact(runs.state, response_id)
     if state is None:
-        raise not_found(f"Response with id '{response_id}' not found.")
+        raise response_not_found(response_id)
     if not orjson.loads(state[1]).get("background"):
-        raise invalid("stream", "This response cannot be streamed: only responses created with background=true can be.")
-    return await _stream(request, store, response_id, starting_after, {})
+        raise invalid(param, refusal)
+    return state
 
 
 async def _stream(request: web.Request, store: Store, response_id: str, starting_after: int, headers: dict[str, str]) -> web.StreamResponse:
@@ -63,13 +70,9 @@ async def cancel_response(request: web.Request, store: Store, response_id: str) 
     """Cancel a background run: a queued one ends here, a running one is stopped by its instance
     (this one, or another that sees the flag within `background.poll`). Answers its final form;
     a run that had already ended is returned unchanged."""
-    state = await store.transact(runs.state, response_id)
-    if state is None:
-        raise not_found(f"Response with id '{response_id}' not found.")
-    if not orjson.loads(state[1]).get("background"):
-        raise invalid(None, "Only responses created with background=true can be cancelled.")
+    state = await _background(store, response_id, None, "Only responses created with background=true can be cancelled.")
     if state[0] in runs.ACTIVE:
-        outcome = await store.transact(runs.cancel, response_id, store.outbox("cancelled", response_id))
+        outcome = await store.transact(runs.cancel, response_id, store.outbox)
         if outcome == "cancelled":
             await request.app[FEED].publish(response_id, runs.QUEUED_LAST_SEQ + 1, b"", True)
         elif outcome == "running":

@@ -42,12 +42,11 @@ class Journal:
     """A running background run's record: each batch of events committed to its log, then
     published; the final form and the last events committed together, once."""
 
-    def __init__(self, store: Store, feed: Feed, response: dict[str, Any], instance: str, sequence: int) -> None:
+    def __init__(self, store: Store, feed: Feed, response: dict[str, Any]) -> None:
         self.store = store
         self.feed = feed
         self.response = response
-        self.instance = instance
-        self.sequence = sequence
+        self.sequence = runs.QUEUED_LAST_SEQ + 1  # the run goes on after the events logged when it was queued
         self.snapshot_at = 0.0
         self.lost = False  # another instance ended the run: this one stops writing
         self.builder: Builder | None = None
@@ -64,7 +63,7 @@ class Journal:
                 self.builder.progress()
             snapshot = encode(self.response)
         try:
-            await self._write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.instance, snapshot)
+            await self._write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.store.instance, snapshot)
         except runs.LostRun:  # ended elsewhere, or deleted: stop generating it
             self.lost = True
             log.warning("background run %s is no longer this instance's: stopping it", self.response["id"])
@@ -79,7 +78,7 @@ class Journal:
         row = {"id": response["id"], "status": response["status"], "body": encoded}
         outbox = self.store.outbox(response["status"], response["id"])
         try:
-            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.instance, outbox)
+            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.store.instance, outbox)
         except runs.LostRun:
             log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
             return
@@ -152,10 +151,9 @@ class Runner:
         builder, logged = _collecting(response, 0)
         builder.queued()
         room = self.accepting and len(self.running) + self.reserved < self.max_concurrent
-        row = {"id": response["id"], "created_at": response["created_at"], "previous_response_id": response["previous_response_id"], "body": encode(response)}
         self.reserved += room
         try:
-            here = await self.store.write(runs.enqueue, row, raw, frames(logged), self.store.instance if room else None)
+            here = await self.store.write(runs.enqueue, response, encode(response), raw, frames(logged), self.store.instance if room else None)
         finally:
             self.reserved -= room
         if here:
@@ -188,7 +186,7 @@ class Runner:
 
     def _launch(self, response_id: str, raw: bytes, response: dict[str, Any]) -> None:
         response["status"] = "in_progress"
-        journal = Journal(self.store, self.feed, response, self.store.instance, runs.QUEUED_LAST_SEQ + 1)
+        journal = Journal(self.store, self.feed, response)
         task = asyncio.create_task(self._run(journal, raw))
         self.running[response_id] = (task, journal, raw)
         task.add_done_callback(partial(self._done, response_id))

@@ -21,7 +21,7 @@ import orjson
 from rejoinder.engine.response import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
-from rejoinder.protocol.response import without_encrypted
+from rejoinder.protocol.response import shown, without_encrypted
 from rejoinder.protocol.tools import Tools
 from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
@@ -100,9 +100,7 @@ class Builder:
         return item if self.with_encrypted else without_encrypted(item)
 
     def _shown_response(self) -> dict:
-        if self.with_encrypted or not any("encrypted_content" in item for item in self.output):
-            return self.response
-        return {**self.response, "output": [self._shown(item) for item in self.output]}
+        return self.response if self.with_encrypted else shown(self.response)
 
     def queued(self) -> None:
         """A background run's first events, logged when it is queued."""

@@ -26,8 +26,8 @@ from sqlalchemy import Connection, and_, delete, select, tuple_, update
 from rejoinder.config import WebhookConfig
 from rejoinder.protocol.ids import new_id
 from rejoinder.providers.http import session
-from rejoinder.store.liveness import Outbox
 from rejoinder.store.repository import Store
+from rejoinder.store.runs import Outbox
 from rejoinder.store.schema import webhook_outbox
 
 log = logging.getLogger("rejoinder.webhooks")

@@ -34,9 +34,15 @@ def view(response: bytes, include: list[str] | None) -> bytes:
     """The JSON a client receives for a Response (given as its stored JSON)."""
     if b'"encrypted_content"' not in response or (include and _ENCRYPTED in include):
         return response
-    decoded = orjson.loads(response)
-    decoded["output"] = [without_encrypted(item) for item in decoded["output"]]
-    return orjson.dumps(decoded)
+    return orjson.dumps(shown(orjson.loads(response)))
+
+
+def shown(response: dict[str, Any]) -> dict[str, Any]:
+    """A Response (as a dict) without its reasoning items' opaque state, for a client that did
+    not ask for it; the same dict when there is none."""
+    if not any("encrypted_content" in item for item in response["output"]):
+        return response
+    return {**response, "output": [without_encrypted(item) for item in response["output"]]}
 
 
 def without_encrypted(item: dict[str, Any]) -> dict[str, Any]:

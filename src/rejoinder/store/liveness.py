@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING
 
 import orjson
 from sqlalchemy import Connection, delete, insert, select, update
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rejoinder.store")
 
-Outbox = Callable[[str, str], list[dict[str, Any]]]
-"""The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
 
 INTERRUPTED = {
     "code": "server_error",
@@ -40,7 +38,7 @@ def heartbeat(conn: Connection, instance: str) -> None:
         conn.execute(insert(instances).values(id=instance, heartbeat_at=now))
 
 
-def reap(conn: Connection, ttl: float, outbox: Outbox) -> list[str]:
+def reap(conn: Connection, ttl: float, outbox: runs.Outbox) -> list[str]:
     """Mark failed every in-progress response whose owner is gone, and re-queue or end every
     background run whose owner is gone (`runs.end_orphan`); their ids."""
     cutoff = int(time.time() - ttl)

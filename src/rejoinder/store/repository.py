@@ -31,8 +31,9 @@ from sqlalchemy.exc import DBAPIError
 
 from rejoinder.protocol.ids import new_id
 from rejoinder.store.connection import connect
-from rejoinder.store.liveness import Outbox, maintain
-from rejoinder.store.schema import events, items, responses, runs, secrets
+from rejoinder.store.liveness import maintain
+from rejoinder.store.runs import Outbox
+from rejoinder.store.schema import events, items, response_row, responses, runs, secrets
 
 log = logging.getLogger("rejoinder.store")
 T = TypeVar("T")
@@ -171,14 +172,7 @@ class Store:
 
     def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        row = {
-            "id": response["id"],
-            "created_at": response["created_at"],
-            "previous_response_id": response["previous_response_id"],
-            "status": response["status"],
-            "owner": self.instance if begin else None,
-            "body": body,
-        }
+        row = response_row(response, body, response["status"], self.instance if begin else None)
         future = loop.create_future()
         self._writes.put(_Write(loop, future, row, item_rows, begin, replaces))
         return future

@@ -10,14 +10,17 @@ queued runs with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances never clai
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from rejoinder.protocol.response import without_encrypted
+from rejoinder.protocol.response import shown
 from rejoinder.protocol.sse import frame
-from rejoinder.store.schema import events, items, responses, runs, webhook_outbox
+from rejoinder.store.schema import events, items, response_row, responses, runs, webhook_outbox
+
+Outbox = Callable[[str, str], list[dict[str, Any]]]
+"""The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
 
 ACTIVE = ("queued", "in_progress")
 QUEUED_LAST_SEQ = 1  # `response.created` and `response.queued`, logged when the run is queued
@@ -28,15 +31,14 @@ class LostRun(Exception):
     presumed dead, or it was cancelled while queued)."""
 
 
-def enqueue(conn: Connection, row: dict[str, Any], request: bytes, first_frames: bytes, owner: str | None) -> bool:
+def enqueue(conn: Connection, response: dict[str, Any], body: bytes, request: bytes, first_frames: bytes, owner: str | None) -> bool:
     """Queue a run, or hand it straight to `owner`, the instance that accepted it, if no run is
     waiting (so none is overtaken). Whether `owner` took it."""
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
-    row = {**row, "status": "in_progress" if owner else "queued", "owner": owner}
-    conn.execute(insert(responses), row)
-    conn.execute(insert(runs), {"response_id": row["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
-    conn.execute(insert(events), {"response_id": row["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
+    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner))
+    conn.execute(insert(runs), {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
+    conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
     return owner is not None
 
 
@@ -96,16 +98,16 @@ def finish(
         conn.execute(insert(webhook_outbox), outbox)
 
 
-def cancel(conn: Connection, response_id: str, outbox: list[dict[str, Any]]) -> str:
+def cancel(conn: Connection, response_id: str, outbox: Outbox) -> str:
     """Ask for a run's cancellation: `cancelled` when it was still queued (it ends here and
     now), `running` when its owner must stop it, `ended` when it had already ended."""
     if conn.execute(delete(runs).where(runs.c.response_id == response_id, runs.c.owner.is_(None))).rowcount:
         body = orjson.loads(conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar_one())
         body["status"] = "cancelled"
-        row = {"id": response_id, "status": "cancelled", "body": orjson.dumps(body)}
-        conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=row["body"], owner=None))
-        if outbox:
-            conn.execute(insert(webhook_outbox), outbox)
+        conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=orjson.dumps(body), owner=None))
+        deliveries = outbox("cancelled", response_id)
+        if deliveries:
+            conn.execute(insert(webhook_outbox), deliveries)
         return "cancelled"
     if conn.execute(update(runs).where(runs.c.response_id == response_id).values(cancel=True)).rowcount:
         return "running"
@@ -131,7 +133,7 @@ def orphans(conn: Connection, alive: Any) -> list[tuple[str, bytes, bool]]:
     return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
 
-def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, error: dict[str, str], outbox: Any) -> str:
+def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, error: dict[str, str], outbox: Outbox) -> str:
     """A run whose owner died: back to the queue when it emitted nothing of its own (and no one
     asked to cancel it), else ended as failed (or cancelled) with a clean terminal event.
     What became of it: `queued`, `failed` or `cancelled`."""
@@ -154,15 +156,11 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
     joined = b""
     if status == "failed":
         response["error"] = error
-        shown = response if "reasoning.encrypted_content" in (orjson.loads(request).get("include") or ()) else _without_state(response)
+        visible = response if "reasoning.encrypted_content" in (orjson.loads(request).get("include") or ()) else shown(response)
         failed = {"type": "error", "code": error["code"], "message": error["message"], "param": None, "error": {**error, "type": "server_error", "param": None}}
         joined = frame("error", orjson.dumps({**failed, "sequence_number": last + 1}))
-        joined += frame("response.failed", orjson.dumps({"type": "response.failed", "response": shown, "sequence_number": last + 2}))
+        joined += frame("response.failed", orjson.dumps({"type": "response.failed", "response": visible, "sequence_number": last + 2}))
     conn.execute(update(responses).where(responses.c.id == response_id).values(owner=None))
     row = {"id": response_id, "status": status, "body": orjson.dumps(response)}
     finish(conn, row, [], last + 1, joined, last + 2, None, outbox(status, response_id))
     return status
-
-
-def _without_state(response: dict[str, Any]) -> dict[str, Any]:
-    return {**response, "output": [without_encrypted(item) for item in response["output"]]}

@@ -1,5 +1,7 @@
 """The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
 metadata = MetaData()
@@ -15,6 +17,19 @@ responses = Table(
     Column("body", LargeBinary, nullable=False),
     Index("ix_responses_in_progress", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),
 )
+
+
+def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None) -> dict[str, Any]:
+    """The `responses` row of a Response: its columns, and its JSON as stored."""
+    return {
+        "id": response["id"],
+        "created_at": response["created_at"],
+        "previous_response_id": response["previous_response_id"],
+        "status": status,
+        "owner": owner,
+        "body": body,
+    }
+
 
 instances = Table(
     "instances",
