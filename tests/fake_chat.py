@@ -269,6 +269,8 @@ class FakeChat(FakeServer):
             return await self._special(request, body, model)
         if model == "paced":
             return await self._paced(request, body)
+        if model == "tool-slow":
+            return await self._tool_slow(request, body)
         if model in HOSTILE:
             return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
@@ -298,6 +300,19 @@ class FakeChat(FakeServer):
             await response.write(_chunk(body["model"], [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
             await response.write(_chunk(body["model"], [], USAGE))
             await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _tool_slow(self, request: web.Request, body: dict) -> web.StreamResponse:
+        """A function call whose arguments come at once and whose finish comes half a second
+        later, in one write with the usage (WebSocket steering's pending case)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        model = body["model"]
+        with self.counted():
+            await response.prepare(request)
+            await response.write(_chunk(model, [_call_start(0, "call_slow", "get_weather")]) + _chunk(model, [_call_args(0, '{"city": "Oslo"}')]))
+            await asyncio.sleep(0.5)
+            finish = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "tool_calls"}
+            await response.write(_chunk(model, [finish]) + _chunk(model, [], USAGE) + b"data: [DONE]\n\n")
         return response
 
     async def _special(self, request: web.Request, body: dict, model: str) -> web.StreamResponse:

@@ -28,6 +28,9 @@ _OPEN = json.loads((SPECS / "openresponses-openapi.json").read_text())
 # response ends (the live API sends `"usage": null` in `response.created`; the SDK types it
 # `Optional[ResponseUsage]`; Open Responses requires the key, null allowed).
 _OPENAI["components"]["schemas"]["Response"]["allOf"][2]["properties"]["usage"] = {"anyOf": [{"$ref": "#/components/schemas/ResponseUsage"}, {"type": "null"}]}
+# WebSocket steering ends a response `incomplete` with reason `steered`: the SDK (3.54) types the
+# reason with it, the file predates it.
+_OPENAI["components"]["schemas"]["Response"]["allOf"][2]["properties"]["incomplete_details"]["anyOf"][0]["properties"]["reason"]["enum"].append("steered")
 _REGISTRY = Registry().with_resources(
     [
         ("urn:openai", Resource.from_contents(_OPENAI, default_specification=DRAFT202012)),
@@ -112,6 +115,34 @@ def check_event(event: dict) -> None:
             check(_OPEN_EVENTS[event["type"]], {**event, "response": view}, "openresponses")
     elif event.get("item", {}).get("type", "message") in _OPEN_ITEMS:
         check(_OPEN_EVENTS[event["type"]], event, "openresponses")
+
+
+# Steering's events are in the SDK's types (`ResponsesServerEvent`) but not yet in the spec file:
+# those are checked against the SDK's own models.
+_STEER_EVENTS = {
+    "response.steer.accepted": "ResponseSteerAcceptedEvent",
+    "response.steer.pending": "ResponseSteerPendingEvent",
+    "response.steer.failed": "ResponseSteerFailedEvent",
+}
+
+
+def check_socket_frame(frame: dict) -> None:
+    """A WebSocket mode server frame: a stream event with its lane's `stream_id`, an `error`
+    (`ResponseWsError`), or a steering event."""
+    if "stream_id" in frame:
+        assert isinstance(frame["stream_id"], str) and frame["stream_id"], frame
+    if frame["type"] in _STEER_EVENTS:
+        from openai.types import responses
+
+        getattr(responses, _STEER_EVENTS[frame["type"]]).model_validate(frame, strict=True)
+        return
+    if frame["type"] == "error" and "status" in frame:  # the socket's own errors; a run's are stream events
+        check("ResponseWsError", frame)
+        assert set(frame["error"]) == {"message", "type", "param", "code"}, frame
+        return
+    check_event({key: value for key, value in frame.items() if key != "stream_id"})
+    if "response" in frame:
+        check_response(frame["response"])
 
 
 def check_error(body: dict) -> None:

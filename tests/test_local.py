@@ -14,6 +14,7 @@ import pytest
 from conftest import sdk
 from gateway import Gateway
 from helpers import create, events_of, raw_stream, stream, types
+from sockets import Socket, final, text_of
 
 if not os.environ.get("CI"):  # `make test` installs the local extra; only a bare checkout may lack it
     pytest.importorskip("llama_cpp", reason="the local extra is not installed")
@@ -73,6 +74,16 @@ def test_a_background_run_on_the_local_model_streams_and_resumes(local, local_ga
     assert events[-1].type in ("response.completed", "response.incomplete") and final.output_text
     assert events_of(raw_stream(local_gateway, final.id, 2))[0]["sequence_number"] == 3
     assert local.responses.retrieve(final.id).output_text == final.output_text
+
+
+def test_websocket_turns_chain_without_storing(local):
+    with Socket(local) as socket:
+        first = final(socket.turn(model=MODEL, input="My name is Ada.", store=False, temperature=0, max_output_tokens=20, stream_id="chat"))
+        frames = socket.turn(
+            model=MODEL, input="What is my name?", store=False, previous_response_id=first["id"], temperature=0, max_output_tokens=20, stream_id="chat"
+        )
+    assert final(frames)["previous_response_id"] == first["id"] and text_of(frames).strip()
+    assert final(frames)["usage"]["input_tokens"] > first["usage"]["input_tokens"]  # the first turn came back as context
 
 
 def test_max_output_tokens_makes_it_incomplete(local):

@@ -56,6 +56,18 @@ class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
     poll: float = 0.25  # seconds between looks at the queue and at cancellations
 
 
+class WebSocketConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """WebSocket mode (`GET /v1/responses` with an upgrade): what one connection may hold."""
+
+    max_streams: int = 16  # lanes (`stream_id`s) with work at once; more → websocket_stream_limit_reached
+    max_queued: int = 64  # requests waiting in one lane
+    remembered: int = 16  # latest responses kept in memory, so `store: false` turns can chain
+    max_steers: int = 8  # steering inputs waiting for one response
+    max_duration: float = 3600.0  # seconds a connection lives (websocket_connection_limit_reached)
+    heartbeat: float = 30.0  # seconds between pings; a peer that misses a pong is closed
+    max_frame_bytes: int | None = None  # a client frame's size limit (default: max_body_bytes)
+
+
 WebhookEvent = Literal["response.completed", "response.failed", "response.cancelled", "response.incomplete"]
 
 
@@ -81,6 +93,7 @@ class Config(Struct, forbid_unknown_fields=True):
     # on other instances read the database's event log on a short timer
     redis_url: str | None = None
     background: BackgroundConfig = BackgroundConfig()
+    websocket: WebSocketConfig = WebSocketConfig()
     webhooks: list[WebhookConfig] = []
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
@@ -159,6 +172,9 @@ def check(config: Config) -> None:
             _check_local(i, model)
     if config.background.max_concurrent < 1 or config.background.poll <= 0:
         raise ConfigError("background.max_concurrent must be at least 1 and background.poll above 0")
+    sockets = config.websocket
+    if min(sockets.max_streams, sockets.max_queued, sockets.remembered, sockets.max_steers) < 1 or min(sockets.max_duration, sockets.heartbeat) <= 0:
+        raise ConfigError("websocket: max_streams, max_queued, remembered and max_steers must be at least 1, max_duration and heartbeat above 0")
     for i, hook in enumerate(config.webhooks):
         if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
             raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import weakref
 from typing import Any
 
 import msgspec
@@ -16,7 +17,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from rejoinder.api import runs
+from rejoinder.api import runs, sockets
 from rejoinder.api.replies import SSE_HEADERS, json_response, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
@@ -181,6 +182,8 @@ async def cancel_response(request: web.Request) -> web.Response:
 async def delete_response(request: web.Request) -> web.Response:
     response_id = _response_id(request)
     request.app[runs.RUNNER].stop(response_id)  # a background run going on here stops (elsewhere, it ends unseen)
+    for session in request.app[sockets.SESSIONS]:  # open sockets here forget it (other instances' keep it until they end)
+        session.forget(response_id)
     if not await request.app[STORE].delete(response_id):
         raise response_not_found(response_id)
     return json_response(encode_body(Deleted(response_id)))
@@ -228,6 +231,12 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/responses", create_response)
+    app[sockets.SESSIONS] = weakref.WeakSet()
+
+    async def open_socket(request: web.Request) -> web.StreamResponse:
+        return await sockets.open_socket(request, engine, config)
+
+    app.router.add_get("/v1/responses", open_socket)
     for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
         app.router.add_post(path, not_implemented)
     app.router.add_get("/v1/responses/{response_id}", get_response)

@@ -52,7 +52,7 @@ _KINDS = {
         "reasoning", "summary", "summary_text", "text", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "summary_index"
     ),
 }
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter", "steered": "steered"}
 
 
 class _Block:
@@ -292,6 +292,16 @@ class Builder:
         else:
             response["completed_at"] = int(time.time())
         response["usage"] = counts
+
+    def announce(self, type_: str, fields: dict[str, Any]) -> None:
+        """An event that is not the model's (steering's), numbered in the stream's order."""
+        if self.emit:
+            self._event(type_, **fields)
+
+    def steered(self) -> None:
+        """Steering stopped the run between two upstream batches: what there is ends incomplete.
+        The upstream reports usage only at its end, so a steered response counts none."""
+        self._finish(Finish("steered"))
 
     def fail(self, error: ApiError) -> None:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 import msgspec
@@ -23,7 +23,7 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
-from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings
+from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -48,30 +48,35 @@ class Engine:
         self.router = router
         self.store = store
 
-    async def prepare(self, request: Request) -> Turn:
+    async def prepare(self, request: Request, memory: Mapping[str, list[Item]] | None = None) -> Turn:
         """Everything short of calling the model: the model, the context, the checks. A
         background run is prepared when it is queued (its errors are the POST's) and again when
-        it runs."""
+        it runs. `memory` holds the contexts of responses a WebSocket connection made, so a
+        `previous_response_id` found there needs no read (and no storing)."""
         params = request.body
         deployment = self.router.resolve(params.model)
         warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
         check_sealed(request.items)
-        earlier = await earlier_items(self.store, params.previous_response_id)
+        remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
+        earlier = remembered if remembered is not None else await earlier_items(self.store, params.previous_response_id)
         own_input = await resolve_input(self.store, request.items)
+        context = earlier + own_input
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = ModelRequest(settings(request), model_view(earlier + own_input), deployment.upstream_model, streamed)
-        return Turn(deployment, model_request, own_input, warnings)
+        model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
+        return Turn(deployment, model_request, own_input, context, warnings)
 
-    async def start(self, request: Request, background: Journal | None = None) -> Run:
+    async def start(self, request: Request, background: Journal | None = None, memory: Mapping[str, list[Item]] | None = None, generate: bool = True) -> Run:
         """Call the model; a `Run` once its first delta is in hand. A background run comes with
-        its `Journal`, which holds the response it continues."""
+        its `Journal`, which holds the response it continues. With `generate` false the model
+        is not called: the response ends at once with no output, its input kept as context for a
+        later turn (WebSocket mode's warm-up)."""
         params = request.body
-        turn = await self.prepare(request)
+        turn = await self.prepare(request, memory)
         response = background.response if background is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
         begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
-        batches = aiter(turn.deployment.provider.stream(turn.model_request))
+        batches = aiter(turn.deployment.provider.stream(turn.model_request) if generate else _unanswered())
         try:
             first = await anext(batches)
         except BaseException as exc:
@@ -82,14 +87,19 @@ class Engine:
             if isinstance(exc, StopAsyncIteration):
                 raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, request, response, begun, turn.own_input, first, batches, turn.warnings, background)
+        return Run(self.store, request, response, begun, turn, first, batches, background)
 
 
 class Turn(NamedTuple):
     deployment: Deployment
     model_request: ModelRequest
     own_input: list[Item]
+    context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
+
+
+async def _unanswered() -> AsyncIterator[list[Delta]]:
+    yield [Finish("stop", Usage())]
 
 
 class Journal(Protocol):
@@ -167,10 +177,9 @@ class Run:
         request: Request,
         response: dict[str, Any],
         begun: asyncio.Future | None,
-        own_input: list[Item],
+        turn: Turn,
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
-        warnings: list[str],
         journal: Journal | None = None,
     ) -> None:
         self.store = store
@@ -179,11 +188,15 @@ class Run:
         self.response = response
         self.begun = begun  # the in-progress record's write, when there is one
         self.ended = False  # a final form was built (and stored, if `store`)
-        self.own_input = own_input
+        self.own_input = turn.own_input
+        self.context = turn.context
         self.first = first
         self.rest = rest
-        self.warnings = warnings  # for the client, in `x-rejoinder-warning`
+        self.warnings = turn.warnings  # for the client, in `x-rejoinder-warning`
         self.journal = journal  # a background run's: its events and final form go there
+        self.steerable = False  # between the first flush and the upstream's end (see `interject`)
+        self.interjections: list[tuple[str, dict[str, Any]]] = []
+        self.sequence = 0  # the number its next event would take, once it has finished
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -228,11 +241,19 @@ class Run:
             for delta in self.first:
                 builder.apply(delta)
             if not whole:
+                self.steerable = True
                 await flush()
-            async for batch in self.rest:
-                for delta in batch:
-                    builder.apply(delta)
-                await flush()
+                async for batch in self.rest:
+                    for delta in batch:
+                        builder.apply(delta)
+                    if self.interjections:
+                        break
+                    await flush()
+            self.steerable = False
+            for type_, fields in self.interjections:
+                builder.announce(type_, fields)
+            if self.interjections and self.response["status"] == "in_progress":
+                builder.steered()
         except ApiError as exc:
             failure = exc
         except (asyncio.CancelledError, ConnectionError):
@@ -242,6 +263,7 @@ class Run:
             log.exception("response %s failed inside the gateway", self.response["id"])
             failure = ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
         finally:
+            self.steerable = False
             await self.close()
         self.ended = True
         if failure is not None:
@@ -259,11 +281,21 @@ class Run:
                 builder.fail(failure)
                 encoded = encode(self.response)
         builder.terminal()
+        self.sequence = builder.sequence
         if sink is not None:
             await flush(last=True)
         if failure is not None and sink is None:
             raise failure
         return encoded
+
+    def interject(self, type_: str, fields: dict[str, Any]) -> bool:
+        """Steering (WebSocket mode): emit this event in the run's own order, then end the run
+        at its next upstream batch as incomplete (`steered`), or as it ends if that comes first.
+        False when the run is past that point (its client announces the event itself)."""
+        if not self.steerable:
+            return False
+        self.interjections.append((type_, fields))
+        return True
 
     async def release(self) -> None:
         """The transport is done with this run: release the upstream, and if the run never

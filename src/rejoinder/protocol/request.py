@@ -142,10 +142,8 @@ def _check(request: CreateResponse) -> Request:
     items = []
     if request.messages is not UNSET:
         items = _items(request.messages, "messages")
-    elif isinstance(request.input, str):
-        items = [normalize(Message(role="user", content=request.input))]
     elif request.input is not UNSET:
-        items = _items(request.input, "input")
+        items = decode_input(request.input, "input")
     for name in ("tools", "tool_choice", "stream_options"):
         check_json(getattr(request, name), name)
     if request.text is not None and isinstance(request.text.format, TextFormatJsonSchema):
@@ -167,6 +165,13 @@ def _check(request: CreateResponse) -> Request:
 
 _INPUT_ITEMS = list[InputItem]
 _STAND_IN = {"type": "item_reference", "id": "hosted"}
+
+
+def decode_input(raw: str | list[dict[str, Any]], name: str) -> list:
+    """An `input` in canonical form: a string is one user message."""
+    if isinstance(raw, str):
+        return [normalize(Message(role="user", content=raw))]
+    return _items(raw, name)
 
 
 def _items(raw: list[dict[str, Any]], name: str) -> list:

@@ -23,7 +23,7 @@ from rejoinder.protocol.tools import FunctionTool
 # text and refusal parts form a message; reasoning (raw reasoning text) and summary parts form
 # a reasoning item; each tool call is an item of its own.
 BlockKind = Literal["text", "refusal", "reasoning", "summary", "tool_call"]
-FinishReason = Literal["stop", "length", "content_filter", "tool_calls"]
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "steered"]  # steered: the gateway's own (WebSocket steering)
 
 
 class Settings(Struct, kw_only=True):
