@@ -245,8 +245,13 @@ def _completion(model: str, chunks: list[dict]) -> dict:
     }
 
 
+FLOOD_CHUNKS = 10_000  # of 4 KiB each (the `flood` scenario)
+
+
 class FakeChat(FakeServer):
     """Chat Completions at `/v1/chat/completions`."""
+
+    flooded = 0  # chunks the last `flood` stream has written
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
@@ -271,6 +276,8 @@ class FakeChat(FakeServer):
             return await self._paced(request, body)
         if model == "tool-slow":
             return await self._tool_slow(request, body)
+        if model == "flood":
+            return await self._flood(request, body)
         if model in HOSTILE:
             return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
@@ -300,6 +307,21 @@ class FakeChat(FakeServer):
             await response.write(_chunk(body["model"], [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}]))
             await response.write(_chunk(body["model"], [], USAGE))
             await response.write(b"data: [DONE]\n\n")
+        return response
+
+    async def _flood(self, request: web.Request, body: dict) -> web.StreamResponse:
+        """40 MB of text as fast as the reader takes it, counting the chunks written in
+        `flooded` (a reader that stops makes the count stop)."""
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        piece = "x" * 4096
+        self.flooded = 0
+        with self.counted():
+            await response.prepare(request)
+            for _ in range(FLOOD_CHUNKS):
+                await response.write(_chunk(body["model"], [{"index": 0, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}]))
+                self.flooded += 1
+            finish = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+            await response.write(_chunk(body["model"], [finish]) + _chunk(body["model"], [], USAGE) + b"data: [DONE]\n\n")
         return response
 
     async def _tool_slow(self, request: web.Request, body: dict) -> web.StreamResponse:

@@ -4,12 +4,15 @@ steering, errors and limits, over a real socket to a gateway process."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+import aiohttp
 import openai
 import pytest
 import websockets
 from conftest import chat_models, sdk
+from fake_chat import FLOOD_CHUNKS
 from gateway import Gateway
 from helpers import wait_until
 from openai import AsyncOpenAI
@@ -197,6 +200,29 @@ def test_a_client_that_leaves_stops_the_upstream(client, fake_chat):
         response_id = socket.until(lambda frame: frame["type"] == "response.output_text.delta")[0]["response"]["id"]
     assert wait_until(lambda: fake_chat.disconnects > before)
     assert wait_until(lambda: client.responses.retrieve(response_id).status == "cancelled")
+
+
+def test_a_slow_reader_holds_back_its_upstream(gateway, fake_chat):
+    """The gateway does not queue frames without bound for a client that stops reading: once
+    the buffers between them are full, it stops reading the upstream too; and nothing is lost."""
+
+    async def main() -> int:
+        async with aiohttp.ClientSession() as session, session.ws_connect(gateway.url.replace("http", "ws") + "/v1/responses", max_msg_size=0) as ws:
+            await ws.send_json({"type": "response.create", "model": "mock-flood", "input": "Go", "store": False})
+            await asyncio.sleep(2)  # reading nothing
+            stalled = fake_chat.flooded
+            await asyncio.sleep(1)
+            assert 0 < fake_chat.flooded == stalled < FLOOD_CHUNKS
+            received = 0
+            async for message in ws:
+                frame = json.loads(message.data)
+                received += len(frame["delta"]) if frame["type"] == "response.output_text.delta" else 0
+                if frame["type"] in ("response.completed", "response.failed", "error"):
+                    assert frame["type"] == "response.completed"
+                    return received
+        return -1
+
+    assert asyncio.run(main()) == FLOOD_CHUNKS * 4096
 
 
 def test_a_deleted_response_is_forgotten_by_open_sockets(client):

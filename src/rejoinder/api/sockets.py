@@ -14,7 +14,7 @@ import asyncio
 import logging
 import weakref
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from rejoinder.config import Config
 from rejoinder.engine.run import Engine
@@ -68,6 +68,9 @@ async def open_socket(request: web.Request, engine: Engine, config: Config) -> w
             pass
     except ConnectionError:
         pass
+    except Exception:  # the upgrade is done: no HTTP error can follow, so the socket closes
+        log.exception("WebSocket connection failed inside the gateway")
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR)
     finally:
         await session.close()
         await ws.close()

@@ -29,6 +29,7 @@ from msgspec import Meta, Struct
 from rejoinder.config import WebSocketConfig
 from rejoinder.engine import steering
 from rejoinder.engine.run import Engine, Run, encode
+from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
 from rejoinder.protocol.request import decode_create_response
@@ -89,8 +90,7 @@ class Session:
         try:
             frame = _frame.decode(data)
         except msgspec.ValidationError as exc:
-            field = "stream_id" if "stream_id" in str(exc) else "type"
-            await self.error(invalid(field, f"Invalid '{field}' in the WebSocket message: {exc}."), None)
+            await self.error(validation_error(exc), None)
             return
         except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             await self.error(ApiError(400, "A WebSocket message must be one JSON object with a 'type'.", code="invalid_json"), None)

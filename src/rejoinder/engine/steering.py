@@ -21,6 +21,7 @@ import msgspec
 import orjson
 from msgspec import Struct
 
+from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import Message
@@ -49,7 +50,7 @@ async def receive(session: Session, data: bytes) -> None:
     try:
         frame = _decoder.decode(data)
     except msgspec.ValidationError as exc:
-        await session.error(invalid(None, f"Invalid 'response.steer' event: {exc}."), None)
+        await session.error(validation_error(exc), None)
         return
     target = frame.previous_response_id
     try:
