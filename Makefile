@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(PY) bench/responses.py
 	$(PY) bench/store.py
 	$(PY) bench/background.py
+	$(PY) bench/websocket.py
 
 clean:
 	rm -rf $(VENV) .tools build src/*.egg-info

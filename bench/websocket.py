@@ -68,12 +68,12 @@ async def over_socket(ws: aiohttp.ClientWebSocketResponse, turns: int, store: bo
         while True:
             message = await ws.receive()
             data = message.data
-            if b'"type":"response.completed"' in data:
+            if '"type":"response.completed"' in data:
                 break
-            assert b'"type":"error"' not in data, data
+            assert '"type":"error"' not in data, data
         samples.append(time.perf_counter() - started)
         if chained:
-            previous = data.split(b'"id":"', 1)[1].split(b'"', 1)[0].decode()
+            previous = data.split('"id":"', 1)[1].split('"', 1)[0]
     return samples
 
 
