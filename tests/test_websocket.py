@@ -240,7 +240,7 @@ def limited(fake_chat, tmp_path_factory):
         "models": chat_models(fake_chat),
         "database_url": f"sqlite:///{workdir}/r.db",
         "master_key": "sk-master-key-for-sockets",
-        "websocket": {"max_streams": 2, "max_queued": 1, "max_duration": 6, "max_frame_bytes": 65536},
+        "websocket": {"max_streams": 2, "max_queued": 1, "max_duration": 6, "max_frame_bytes": 65536, "heartbeat": 1},
     }
     gw = Gateway(config, workdir).start()
     yield gw
@@ -276,6 +276,19 @@ def test_oversized_frames_close_the_socket(limited):
         socket.connection.response.create(model="mock-text", input="x" * 70000)
         with pytest.raises(websockets.ConnectionClosed):
             socket.recv()
+
+
+def test_a_peer_that_never_answers_pings_is_closed(limited):
+    async def main() -> list[aiohttp.WSMsgType]:
+        headers = {"Authorization": "Bearer sk-master-key-for-sockets"}
+        async with aiohttp.ClientSession() as session, session.ws_connect(limited.url.replace("http", "ws") + "/v1/responses", headers=headers, autoping=False) as ws:
+            seen = []
+            while not seen or seen[-1] not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
+                seen.append((await ws.receive(timeout=10)).type)
+            return seen
+
+    seen = asyncio.run(main())  # pings every second (heartbeat: 1), unanswered: the gateway hangs up
+    assert seen[0] == aiohttp.WSMsgType.PING and seen[-1] in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
 def test_the_upgrade_is_authenticated(limited):
