@@ -281,7 +281,10 @@ def test_oversized_frames_close_the_socket(limited):
 def test_a_peer_that_never_answers_pings_is_closed(limited):
     async def main() -> list[aiohttp.WSMsgType]:
         headers = {"Authorization": "Bearer sk-master-key-for-sockets"}
-        async with aiohttp.ClientSession() as session, session.ws_connect(limited.url.replace("http", "ws") + "/v1/responses", headers=headers, autoping=False) as ws:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(limited.url.replace("http", "ws") + "/v1/responses", headers=headers, autoping=False) as ws,
+        ):
             seen = []
             while not seen or seen[-1] not in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED):
                 seen.append((await ws.receive(timeout=10)).type)

@@ -94,6 +94,9 @@ class Config(Struct, forbid_unknown_fields=True):
     redis_url: str | None = None
     background: BackgroundConfig = BackgroundConfig()
     websocket: WebSocketConfig = WebSocketConfig()
+    # a `conversation` that names none stored creates it under that id (a client-chosen name);
+    # off, it is a 404
+    create_missing_conversations: bool = False
     webhooks: list[WebhookConfig] = []
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 

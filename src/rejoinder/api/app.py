@@ -12,23 +12,20 @@ import logging
 import weakref
 from typing import Any
 
-import msgspec
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.web_protocol import RequestPayloadError
 
-from rejoinder.api import runs, sockets
-from rejoinder.api.replies import SSE_HEADERS, json_response, response_not_found
+from rejoinder.api import conversations, runs, sockets
+from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
 from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import open_feed
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import decode_create_response
-from rejoinder.protocol.response import Deleted, ItemList, Model, ModelList, encode_body, parse_include, view
+from rejoinder.protocol.response import Deleted, Model, ModelList, encode_body, parse_include, view
 from rejoinder.protocol.sse import frames
 from rejoinder.providers import state
 from rejoinder.providers.http import close_session
@@ -38,7 +35,6 @@ from rejoinder.store.repository import Store
 log = logging.getLogger("rejoinder.api")
 
 ENGINE = web.AppKey("engine", Engine)
-STORE = web.AppKey("store", Store)
 ROUTER = web.AppKey("router", Router)
 
 
@@ -114,13 +110,6 @@ async def get_model(request: web.Request) -> web.Response:
     return json_response(encode_body(Model(deployment.name, deployment.owned_by)))
 
 
-async def read_body(request: web.Request) -> bytes:
-    try:
-        return await request.read()
-    except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
-        raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None
-
-
 async def create_response(request: web.Request) -> web.StreamResponse:
     raw = await read_body(request)
     decoded = decode_create_response(raw)
@@ -190,27 +179,12 @@ async def delete_response(request: web.Request) -> web.Response:
 
 
 async def list_input_items(request: web.Request) -> web.Response:
-    query = request.query
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
-    try:
-        limit = int(query.get("limit", "20"))
-    except ValueError:
-        raise invalid("limit", "Invalid 'limit': expected an integer.") from None
-    if not 1 <= limit <= 100:
-        raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
-    parse_include(query)
-    after = query.get("after")
-    if after is not None and not is_valid_id(after):
-        raise invalid("after", "Invalid 'after': expected an item id.")
+    page = page_query(request)
     response_id = _response_id(request)
-    page = await request.app[STORE].input_items(response_id, after, limit, order == "desc")
-    if page is None:
+    found = await request.app[STORE].input_items(response_id, page.after, page.limit, page.descending)
+    if found is None:
         raise response_not_found(response_id)
-    rows, has_more = page
-    ids = [row[0] for row in rows]
-    return json_response(encode_body(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else None, ids[-1] if ids else None, has_more)))
+    return item_list(*found)
 
 
 def create_app(config: Config) -> web.Application:
@@ -221,7 +195,7 @@ def create_app(config: Config) -> web.Application:
     state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
     app[STORE] = store
-    app[ENGINE] = engine = Engine(router, store)
+    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations)
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)
     deliverer = webhooks.Deliverer(store, config.webhooks)
@@ -243,6 +217,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
+    conversations.add_routes(app)
 
     async def start(_: web.Application) -> None:
         runner.start()

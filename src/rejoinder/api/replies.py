@@ -1,13 +1,22 @@
-"""What every handler answers with: JSON bodies and server-sent event streams."""
+"""What every handler shares: the store, reading a body, and answering with JSON bodies, item
+lists and server-sent event streams."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 
-from rejoinder.protocol.errors import ApiError, not_found
+from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.ids import is_valid_id
+from rejoinder.protocol.response import ItemList, encode_body, parse_include
+from rejoinder.store.repository import Store
+
+STORE = web.AppKey("store", Store)
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -19,3 +28,43 @@ def response_not_found(response_id: str) -> ApiError:
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
+
+
+class Page(NamedTuple):
+    """A list request's query: `after`, `limit` (1–100, default 20), `order` and `include[]`."""
+
+    after: str | None
+    limit: int
+    descending: bool
+    include: list[str]
+
+
+def page_query(request: web.Request) -> Page:
+    query = request.query
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
+    try:
+        limit = int(query.get("limit", "20"))
+    except ValueError:
+        raise invalid("limit", "Invalid 'limit': expected an integer.") from None
+    if not 1 <= limit <= 100:
+        raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
+    include = parse_include(query)
+    after = query.get("after")
+    if after is not None and not is_valid_id(after):
+        raise invalid("after", "Invalid 'after': expected an item id.")
+    return Page(after, limit, order == "desc", include)
+
+
+def item_list(rows: list[Any], has_more: bool) -> web.Response:
+    """A page of `(id, body)` rows as a list object, each body embedded as stored."""
+    ids = [row[0] for row in rows]
+    return json_response(encode_body(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else "", ids[-1] if ids else "", has_more)))
+
+
+async def read_body(request: web.Request) -> bytes:
+    try:
+        return await request.read()
+    except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
+        raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None

@@ -16,6 +16,7 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -70,7 +71,7 @@ class Journal:
             raise asyncio.CancelledError from None
         await self.feed.publish(self.response["id"], first, joined, False)
 
-    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]]) -> None:
+    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None) -> None:
         if self.lost:
             return
         first, joined = self._take(events)
@@ -78,7 +79,7 @@ class Journal:
         row = {"id": response["id"], "status": response["status"], "body": encoded}
         outbox = self.store.outbox(response["status"], response["id"])
         try:
-            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.store.instance, outbox)
+            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.store.instance, outbox, also)
         except runs.LostRun:
             log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
             return

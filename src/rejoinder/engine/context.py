@@ -1,4 +1,5 @@
-"""What the model sees: the earlier chain's items, then this request's input.
+"""What the model sees: the earlier chain's items (or a conversation's, see `engine.history`),
+then this request's input.
 
 `previous_response_id` brings back every input and output item of the chain (never its
 `instructions`); `item_reference` entries are replaced by the stored items they name. When a
@@ -68,11 +69,14 @@ async def earlier_items(store: Store, previous_response_id: str | None) -> list[
     return [decode_item(body) for body in bodies]
 
 
+_RENAMED = frozenset((CustomToolCall, CustomToolCallOutput))
+
+
 def model_view(items: list[Item]) -> list[Item]:
     """The items as providers take them: custom tool calls and their outputs become function
     calls with one string argument, `input`, the way custom tools are offered upstream; a call
     of a namespace's tool takes the name that tool is offered under."""
-    if not any(isinstance(item, (CustomToolCall, CustomToolCallOutput)) or isinstance(getattr(item, "namespace", None), str) for item in items):
+    if not any(type(item) in _RENAMED or (type(item) is FunctionCall and isinstance(item.namespace, str)) for item in items):
         return items
     return [_as_offered(item) for item in items]
 

@@ -60,6 +60,8 @@ def skeleton(request: Request) -> dict[str, Any]:
     }
     if params.user is not None:  # the spec allows a string or nothing
         response["user"] = params.user
+    if request.conversation is not None:
+        response["conversation"] = {"id": request.conversation}
     return response
 
 

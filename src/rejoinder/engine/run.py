@@ -8,6 +8,7 @@ delta is in hand; only then does the API layer commit to a stream.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, NamedTuple, Protocol
@@ -17,6 +18,7 @@ import orjson
 
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
+from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.protocol.errors import ApiError, invalid
@@ -24,6 +26,7 @@ from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
 from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings, Usage
+from rejoinder.store import conversations
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -44,9 +47,10 @@ def encode(value: Any) -> bytes:
 
 
 class Engine:
-    def __init__(self, router: Router, store: Store) -> None:
+    def __init__(self, router: Router, store: Store, create_missing_conversations: bool = False) -> None:
         self.router = router
         self.store = store
+        self.history = History(store, create_missing_conversations)
 
     async def prepare(self, request: Request, memory: Mapping[str, list[Item]] | None = None) -> Turn:
         """Everything short of calling the model: the model, the context, the checks. A
@@ -58,7 +62,12 @@ class Engine:
         warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
         check_sealed(request.items)
         remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
-        earlier = remembered if remembered is not None else await earlier_items(self.store, params.previous_response_id)
+        if remembered is not None:
+            earlier = remembered
+        elif request.conversation is not None:
+            earlier = await self.history.items(request.conversation)
+        else:
+            earlier = await earlier_items(self.store, params.previous_response_id)
         own_input = await resolve_input(self.store, request.items)
         context = earlier + own_input
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
@@ -111,7 +120,9 @@ class Journal(Protocol):
 
     async def sink(self, events: list[tuple[str, bytes]], last: bool) -> None: ...
 
-    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]]) -> None: ...
+    async def finish(
+        self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None
+    ) -> None: ...
 
 
 def settings(request: Request) -> Settings:
@@ -185,6 +196,7 @@ class Run:
         self.store = store
         self.params = request.body
         self.tools = request.tools
+        self.conversation = request.conversation
         self.response = response
         self.begun = begun  # the in-progress record's write, when there is one
         self.ended = False  # a final form was built (and stored, if `store`)
@@ -269,13 +281,15 @@ class Run:
         if failure is not None:
             builder.fail(failure)
         encoded = encode(self.response)
+        rows = self._item_rows()
+        also = self._conversation_append(rows)
         if self.journal is not None:  # the final form and the last events commit together
             builder.terminal()
-            await self.journal.finish(encoded, self._item_rows(), pending)
+            await self.journal.finish(encoded, rows, pending, also)
             return encoded
-        if self.params.store:
+        if self.params.store or also is not None:
             try:
-                await self._save(encoded)
+                await (self.store.save(self.response, encoded, rows, self.begun is not None, also) if self.params.store else self.store.write(also))
             except Exception:
                 failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
                 builder.fail(failure)
@@ -322,12 +336,21 @@ class Run:
         except Exception:
             log.warning("could not store cancelled response %s", self.response["id"])
 
+    def _conversation_append(self, rows: list[dict[str, Any]]) -> Callable[[Any], bool] | None:
+        """What a turn on a conversation adds to it, committed with its final form: its input
+        and output items, in order, when it completed or stopped incomplete; nothing else. With
+        `store: false` the items still go to the conversation (the client asked for it to be
+        kept), the response itself does not."""
+        if self.conversation is None or self.response["status"] not in ("completed", "incomplete"):
+            return None
+        return functools.partial(conversations.append, conversation_id=self.conversation, rows=[(row["id"], row["body"]) for row in rows])
+
     async def close(self) -> None:
         """Release the upstream call; safe to repeat."""
         await self.rest.aclose()
 
     async def _save(self, encoded: bytes) -> None:
-        await self.store.save(self.response, encoded, self._item_rows(), replaces=self.begun is not None)
+        await self.store.save(self.response, encoded, self._item_rows(), self.begun is not None)
 
     def _item_rows(self) -> list[dict[str, Any]]:
         response = self.response

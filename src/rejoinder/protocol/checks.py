@@ -4,7 +4,7 @@ free-form JSON the gateway will store and send on."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -14,6 +14,8 @@ from rejoinder.protocol.errors import ApiError, invalid
 # and encoded again later: deeper nesting or wider integers than this could not be.
 MAX_JSON_DEPTH = 64
 _INT_RANGE = (-(2**63), 2**64 - 1)
+
+T = TypeVar("T")
 
 _PATH = re.compile(r" - at `\$(?P<path>[^`]*)`$")
 _FIELD = re.compile(r"missing required field `(?P<field>[^`]+)`")
@@ -33,6 +35,22 @@ def validation_error(exc: msgspec.ValidationError, prefix: str = "") -> ApiError
         return ApiError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     where = f"Invalid '{param}': " if param else "Invalid request body: "
     return invalid(param, where + sentence[0].lower() + sentence[1:] + ".")
+
+
+def decode_body(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """A request body with `decoder`: every way it can be wrong is a 400 in the envelope."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        raise ApiError(
+            400,
+            "We could not parse the JSON body of your request. The API expects a JSON object (UTF-8) as the request body.",
+            code="invalid_json",
+        ) from None
+    except RecursionError:
+        raise too_deep(None) from None
 
 
 def too_deep(param: str | None) -> ApiError:

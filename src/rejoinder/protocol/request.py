@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal, Union
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from rejoinder.protocol.checks import check_json, too_deep, type_of, validation_error
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.checks import check_json, decode_body, type_of, validation_error
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.ids import ID_PATTERN, is_valid_id
 from rejoinder.protocol.items import HOSTED_ITEM_TYPES, HostedItem, InputItem, ItemReference, Message, normalize
 from rejoinder.protocol.tools import Tools, decode_tools
@@ -118,22 +118,11 @@ class Request(Struct):
     body: CreateResponse
     items: list  # the input in canonical form (item references not yet resolved)
     tools: Tools
+    conversation: str | None = None  # the id of the conversation it continues
 
 
 def decode_create_response(raw: bytes) -> Request:
-    try:
-        body = _decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc) from None
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        raise ApiError(
-            400,
-            "We could not parse the JSON body of your request. The API expects a JSON object (UTF-8) as the request body.",
-            code="invalid_json",
-        ) from None
-    except RecursionError:
-        raise too_deep(None) from None
-    return _check(body)
+    return _check(decode_body(_decoder, raw))
 
 
 def _check(request: CreateResponse) -> Request:
@@ -151,16 +140,28 @@ def _check(request: CreateResponse) -> Request:
     if not items and not request.previous_response_id:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
-        _check_metadata(request.metadata)
+        check_metadata(request.metadata)
     _aliases(request)
     tools = decode_tools(request.tools, request.tool_choice)
     if request.background and request.store is False:
         raise invalid("background", "A background response must be stored: 'background' needs 'store' true (the default).")
-    if request.conversation is not None:
-        raise invalid("conversation", "Conversations are not supported by this gateway yet.", "unsupported_parameter")
+    conversation = _conversation(request)
     if request.prompt is not None:
         raise invalid("prompt", "Prompt templates are not supported by this gateway yet.", "unsupported_parameter")
-    return Request(request, items, tools)
+    return Request(request, items, tools, conversation)
+
+
+def _conversation(request: CreateResponse) -> str | None:
+    """The conversation's id, from `"conv_…"` or `{"id": "conv_…"}`."""
+    given = request.conversation
+    if given is None:
+        return None
+    conversation_id = given.get("id") if isinstance(given, dict) else given
+    if not isinstance(conversation_id, str) or not is_valid_id(conversation_id):
+        raise invalid("conversation", "Invalid 'conversation': expected a conversation id, or an object with its 'id'.")
+    if request.previous_response_id:
+        raise invalid("conversation", "Provide either 'conversation' or 'previous_response_id', not both.", "conflicting_parameters")
+    return conversation_id
 
 
 _INPUT_ITEMS = list[InputItem]
@@ -212,7 +213,7 @@ def _aliases(request: CreateResponse) -> None:
         request.text = TextParam(fmt, request.text.verbosity if request.text is not None else None)
 
 
-def _check_metadata(metadata: dict[str, str]) -> None:
+def check_metadata(metadata: dict[str, str]) -> None:
     if len(metadata) > 16:
         raise invalid("metadata", "Invalid 'metadata': too many properties. Expected at most 16, got %d." % len(metadata))
     for key, value in metadata.items():

@@ -37,6 +37,13 @@ def view(response: bytes, include: list[str] | None) -> bytes:
     return orjson.dumps(shown(orjson.loads(response)))
 
 
+def item_view(item: bytes, include: list[str] | None) -> bytes:
+    """The JSON a client receives for a stored item (a conversation's), honouring `include`."""
+    if b'"encrypted_content"' not in item or (include and _ENCRYPTED in include):
+        return item
+    return orjson.dumps(without_encrypted(orjson.loads(item)))
+
+
 def shown(response: dict[str, Any]) -> dict[str, Any]:
     """A Response (as a dict) without its reasoning items' opaque state, for a client that did
     not ask for it; the same dict when there is none."""
@@ -71,11 +78,12 @@ class Deleted(Struct):
 
 
 class ItemList(Struct):
-    """A page of items; each is its stored JSON, embedded as it is (`msgspec.Raw`)."""
+    """A page of items; each is its stored JSON, embedded as it is (`msgspec.Raw`). An empty
+    page's `first_id` and `last_id` are empty strings: the spec and the SDK type them as strings."""
 
     data: list[msgspec.Raw]
-    first_id: str | None
-    last_id: str | None
+    first_id: str
+    last_id: str
     has_more: bool
     object: Literal["list"] = "list"
 

@@ -296,8 +296,13 @@ def _messages(request: ModelRequest, openai_host: bool) -> list[dict[str, Any]]:
     if request.settings.instructions:
         messages.append({"role": "system", "content": request.settings.instructions})
     for item in request.items:
-        if isinstance(item, Message):
-            messages.append(_message(item, openai_host))
+        if type(item) is Message:
+            content = item.content
+            # the common case inline, kept cheap: long histories are mostly one-part text messages
+            if len(content) == 1 and type(content[0]) in _PLAIN and item.role != "developer":
+                messages.append({"role": item.role, "content": content[0].text})
+            else:
+                messages.append(_message(item, openai_host))
         elif isinstance(item, FunctionCall):
             call = {"id": item.call_id, "type": "function", "function": {"name": item.name, "arguments": item.arguments}}
             last = messages[-1] if messages else None
@@ -309,6 +314,9 @@ def _messages(request: ModelRequest, openai_host: bool) -> list[dict[str, Any]]:
             messages.append({"role": "tool", "tool_call_id": item.call_id, "content": message_text(item.output)})
         # Reasoning items are dropped: Chat Completions servers reject reasoning sent back.
     return messages
+
+
+_PLAIN = frozenset((InputText, OutputText))
 
 
 def _message(item: Message, openai_host: bool) -> dict[str, Any]:

@@ -67,7 +67,7 @@ class MissingAncestor(LookupError):
 class _Write:
     """One response row to write: its final form, or (`begin`) the in-progress form a stream
     shows its client first. A final one `replaces` the in-progress row written before it.
-    Or, with no row, an `op` on the writer's connection (see `Store.write`)."""
+    And/or an `op` on the writer's connection (see `Store.write`; a final form's `also`)."""
 
     __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces", "op", "result")
 
@@ -149,10 +149,12 @@ class Store:
         id never reads as unknown."""
         return self._enqueue(response, body, [], begin=True, replaces=False)
 
-    async def save(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], replaces: bool = False) -> None:
-        """Store one finished response (over its in-progress record if `replaces`); returns
-        once it is committed."""
-        await self._enqueue(response, body, item_rows, begin=False, replaces=replaces)
+    async def save(
+        self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], replaces: bool = False, also: Callable[[Connection], Any] | None = None
+    ) -> None:
+        """Store one finished response (over its in-progress record if `replaces`), and run
+        `also` on the connection in the same transaction; returns once it is committed."""
+        await self._enqueue(response, body, item_rows, begin=False, replaces=replaces, op=also)
 
     def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
         """`fn(connection, *args, **kwargs)` on the writer's connection in its next group
@@ -170,11 +172,11 @@ class Store:
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
-    def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool) -> asyncio.Future:
+    def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         row = response_row(response, body, response["status"], self.instance if begin else None)
         future = loop.create_future()
-        self._writes.put(_Write(loop, future, row, item_rows, begin, replaces))
+        self._writes.put(_Write(loop, future, row, item_rows, begin, replaces, op))
         return future
 
     def _write_loop(self) -> None:

@@ -81,8 +81,10 @@ def finish(
     last: int,
     instance: str | None,
     outbox: list[dict[str, Any]],
+    also: Callable[[Connection], Any] | None = None,
 ) -> None:
-    """End a run: its final form, items, last events and webhook deliveries, as one."""
+    """End a run: its final form, items, last events, webhook deliveries and `also` (a
+    conversation's new items), as one."""
     owned = responses.c.owner == instance if instance is not None else responses.c.owner.is_(None)
     ended = conn.execute(
         update(responses).where(responses.c.id == row["id"], owned, responses.c.status.in_(ACTIVE)).values(status=row["status"], body=row["body"], owner=None)
@@ -96,6 +98,8 @@ def finish(
     conn.execute(delete(runs).where(runs.c.response_id == row["id"]))
     if outbox:
         conn.execute(insert(webhook_outbox), outbox)
+    if also is not None:
+        also(conn)
 
 
 def cancel(conn: Connection, response_id: str, outbox: Outbox) -> str:

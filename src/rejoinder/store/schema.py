@@ -88,3 +88,25 @@ webhook_outbox = Table(
     Column("due_at", BigInteger, nullable=False),  # unix seconds; a claimed delivery pushes it on
     Index("ix_webhook_outbox_due", "due_at"),
 )
+
+# Conversations (see `store.conversations`): each keeps a counter from which every append takes
+# a contiguous block of positions, so concurrent turns never interleave their items.
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("metadata", LargeBinary, nullable=False),  # JSON
+    Column("next_position", BigInteger, nullable=False, server_default="0"),
+    Column("revision", BigInteger, nullable=False, server_default="0"),  # counts removals: a reader's cache is stale
+)
+
+conversation_items = Table(
+    "conversation_items",
+    metadata,
+    Column("conversation_id", String(64), primary_key=True),
+    Column("position", BigInteger, primary_key=True),
+    Column("id", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Index("ix_conversation_items_id", "conversation_id", "id"),
+)

@@ -1,0 +1,58 @@
+"""Conversations' items, kept decoded between turns, so a turn on a long conversation reads
+and decodes only what was added since the last turn here.
+
+Each instance keeps the latest conversations it served (`_KEPT`): for each, the revision it
+read (a removal bumps it: then everything is read again), the position after the last item it
+read, and the items. Appends need no invalidation: they only ever add positions past the
+ones read. The lists are never changed in place (a turn still using one keeps it whole).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+
+from sqlalchemy.exc import IntegrityError
+
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.items import Item, decode_item
+from rejoinder.store import conversations
+from rejoinder.store.repository import Store
+
+_KEPT = 256  # conversations whose items one instance keeps decoded
+
+
+class History:
+    def __init__(self, store: Store, create_missing: bool) -> None:
+        self.store = store
+        self.create_missing = create_missing
+        self.kept: OrderedDict[str, tuple[int, int, list[Item]]] = OrderedDict()  # id → (revision, next position, items)
+
+    async def items(self, conversation_id: str) -> list[Item]:
+        """A conversation's items, oldest first. One that does not exist is a 404, or with
+        `create_missing_conversations` is created under the id the client chose."""
+        revision, position, known = self.kept.get(conversation_id, (-1, 0, []))
+        found = await self.store.transact(conversations.since, conversation_id, revision, position)
+        if found is None:
+            self.kept.pop(conversation_id, None)
+            return await self._missing(conversation_id)
+        current, rows = found
+        if current != revision:
+            known = []
+        if rows:
+            known = known + [decode_item(body) for _, body in rows]
+            position = rows[-1][0] + 1
+        self.kept[conversation_id] = (current, position, known)
+        self.kept.move_to_end(conversation_id)
+        if len(self.kept) > _KEPT:
+            self.kept.popitem(last=False)
+        return known
+
+    async def _missing(self, conversation_id: str) -> list[Item]:
+        if not self.create_missing:
+            raise ApiError(404, f"Conversation with id '{conversation_id}' not found.", param="conversation", code="not_found")
+        try:
+            await self.store.write(conversations.create, conversation_id, int(time.time()), b"{}", [])
+        except IntegrityError:  # another turn created it first
+            pass
+        return []

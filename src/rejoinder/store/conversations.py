@@ -1,0 +1,102 @@
+"""Conversations in the database: each a row and its items in order.
+
+Every function takes an open connection inside a transaction, so the caller decides what
+commits together (a turn's items commit with its response). Items are appended in contiguous
+blocks of positions reserved from the conversation's own counter: the reservation locks the
+conversation's row until the transaction ends, so two turns finishing at once each keep their
+items together, in the order each produced them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, delete, insert, select, update
+
+from rejoinder.store.schema import conversation_items, conversations
+
+Row = tuple[str, bytes]
+"""An item: its id and its stored JSON."""
+
+
+def create(conn: Connection, conversation_id: str, created_at: int, metadata: bytes, rows: list[Row]) -> None:
+    conn.execute(insert(conversations), {"id": conversation_id, "created_at": created_at, "metadata": metadata, "next_position": len(rows)})
+    _insert(conn, conversation_id, 0, rows)
+
+
+def get(conn: Connection, conversation_id: str) -> Any:
+    """`(id, created_at, metadata)`, or None."""
+    query = select(conversations.c.id, conversations.c.created_at, conversations.c.metadata).where(conversations.c.id == conversation_id)
+    return conn.execute(query).first()
+
+
+def update_metadata(conn: Connection, conversation_id: str, metadata: bytes) -> Any:
+    conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(metadata=metadata))
+    return get(conn, conversation_id)
+
+
+def remove(conn: Connection, conversation_id: str) -> bool:
+    conn.execute(delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id))
+    return conn.execute(delete(conversations).where(conversations.c.id == conversation_id)).rowcount > 0
+
+
+def append(conn: Connection, conversation_id: str, rows: list[Row]) -> bool:
+    """Add `rows` at the end, contiguous; False if the conversation is gone (then nothing is
+    added: a turn on a conversation deleted meanwhile keeps its response, not its items)."""
+    reserve = update(conversations).where(conversations.c.id == conversation_id).values(next_position=conversations.c.next_position + len(rows))
+    end = conn.execute(reserve.returning(conversations.c.next_position)).scalar()
+    if end is None:
+        return False
+    _insert(conn, conversation_id, end - len(rows), rows)
+    return True
+
+
+def _insert(conn: Connection, conversation_id: str, start: int, rows: list[Row]) -> None:
+    if rows:
+        conn.execute(
+            insert(conversation_items),
+            [{"conversation_id": conversation_id, "position": start + i, "id": id_, "body": body} for i, (id_, body) in enumerate(rows)],
+        )
+
+
+def since(conn: Connection, conversation_id: str, revision: int, position: int) -> tuple[int, list[Any]] | None:
+    """What a reader that has the items before `position` at `revision` is missing: the
+    conversation's revision, and `(position, body)` rows, oldest first (all of them if items
+    were removed since `revision`); None if there is no such conversation."""
+    current = conn.execute(select(conversations.c.revision).where(conversations.c.id == conversation_id)).scalar()
+    if current is None:
+        return None
+    if current != revision:
+        position = 0
+    query = select(conversation_items.c.position, conversation_items.c.body).where(
+        conversation_items.c.conversation_id == conversation_id, conversation_items.c.position >= position
+    )
+    return current, conn.execute(query.order_by(conversation_items.c.position)).all()
+
+
+def page(conn: Connection, conversation_id: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
+    """A page of `(id, body)` rows after the item `after`, and whether more follow; None if there
+    is no such conversation. O(page): the cursor is found by the `(conversation, id)` index."""
+    if get(conn, conversation_id) is None:
+        return None
+    mine = conversation_items.c.conversation_id == conversation_id
+    query = select(conversation_items.c.id, conversation_items.c.body).where(mine)
+    if after is not None:
+        cursor = select(conversation_items.c.position).where(mine, conversation_items.c.id == after).limit(1).scalar_subquery()
+        query = query.where(conversation_items.c.position < cursor if descending else conversation_items.c.position > cursor)
+    order = conversation_items.c.position.desc() if descending else conversation_items.c.position
+    rows = conn.execute(query.order_by(order).limit(limit + 1)).all()
+    return list(rows[:limit]), len(rows) > limit
+
+
+def item(conn: Connection, conversation_id: str, item_id: str) -> bytes | None:
+    query = select(conversation_items.c.body).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
+    return conn.execute(query.limit(1)).scalar()
+
+
+def remove_item(conn: Connection, conversation_id: str, item_id: str) -> bool:
+    gone = delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
+    if conn.execute(gone).rowcount == 0:
+        return False
+    conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(revision=conversations.c.revision + 1))
+    return True
