@@ -9,6 +9,7 @@ items together, in the order each produced them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
@@ -20,7 +21,10 @@ Row = tuple[str, bytes]
 
 
 def create(conn: Connection, conversation_id: str, created_at: int, metadata: bytes, rows: list[Row]) -> None:
-    conn.execute(insert(conversations), {"id": conversation_id, "created_at": created_at, "metadata": metadata, "next_position": len(rows)})
+    # the first revision is a clock reading, so one deleted and made again under the same id
+    # never looks like the conversation a reader kept
+    row = {"id": conversation_id, "created_at": created_at, "metadata": metadata, "next_position": len(rows), "revision": time.time_ns()}
+    conn.execute(insert(conversations), row)
     _insert(conn, conversation_id, 0, rows)
 
 
