@@ -97,6 +97,7 @@ class Config(Struct, forbid_unknown_fields=True):
     # a `conversation` that names none stored creates it under that id (a client-chosen name);
     # off, it is a 404
     create_missing_conversations: bool = False
+    prompts_dir: str | None = None  # YAML prompt templates with explicit versions, read again on SIGHUP
     webhooks: list[WebhookConfig] = []
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 

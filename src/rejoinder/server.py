@@ -100,5 +100,6 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGHUP, forward)  # workers read prompts_dir again
     for child in children:
         os.waitpid(child, 0)

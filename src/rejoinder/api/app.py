@@ -7,24 +7,26 @@ client ever sees a bare 500 or a stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
+import signal
 import weakref
 from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import conversations, runs, sockets
+from rejoinder.api import conversations, prompts, runs, sockets
 from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
 from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import open_feed
+from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
 from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
-from rejoinder.protocol.request import decode_create_response
 from rejoinder.protocol.response import Deleted, Model, ModelList, encode_body, parse_include, view
 from rejoinder.protocol.sse import frames
 from rejoinder.providers import state
@@ -111,8 +113,7 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
-    raw = await read_body(request)
-    decoded = decode_create_response(raw)
+    decoded, raw = await request.app[prompts.PROMPTS].decode(await read_body(request))
     params = decoded.body
     if params.background:
         return await runs.create_background(request, request.app[STORE], decoded, raw)
@@ -196,6 +197,7 @@ def create_app(config: Config) -> web.Application:
     app[ROUTER] = router
     app[STORE] = store
     app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations)
+    app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)
     deliverer = webhooks.Deliverer(store, config.webhooks)
@@ -208,7 +210,7 @@ def create_app(config: Config) -> web.Application:
     app[sockets.SESSIONS] = weakref.WeakSet()
 
     async def open_socket(request: web.Request) -> web.StreamResponse:
-        return await sockets.open_socket(request, engine, config)
+        return await sockets.open_socket(request, engine, templates, config)
 
     app.router.add_get("/v1/responses", open_socket)
     for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
@@ -218,9 +220,11 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
     conversations.add_routes(app)
+    prompts.add_routes(app)
 
     async def start(_: web.Application) -> None:
         runner.start()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, templates.reload)
 
     async def shutdown(_: web.Application) -> None:
         await runner.shutdown(config.shutdown_grace)

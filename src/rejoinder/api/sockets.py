@@ -17,6 +17,7 @@ import weakref
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from rejoinder.config import Config
+from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.run import Engine
 from rejoinder.engine.session import Session
 from rejoinder.protocol.errors import ApiError
@@ -31,7 +32,7 @@ SESSIONS = web.AppKey("sessions", weakref.WeakSet)
 _SEND_BUFFER = 64 * 1024
 
 
-async def open_socket(request: web.Request, engine: Engine, config: Config) -> web.StreamResponse:
+async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, config: Config) -> web.StreamResponse:
     settings = config.websocket
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat,
@@ -47,7 +48,7 @@ async def open_socket(request: web.Request, engine: Engine, config: Config) -> w
     async def send(data: bytes) -> None:
         await ws.send_frame(data, WSMsgType.TEXT)
 
-    session = Session(engine, settings, send)
+    session = Session(engine, prompts, settings, send)
     request.app[SESSIONS].add(session)
     try:
         async with asyncio.timeout(settings.max_duration):

@@ -62,6 +62,8 @@ def skeleton(request: Request) -> dict[str, Any]:
         response["user"] = params.user
     if request.conversation is not None:
         response["conversation"] = {"id": request.conversation}
+    if params.prompt is not None:
+        response["prompt"] = msgspec.to_builtins(params.prompt)
     return response
 
 

@@ -28,6 +28,7 @@ from msgspec import Meta, Struct
 
 from rejoinder.config import WebSocketConfig
 from rejoinder.engine import steering
+from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.run import Engine, Run, encode
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
@@ -53,13 +54,15 @@ _frame = msgspec.json.Decoder(Frame)
 
 
 class Job(NamedTuple):
-    """A `response.create` waiting in its lane: the frame as sent, and the steering input it
-    carries first (a steered response's successor's, or input that waited for tool output)."""
+    """A `response.create` waiting in its lane: the frame as sent (or, `expanded`, as it runs:
+    its `prompt` applied), and the steering input it carries first (a steered response's
+    successor's, or input that waited for tool output)."""
 
     raw: bytes
     stream_id: str | None
     generate: bool
     steers: list[steering.Steer]
+    expanded: bool = False
 
 
 class Active:
@@ -75,8 +78,9 @@ class Active:
 
 
 class Session:
-    def __init__(self, engine: Engine, config: WebSocketConfig, send: Send) -> None:
+    def __init__(self, engine: Engine, prompts: Prompts, config: WebSocketConfig, send: Send) -> None:
         self.engine = engine
+        self.prompts = prompts
         self.config = config
         self.send = send
         self.lanes: dict[str | None, deque[Job]] = {}  # lanes with work, each drained by one task
@@ -143,7 +147,10 @@ class Session:
         previous = None
         steers = job.steers
         try:
-            request = decode_create_response(job.raw)
+            if job.expanded:
+                request, raw = decode_create_response(job.raw), job.raw
+            else:
+                request, raw = await self.prompts.decode(job.raw)
             params = request.body
             params.stream = True  # implicit over a socket
             previous = params.previous_response_id
@@ -178,9 +185,9 @@ class Session:
             self._remember(response_id, run.context + [decode_item(encode(item)) for item in response["output"]])
         else:
             self.forget(previous)
-        successor = await steering.settle(self, job.raw, active)
+        successor = await steering.settle(self, raw, active)
         if successor is not None:
-            await self.enqueue(Job(successor, job.stream_id, True, active.steers), first=True)
+            await self.enqueue(Job(successor, job.stream_id, True, active.steers, expanded=True), first=True)
 
     def _remember(self, response_id: str, context: list[Item]) -> None:
         self.memory[response_id] = context

@@ -62,10 +62,18 @@ class ReasoningParam(Struct):
     generate_summary: Literal["auto", "concise", "detailed"] | None = None
 
 
+class PromptRef(Struct, forbid_unknown_fields=True):
+    """`prompt`: a template by id, at a version (its default without one), with variables."""
+
+    id: Annotated[str, Meta(min_length=1)]
+    version: str | None = None
+    variables: dict[str, Any] | None = None
+
+
 class CreateResponse(Struct, kw_only=True):
     """The request body, as sent."""
 
-    model: str
+    model: str | UnsetType = UNSET  # may come from `prompt`'s template instead
     input: str | list[dict[str, Any]] | UnsetType = UNSET
     messages: list[dict[str, Any]] | UnsetType = UNSET
     instructions: str | None = None
@@ -92,7 +100,7 @@ class CreateResponse(Struct, kw_only=True):
     stream_options: dict[str, Any] | None = None
     background: bool | None = False
     conversation: Any = None
-    prompt: Any = None
+    prompt: PromptRef | None = None
     truncation: Literal["auto", "disabled"] | None = "disabled"
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
     max_tool_calls: Count | None = None
@@ -137,7 +145,7 @@ def _check(request: CreateResponse) -> Request:
         check_json(getattr(request, name), name)
     if request.text is not None and isinstance(request.text.format, TextFormatJsonSchema):
         check_json(request.text.format.schema, "text.format.schema")
-    if not items and not request.previous_response_id:
+    if not items and not request.previous_response_id and request.prompt is None:
         raise invalid("input", "Missing required parameter: 'input'.", "missing_required_parameter")
     if request.metadata is not None:
         check_metadata(request.metadata)
@@ -146,8 +154,8 @@ def _check(request: CreateResponse) -> Request:
     if request.background and request.store is False:
         raise invalid("background", "A background response must be stored: 'background' needs 'store' true (the default).")
     conversation = _conversation(request)
-    if request.prompt is not None:
-        raise invalid("prompt", "Prompt templates are not supported by this gateway yet.", "unsupported_parameter")
+    if request.model is UNSET and request.prompt is None:
+        raise invalid("model", "Missing required parameter: 'model'.", "missing_required_parameter")
     return Request(request, items, tools, conversation)
 
 

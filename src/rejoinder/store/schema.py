@@ -110,3 +110,22 @@ conversation_items = Table(
     Column("body", LargeBinary, nullable=False),
     Index("ix_conversation_items_id", "conversation_id", "id"),
 )
+
+# Prompt templates made through the API (see `engine.prompts`; those from `prompts_dir` live in
+# files). Versions are immutable: a change is a new version.
+prompts = Table(
+    "prompts",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("default_version", Integer, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+prompt_versions = Table(
+    "prompt_versions",
+    metadata,
+    Column("prompt_id", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("template", LargeBinary, nullable=False),  # JSON: a create-request body without `prompt`
+    Column("created_at", BigInteger, nullable=False),
+)

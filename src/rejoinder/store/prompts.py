@@ -1,0 +1,65 @@
+"""Prompt templates made through the API, in the database. Every function takes an open
+connection inside a transaction; versions are numbered 1, 2, … and never change."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from rejoinder.store.schema import prompt_versions, prompts
+
+
+class Version(NamedTuple):
+    prompt_id: str
+    version: int
+    default_version: int
+    template: bytes
+    created_at: int
+
+
+def create(conn: Connection, prompt_id: str, template: bytes, created_at: int) -> Version:
+    """A new prompt at version 1 (an id already taken raises `IntegrityError`)."""
+    conn.execute(insert(prompts), {"id": prompt_id, "default_version": 1, "created_at": created_at})
+    conn.execute(insert(prompt_versions), {"prompt_id": prompt_id, "version": 1, "template": template, "created_at": created_at})
+    return Version(prompt_id, 1, 1, template, created_at)
+
+
+def add_version(conn: Connection, prompt_id: str, template: bytes, created_at: int) -> Version | None:
+    """The next version, not made the default; None if there is no such prompt."""
+    default = conn.execute(select(prompts.c.default_version).where(prompts.c.id == prompt_id).with_for_update()).scalar()
+    if default is None:
+        return None
+    version = conn.execute(select(func.max(prompt_versions.c.version)).where(prompt_versions.c.prompt_id == prompt_id)).scalar() + 1
+    conn.execute(insert(prompt_versions), {"prompt_id": prompt_id, "version": version, "template": template, "created_at": created_at})
+    return Version(prompt_id, version, default, template, created_at)
+
+
+def get(conn: Connection, prompt_id: str, version: int | None) -> Version | None:
+    """A version (the default one without `version`); None if there is none."""
+    default = conn.execute(select(prompts.c.default_version).where(prompts.c.id == prompt_id)).scalar()
+    if default is None:
+        return None
+    query = select(prompt_versions.c.template, prompt_versions.c.created_at, prompt_versions.c.version)
+    row = conn.execute(query.where(prompt_versions.c.prompt_id == prompt_id, prompt_versions.c.version == (version or default))).first()
+    return Version(prompt_id, row.version, default, row.template, row.created_at) if row is not None else None
+
+
+def listing(conn: Connection) -> list[Version]:
+    """Every prompt at its default version, by id."""
+    joined = prompts.join(prompt_versions, (prompt_versions.c.prompt_id == prompts.c.id) & (prompt_versions.c.version == prompts.c.default_version))
+    query = select(prompts.c.id, prompts.c.default_version, prompt_versions.c.template, prompt_versions.c.created_at).select_from(joined)
+    return [Version(row.id, row.default_version, row.default_version, row.template, row.created_at) for row in conn.execute(query.order_by(prompts.c.id))]
+
+
+def set_default(conn: Connection, prompt_id: str, version: int) -> Version | None:
+    """Make `version` the default; None if there is no such prompt or version."""
+    if get(conn, prompt_id, version) is None:
+        return None
+    conn.execute(update(prompts).where(prompts.c.id == prompt_id).values(default_version=version))
+    return get(conn, prompt_id, None)
+
+
+def remove(conn: Connection, prompt_id: str) -> bool:
+    conn.execute(delete(prompt_versions).where(prompt_versions.c.prompt_id == prompt_id))
+    return conn.execute(delete(prompts).where(prompts.c.id == prompt_id)).rowcount > 0

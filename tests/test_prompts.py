@@ -1,0 +1,177 @@
+"""Prompt templates: the `/v1/prompts` API, `prompts_dir` with SIGHUP, and `prompt` on
+`POST /v1/responses` through the official SDK (Jinja2 in a sandbox, variables as text and as
+content parts, versions, and every way it can be refused)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import httpx2 as httpx
+import openai
+import pytest
+from conftest import chat_models, sdk
+from gateway import Gateway
+from helpers import assert_envelope, create, stream, wait_until
+
+GREETER = {
+    "model": "mock-text",
+    "temperature": 0.2,
+    "instructions": "You greet {{ name }} in {{ language | default('English') }}.",
+    "input": [{"role": "user", "content": "My name is {{ name }}."}],
+}
+
+
+def api(gateway, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    with httpx.Client(timeout=30) as http:
+        return http.request(method, gateway.url + "/v1" + path, json=body)
+
+
+def make(gateway, template: dict, prompt_id: str | None = None) -> dict:
+    answer = api(gateway, "POST", "/prompts", {"template": template, **({"id": prompt_id} if prompt_id else {})})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def test_versions_through_the_api(gateway):
+    made = make(gateway, GREETER)
+    assert made["id"].startswith("pmpt_") and made["version"] == made["default_version"] == "1" and made["object"] == "prompt"
+    assert made["template"] == GREETER
+    second = api(gateway, "POST", f"/prompts/{made['id']}/versions", {"template": {**GREETER, "temperature": 0.9}}).json()
+    assert second["version"] == "2" and second["default_version"] == "1"  # not the default until set
+    assert api(gateway, "GET", f"/prompts/{made['id']}").json()["version"] == "1"
+    assert api(gateway, "GET", f"/prompts/{made['id']}?version=2").json()["template"]["temperature"] == 0.9
+    assert api(gateway, "POST", f"/prompts/{made['id']}", {"default_version": "2"}).json()["version"] == "2"
+    assert made["id"] in [prompt["id"] for prompt in api(gateway, "GET", "/prompts").json()["data"]]
+    named = make(gateway, GREETER, "greeter-named")
+    assert named["id"] == "greeter-named"
+    taken = api(gateway, "POST", "/prompts", {"id": "greeter-named", "template": GREETER})
+    assert taken.status_code == 409
+    assert_envelope(taken.json(), "id", "prompt_exists")
+    assert api(gateway, "DELETE", f"/prompts/{made['id']}").json() == {"id": made["id"], "object": "prompt.deleted", "deleted": True}
+    assert api(gateway, "GET", f"/prompts/{made['id']}").status_code == 404
+    assert api(gateway, "POST", f"/prompts/{named['id']}", {"default_version": "7"}).status_code == 404
+
+
+def test_bad_templates_are_refused_when_saved(gateway):
+    broken = api(gateway, "POST", "/prompts", {"template": {**GREETER, "input": [{"role": "user", "content": "line one\n{% if %}"}]}})
+    assert broken.status_code == 400 and "line 2" in broken.json()["error"]["message"]
+    assert_envelope(broken.json(), "template.input[0].content", "invalid_template")
+    hot = api(gateway, "POST", "/prompts", {"template": {**GREETER, "temperature": 7}})
+    assert hot.status_code == 400 and hot.json()["error"]["param"] == "template.temperature"
+    nested = api(gateway, "POST", "/prompts", {"template": {**GREETER, "prompt": {"id": "x"}}})
+    assert nested.status_code == 400 and nested.json()["error"]["param"] == "template.prompt"
+
+
+def test_a_prompt_renders_into_the_request(gateway, client, fake_chat):
+    made = make(gateway, GREETER)
+    body = create(client, prompt={"id": made["id"], "variables": {"name": "Ada", "language": "Welsh"}}, input="And the weather?")
+    sent = fake_chat.last()
+    assert sent["model"] == "text" or sent["model"] == "mock-text"
+    assert sent["messages"] == [
+        {"role": "system", "content": "You greet Ada in Welsh."},
+        {"role": "user", "content": "My name is Ada."},
+        {"role": "user", "content": "And the weather?"},
+    ]
+    assert sent["temperature"] == 0.2 and body["temperature"] == 0.2
+    assert body["prompt"] == {"id": made["id"], "version": "1", "variables": {"name": "Ada", "language": "Welsh"}}
+    assert body["instructions"] == "You greet Ada in Welsh."
+    overridden = create(client, prompt={"id": made["id"], "variables": {"name": "Bo"}}, input="Hi", temperature=0.7, instructions="Be terse.")
+    assert overridden["temperature"] == 0.7 and fake_chat.last()["messages"][0] == {"role": "system", "content": "Be terse."}
+    events = stream(client, prompt={"id": made["id"], "version": "1", "variables": {"name": "Cy"}}, input="Hi")
+    assert events[-1]["response"]["prompt"]["version"] == "1"
+
+
+def test_parts_land_where_the_template_places_them(gateway, client, fake_chat):
+    template = {
+        "model": "mock-text",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Describe this for {{ who }}:"}, {"type": "input_text", "text": "{{ photo }}"}]}],
+    }
+    made = make(gateway, template)
+    image = {"type": "input_image", "image_url": "https://example.com/cat.png", "detail": "low"}
+    create(client, prompt={"id": made["id"], "variables": {"who": {"type": "input_text", "text": "a child"}, "photo": image}}, input="Thanks")
+    parts = fake_chat.last()["messages"][0]["content"]
+    assert parts == [
+        {"type": "text", "text": "Describe this for a child:"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
+    ]
+    inline = make(gateway, {"model": "mock-text", "input": [{"role": "user", "content": "Look: {{ photo }}"}]})
+    with pytest.raises(openai.BadRequestError) as misplaced:
+        client.responses.create(prompt={"id": inline["id"], "variables": {"photo": image}})
+    assert misplaced.value.body["param"] == "prompt.variables.photo"
+
+
+def test_refusals(gateway, client):
+    made = make(gateway, GREETER)
+    with pytest.raises(openai.BadRequestError) as missing:
+        client.responses.create(prompt={"id": made["id"]}, input="Hi")
+    assert_envelope(missing.value.response.json(), "prompt.variables.name", "missing_required_parameter")
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.responses.create(prompt={"id": "pmpt_nothing"}, input="Hi")
+    assert unknown.value.body["param"] == "prompt.id"
+    with pytest.raises(openai.NotFoundError) as no_version:
+        client.responses.create(prompt={"id": made["id"], "version": "9", "variables": {"name": "A"}}, input="Hi")
+    assert no_version.value.body["param"] == "prompt.version"
+    with pytest.raises(openai.BadRequestError) as bad_variable:
+        client.responses.create(prompt={"id": made["id"], "variables": {"name": 42}}, input="Hi")
+    assert bad_variable.value.body["param"] == "prompt.variables.name"
+    modelless = make(gateway, {"instructions": "Hi"})
+    with pytest.raises(openai.BadRequestError) as no_model:
+        client.responses.create(prompt={"id": modelless["id"]}, input="Hi")
+    assert no_model.value.body["param"] == "model"
+    assert create(client, prompt={"id": modelless["id"]}, input="Hi", model="mock-text")["status"] == "completed"  # the request names it
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+        "{{ cycler.__init__.__globals__.os }}",
+        "{{ name.__class__.__base__ }}",
+        "{{ range(10**9) | list }}",
+        "{{ 'x' * 10**9 }}",
+        "{{ '{:>999999999}'.format(name) }}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    ],
+)
+def test_sandbox_escapes_are_refused_in_bounded_time(gateway, client, text):
+    made = make(gateway, {"model": "mock-text", "instructions": text})
+    started = time.monotonic()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(prompt={"id": made["id"], "variables": {"name": "A"}}, input="Hi")
+    assert time.monotonic() - started < 10
+    assert refused.value.body["code"] == "template_not_allowed" and refused.value.body["param"] == "instructions"
+
+
+@pytest.mark.parametrize("model", ["claude-text", "gemini-text", "oai-text"])
+def test_every_provider(providers_gateway, multi, fake_anthropic, fake_gemini, fake_responses, model):
+    made = make(providers_gateway, {**GREETER, "model": model})
+    body = create(multi, prompt={"id": made["id"], "variables": {"name": "Ada"}}, input="Hi")
+    upstream = {"claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses}[model.split("-")[0]]
+    assert body["model"] == model and "You greet Ada in English." in str(upstream.last()) and "My name is Ada." in str(upstream.last())
+
+
+def test_prompts_dir_and_sighup(fake_chat, tmp_path):
+    folder = tmp_path / "prompts"
+    folder.mkdir()
+    (folder / "support.yaml").write_text(
+        'versions:\n  "1":\n    model: mock-text\n    instructions: "Support for {{ product }}."\n'
+        '  "2":\n    model: mock-text\n    instructions: "Support v2 for {{ product }}."\ndefault_version: "1"\n'
+    )
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "prompts_dir": str(folder)}, tmp_path).start()
+    try:
+        client = sdk(gw)
+        body = create(client, prompt={"id": "support", "variables": {"product": "Rejoinder"}}, input="Help")
+        assert body["instructions"] == "Support for Rejoinder." and body["prompt"]["version"] == "1"
+        assert api(gw, "POST", "/prompts/support/versions", {"template": GREETER}).status_code == 409  # files are edited, not the API
+        (folder / "support.yaml").write_text('versions:\n  "3":\n    model: mock-text\n    instructions: "Support v3 for {{ product }}."\n')
+        os.kill(gw.process.pid, signal.SIGHUP)
+        assert wait_until(lambda: api(gw, "GET", "/prompts/support").json().get("version") == "3")
+        assert create(client, prompt={"id": "support", "variables": {"product": "X"}}, input="Help")["instructions"] == "Support v3 for X."
+        (folder / "support.yaml").write_text("versions: [not, a, mapping]\n")  # broken: the loaded version stays
+        os.kill(gw.process.pid, signal.SIGHUP)
+        time.sleep(0.5)
+        assert api(gw, "GET", "/prompts/support").json()["version"] == "3" and "support.yaml was not loaded" in gw.logs()
+    finally:
+        gw.stop()
