@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
-from fake_server import FakeServer, sse
+from fake_server import FakeServer, fake_count, sse
 
 SIGNATURE = "EqQBCkYIARgCIkDsig-for-thinking-block-0=="
 REDACTED = "EmwKAhgBEgy3va3pzix/LafPsn4aDFIT2Xlxh0L5L8rLVyIwxtE3rAFBa8cr3qpP"
@@ -146,6 +146,13 @@ def _assemble(events: list[dict]) -> dict:
 class FakeAnthropic(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._handle)
+        app.router.add_post("/v1/messages/count_tokens", self._count)
+
+    async def _count(self, request: web.Request) -> web.Response:
+        """`/v1/messages/count_tokens`: the body has no stream, max_tokens or sampling fields."""
+        body = await self.record(request)
+        assert not {"stream", "max_tokens", "temperature"} & set(body), body
+        return web.json_response({"input_tokens": fake_count(body)})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

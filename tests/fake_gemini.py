@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
-from fake_server import FakeServer, sse
+from fake_server import FakeServer, fake_count, sse
 
 THOUGHT_SIGNATURE = "CiQB0e2Kb9thought-signature-for-the-call=="
 USAGE = {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 40, "thoughtsTokenCount": 19, "cachedContentTokenCount": 4}
@@ -116,6 +116,10 @@ class FakeGemini(FakeServer):
             answered = any("functionResponse" in part for content in body["contents"] for part in content["parts"])
             call = {"functionCall": {"name": SHELL_TOOL, "args": json.loads(SHELL_ARGUMENTS)}}
             chunks = SCENARIOS["text"] if answered else [_chunk([call], "STOP", USAGE)]
+        if action == "countTokens":  # the whole request under generateContentRequest, as Gemini takes it
+            whole = self.requests[-1]["generateContentRequest"]
+            assert whole["model"] == f"models/{model}" and "contents" in whole, whole
+            return web.json_response({"totalTokens": fake_count(self.requests[-1])})
         if action == "generateContent":
             return web.json_response(_joined(chunks))
         assert action == "streamGenerateContent" and request.query.get("alt") == "sse"

@@ -11,7 +11,7 @@ import copy
 import json
 
 from aiohttp import web
-from fake_server import FakeServer, sse
+from fake_server import FakeServer, fake_count, sse
 
 ENCRYPTED = "gAAAAABo-upstream-encrypted-reasoning-blob"
 USAGE = {
@@ -116,6 +116,12 @@ def _events(response: dict, specs: list[tuple]) -> list[dict]:
 class FakeResponses(FakeServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/responses", self._handle)
+        app.router.add_post("/v1/responses/input_tokens", self._count)
+
+    async def _count(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        assert not {"stream", "store", "include"} & set(body), body
+        return web.json_response({"object": "response.input_tokens", "input_tokens": fake_count(body)})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from typing import Any
 
@@ -73,6 +74,12 @@ class FakeServer:
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+
+
+def fake_count(body: dict) -> int:
+    """The token count every fake's counting endpoint answers: a fixed function of what it was
+    sent, so a test can tell the gateway relayed the upstream's own count of its own request."""
+    return len(json.dumps(body, sort_keys=True)) // 4 + 7
 
 
 async def sse(request: web.Request, frames: list[bytes], content_type: str = "text/event-stream") -> web.StreamResponse:

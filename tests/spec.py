@@ -156,6 +156,8 @@ _ROUTES = [
     ("DELETE", re.compile(r"/v1/responses/[^/]+"), lambda body: Draft202012Validator(DELETED).validate(body)),
     ("GET", re.compile(r"/v1/responses/[^/]+/input_items"), lambda body: check("ResponseItemList", body)),
     ("POST", re.compile(r"/v1/responses/[^/]+/cancel"), check_response),
+    ("POST", re.compile(r"/v1/responses/input_tokens"), lambda body: check("TokenCountsResource", body)),
+    ("POST", re.compile(r"/v1/responses/compact"), lambda body: check("CompactResource", body)),
     ("POST", re.compile(r"/v1/conversations"), lambda body: check("ConversationResource", body)),
     ("GET", re.compile(r"/v1/conversations/[^/]+"), lambda body: check("ConversationResource", body)),
     ("POST", re.compile(r"/v1/conversations/[^/]+"), lambda body: check("ConversationResource", body)),

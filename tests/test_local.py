@@ -86,6 +86,12 @@ def test_websocket_turns_chain_without_storing(local):
     assert final(frames)["usage"]["input_tokens"] > first["usage"]["input_tokens"]  # the first turn came back as context
 
 
+def test_input_tokens_are_the_gguf_tokenizers_count(local):
+    counted = local.responses.input_tokens.count(model=MODEL, input="Name three colours.", instructions="Answer in one line.")
+    body = create(local, model=MODEL, input="Name three colours.", instructions="Answer in one line.", max_output_tokens=16, temperature=0)
+    assert counted.input_tokens == body["usage"]["input_tokens"] > 5
+
+
 def test_max_output_tokens_makes_it_incomplete(local):
     body = create(local, model=MODEL, input="Write a long story about a dragon.", temperature=0, max_output_tokens=16)
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}

@@ -48,6 +48,7 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     hosted_tools: Literal["refuse", "drop"] | None = None
     model_path: str | None = None  # local: a GGUF file (default: the bundled SmolLM2-135M-Instruct)
     context_tokens: int = 4096  # local: the context window to allocate
+    context_window: int | None = None  # tokens; default: the model family's known window (see engine.router)
     threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
 
 

@@ -140,6 +140,13 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     return stream
 
 
+async def input_tokens(request: web.Request) -> web.Response:
+    """The input tokens a create request with this body would use (its conversation, previous
+    response, prompt and truncation applied)."""
+    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request))
+    return json_response({"object": "response.input_tokens", "input_tokens": await request.app[ENGINE].input_tokens(decoded)})
+
+
 async def not_implemented(request: web.Request) -> web.Response:
     """Endpoints of the API this gateway does not serve yet: a clear 501, not a 405 from the
     `{response_id}` route."""
@@ -213,8 +220,8 @@ def create_app(config: Config) -> web.Application:
         return await sockets.open_socket(request, engine, templates, config)
 
     app.router.add_get("/v1/responses", open_socket)
-    for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
-        app.router.add_post(path, not_implemented)
+    app.router.add_post("/v1/responses/input_tokens", input_tokens)
+    app.router.add_post("/v1/responses/compact", not_implemented)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)

@@ -20,6 +20,34 @@ class Deployment(Struct):
     upstream_model: str
     owned_by: str
     hosted_tools: str | None = None  # the model's policy for hosted tools its provider cannot run
+    context_window: int | None = None  # tokens, when known (see `window`)
+
+
+# Context windows of well-known model families, by the longest prefix of the upstream name.
+KNOWN_WINDOWS = (
+    ("gpt-4.1", 1_047_576),
+    ("gpt-4o", 128_000),
+    ("gpt-4-turbo", 128_000),
+    ("gpt-5", 400_000),
+    ("gpt-3.5-turbo", 16_385),
+    ("o1", 200_000),
+    ("o3", 200_000),
+    ("o4", 200_000),
+    ("claude", 200_000),
+    ("gemini-1.5-pro", 2_097_152),
+    ("gemini", 1_048_576),
+)
+
+
+def window(model: ModelConfig, upstream_model: str) -> int | None:
+    """A deployment's context window: the config's `context_window`, a local model's
+    `context_tokens`, else the known window of its model family; None when unknown."""
+    if model.context_window is not None:
+        return model.context_window
+    if model.provider == "local":
+        return model.context_tokens
+    known = [size for prefix, size in KNOWN_WINDOWS if upstream_model.startswith(prefix)]
+    return known[0] if known else None
 
 
 def provider_for(model: ModelConfig) -> Provider:
@@ -47,7 +75,8 @@ class Router:
             if model.name.endswith("*"):
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
-                self.exact[model.name] = Deployment(model.name, provider, model.upstream_model or model.name, model.provider, model.hosted_tools)
+                upstream = model.upstream_model or model.name
+                self.exact[model.name] = Deployment(model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream))
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -58,5 +87,6 @@ class Router:
             return deployment
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
-                return Deployment(name, provider, model.upstream_model or name, model.provider, model.hosted_tools)
+                upstream = model.upstream_model or name
+                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream))
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")

@@ -18,6 +18,7 @@ import orjson
 
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
+from rejoinder.engine.fitting import fit
 from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
@@ -71,8 +72,13 @@ class Engine:
         own_input = await resolve_input(self.store, request.items)
         context = earlier + own_input
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
+        model_request = await fit(deployment, ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed), params.truncation)
         return Turn(deployment, model_request, own_input, context, warnings)
+
+    async def input_tokens(self, request: Request) -> int:
+        """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
+        turn = await self.prepare(request)
+        return await turn.deployment.provider.count_tokens(turn.model_request)
 
     async def start(self, request: Request, background: Journal | None = None, memory: Mapping[str, list[Item]] | None = None, generate: bool = True) -> Run:
         """Call the model; a `Run` once its first delta is in hand. A background run comes with

@@ -67,6 +67,11 @@ class Anthropic:
             async for deltas in reply.deltas(lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """Anthropic's own count (`/v1/messages/count_tokens`) of the request as it would go."""
+        body, _ = messages_body(request)
+        return await self.upstream.count(self.url + "/count_tokens", {key: body[key] for key in _COUNTED if key in body}, "input_tokens")
+
 
 class _Translator(EndsWithAnEvent):
     """Messages API content blocks → deltas, keyed by the block's `index`."""
@@ -188,6 +193,9 @@ class _Translator(EndsWithAnEvent):
         if reason == "tool_calls" and not self.called_tool:
             reason = "stop"  # only the structured-output tool was called: that is the answer
         return Finish(reason, self.usage)  # type: ignore[arg-type]
+
+
+_COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking")
 
 
 def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:

@@ -133,8 +133,12 @@ Delta = BlockStart | BlockDelta | BlockEnd | Annotation | ReasoningEnd | HostedS
 
 class Provider(Protocol):
     """One upstream wire protocol. `stream` yields non-empty batches of deltas and raises
-    `ApiError` for any upstream failure."""
+    `ApiError` for any upstream failure; `count_tokens` too."""
 
     runs_hosted_tools: bool  # can run web search, file search, MCP … on its own side
 
     def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]: ...
+
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The input tokens `request` would cost: the provider's own count where it has one."""
+        ...

@@ -70,6 +70,12 @@ class Gemini:
             async for deltas in reply.deltas(lambda data: translator.chunk(self._checked(read_json(data))), translator):
                 yield deltas
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """Gemini's own count (`:countTokens`) of the whole request as it would go."""
+        model = quote(request.upstream_model, safe="")
+        whole = {"model": f"models/{request.upstream_model}", **contents_body(request)}
+        return await self.upstream.count(f"{self.base}/models/{model}:countTokens", {"generateContentRequest": whole}, "totalTokens")
+
     def _checked(self, chunk: Any) -> dict[str, Any]:
         """A chunk, unless it is an error the upstream reported in place of one."""
         if isinstance(chunk, dict) and "error" in chunk:

@@ -15,10 +15,11 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 from msgspec import Struct
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.providers.failures import cut_short, error_from_status, too_large, unreachable
+from rejoinder.providers.failures import cut_short, error_from_status, read_json, too_large, unreachable
 
 _session: aiohttp.ClientSession | None = None
 
@@ -103,6 +104,15 @@ class Upstream:
             raise unreachable(exc) from None
         finally:
             response.release()
+
+    async def count(self, url: str, body: dict[str, Any], field: str) -> int:
+        """POST `body` to a token-counting endpoint and read the count in `field`."""
+        async with self.call(url, orjson.dumps(body), stream=False) as reply:
+            answer = read_json(await reply.body())
+        count = answer.get(field) if isinstance(answer, dict) else None
+        if type(count) is not int or not 0 <= count < 2**53:
+            raise ApiError(502, "The upstream model provider's token count could not be read.", type="server_error", code="upstream_error")
+        return count
 
     def _late(self, limit: str) -> ApiError:
         seconds = getattr(self.limits, limit)

@@ -86,6 +86,17 @@ class LocalModel:
             self._llm = llm
         return self._llm
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """The GGUF model's own tokenizer over the prompt its chat template makes."""
+        tools, _ = _offered_tools(request.settings)
+        messages = _messages(request, tools)
+
+        def count() -> int:
+            llm = self._load()
+            return len(llm.tokenize(self._formatter(messages=messages).prompt.encode(), add_bos=False, special=True))
+
+        return await asyncio.get_running_loop().run_in_executor(self._thread, count)
+
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         params = request.settings
         tools, choice = _offered_tools(params)

@@ -9,6 +9,7 @@ big chunk by the same translator, so both paths yield the same deltas.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -32,6 +33,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.protocol.tools import NamedFunction
+from rejoinder.providers import tokens
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.failures import cut_short, stream_error, unreadable
 from rejoinder.providers.http import Limits, Upstream
@@ -130,6 +132,12 @@ class OpenAIChat:
                 return
             async for deltas in reply.deltas(lambda data: translator.feed(_decode(data, self.api_key)), translator):
                 yield deltas
+
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """Chat Completions has no counting endpoint: counted here, with OpenAI's BPE (see
+        `providers.tokens`), off the event loop."""
+        body = chat_body(request, self.openai_host)
+        return await asyncio.get_running_loop().run_in_executor(None, tokens.count_chat, body)
 
 
 def _decode(data: bytes, secret: str | None) -> _Chunk | None:

@@ -70,6 +70,14 @@ class OpenAIResponses:
             async for deltas in reply.deltas(lambda data: translator.event(read_json(data), self.api_key), translator):
                 yield deltas
 
+    async def count_tokens(self, request: ModelRequest) -> int:
+        """OpenAI's own count (`/v1/responses/input_tokens`) of the request as it would go."""
+        body = {key: value for key, value in responses_body(request).items() if key in _COUNTED}
+        return await self.upstream.count(self.url + "/input_tokens", body, "input_tokens")
+
+
+_COUNTED = ("model", "input", "instructions", "tools", "tool_choice", "text", "reasoning", "truncation", "parallel_tool_calls")
+
 
 class _Translator(EndsWithAnEvent):
     """Upstream events → deltas; a block is named by its output index and part index."""
