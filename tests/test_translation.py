@@ -138,7 +138,7 @@ def test_openai_itself_gets_its_own_parameter_names():
     """Only api.openai.com gets `max_completion_tokens`, `developer` and OpenAI-only knobs; other
     Chat Completions servers get the names they all understand (checked on the pure translation,
     since no test reaches api.openai.com)."""
-    from rejoinder.engine.run import settings
+    from rejoinder.engine.engine import settings
     from rejoinder.protocol.request import decode_create_response
     from rejoinder.providers.base import ModelRequest
     from rejoinder.providers.openai_chat import chat_body

@@ -21,10 +21,10 @@ from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, 
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
 from rejoinder.engine.background import Runner
+from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import open_feed
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
-from rejoinder.engine.run import Engine
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.response import Deleted, Model, ModelList, encode_body, parse_include, view

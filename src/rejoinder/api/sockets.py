@@ -17,8 +17,8 @@ import weakref
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from rejoinder.config import Config
+from rejoinder.engine.engine import Engine
 from rejoinder.engine.prompts import Prompts
-from rejoinder.engine.run import Engine
 from rejoinder.engine.session import Session
 from rejoinder.protocol.errors import ApiError
 

@@ -23,9 +23,10 @@ from typing import Any
 import orjson
 
 from rejoinder.engine.builder import Builder
+from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import Feed
 from rejoinder.engine.response import skeleton
-from rejoinder.engine.run import Engine, encode
+from rejoinder.engine.run import encode
 from rejoinder.engine.webhooks import Deliverer
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response

@@ -1,8 +1,8 @@
-"""One response's life: route, gather context, call the model, build, store, then finish.
+"""One response's model turn, driven to its end: build, store, then the terminal event.
 
-`Engine.start` does everything that can still fail as a plain HTTP error (unknown model,
-unknown previous response, the upstream refusing the call) and returns a `Run` once the first
-delta is in hand; only then does the API layer commit to a stream.
+`Engine.start` (see `engine.engine`) hands a `Run` over once the upstream's first delta is in
+hand; `Run.finish` drives the rest, to a client's stream (a `Sink`), a background run's
+`Journal`, or nowhere (a non-streaming request).
 """
 
 from __future__ import annotations
@@ -10,25 +10,22 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from typing import Any, NamedTuple, Protocol
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 import msgspec
 import orjson
 
 from rejoinder.engine.builder import Builder
-from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
-from rejoinder.engine.fitting import fit
-from rejoinder.engine.history import History
-from rejoinder.engine.response import skeleton
-from rejoinder.engine.router import Deployment, Router
-from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import Item, encode_item
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.items import encode_item
 from rejoinder.protocol.request import Request
-from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
-from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings, Usage
+from rejoinder.providers.base import Delta, Finish
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
+
+if TYPE_CHECKING:
+    from rejoinder.engine.engine import Turn
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -47,76 +44,6 @@ def encode(value: Any) -> bytes:
         return msgspec.json.encode(value)
 
 
-class Engine:
-    def __init__(self, router: Router, store: Store, create_missing_conversations: bool = False) -> None:
-        self.router = router
-        self.store = store
-        self.history = History(store, create_missing_conversations)
-
-    async def prepare(self, request: Request, memory: Mapping[str, list[Item]] | None = None) -> Turn:
-        """Everything short of calling the model: the model, the context, the checks. A
-        background run is prepared when it is queued (its errors are the POST's) and again when
-        it runs. `memory` holds the contexts of responses a WebSocket connection made, so a
-        `previous_response_id` found there needs no read (and no storing)."""
-        params = request.body
-        deployment = self.router.resolve(params.model)
-        warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
-        check_sealed(request.items)
-        remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
-        if remembered is not None:
-            earlier = remembered
-        elif request.conversation is not None:
-            earlier = await self.history.items(request.conversation)
-        else:
-            earlier = await earlier_items(self.store, params.previous_response_id)
-        own_input = await resolve_input(self.store, request.items)
-        context = earlier + own_input
-        streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = await fit(deployment, ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed), params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings)
-
-    async def input_tokens(self, request: Request) -> int:
-        """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
-        turn = await self.prepare(request)
-        return await turn.deployment.provider.count_tokens(turn.model_request)
-
-    async def start(self, request: Request, background: Journal | None = None, memory: Mapping[str, list[Item]] | None = None, generate: bool = True) -> Run:
-        """Call the model; a `Run` once its first delta is in hand. A background run comes with
-        its `Journal`, which holds the response it continues. With `generate` false the model
-        is not called: the response ends at once with no output, its input kept as context for a
-        later turn (WebSocket mode's warm-up)."""
-        params = request.body
-        turn = await self.prepare(request, memory)
-        response = background.response if background is not None else skeleton(request)
-        # A stream shows its id at once: record it as in progress first, while the upstream
-        # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
-        batches = aiter(turn.deployment.provider.stream(turn.model_request) if generate else _unanswered())
-        try:
-            first = await anext(batches)
-        except BaseException as exc:
-            await batches.aclose()
-            if begun is not None:  # the client gets a plain HTTP error and never sees this id
-                await _settled(begun)
-                await self.store.delete(response["id"])
-            if isinstance(exc, StopAsyncIteration):
-                raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
-            raise
-        return Run(self.store, request, response, begun, turn, first, batches, background)
-
-
-class Turn(NamedTuple):
-    deployment: Deployment
-    model_request: ModelRequest
-    own_input: list[Item]
-    context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
-    warnings: list[str]
-
-
-async def _unanswered() -> AsyncIterator[list[Delta]]:
-    yield [Finish("stop", Usage())]
-
-
 class Journal(Protocol):
     """Where a background run's events and final form go (see `engine.background`)."""
 
@@ -131,54 +58,7 @@ class Journal(Protocol):
     ) -> None: ...
 
 
-def settings(request: Request) -> Settings:
-    """What this turn asks of the model, as every provider reads it."""
-    body, tools = request.body, request.tools
-    return Settings(
-        **{name: getattr(body, name) for name in _SETTINGS_FROM_BODY},
-        include=list(body.include or ()),
-        function_tools=tools.functions,
-        choice=tools.choice,
-        hosted_tools=[tool for _, tool in tools.hosted],
-    )
-
-
-_SETTINGS_FROM_BODY = tuple(name for name in Settings.__struct_fields__ if name not in ("include", "function_tools", "choice", "hosted_tools"))
-
-
-def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
-    """Hosted tools on a provider that cannot run them: each is refused (a 400) or, by the
-    model's `hosted_tools` policy (default: drop web search, refuse the rest), left out of the
-    model's view; what was left out, as warnings for the client and the log."""
-    warnings = []
-    for index, tool in tools.hosted:
-        policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
-        if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped
-            raise invalid(
-                f"tools[{index}].type",
-                f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it"
-                " (or set the model's hosted_tools: drop).",
-                "unsupported_value",
-            )
-        warnings.append(f"tools[{index}] ({tool['type']}) was left out: this model's provider cannot run it")
-    tools.hosted = []
-    log.info("%s: %s", deployment.name, "; ".join(warnings))
-    return warnings
-
-
-def _record_in_progress(store: Store, response: dict[str, Any]) -> asyncio.Future:
-    """Enqueue the response's in-progress record; the future settles once it is committed."""
-    begun = store.begin(response, encode(response))
-    begun.add_done_callback(_log_if_failed)
-    return begun
-
-
-def _log_if_failed(future: asyncio.Future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("could not record a response as in progress: %s", type(future.exception()).__name__)
-
-
-async def _settled(future: asyncio.Future) -> None:
+async def settled(future: asyncio.Future) -> None:
     """Wait until a store write the request did not wait for is committed or has failed (the
     failure is logged once, by `_log_if_failed`; the final save reports its own)."""
     try:
@@ -254,7 +134,7 @@ class Run:
         whole = isinstance(self.first[-1], Finish)
         try:
             if self.begun is not None and not whole:
-                await _settled(self.begun)
+                await settled(self.begun)
             builder.begin(queued=self.journal is not None)
             for delta in self.first:
                 builder.apply(delta)

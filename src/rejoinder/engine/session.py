@@ -28,8 +28,9 @@ from msgspec import Meta, Struct
 
 from rejoinder.config import WebSocketConfig
 from rejoinder.engine import steering
+from rejoinder.engine.engine import Engine
 from rejoinder.engine.prompts import Prompts
-from rejoinder.engine.run import Engine, Run, encode
+from rejoinder.engine.run import Run, encode
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
