@@ -9,7 +9,7 @@ import pytest
 from conftest import chat_models, sdk
 from fake_server import fake_count
 from gateway import Gateway
-from helpers import assert_envelope, create
+from helpers import assert_envelope, create, stream
 
 O200K = bpe_openai.get_encoding("o200k_base")
 
@@ -118,3 +118,60 @@ def test_providers_with_a_count_endpoint_are_asked(tiny, fake_anthropic):
         client.responses.create(model="tiny-claude", input=LONG)
     assert refused.value.body["code"] == "context_length_exceeded"
     assert fake_anthropic.last()["messages"][0]["content"][0]["text"].startswith("word")  # the count call, not a generation
+
+
+def _history() -> list[dict]:
+    return [
+        {"role": "user", "content": "My name is Ada and I am planning a trip to Oslo."},
+        {"role": "assistant", "content": "Noted: Ada, trip to Oslo."},
+        {"role": "user", "content": "I prefer trains."},
+        {"role": "assistant", "content": "Trains it is."},
+    ]
+
+
+def test_compact_returns_user_messages_and_a_sealed_summary(client, fake_chat):
+    compacted = client.responses.compact(model="mock-text", input=_history(), instructions="Be helpful.")
+    assert compacted.object == "response.compaction" and compacted.usage.total_tokens > 0
+    kinds = [item.type for item in compacted.output]
+    assert kinds == ["message", "message", "compaction"] and all(item.role == "user" for item in compacted.output[:2])
+    asked = fake_chat.last()["messages"]
+    assert "context checkpoint compaction" in asked[0]["content"] and asked[-1]["content"] == "Write the checkpoint notes now."
+    assert "Hello, world!" not in compacted.output[-1].encrypted_content  # sealed, not readable
+
+
+@pytest.mark.parametrize("model", ["mock-text", "claude-text", "gemini-text", "oai-text"])
+def test_a_compaction_item_stands_in_for_what_came_before(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses, model):
+    compacted = multi.responses.compact(model="mock-text", input=_history())
+    replay = [item.model_dump(exclude_none=True) for item in compacted.output]
+    create(multi, model=model, input=[*replay, {"role": "user", "content": "Which city?"}])
+    upstream = {"mock": fake_chat, "claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses}[model.split("-")[0]]
+    sent = str(upstream.last())
+    assert "Summary of the conversation so far" in sent and "Hello, world!" in sent  # the summary the fake wrote
+    assert "I prefer trains." in sent and "Trains it is." not in sent  # user messages kept, the rest summarized
+
+
+def test_a_forged_compaction_is_refused(client):
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="mock-text", input=[{"type": "compaction", "encrypted_content": "forged"}, {"role": "user", "content": "Hi"}])
+    assert refused.value.body["code"] == "invalid_encrypted_content"
+
+
+def test_context_management_compacts_a_long_chain(client, fake_chat):
+    previous = None
+    for turn in range(3):
+        previous = create(client, model="mock-text", input=f"Turn {turn}: " + "lorem ipsum " * 250, previous_response_id=previous)["id"]
+    calls = len(fake_chat.requests)
+    events = stream(
+        client, model="mock-text", input="Where were we?", previous_response_id=previous, context_management=[{"type": "compaction", "compact_threshold": 1000}]
+    )
+    body = events[-1]["response"]
+    assert [item["type"] for item in body["output"]] == ["compaction", "message"]
+    assert len(fake_chat.requests) == calls + 2  # the summary, then the turn
+    turn_sent = fake_chat.last()["messages"]
+    assert sum(message["role"] == "assistant" for message in turn_sent) == 0 and "Summary of the conversation so far" in str(turn_sent)
+    after = create(client, model="mock-text", input="And now?", previous_response_id=body["id"])
+    assert after["status"] == "completed"
+    sent = fake_chat.last()["messages"]
+    assert sum(message["role"] == "assistant" for message in sent) == 1  # only the answer after the checkpoint
+    small = create(client, model="mock-text", input="Short.", context_management=[{"type": "compaction", "compact_threshold": 1000}])
+    assert [item["type"] for item in small["output"]] == ["message"]  # under the threshold: nothing compacted

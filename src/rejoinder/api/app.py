@@ -147,10 +147,10 @@ async def input_tokens(request: web.Request) -> web.Response:
     return json_response({"object": "response.input_tokens", "input_tokens": await request.app[ENGINE].input_tokens(decoded)})
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    """Endpoints of the API this gateway does not serve yet: a clear 501, not a 405 from the
-    `{response_id}` route."""
-    raise ApiError(501, f"{request.method} {request.path} is not implemented by this gateway yet.", type="server_error", code="not_implemented")
+async def compact_response(request: web.Request) -> web.Response:
+    """A context compacted: its user messages and a sealed summary of the rest (`engine.compaction`)."""
+    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request))
+    return json_response(await request.app[ENGINE].compact(decoded))
 
 
 def _response_id(request: web.Request) -> str:
@@ -221,7 +221,7 @@ def create_app(config: Config) -> web.Application:
 
     app.router.add_get("/v1/responses", open_socket)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)
-    app.router.add_post("/v1/responses/compact", not_implemented)
+    app.router.add_post("/v1/responses/compact", compact_response)
     app.router.add_get("/v1/responses/{response_id}", get_response)
     app.router.add_delete("/v1/responses/{response_id}", delete_response)
     app.router.add_post("/v1/responses/{response_id}/cancel", cancel_response)

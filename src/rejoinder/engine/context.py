@@ -12,7 +12,19 @@ from __future__ import annotations
 import orjson
 
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, ItemReference, Reasoning, decode_item
+from rejoinder.protocol.items import (
+    Compaction,
+    CustomToolCall,
+    CustomToolCallOutput,
+    FunctionCall,
+    FunctionCallOutput,
+    InputText,
+    Item,
+    ItemReference,
+    Message,
+    Reasoning,
+    decode_item,
+)
 from rejoinder.protocol.tools import upstream_name
 from rejoinder.providers import state
 from rejoinder.store.repository import MissingAncestor, Store
@@ -22,7 +34,7 @@ def check_sealed(items: list[Item]) -> None:
     """Every `encrypted_content` a client sends must open with this gateway's keys, whichever
     provider it belongs to: a forged or altered one is refused before any provider runs."""
     for i, item in enumerate(items):
-        if isinstance(item, Reasoning) and isinstance(item.encrypted_content, str):
+        if isinstance(item, (Reasoning, Compaction)) and isinstance(item.encrypted_content, str):
             try:
                 state.check(item.encrypted_content)
             except state.SealError as exc:
@@ -69,16 +81,27 @@ async def earlier_items(store: Store, previous_response_id: str | None) -> list[
     return [decode_item(body) for body in bodies]
 
 
-_RENAMED = frozenset((CustomToolCall, CustomToolCallOutput))
+_RECAST = frozenset((CustomToolCall, CustomToolCallOutput, Compaction))
+SUMMARY_HEADING = "Summary of the conversation so far (a context checkpoint):\n"
 
 
 def model_view(items: list[Item]) -> list[Item]:
     """The items as providers take them: custom tool calls and their outputs become function
     calls with one string argument, `input`, the way custom tools are offered upstream; a call
-    of a namespace's tool takes the name that tool is offered under."""
-    if not any(type(item) in _RENAMED or (type(item) is FunctionCall and isinstance(item.namespace, str)) for item in items):
+    of a namespace's tool takes the name that tool is offered under; a compaction stands in for
+    everything before it but the user's messages, as a user message holding its summary."""
+    if not any(type(item) in _RECAST or (type(item) is FunctionCall and isinstance(item.namespace, str)) for item in items):
         return items
-    return [_as_offered(item) for item in items]
+    return [_as_offered(item) for item in compacted(items)]
+
+
+def compacted(items: list[Item]) -> list[Item]:
+    last = max((i for i, item in enumerate(items) if isinstance(item, Compaction)), default=None)
+    if last is None:
+        return items
+    summary = (state.unseal("compaction", items[last].encrypted_content) or {}).get("summary", "")
+    kept = [item for item in items[:last] if isinstance(item, Message) and item.role == "user"]
+    return [*kept, Message(role="user", content=[InputText(SUMMARY_HEADING + summary)], id=items[last].id, status="completed"), *items[last + 1 :]]
 
 
 def _as_offered(item: Item) -> Item:

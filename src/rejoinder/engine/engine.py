@@ -12,17 +12,21 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
 
+import msgspec
+import orjson
+
+from rejoinder.engine import compaction
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
-from rejoinder.engine.fitting import fit
+from rejoinder.engine.fitting import exceeds, fit
 from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Journal, Run, encode, settled
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import Item
+from rejoinder.protocol.items import Item, decode_item
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
-from rejoinder.providers.base import Delta, Finish, ModelRequest, Settings, Usage
+from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -53,8 +57,21 @@ class Engine:
         own_input = await resolve_input(self.store, request.items)
         context = earlier + own_input
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = await fit(deployment, ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed), params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings)
+        model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
+        checkpoint = None
+        threshold = next((entry.compact_threshold for entry in params.context_management or () if entry.compact_threshold), None)
+        if threshold is not None and await exceeds(deployment.provider, model_request, threshold):
+            summary, _ = await compaction.summarize(deployment.provider, model_request)
+            checkpoint = compaction.item(summary)
+            model_request = msgspec.structs.replace(model_request, items=model_view([*context, decode_item(orjson.dumps(checkpoint))]))
+        model_request = await fit(deployment, model_request, params.truncation)
+        return Turn(deployment, model_request, own_input, context, warnings, checkpoint)
+
+    async def compact(self, request: Request) -> dict[str, Any]:
+        """What `POST /v1/responses/compact` answers for this context."""
+        turn = await self.prepare(request)
+        summary, cost = await compaction.summarize(turn.deployment.provider, turn.model_request)
+        return compaction.compacted_response(turn.context, summary, cost)
 
     async def input_tokens(self, request: Request) -> int:
         """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
@@ -75,6 +92,8 @@ class Engine:
         batches = aiter(turn.deployment.provider.stream(turn.model_request) if generate else _unanswered())
         try:
             first = await anext(batches)
+            if turn.checkpoint is not None:  # compacted first: the summary is the output's first item
+                first = [HostedOutput(turn.checkpoint), *first]
         except BaseException as exc:
             await batches.aclose()
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
@@ -92,6 +111,7 @@ class Turn(NamedTuple):
     own_input: list[Item]
     context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
+    checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:

@@ -18,7 +18,7 @@ from rejoinder.engine.router import Deployment
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, Message, encode_item, message_text
 from rejoinder.providers import tokens
-from rejoinder.providers.base import ModelRequest
+from rejoinder.providers.base import ModelRequest, Provider
 
 _PER_ITEM = 8  # bytes an item may cost beyond its JSON: role markers and separators
 _DEFAULT_OUTPUT = 4096  # room kept for the answer when the request sets no max_output_tokens
@@ -30,8 +30,7 @@ async def fit(deployment: Deployment, request: ModelRequest, truncation: str | N
     if window is None:
         return request
     room = window - (request.settings.max_output_tokens or min(_DEFAULT_OUTPUT, window // 4))
-    sizes = [len(encode_item(item)) + _PER_ITEM for item in request.items]
-    if sum(sizes) + len((request.settings.instructions or "").encode()) + _PER_ITEM <= room:
+    if _bytes(request) <= room:
         return request
     for _ in range(_ATTEMPTS):
         count = await deployment.provider.count_tokens(request)
@@ -49,6 +48,16 @@ async def fit(deployment: Deployment, request: ModelRequest, truncation: str | N
     raise ApiError(
         400, f"The input still does not fit model '{deployment.name}''s context window after truncation.", param="input", code="context_length_exceeded"
     )
+
+
+async def exceeds(provider: Provider, request: ModelRequest, limit: int) -> bool:
+    """Whether the request's input passes `limit` tokens (counted only when its size says it might)."""
+    return _bytes(request) > limit and await provider.count_tokens(request) > limit
+
+
+def _bytes(request: ModelRequest) -> int:
+    """An upper bound of the request's input tokens: a token is at least a byte."""
+    return sum(len(encode_item(item)) + _PER_ITEM for item in request.items) + len((request.settings.instructions or "").encode()) + _PER_ITEM
 
 
 def _drop_oldest(items: list[Item], instructions: str | None, count: int, excess: int) -> list[Item]:

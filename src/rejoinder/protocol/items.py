@@ -131,6 +131,16 @@ class CustomToolCallOutput(_Nullable, tag="custom_tool_call_output", tag_field="
     _absent_when_null = _ID_AND_STATUS
 
 
+class Compaction(_Nullable, tag="compaction", tag_field="type"):
+    """What `POST /v1/responses/compact` makes of a context: a summary, sealed like reasoning
+    state; a turn whose input holds one sees it in place of what came before it."""
+
+    encrypted_content: str
+    id: Id | None | UnsetType = UNSET
+    created_by: str | None | UnsetType = UNSET
+    _absent_when_null = {"id": lambda: UNSET, "created_by": lambda: UNSET}
+
+
 class ItemReference(Struct, tag="item_reference", tag_field="type"):
     id: Id
 
@@ -179,10 +189,18 @@ class HostedItem:
         return self.raw
 
 
-Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput]
-InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, ItemReference]
+Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, Compaction]
+InputItem = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, Compaction, ItemReference]
 
-_ID_PREFIX = {Message: "msg", FunctionCall: "fc", FunctionCallOutput: "fco", Reasoning: "rs", CustomToolCall: "ctc", CustomToolCallOutput: "ctco"}
+_ID_PREFIX = {
+    Message: "msg",
+    FunctionCall: "fc",
+    FunctionCallOutput: "fco",
+    Reasoning: "rs",
+    CustomToolCall: "ctc",
+    CustomToolCallOutput: "ctco",
+    Compaction: "cmp",
+}
 
 _decode_typed = msgspec.json.Decoder(Item).decode
 _encode_typed = msgspec.json.Encoder().encode
@@ -207,7 +225,7 @@ def normalize(item: Item) -> Item:
         item.content = [part]
     if item.id is UNSET or item.id is None:
         item.id = new_id(_ID_PREFIX[type(item)])
-    if item.status is UNSET or item.status is None:
+    if not isinstance(item, Compaction) and (item.status is UNSET or item.status is None):
         item.status = "completed"
     return item
 

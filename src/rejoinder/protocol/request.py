@@ -70,6 +70,11 @@ class PromptRef(Struct, forbid_unknown_fields=True):
     variables: dict[str, Any] | None = None
 
 
+class ContextManagement(Struct, forbid_unknown_fields=True):
+    type: Literal["compaction"]
+    compact_threshold: Annotated[int, Meta(ge=1000)] | None = None
+
+
 class CreateResponse(Struct, kw_only=True):
     """The request body, as sent."""
 
@@ -102,6 +107,7 @@ class CreateResponse(Struct, kw_only=True):
     conversation: Any = None
     prompt: PromptRef | None = None
     truncation: Literal["auto", "disabled"] | None = "disabled"
+    context_management: Annotated[list[ContextManagement], Meta(min_length=1)] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
     max_tool_calls: Count | None = None
     # Sampling knobs other gateways accept; each provider maps or refuses them (`sampling`).
