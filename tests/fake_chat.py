@@ -252,6 +252,7 @@ class FakeChat(FakeServer):
     """Chat Completions at `/v1/chat/completions`."""
 
     flooded = 0  # chunks the last `flood` stream has written
+    flaky = 0  # calls of the `json-flaky` scenario
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
@@ -281,6 +282,9 @@ class FakeChat(FakeServer):
         if model in HOSTILE:
             return await HOSTILE[model](request, body)
         chunks = SCENARIOS.get(model, SCENARIOS["text"])  # real model names answer with text
+        if model == "json-flaky":  # output that misses its schema every other time (the count is `flaky`)
+            self.flaky += 1
+            chunks = SCENARIOS["json"] if self.flaky % 2 == 0 else _text('{"city": 5}')
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(message.get("role") == "tool" for message in body["messages"])
             chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]

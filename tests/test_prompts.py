@@ -4,6 +4,7 @@ content parts, versions, and every way it can be refused)."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -175,3 +176,34 @@ def test_prompts_dir_and_sighup(fake_chat, tmp_path):
         assert api(gw, "GET", "/prompts/support").json()["version"] == "3" and "support.yaml was not loaded" in gw.logs()
     finally:
         gw.stop()
+
+
+CITY = {
+    "type": "json_schema",
+    "name": "city",
+    "strict": True,
+    "schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "temperature_c": {"type": "number"}},
+        "required": ["city", "temperature_c"],
+        "additionalProperties": False,
+    },
+}
+
+
+def test_output_that_misses_the_schema_is_generated_again(gateway, client, fake_chat):
+    made = make(gateway, {"model": "mock-json-flaky", "instructions": "Weather as JSON.", "text": {"format": CITY}, "retries": 2})
+    fake_chat.flaky = 0
+    calls = len(fake_chat.requests)
+    body = create(client, prompt={"id": made["id"]}, input="Paris?")
+    assert json.loads(body["output"][0]["content"][0]["text"]) == {"city": "Paris", "temperature_c": 21}
+    assert len(fake_chat.requests) == calls + 2  # the first answer missed the schema
+    fake_chat.flaky = 0
+    events = stream(client, prompt={"id": made["id"]}, input="Paris?")
+    assert json.loads(events[-1]["response"]["output"][0]["content"][0]["text"])["city"] == "Paris"
+    stubborn = make(gateway, {"model": "mock-text", "text": {"format": CITY}, "retries": 1})
+    calls = len(fake_chat.requests)
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.responses.create(prompt={"id": stubborn["id"]}, input="Paris?")
+    assert failed.value.status_code == 502 and failed.value.body["code"] == "invalid_model_output" and "not JSON" in failed.value.body["message"]
+    assert len(fake_chat.requests) == calls + 2

@@ -22,9 +22,10 @@ from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Journal, Run, encode, settled
+from rejoinder.engine.validated import validated
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
-from rejoinder.protocol.request import Request
+from rejoinder.protocol.request import Request, TextFormatJsonSchema
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
@@ -89,7 +90,13 @@ class Engine:
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
         begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
-        batches = aiter(turn.deployment.provider.stream(turn.model_request) if generate else _unanswered())
+        fmt = params.text.format if params.text is not None else None
+        if not generate:
+            batches = aiter(_unanswered())
+        elif params.retries and isinstance(fmt, TextFormatJsonSchema):
+            batches = aiter(validated(turn.deployment.provider, turn.model_request, fmt.schema, params.retries))
+        else:
+            batches = aiter(turn.deployment.provider.stream(turn.model_request))
         try:
             first = await anext(batches)
             if turn.checkpoint is not None:  # compacted first: the summary is the output's first item
