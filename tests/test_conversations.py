@@ -19,7 +19,8 @@ def texts(items) -> list[tuple[str, str]]:
     return [(item.role, item.content[0].text) for item in items if item.type == "message"]
 
 
-def test_create_read_update_delete(client):
+def test_create_read_update_delete(store_gateway):
+    client = sdk(store_gateway)
     conversation = client.conversations.create(metadata={"topic": "demo"}, items=[{"type": "message", "role": "user", "content": "Hi"}])
     assert conversation.id.startswith("conv_") and conversation.metadata == {"topic": "demo"}
     assert client.conversations.retrieve(conversation.id).created_at == conversation.created_at
@@ -33,7 +34,8 @@ def test_create_read_update_delete(client):
         client.conversations.items.list(conversation.id)
 
 
-def test_items_get_ids_keep_order_and_page(client):
+def test_items_get_ids_keep_order_and_page(store_gateway):
+    client = sdk(store_gateway)
     conversation = client.conversations.create(items=[{"role": "user", "content": f"m{i}"} for i in range(20)])
     added = client.conversations.items.create(
         conversation.id, items=[{"type": "message", "role": "assistant", "content": "a"}, {"role": "user", "content": "b"}]
@@ -79,7 +81,8 @@ def test_bad_requests(gateway, client):
     assert reference.value.body["code"] == "item_not_found"
 
 
-def test_turns_read_and_extend_the_conversation(client, fake_chat):
+def test_turns_read_and_extend_the_conversation(store_gateway, fake_chat):
+    client = sdk(store_gateway)
     conversation = client.conversations.create(items=[{"role": "user", "content": "My name is Ada."}])
     first = create(client, model="mock-text", input="Hi", conversation=conversation.id)
     assert first["conversation"] == {"id": conversation.id}

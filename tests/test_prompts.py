@@ -35,7 +35,8 @@ def make(gateway, template: dict, prompt_id: str | None = None) -> dict:
     return answer.json()
 
 
-def test_versions_through_the_api(gateway):
+def test_versions_through_the_api(store_gateway):
+    gateway = store_gateway
     made = make(gateway, GREETER)
     assert made["id"].startswith("pmpt_") and made["version"] == made["default_version"] == "1" and made["object"] == "prompt"
     assert made["template"] == GREETER
