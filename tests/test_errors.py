@@ -165,13 +165,6 @@ def test_master_key(fake_chat, tmp_path):
         gw.stop()
 
 
-def test_endpoints_not_served_yet_are_a_501_not_a_405(gateway):
-    for path in ("/v1/responses/input_tokens", "/v1/responses/compact"):
-        status, _, payload = post_raw(gateway, "POST", path, b'{"model": "chat", "input": "x"}')
-        assert status == 501, payload
-        assert_envelope(payload, code="not_implemented")
-
-
 def test_shutdown_is_clean(fake_chat, tmp_path):
     from conftest import chat_models
     from gateway import Gateway

@@ -151,6 +151,17 @@ def test_steering_that_cannot_apply_fails(client):
         assert failed["error"]["code"] == "invalid_input" and failed["steer"]["input"] == []
 
 
+def test_a_response_on_a_conversation_cannot_be_steered(client):
+    conversation = client.conversations.create()
+    with Socket(client) as socket:
+        socket.connection.response.create(model="mock-paced", input="Count.", conversation=conversation.id)
+        response_id = socket.until(lambda frame: frame["type"] == "response.output_text.delta")[0]["response"]["id"]
+        socket.connection.response.steer(previous_response_id=response_id, input="Stop.")
+        failed = socket.until(lambda frame: frame["type"] == "response.steer.failed")[-1]
+        assert failed["error"]["code"] == "steering_not_supported"
+        assert final(socket.until(lambda frame: frame["type"] == "response.completed"))["conversation"] == {"id": conversation.id}
+
+
 def test_errors_answer_the_request_and_keep_the_socket(client):
     with Socket(client) as socket:
         socket.connection.send_raw("{not json")

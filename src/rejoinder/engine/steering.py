@@ -65,6 +65,10 @@ async def receive(session: Session, data: bytes) -> None:
         message = f"Response '{target}' has already completed." if target in session.memory else f"Response '{target}' is not running on this connection."
         await _failed(session, Steer("", target, frame.input, []), code, message, None, 0)
         return
+    if active.run.conversation is not None or active.run.params.context_management:
+        message = f"Response '{target}' is bound to a conversation or compacts its context: it cannot be steered."
+        await _failed(session, Steer("", target, frame.input, []), "steering_not_supported", message, active.stream_id, 0)
+        return
     if len(active.steers) >= session.config.max_steers:
         message = f"Response '{target}' already has {session.config.max_steers} steering inputs waiting."
         await _failed(session, Steer("", target, frame.input, []), "too_many_pending_steers", message, active.stream_id, 0)
