@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) bench/store.py
 	$(PY) bench/background.py
 	$(PY) bench/websocket.py
+	$(PY) bench/conversations.py
 
 clean:
 	rm -rf $(VENV) .tools build src/*.egg-info
