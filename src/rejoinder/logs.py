@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 
 from rejoinder.config import Config, sealing_secrets
@@ -40,15 +39,6 @@ class Redact(logging.Filter):
         if record.exc_info:
             record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
         return True
-
-
-class AccessLog(AbstractAccessLogger):
-    """`rejoinder serve --access-log`: one line per request with the method, the path, the
-    status, the body size and the time taken; never a header, nor a query string (where
-    credentials sometimes travel)."""
-
-    def log(self, request, response, time: float) -> None:  # noqa: ANN001 - aiohttp's signature
-        self.logger.info('%s "%s %s" %s %s %.3fs', request.remote, request.method, request.path, response.status, response.body_length, time)
 
 
 def redact(config: Config) -> None:

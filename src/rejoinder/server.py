@@ -9,16 +9,19 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import sys
+import tempfile
 
 import uvloop
 from aiohttp import web
 
 from rejoinder import __version__
 from rejoinder.api.app import create_app
+from rejoinder.api.observe import AccessLog
 from rejoinder.config import Config, ConfigError
-from rejoinder.logs import AccessLog, redact
+from rejoinder.logs import redact
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder")
@@ -81,6 +84,9 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
     if workers == 1:
         _worker(config, host, port, reuse_port=False, access_log=access_log)
         return
+    # Workers count metrics into files here, which any worker's /metrics adds up (see api.observe).
+    metrics_dir = tempfile.mkdtemp(prefix="rejoinder-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -103,3 +109,4 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
     signal.signal(signal.SIGHUP, forward)  # workers read prompts_dir again
     for child in children:
         os.waitpid(child, 0)
+    shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import conversations, prompts, runs, sockets
+from rejoinder.api import conversations, observe, prompts, runs, sockets
 from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
@@ -33,6 +33,7 @@ from rejoinder.providers import state
 from rejoinder.providers.http import close_session
 from rejoinder.providers.state import Keyring
 from rejoinder.store.repository import Store
+from rejoinder.store.runs import queue_depth
 
 log = logging.getLogger("rejoinder.api")
 
@@ -41,7 +42,9 @@ ROUTER = web.AppKey("router", Router)
 
 
 def error_response(error: ApiError) -> web.Response:
-    return json_response(error.body(), error.status, error.headers)
+    response = json_response(error.body(), error.status, error.headers)
+    response["error_code"] = error.code  # for the metrics (see api.observe)
+    return response
 
 
 def _guard(master_key: str | None):
@@ -50,7 +53,7 @@ def _guard(master_key: str | None):
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            if expected is not None and request.path.startswith("/v1/"):
+            if expected is not None and (request.path.startswith("/v1/") or request.path == "/metrics"):
                 _authorize(request, expected)
             return await handler(request)
         except ApiError as exc:
@@ -113,11 +116,14 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
+    request["mode"] = "json"  # until known better: how the answer goes, for the metrics
     decoded, raw = await request.app[prompts.PROMPTS].decode(await read_body(request))
     params = decoded.body
+    request["mode"] = "background" if params.background else "sse" if params.stream else "json"
+    request["deployment"] = request.app[ROUTER].resolve(params.model)
     if params.background:
         return await runs.create_background(request, request.app[STORE], decoded, raw)
-    run = await request.app[ENGINE].start(decoded)
+    request["run"] = run = await request.app[ENGINE].start(decoded)
     warning = {"x-rejoinder-warning": "; ".join(run.warnings)} if run.warnings else {}
     if not params.stream:
         return json_response(view(await run.finish(None), params.include), headers=warning)
@@ -145,6 +151,11 @@ async def input_tokens(request: web.Request) -> web.Response:
     response, prompt and truncation applied)."""
     decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request))
     return json_response({"object": "response.input_tokens", "input_tokens": await request.app[ENGINE].input_tokens(decoded)})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    queued = await request.app[STORE].transact(queue_depth)
+    return web.Response(body=request.app[observe.OBSERVED].exposition(queued), content_type="text/plain", charset="utf-8")
 
 
 async def compact_response(request: web.Request) -> web.Response:
@@ -196,7 +207,9 @@ async def list_input_items(request: web.Request) -> web.Response:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[_guard(config.master_key)])
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(config.master_key)])
+    app[observe.OBSERVED] = observed = observe.Metrics()
+    app.on_response_prepare.append(observe.add_request_id)
     router = Router(config.models)
     store = Store(config.database_url)
     store.start_maintenance(config.instance_ttl)
@@ -211,13 +224,14 @@ def create_app(config: Config) -> web.Application:
     app[runs.RUNNER] = runner = Runner(engine, store, feed, deliverer, config.background.max_concurrent, config.background.poll)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/responses", create_response)
     app[sockets.SESSIONS] = weakref.WeakSet()
 
     async def open_socket(request: web.Request) -> web.StreamResponse:
-        return await sockets.open_socket(request, engine, templates, config)
+        return await sockets.open_socket(request, engine, templates, observed, config)
 
     app.router.add_get("/v1/responses", open_socket)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)

@@ -16,6 +16,7 @@ import weakref
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from rejoinder.api.observe import Metrics
 from rejoinder.config import Config
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.prompts import Prompts
@@ -32,7 +33,7 @@ SESSIONS = web.AppKey("sessions", weakref.WeakSet)
 _SEND_BUFFER = 64 * 1024
 
 
-async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, config: Config) -> web.StreamResponse:
+async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, metrics: Metrics, config: Config) -> web.StreamResponse:
     settings = config.websocket
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat,
@@ -48,7 +49,7 @@ async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, co
     async def send(data: bytes) -> None:
         await ws.send_frame(data, WSMsgType.TEXT)
 
-    session = Session(engine, prompts, settings, send)
+    session = Session(engine, prompts, metrics, settings, send)
     request.app[SESSIONS].add(session)
     try:
         async with asyncio.timeout(settings.max_duration):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, NamedTuple
 
@@ -90,6 +91,7 @@ class Engine:
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
         begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
+        called = time.monotonic()
         fmt = params.text.format if params.text is not None else None
         if not generate:
             batches = aiter(_unanswered())
@@ -109,7 +111,7 @@ class Engine:
             if isinstance(exc, StopAsyncIteration):
                 raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
-        return Run(self.store, request, response, begun, turn, first, batches, background)
+        return Run(self.store, request, response, begun, turn, first, batches, background, (called, time.monotonic()))
 
 
 class Turn(NamedTuple):

@@ -21,6 +21,7 @@ class Deployment(Struct):
     owned_by: str
     hosted_tools: str | None = None  # the model's policy for hosted tools its provider cannot run
     context_window: int | None = None  # tokens, when known (see `window`)
+    route: str = ""  # the config entry it came from (`gpt-*` for a prefix route): a bounded metrics label
 
 
 # Context windows of well-known model families, by the longest prefix of the upstream name.
@@ -76,7 +77,7 @@ class Router:
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
                 upstream = model.upstream_model or model.name
-                self.exact[model.name] = Deployment(model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream))
+                self.exact[model.name] = Deployment(model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -88,5 +89,5 @@ class Router:
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
                 upstream = model.upstream_model or name
-                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream))
+                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")

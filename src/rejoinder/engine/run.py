@@ -78,6 +78,7 @@ class Run:
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
         journal: Journal | None = None,
+        timing: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.store = store
         self.params = request.body
@@ -86,6 +87,8 @@ class Run:
         self.response = response
         self.begun = begun  # the in-progress record's write, when there is one
         self.ended = False  # a final form was built (and stored, if `store`)
+        self.deployment = turn.deployment
+        self.called_at, self.first_at = timing  # monotonic: the upstream call began, its first delta came
         self.own_input = turn.own_input
         self.context = turn.context
         self.first = first

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, NamedTuple
@@ -79,9 +80,10 @@ class Active:
 
 
 class Session:
-    def __init__(self, engine: Engine, prompts: Prompts, config: WebSocketConfig, send: Send) -> None:
+    def __init__(self, engine: Engine, prompts: Prompts, metrics: Any, config: WebSocketConfig, send: Send) -> None:
         self.engine = engine
         self.prompts = prompts
+        self.metrics = metrics  # `api.observe.Metrics`: each turn is counted like an HTTP one
         self.config = config
         self.send = send
         self.lanes: dict[str | None, deque[Job]] = {}  # lanes with work, each drained by one task
@@ -147,6 +149,7 @@ class Session:
     async def _turn(self, job: Job) -> None:
         previous = None
         steers = job.steers
+        arrived = time.monotonic()
         try:
             if job.expanded:
                 request, raw = decode_create_response(job.raw), job.raw
@@ -161,6 +164,7 @@ class Session:
             run = await self.engine.start(request, memory=self.memory, generate=job.generate)
         except ApiError as exc:
             self.forget(previous)
+            self.metrics.turn("websocket", exc.status, arrived, None, error_code=exc.code)
             await self.error(exc, job.stream_id)
             await steering.refuse(self, steers, "successor_creation_failed", f"The response could not be created: {exc.message}", job.stream_id)
             return
@@ -181,6 +185,7 @@ class Session:
         finally:
             await run.release()
             del self.active[response_id]
+            self.metrics.turn("websocket", 200, arrived, run)
         response = run.response
         if response["status"] in ("completed", "incomplete"):
             self._remember(response_id, run.context + [decode_item(encode(item)) for item in response["output"]])

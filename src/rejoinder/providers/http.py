@@ -8,6 +8,7 @@ an upstream's failures become for the client is `failures.py`'s.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +21,8 @@ from msgspec import Struct
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.failures import cut_short, error_from_status, read_json, too_large, unreachable
+
+log = logging.getLogger("rejoinder.upstream")
 
 _session: aiohttp.ClientSession | None = None
 
@@ -81,7 +84,25 @@ class Upstream:
 
     @asynccontextmanager
     async def call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
-        """POST to the upstream and yield its successful reply; any failure becomes `ApiError`."""
+        """POST to the upstream and yield its successful reply; any failure becomes `ApiError`,
+        logged at warning with the URL called (without credentials or query)."""
+        try:
+            async with self._call(url, body, stream) as reply:
+                yield reply
+        except ApiError as exc:
+            where = urlsplit(url)
+            log.warning(
+                "upstream call to %s://%s%s failed: %s %s",
+                where.scheme,
+                where.hostname,
+                (f":{where.port}" if where.port else "") + where.path,
+                exc.status,
+                exc.code,
+            )
+            raise
+
+    @asynccontextmanager
+    async def _call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:

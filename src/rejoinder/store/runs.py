@@ -168,3 +168,8 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
     row = {"id": response_id, "status": status, "body": orjson.dumps(response)}
     finish(conn, row, [], last + 1, joined, last + 2, None, outbox(status, response_id))
     return status
+
+
+def queue_depth(conn: Connection) -> int:
+    """Runs waiting for an instance, across all of them."""
+    return conn.execute(select(func.count()).select_from(runs).where(runs.c.owner.is_(None))).scalar_one()

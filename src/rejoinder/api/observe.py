@@ -1,0 +1,127 @@
+"""What operators watch: a request id on every answer, Prometheus metrics at `/metrics`, and the
+JSON access log (`serve --access-log`).
+
+Metrics are made when the app is, never at import: prometheus_client chooses its multiprocess
+mode when it is first imported, from `PROMETHEUS_MULTIPROC_DIR`, which `serve --workers N` sets
+before it forks (see `server`); each worker then writes its own files and any worker's
+`/metrics` adds them all up. Labels are bounded: a model is named by its config entry (`gpt-*`
+for a prefix route), never by what a client sent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from rejoinder.engine.router import Deployment
+from rejoinder.engine.run import Run
+from rejoinder.protocol.ids import is_valid_id, new_id
+
+REQUEST_ID = "x-request-id"
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_OVERHEAD = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter("rejoinder_requests", "Responses requests, by model, provider, HTTP status and mode.", ["model", "provider", "status", "mode"])
+        self.duration = Histogram(
+            "rejoinder_request_duration_seconds", "A response request from arrival to its last byte.", ["model", "mode"], buckets=_SECONDS
+        )
+        self.first_token = Histogram("rejoinder_time_to_first_token_seconds", "From arrival to the upstream's first delta.", ["model"], buckets=_SECONDS)
+        self.overhead = Histogram(
+            "rejoinder_gateway_overhead_seconds", "From arrival to the upstream call: the gateway's own time.", ["model"], buckets=_OVERHEAD
+        )
+        self.tokens = Counter("rejoinder_tokens", "Tokens in and out, as the upstreams reported them.", ["model", "direction"])
+        self.upstream_errors = Counter("rejoinder_upstream_errors", "Upstream failures, by model, provider and error code.", ["model", "provider", "code"])
+
+    def turn(self, mode: str, status: int, arrived: float, run: Run | None, deployment: Deployment | None = None, error_code: str | None = None) -> None:
+        """One response request has been answered (its stream included). `deployment` names the
+        model when there is no run (a background request; one refused before it ran)."""
+        deployment = run.deployment if run is not None else deployment
+        model, provider = (deployment.route, deployment.owned_by) if deployment is not None else ("unknown", "unknown")
+        now = time.monotonic()
+        self.requests.labels(model, provider, str(status), mode).inc()
+        self.duration.labels(model, mode).observe(now - arrived)
+        if run is None:
+            if error_code and error_code.startswith("upstream"):
+                self.upstream_errors.labels(model, provider, error_code).inc()
+            return
+        self.overhead.labels(model).observe(max(0.0, run.called_at - arrived))
+        self.first_token.labels(model).observe(max(0.0, run.first_at - arrived))
+        usage = run.response.get("usage") or {}
+        self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
+        self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
+        if run.response["status"] == "failed":
+            self.upstream_errors.labels(model, provider, (run.response.get("error") or {}).get("code") or "unknown").inc()
+
+    def exposition(self, queued: int) -> bytes:
+        from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        registry = REGISTRY
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+        depth = f"# HELP rejoinder_background_queued Background runs waiting in the queue (all instances).\n# TYPE rejoinder_background_queued gauge\nrejoinder_background_queued {queued}\n"
+        return generate_latest(registry) + depth.encode()
+
+
+OBSERVED = web.AppKey("observed", Metrics)
+
+
+def request_id(request: web.Request) -> str:
+    """The client's `x-request-id` when it is a usable id, else a new one."""
+    given = request.headers.get(REQUEST_ID, "")
+    return given if is_valid_id(given) else new_id("req")
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Outermost: the request's id and arrival, and once it is answered, its metrics (for a
+    response request: its handler set `mode`, and `run` once it had one)."""
+    request["request_id"] = request_id(request)
+    request["arrived"] = time.monotonic()
+    response = await handler(request)
+    if "mode" in request:
+        request.app[OBSERVED].turn(
+            request["mode"], response.status, request["arrived"], request.get("run"), request.get("deployment"), response.get("error_code")
+        )
+    return response
+
+
+async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """`on_response_prepare`: every answer carries the request's id, streams and sockets too."""
+    response.headers[REQUEST_ID] = request.get("request_id") or request_id(request)
+
+
+class AccessLog(AbstractAccessLogger):
+    """`rejoinder serve --access-log`: one JSON line per request. It gives the request id, method, path,
+    status, bytes and milliseconds, and for a response request its model, mode and tokens. Never a header,
+    a query string (where credentials sometimes travel), a prompt or an output."""
+
+    def log(self, request, response, time: float) -> None:  # noqa: ANN001 - aiohttp's signature
+        line: dict[str, Any] = {
+            "request_id": request.get("request_id"),
+            "method": request.method,
+            "path": request.path,
+            "status": response.status,
+            "bytes": response.body_length,
+            "ms": round(time * 1000, 2),
+        }
+        run = request.get("run")
+        if "mode" in request:
+            line["mode"] = request["mode"]
+        if run is not None:
+            usage = run.response.get("usage") or {}
+            line.update(
+                model=run.deployment.route, response_id=run.response["id"], input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
+            )
+        self.logger.info("%s", orjson.dumps(line).decode())
