@@ -42,23 +42,41 @@ class Metrics:
         self.tokens = Counter("rejoinder_tokens", "Tokens in and out, as the upstreams reported them.", ["model", "direction"])
         self.upstream_errors = Counter("rejoinder_upstream_errors", "Upstream failures, by model, provider and error code.", ["model", "provider", "code"])
 
+        self._children: dict[tuple[str, str, int, str], tuple[Any, ...]] = {}
+
+    def _labelled(self, model: str, provider: str, status: int, mode: str) -> tuple[Any, ...]:
+        """The labelled series a request of this kind counts into, looked up once (prometheus_client's
+        `labels()` takes a lock and builds a key each time: most of a request's metrics cost)."""
+        key = (model, provider, status, mode)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = (
+                self.requests.labels(model, provider, str(status), mode),
+                self.duration.labels(model, mode),
+                self.overhead.labels(model),
+                self.first_token.labels(model),
+                self.tokens.labels(model, "input"),
+                self.tokens.labels(model, "output"),
+            )
+        return found
+
     def turn(self, mode: str, status: int, arrived: float, run: Run | None, deployment: Deployment | None = None, error_code: str | None = None) -> None:
         """One response request has been answered (its stream included). `deployment` names the
         model when there is no run (a background request; one refused before it ran)."""
         deployment = run.deployment if run is not None else deployment
         model, provider = (deployment.route, deployment.owned_by) if deployment is not None else ("unknown", "unknown")
-        now = time.monotonic()
-        self.requests.labels(model, provider, str(status), mode).inc()
-        self.duration.labels(model, mode).observe(now - arrived)
+        requests, duration, overhead, first_token, tokens_in, tokens_out = self._labelled(model, provider, status, mode)
+        requests.inc()
+        duration.observe(time.monotonic() - arrived)
         if run is None:
             if error_code and error_code.startswith("upstream"):
                 self.upstream_errors.labels(model, provider, error_code).inc()
             return
-        self.overhead.labels(model).observe(max(0.0, run.called_at - arrived))
-        self.first_token.labels(model).observe(max(0.0, run.first_at - arrived))
+        overhead.observe(max(0.0, run.called_at - arrived))
+        first_token.observe(max(0.0, run.first_at - arrived))
         usage = run.response.get("usage") or {}
-        self.tokens.labels(model, "input").inc(usage.get("input_tokens", 0))
-        self.tokens.labels(model, "output").inc(usage.get("output_tokens", 0))
+        tokens_in.inc(usage.get("input_tokens", 0))
+        tokens_out.inc(usage.get("output_tokens", 0))
         if run.response["status"] == "failed":
             self.upstream_errors.labels(model, provider, (run.response.get("error") or {}).get("code") or "unknown").inc()
 
