@@ -30,9 +30,19 @@ class ConfigError(Exception):
     """A configuration the gateway refuses to start with; the message says what to fix."""
 
 
+class DeploymentConfig(Struct, forbid_unknown_fields=True):
+    """One of several upstreams serving a model (`deployments:`); the model's other settings apply."""
+
+    provider: Provider
+    base_url: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    weight: float = 1.0  # its share of requests, among those not cooling down
+
+
 class ModelConfig(Struct, forbid_unknown_fields=True):
     name: str
-    provider: Provider
+    provider: Provider | None = None  # or `deployments`
     base_url: str | None = None
     api_key: str | None = None
     upstream_model: str | None = None
@@ -50,6 +60,10 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     context_tokens: int = 4096  # local: the context window to allocate
     context_window: int | None = None  # tokens; default: the model family's known window (see engine.router)
     threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
+    # Routing (see engine.router): several upstreams picked by weight, a 429/5xx/connect failure
+    # before the first byte tries the next, then the `fallbacks` models, in order.
+    deployments: list[DeploymentConfig] = []
+    fallbacks: list[str] = []
 
 
 class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -175,6 +189,18 @@ def check(config: Config) -> None:
             raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
         if model.provider == "local":
             _check_local(i, model)
+        if (model.provider is None) == (not model.deployments):
+            raise ConfigError(f"models[{i}] ({model.name}): give either provider (and its base_url, api_key …) or deployments")
+        if any(d.provider == "local" or d.weight <= 0 for d in model.deployments) or (model.deployments and "*" in model.name):
+            raise ConfigError(f"models[{i}] ({model.name}): deployments must be remote providers with a weight above 0, on a plain name")
+    for i, model in enumerate(config.models):
+        unknown = [
+            name
+            for name in model.fallbacks
+            if name not in seen and not any(other.name.endswith("*") and name.startswith(other.name[:-1]) for other in config.models)
+        ]
+        if unknown:
+            raise ConfigError(f"models[{i}] ({model.name}): fallbacks name models that are not configured: {', '.join(unknown)}")
     if config.background.max_concurrent < 1 or config.background.poll <= 0:
         raise ConfigError("background.max_concurrent must be at least 1 and background.poll above 0")
     sockets = config.websocket

@@ -43,6 +43,7 @@ class Redact(logging.Filter):
 
 def redact(config: Config) -> None:
     """Put the filter on every handler of the root logger (where every record ends up)."""
-    secrets = [config.master_key or ""] + sealing_secrets(config) + [model.api_key or "" for model in config.models]
+    keys = [model.api_key for model in config.models] + [deployment.api_key for model in config.models for deployment in model.deployments]
+    secrets = [config.master_key or ""] + sealing_secrets(config) + [key or "" for key in keys]
     for handler in logging.getLogger().handlers:
         handler.addFilter(Redact(secrets))

@@ -41,6 +41,7 @@ class Metrics:
         )
         self.tokens = Counter("rejoinder_tokens", "Tokens in and out, as the upstreams reported them.", ["model", "direction"])
         self.upstream_errors = Counter("rejoinder_upstream_errors", "Upstream failures, by model, provider and error code.", ["model", "provider", "code"])
+        self.retries = Counter("rejoinder_upstream_retries", "Deployments that failed before the first byte and were passed over.", ["model"])
 
         self._children: dict[tuple[str, str, int, str], tuple[Any, ...]] = {}
 
@@ -72,6 +73,8 @@ class Metrics:
             if error_code and error_code.startswith("upstream"):
                 self.upstream_errors.labels(model, provider, error_code).inc()
             return
+        if run.retries:
+            self.retries.labels(model).inc(run.retries)
         overhead.observe(max(0.0, run.called_at - arrived))
         first_token.observe(max(0.0, run.first_at - arrived))
         usage = run.response.get("usage") or {}

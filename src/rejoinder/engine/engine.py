@@ -92,26 +92,50 @@ class Engine:
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
         begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
         called = time.monotonic()
-        fmt = params.text.format if params.text is not None else None
-        if not generate:
-            batches = aiter(_unanswered())
-        elif params.retries and isinstance(fmt, TextFormatJsonSchema):
-            batches = aiter(validated(turn.deployment.provider, turn.model_request, fmt.schema, params.retries))
-        else:
-            batches = aiter(turn.deployment.provider.stream(turn.model_request))
         try:
-            first = await anext(batches)
+            turn, batches, first = await self._first(turn, params, generate)
             if turn.checkpoint is not None:  # compacted first: the summary is the output's first item
                 first = [HostedOutput(turn.checkpoint), *first]
-        except BaseException as exc:
-            await batches.aclose()
+        except BaseException:
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
                 await self.store.delete(response["id"])
-            if isinstance(exc, StopAsyncIteration):
-                raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
             raise
         return Run(self.store, request, response, begun, turn, first, batches, background, (called, time.monotonic()))
+
+    async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
+        """The upstream's first batch, from the first candidate deployment that gives one: an
+        upstream 429 (which cools that deployment), 5xx or connect failure tries the next, so
+        nothing has reached the client yet. The turn comes back with the deployment that served."""
+        if not generate:
+            batches = aiter(_unanswered())
+            return turn, batches, await anext(batches)
+        fmt = params.text.format if params.text is not None else None
+        candidates = self.router.candidates(params.model)
+        for attempt, deployment in enumerate(candidates):
+            model_request = turn.model_request
+            if deployment.upstream_model != model_request.upstream_model:
+                model_request = msgspec.structs.replace(model_request, upstream_model=deployment.upstream_model)
+            if params.retries and isinstance(fmt, TextFormatJsonSchema):
+                batches = aiter(validated(deployment.provider, model_request, fmt.schema, params.retries))
+            else:
+                batches = aiter(deployment.provider.stream(model_request))
+            try:
+                return turn._replace(deployment=deployment, model_request=model_request, retries=attempt), batches, await anext(batches)
+            except StopAsyncIteration:
+                await batches.aclose()
+                raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
+            except ApiError as exc:
+                await batches.aclose()
+                if exc.status == 429:
+                    self.router.cool(deployment, _retry_after(exc))
+                if attempt == len(candidates) - 1 or not (exc.status == 429 or (exc.code or "").startswith("upstream_")):
+                    raise
+                log.warning("%s: deployment %d of %d failed (%s), trying the next", params.model, attempt + 1, len(candidates), exc.code)
+            except BaseException:
+                await batches.aclose()
+                raise
+        raise AssertionError("unreachable: the last candidate's failure is raised above")
 
 
 class Turn(NamedTuple):
@@ -121,6 +145,7 @@ class Turn(NamedTuple):
     context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
     checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
+    retries: int = 0  # deployments that failed before the one that served
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:
@@ -172,3 +197,11 @@ def _record_in_progress(store: Store, response: dict[str, Any]) -> asyncio.Futur
 def _log_if_failed(future: asyncio.Future) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("could not record a response as in progress: %s", type(future.exception()).__name__)
+
+
+def _retry_after(exc: ApiError) -> float:
+    """How long an upstream 429 asked to wait (a minute when it did not say)."""
+    try:
+        return max(1.0, float(exc.headers.get("Retry-After", 60)))
+    except ValueError:
+        return 60.0

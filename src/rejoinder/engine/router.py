@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import random
+import time
+
+import msgspec
 from msgspec import Struct
 
-from rejoinder.config import ModelConfig
+from rejoinder.config import DeploymentConfig, ModelConfig
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.anthropic import Anthropic
 from rejoinder.providers.base import Provider
@@ -66,18 +71,41 @@ def limits(model: ModelConfig) -> Limits:
 
 
 class Router:
-    """Exact names first, then prefix patterns (`gpt-*`) whose upstream model is the name asked for."""
+    """Exact names first, then prefix patterns (`gpt-*`) whose upstream model is the name asked for.
+
+    A name with `deployments` has several upstreams: `candidates` orders them for one request,
+    by weight, leaving out those cooling down after an upstream 429 (for its `Retry-After`), and
+    follows them with its `fallbacks` models' candidates. The engine tries them in that order
+    until one gives a first delta (never after a byte reached the client).
+    """
 
     def __init__(self, models: list[ModelConfig]) -> None:
         self.exact: dict[str, Deployment] = {}
         self.prefixes: list[tuple[str, ModelConfig, Provider]] = []
+        self.pools: dict[str, list[tuple[Deployment, float]]] = {}  # name → its deployments, with weights
+        self.fallbacks: dict[str, list[str]] = {model.name: model.fallbacks for model in models if model.fallbacks}
+        self.cooling: dict[int, float] = {}  # id(provider) → monotonic time it may be used again
+        self.pooled: set[int] = set()  # id(provider) of every deployment in a pool
         for model in models:
+            if model.deployments:
+                self.pools[model.name] = [(self._deployment(model, one), one.weight) for one in model.deployments]
+                self.pooled.update(id(deployment.provider) for deployment, _ in self.pools[model.name])
+                self.exact[model.name] = self.pools[model.name][0][0]
+                continue
             provider = provider_for(model)
             if model.name.endswith("*"):
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
                 upstream = model.upstream_model or model.name
                 self.exact[model.name] = Deployment(model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
+
+    @staticmethod
+    def _deployment(model: ModelConfig, one: DeploymentConfig) -> Deployment:
+        merged = msgspec.structs.replace(
+            model, provider=one.provider, base_url=one.base_url, api_key=one.api_key, upstream_model=one.upstream_model or model.upstream_model, deployments=[]
+        )
+        upstream = merged.upstream_model or model.name
+        return Deployment(model.name, provider_for(merged), upstream, one.provider, model.hosted_tools, window(merged, upstream), model.name)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -91,3 +119,39 @@ class Router:
                 upstream = model.upstream_model or name
                 return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
+
+    def candidates(self, name: str) -> list[Deployment]:
+        """The deployments to try for `name`, in order; a 503 `no_accounts` when every one is
+        cooling down."""
+        now = time.monotonic()
+        found: list[Deployment] = []
+        seen: set[str] = set()
+        waits: list[float] = []
+
+        def add(model: str) -> None:
+            if model in seen:
+                return
+            seen.add(model)
+            pool = self.pools.get(model) or [(self.resolve(model), 1.0)]
+            ready = [(deployment, weight) for deployment, weight in pool if self.cooling.get(id(deployment.provider), 0) <= now]
+            waits.extend(self.cooling[id(d.provider)] - now for d, _ in pool if self.cooling.get(id(d.provider), 0) > now)
+            found.extend(deployment for deployment, _ in sorted(ready, key=lambda pair: random.random() ** (1 / pair[1]), reverse=True))
+            for fallback in self.fallbacks.get(model, ()):
+                add(fallback)
+
+        add(name)
+        if not found:
+            raise ApiError(
+                503,
+                f"No deployment of model '{name}' is available: each is cooling down after an upstream rate limit.",
+                type="server_error",
+                code="no_accounts",
+                headers={"Retry-After": str(max(1, math.ceil(min(waits, default=1))))},
+            )
+        return found
+
+    def cool(self, deployment: Deployment, seconds: float) -> None:
+        """An upstream 429: leave the deployment out for `seconds`, when it is one of a model's
+        `deployments` (a model with one upstream passes its 429 on instead)."""
+        if id(deployment.provider) in self.pooled:
+            self.cooling[id(deployment.provider)] = time.monotonic() + seconds

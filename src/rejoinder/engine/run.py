@@ -87,7 +87,8 @@ class Run:
         self.response = response
         self.begun = begun  # the in-progress record's write, when there is one
         self.ended = False  # a final form was built (and stored, if `store`)
-        self.deployment = turn.deployment
+        self.deployment = turn.deployment  # the one that served (see `Engine._first`)
+        self.retries = turn.retries
         self.called_at, self.first_at = timing  # monotonic: the upstream call began, its first delta came
         self.own_input = turn.own_input
         self.context = turn.context
