@@ -12,6 +12,7 @@ import time
 from types import SimpleNamespace
 
 from rejoinder.api.observe import AccessLog, Metrics
+from rejoinder.api.usage import Tally
 from rejoinder.engine.router import Deployment
 from rejoinder.protocol.ids import new_id
 
@@ -27,11 +28,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100_000)
     args = parser.parse_args()
-    metrics = Metrics()
+    metrics = Metrics(Tally(None))  # counted in memory; never flushed here
     now = time.monotonic()
     deployment = Deployment("mock-text", None, "text", "openai-chat", None, None, "mock-*")
     run = SimpleNamespace(
         deployment=deployment,
+        retries=0,
         called_at=now,
         first_at=now + 0.001,
         response={"id": "resp_1", "status": "completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
@@ -46,7 +48,7 @@ def main() -> None:
     turn = per_call(args.requests, lambda: metrics.turn("json", 200, now, run))
     ident = per_call(args.requests, lambda: new_id("req"))
     line = per_call(args.requests // 10, lambda: access.log(request, answer, 0.002))
-    print(f"metrics of one response request: {turn:.1f} µs CPU")
+    print(f"metrics and usage counts of one response request: {turn:.1f} µs CPU")
     print(f"a request id: {ident:.1f} µs")
     print(f"one JSON access-log line (when --access-log is on): {line:.1f} µs")
     print(f"together (metrics and id, always on): {turn + ident:.1f} µs a request")

@@ -10,7 +10,7 @@ import httpx2 as httpx
 import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
-from helpers import create, stream
+from helpers import create, stream, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 
@@ -86,3 +86,47 @@ def test_metrics_add_up_over_workers_and_upstream_failures_are_logged(fake_chat,
         assert "sk-master-for-metrics" not in logs and "Hi" not in "".join(json.dumps(line) for line in lines)
     finally:
         gw.stop()
+
+
+def usage_today(gw: Gateway, model: str = "mock-*") -> dict:
+    answer = httpx.get(gw.url + "/v1/organization/usage", params={"group_by": "model"})
+    assert answer.status_code == 200, answer.text
+    rows = [row for row in answer.json()["data"] if row["model"] == model]
+    return rows[0] if rows else {"requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0}
+
+
+def test_usage_is_recorded_by_day_and_model(store_gateway):
+    client = sdk(store_gateway)
+    before = usage_today(store_gateway)
+    for _ in range(3):
+        create(client, model="mock-text", input="Hi")
+    with pytest.raises(Exception):
+        client.responses.create(model="mock-error-500", input="Hi")
+    expected = {
+        "requests": before["requests"] + 4,
+        "errors": before["errors"] + 1,
+        "input_tokens": before["input_tokens"] + 57,
+        "output_tokens": before["output_tokens"] + 30,
+    }
+    assert wait_until(lambda: {name: usage_today(store_gateway)[name] for name in expected} == expected)  # written within a few seconds
+    answer = httpx.get(store_gateway.url + "/v1/organization/usage", params={"group_by": "weekday"})
+    assert answer.status_code == 400 and answer.json()["error"]["param"] == "group_by"
+    rows = httpx.get(store_gateway.url + "/v1/organization/usage").json()["data"]
+    assert all(set(row) == {"day", "model", "requests", "errors", "input_tokens", "output_tokens"} for row in rows)
+
+
+def test_usage_adds_up_over_instances(fake_chat, fresh_postgres_url, tmp_path):
+    config = {"models": chat_models(fake_chat), "database_url": fresh_postgres_url}
+    folders = [tmp_path / f"g{n}" for n in range(2)]
+    for folder in folders:
+        folder.mkdir()
+    gateways = [Gateway(config, folder).start() for folder in folders]
+    try:
+        for gw in gateways:
+            client = sdk(gw)
+            for _ in range(5):
+                create(client, model="mock-text", input="Hi")
+        assert wait_until(lambda: usage_today(gateways[0])["requests"] == 10 == usage_today(gateways[1])["requests"])
+    finally:
+        for gw in gateways:
+            gw.stop()

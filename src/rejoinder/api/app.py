@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import conversations, observe, prompts, runs, sockets
+from rejoinder.api import conversations, observe, prompts, runs, sockets, usage
 from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
@@ -208,10 +208,11 @@ async def list_input_items(request: web.Request) -> web.Response:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(config.master_key)])
-    app[observe.OBSERVED] = observed = observe.Metrics()
     app.on_response_prepare.append(observe.add_request_id)
     router = Router(config.models)
     store = Store(config.database_url)
+    tally = usage.Tally(store)
+    app[observe.OBSERVED] = observed = observe.Metrics(tally)
     store.start_maintenance(config.instance_ttl)
     state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
@@ -225,6 +226,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)
+    app.router.add_get("/v1/organization/usage", usage.report)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
     app.router.add_post("/v1/responses", create_response)
@@ -245,10 +247,12 @@ def create_app(config: Config) -> web.Application:
 
     async def start(_: web.Application) -> None:
         runner.start()
+        tally.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, templates.reload)
 
     async def shutdown(_: web.Application) -> None:
         await runner.shutdown(config.shutdown_grace)
+        await tally.stop()
 
     async def close(_: web.Application) -> None:
         await close_session()

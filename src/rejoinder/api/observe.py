@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
+from rejoinder.api.usage import Tally
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.run import Run
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -28,8 +29,10 @@ _OVERHEAD = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, tally: Tally) -> None:
         from prometheus_client import Counter, Histogram
+
+        self.tally = tally  # the usage records (see `api.usage`), fed from the same accounting
 
         self.requests = Counter("rejoinder_requests", "Responses requests, by model, provider, HTTP status and mode.", ["model", "provider", "status", "mode"])
         self.duration = Histogram(
@@ -70,6 +73,7 @@ class Metrics:
         requests.inc()
         duration.observe(time.monotonic() - arrived)
         if run is None:
+            self.tally.count(model, status >= 400, 0, 0)
             if error_code and error_code.startswith("upstream"):
                 self.upstream_errors.labels(model, provider, error_code).inc()
             return
@@ -80,6 +84,7 @@ class Metrics:
         usage = run.response.get("usage") or {}
         tokens_in.inc(usage.get("input_tokens", 0))
         tokens_out.inc(usage.get("output_tokens", 0))
+        self.tally.count(model, status >= 400 or run.response["status"] == "failed", usage.get("input_tokens", 0), usage.get("output_tokens", 0))
         if run.response["status"] == "failed":
             self.upstream_errors.labels(model, provider, (run.response.get("error") or {}).get("code") or "unknown").inc()
 

@@ -129,3 +129,18 @@ prompt_versions = Table(
     Column("template", LargeBinary, nullable=False),  # JSON: a create-request body without `prompt`
     Column("created_at", BigInteger, nullable=False),
 )
+
+# What was used, added up per day, project, key and model (see `api.usage`): each instance adds
+# its counts every few seconds, so a row is the sum over every instance.
+usage = Table(
+    "usage",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("project", String(64), primary_key=True),  # "" until keys and projects exist
+    Column("key_id", String(64), primary_key=True),
+    Column("model", String(128), primary_key=True),  # the config entry (`gpt-*`)
+    Column("requests", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+)

@@ -1,0 +1,30 @@
+"""Usage counts in the database: added to, per (day, project, key, model), and read back
+grouped. Every function takes an open connection inside a transaction."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from rejoinder.store.schema import usage
+
+COUNTS = ("requests", "errors", "input_tokens", "output_tokens")
+GROUPS = ("day", "project", "key_id", "model")
+
+
+def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Add each row's counts to its (day, project, key, model) row, making it when new."""
+    insert = (sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert)(usage)
+    upsert = insert.on_conflict_do_update(index_elements=list(GROUPS), set_={name: usage.c[name] + insert.excluded[name] for name in COUNTS})
+    conn.execute(upsert, rows)
+
+
+def grouped(conn: Connection, start: str, end: str, by: list[str]) -> list[dict[str, Any]]:
+    """Counts from day `start` to day `end` (both included), summed by the columns `by`."""
+    columns = [usage.c[name] for name in by]
+    query = select(*columns, *(func.sum(usage.c[name]).label(name) for name in COUNTS)).where(usage.c.day >= start, usage.c.day <= end)
+    rows = conn.execute(query.group_by(*columns).order_by(*columns)).all()
+    return [{**{name: row._mapping[name] for name in by}, **{name: int(row._mapping[name]) for name in COUNTS}} for row in rows]
