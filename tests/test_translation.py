@@ -141,7 +141,7 @@ def test_openai_itself_gets_its_own_parameter_names():
     from rejoinder.engine.engine import settings
     from rejoinder.protocol.request import decode_create_response
     from rejoinder.providers.base import ModelRequest
-    from rejoinder.providers.openai_chat import chat_body
+    from rejoinder.providers.openai_chat_body import chat_body
 
     request = decode_create_response(
         b'{"model": "m", "input": [{"role": "developer", "content": "Rules."}, {"role": "user", "content": "hi"}], "max_output_tokens": 99,'
