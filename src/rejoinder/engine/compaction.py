@@ -20,7 +20,7 @@ from rejoinder.engine.response import usage
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import InputText, Item, Message, encode_item
 from rejoinder.providers import state
-from rejoinder.providers.base import BlockDelta, BlockStart, Finish, ModelRequest, Provider, Usage
+from rejoinder.providers.base import Finish, ModelRequest, Provider, Usage, text_of
 
 INSTRUCTIONS = (
     "You are performing a context checkpoint compaction. Write notes for your own later use that let the conversation go on "
@@ -34,16 +34,9 @@ async def summarize(provider: Provider, request: ModelRequest) -> tuple[str, Usa
     """The model's summary of `request`'s items, and what it cost."""
     settings = msgspec.structs.replace(request.settings, instructions=INSTRUCTIONS, choice="none", hosted_tools=[], text=None, reasoning=None)
     asked = [*request.items, Message(role="user", content=[InputText(_ASK)], id=new_id("msg"), status="completed")]
-    texts, chunks, cost = set(), [], Usage()
-    async for batch in provider.stream(ModelRequest(settings, asked, request.upstream_model, False)):
-        for delta in batch:
-            if isinstance(delta, BlockStart) and delta.kind == "text":
-                texts.add(delta.block)
-            elif isinstance(delta, BlockDelta) and delta.block in texts:
-                chunks.append(delta.text)
-            elif isinstance(delta, Finish) and delta.usage is not None:
-                cost = delta.usage
-    return "".join(chunks), cost
+    deltas = [delta async for batch in provider.stream(ModelRequest(settings, asked, request.upstream_model, False)) for delta in batch]
+    finish = deltas[-1] if deltas and isinstance(deltas[-1], Finish) else None
+    return text_of(deltas), (finish.usage if finish is not None and finish.usage is not None else Usage())
 
 
 def item(summary: str) -> dict[str, Any]:

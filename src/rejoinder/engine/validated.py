@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.providers.base import BlockDelta, BlockStart, Delta, ModelRequest, Provider
+from rejoinder.providers.base import Delta, ModelRequest, Provider, text_of
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -42,10 +42,8 @@ async def validated(provider: Provider, request: ModelRequest, schema: dict[str,
 
 def _mismatch(deltas: list[Delta], validator: Draft202012Validator) -> str:
     """What is wrong with the attempt's text, or "" when it matches."""
-    texts = {delta.block for delta in deltas if isinstance(delta, BlockStart) and delta.kind == "text"}
-    text = "".join(delta.text for delta in deltas if isinstance(delta, BlockDelta) and delta.block in texts)
     try:
-        value = orjson.loads(text)
+        value = orjson.loads(text_of(deltas))
     except orjson.JSONDecodeError:
         return "it is not JSON"
     error = best_match(validator.iter_errors(value))

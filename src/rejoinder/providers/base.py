@@ -131,6 +131,13 @@ class Finish(Struct):
 Delta = BlockStart | BlockDelta | BlockEnd | Annotation | ReasoningEnd | HostedStart | HostedEvent | HostedOutput | Finish
 
 
+def text_of(deltas: list[Delta]) -> str:
+    """The text of a whole turn's text blocks (not its refusals, reasoning or tool calls), for
+    the gateway's own reading of an answer."""
+    texts = {delta.block for delta in deltas if isinstance(delta, BlockStart) and delta.kind == "text"}
+    return "".join(delta.text for delta in deltas if isinstance(delta, BlockDelta) and delta.block in texts)
+
+
 class Provider(Protocol):
     """One upstream wire protocol. `stream` yields non-empty batches of deltas and raises
     `ApiError` for any upstream failure; `count_tokens` too."""
