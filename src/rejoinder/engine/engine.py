@@ -122,20 +122,17 @@ class Engine:
                 batches = aiter(deployment.provider.stream(model_request))
             try:
                 return turn._replace(deployment=deployment, model_request=model_request, retries=attempt), batches, await anext(batches)
-            except StopAsyncIteration:
+            except BaseException as exc:
                 await batches.aclose()
-                raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
-            except ApiError as exc:
-                await batches.aclose()
+                if isinstance(exc, StopAsyncIteration):
+                    raise ApiError(502, "The upstream model provider returned nothing.", type="server_error", code="upstream_error") from None
+                if not isinstance(exc, ApiError):
+                    raise
                 if exc.status == 429:
                     self.router.cool(deployment, _retry_after(exc))
                 if attempt == len(candidates) - 1 or not (exc.status == 429 or (exc.code or "").startswith("upstream_")):
                     raise
                 log.warning("%s: deployment %d of %d failed (%s), trying the next", params.model, attempt + 1, len(candidates), exc.code)
-            except BaseException:
-                await batches.aclose()
-                raise
-        raise AssertionError("unreachable: the last candidate's failure is raised above")
 
 
 class Turn(NamedTuple):
