@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import chat_models  # noqa: E402
 from fake_chat import FakeChat  # noqa: E402
 from gateway import Gateway  # noqa: E402
-from streams_memory import rss_mb  # noqa: E402  (bench/ is on the path: this script's folder)
+from harness import rss_mb  # noqa: E402  (bench/ is on the path: this script's folder)
 
 MAX_CONCURRENT = 16
 
@@ -101,7 +101,7 @@ async def latencies(base: str, requests: int) -> None:
 
 async def drain(base: str, pid: int, runs: int) -> None:
     async with aiohttp.ClientSession() as session:
-        rss = [rss_mb(pid)]
+        rss = [rss_mb([pid])]
         started = time.monotonic()
         ids = []
         for i in range(runs):
@@ -110,7 +110,7 @@ async def drain(base: str, pid: int, runs: int) -> None:
         queued = time.monotonic() - started
         last = ids[-1]
         while True:
-            rss.append(rss_mb(pid))
+            rss.append(rss_mb([pid]))
             _, raw = await timed(session, "GET", f"{base}/v1/responses/{last}")
             if json.loads(raw)["status"] == "completed":
                 break

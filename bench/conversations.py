@@ -13,18 +13,10 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
-import tempfile
 import time
 import urllib.request
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import chat_models  # noqa: E402
-from fake_chat import FakeChat  # noqa: E402
-from gateway import Gateway  # noqa: E402
-from websocket import cpu_seconds  # noqa: E402  (bench/ is on the path: this script's folder)
+from harness import cpu_seconds, gateway_on_fake  # bench/ is on the path: this script's folder
 
 
 def call(url: str, body: dict | None = None, method: str | None = None) -> dict:
@@ -35,10 +27,10 @@ def call(url: str, body: dict | None = None, method: str | None = None) -> dict:
 
 
 def cpu_per(pid: int, count: int, action) -> float:
-    before = cpu_seconds(pid)
+    before = cpu_seconds([pid])
     for _ in range(count):
         action()
-    return (cpu_seconds(pid) - before) / count
+    return (cpu_seconds([pid]) - before) / count
 
 
 def main() -> None:
@@ -46,38 +38,31 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--items", type=int, default=2000)
     args = parser.parse_args()
-    fake = FakeChat()
-    fake.start()
-    with tempfile.TemporaryDirectory() as workdir:
-        gateway = Gateway({"models": chat_models(fake), "database_url": f"sqlite:///{workdir}/r.db"}, Path(workdir)).start()
+    with gateway_on_fake() as (gateway, _):
         base, pid = gateway.url + "/v1", gateway.process.pid
-        try:
-            long = call(base + "/conversations", {})["id"]
-            for start in range(0, args.items, 20):
-                call(f"{base}/conversations/{long}/items", {"items": [{"role": "user", "content": f"message {n} " * 8} for n in range(start, start + 20)]})
-            turn = {"model": "mock-text", "input": "Next?"}
-            for _ in range(20):  # warm up
-                call(base + "/responses", {**turn, "conversation": long})
-                call(base + "/responses", {**turn, "conversation": call(base + "/conversations", {})["id"]})
-            creations = cpu_per(pid, args.turns, lambda: call(base + "/conversations", {}))
-            empty = cpu_per(pid, args.turns, lambda: call(base + "/responses", {**turn, "conversation": call(base + "/conversations", {})["id"]})) - creations
-            history = cpu_per(pid, args.turns, lambda: call(base + "/responses", {**turn, "conversation": long}))
-            mean_items = args.items + 40 + args.turns  # each turn adds two: warm-up, then half the measured turns on average
-            per = (history - empty) * 1e3 * args.items / mean_items
-            print(f"gateway CPU per turn: empty conversation {empty * 1e3:.2f} ms, {mean_items:,} items on average {history * 1e3:.2f} ms")
-            print(f"a turn on {args.items:,} items costs {per:.2f} ms more than one on an empty conversation (scaled from the average)")
-            page = call(f"{base}/conversations/{long}/items?limit=20&order=asc")
-            cursor = page["data"][-1]["id"]
-            middle = call(f"{base}/conversations/{long}/items?limit=100&order=asc&after={cursor}")["data"][-1]["id"]
-            samples = []
-            for _ in range(200):
-                started = time.perf_counter()
-                call(f"{base}/conversations/{long}/items?limit=20&after={middle}")
-                samples.append(time.perf_counter() - started)
-            print(f"an item page far into the history: p50 {statistics.median(samples) * 1e3:.2f} ms")
-        finally:
-            gateway.stop()
-            fake.stop()
+        long = call(base + "/conversations", {})["id"]
+        for start in range(0, args.items, 20):
+            call(f"{base}/conversations/{long}/items", {"items": [{"role": "user", "content": f"message {n} " * 8} for n in range(start, start + 20)]})
+        turn = {"model": "mock-text", "input": "Next?"}
+        for _ in range(20):  # warm up
+            call(base + "/responses", {**turn, "conversation": long})
+            call(base + "/responses", {**turn, "conversation": call(base + "/conversations", {})["id"]})
+        creations = cpu_per(pid, args.turns, lambda: call(base + "/conversations", {}))
+        empty = cpu_per(pid, args.turns, lambda: call(base + "/responses", {**turn, "conversation": call(base + "/conversations", {})["id"]})) - creations
+        history = cpu_per(pid, args.turns, lambda: call(base + "/responses", {**turn, "conversation": long}))
+        mean_items = args.items + 40 + args.turns  # each turn adds two: warm-up, then half the measured turns on average
+        per = (history - empty) * 1e3 * args.items / mean_items
+        print(f"gateway CPU per turn: empty conversation {empty * 1e3:.2f} ms, {mean_items:,} items on average {history * 1e3:.2f} ms")
+        print(f"a turn on {args.items:,} items costs {per:.2f} ms more than one on an empty conversation (scaled from the average)")
+        page = call(f"{base}/conversations/{long}/items?limit=20&order=asc")
+        cursor = page["data"][-1]["id"]
+        middle = call(f"{base}/conversations/{long}/items?limit=100&order=asc&after={cursor}")["data"][-1]["id"]
+        samples = []
+        for _ in range(200):
+            started = time.perf_counter()
+            call(f"{base}/conversations/{long}/items?limit=20&after={middle}")
+            samples.append(time.perf_counter() - started)
+        print(f"an item page far into the history: p50 {statistics.median(samples) * 1e3:.2f} ms")
 
 
 if __name__ == "__main__":

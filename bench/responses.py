@@ -26,6 +26,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from harness import cpu_seconds, rss_mb  # bench/ is on the path: this script's folder
+
 COMPLETION = {
     "id": "chatcmpl-bench",
     "object": "chat.completion",
@@ -108,23 +110,6 @@ def wrk(url: str, body: dict, connections: int, seconds: int, work: Path, latenc
             value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)", out).groups()
             result[f"p{pct}"] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
     return result
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])  # utime + stime
-    return total / ticks
-
-
-def rss_mb(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
-        total += int(match.group(1))
-    return total / 1024
 
 
 def gateway_pids(parent: subprocess.Popen) -> list[int]:

@@ -13,25 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import shutil
 import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import chat_models  # noqa: E402
-from fake_chat import FakeChat  # noqa: E402
-from gateway import Gateway  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    return int(re.search(r"VmRSS:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+from harness import gateway_on_fake, rss_mb  # bench/ is on the path: this script's folder
 
 
 async def round_of_streams(url: str, count: int) -> None:
@@ -49,23 +36,16 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    fake = FakeChat()
-    fake.start()
-    workdir = Path(tempfile.mkdtemp(prefix="rejoinder-memory-"))
-    gw = Gateway({"models": chat_models(fake), "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
-    try:
+    with gateway_on_fake() as (gw, _):
         pid = gw.process.pid
-        print(f"\nRSS at start: {rss_mb(pid):.1f} MB")
+        print(f"\nRSS at start: {rss_mb([pid]):.1f} MB")
         for n in range(args.rounds):
             started = time.monotonic()
             asyncio.run(round_of_streams(gw.url, args.streams))
-            print(f"after round {n + 1} of {args.streams} concurrent streams ({time.monotonic() - started:.0f} s): {rss_mb(pid):.1f} MB")
+            print(f"after round {n + 1} of {args.streams} concurrent streams ({time.monotonic() - started:.0f} s): {rss_mb([pid]):.1f} MB")
         if shutil.which("gdb"):
             subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (int)malloc_trim(0)"], capture_output=True, check=False)
-            print(f"after malloc_trim(0): {rss_mb(pid):.1f} MB")
-    finally:
-        gw.stop()
-        fake.stop()
+            print(f"after malloc_trim(0): {rss_mb([pid]):.1f} MB")
 
 
 if __name__ == "__main__":

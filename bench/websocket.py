@@ -19,26 +19,12 @@ import argparse
 import asyncio
 import gc
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import aiohttp
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from conftest import chat_models  # noqa: E402
-from fake_chat import FakeChat  # noqa: E402
-from gateway import Gateway  # noqa: E402
-from streams_memory import rss_mb  # noqa: E402  (bench/ is on the path: this script's folder)
+from harness import cpu_seconds, gateway_on_fake, rss_mb  # bench/ is on the path: this script's folder
 
 TURN = {"model": "mock-text", "input": "Say hello."}
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
 
 
 def row(name: str, samples: list[float], cpu: float) -> str:
@@ -87,29 +73,29 @@ async def turns(base: str, pid: int, count: int) -> None:
                 ("HTTP keep-alive, store " + str(store).lower(), lambda: over_http(session, base + "/v1/responses", count, store)),
                 ("WebSocket, store " + str(store).lower(), lambda: over_socket(ws, count, store)),
             ):
-                before = cpu_seconds(pid)
+                before = cpu_seconds([pid])
                 samples = await measure()
-                print(row(name, samples, cpu_seconds(pid) - before))
+                print(row(name, samples, cpu_seconds([pid]) - before))
         count_chained = min(count, 50)  # a chain's context grows with each turn: keep it short
-        before = cpu_seconds(pid)
+        before = cpu_seconds([pid])
         samples = await over_socket(ws, count_chained, False, chained=True)
-        print(row(f"WebSocket, store-free chain of {count_chained}", samples, cpu_seconds(pid) - before))
+        print(row(f"WebSocket, store-free chain of {count_chained}", samples, cpu_seconds([pid]) - before))
 
 
 async def idle_sockets(base: str, pid: int, count: int) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.sleep(0.5)
-        before = rss_mb(pid)
+        before = rss_mb([pid])
         sockets = []
         for _ in range(count):
             sockets.append(await session.ws_connect(base.replace("http", "ws") + "/v1/responses", autoping=True))
         await asyncio.sleep(1)
-        opened = rss_mb(pid)
+        opened = rss_mb([pid])
         for ws in sockets:
             await over_socket(ws, 1, False)
         await asyncio.sleep(1)
-        used = rss_mb(pid)
+        used = rss_mb([pid])
         print(f"\n{count} idle sockets: gateway RSS {before:.1f} MB -> {opened:.1f} MB = {(opened - before) * 1024 / count:.1f} KB a socket")
         print(f"after one store-free turn each (remembered): {used:.1f} MB = {(used - before) * 1024 / count:.1f} KB a socket")
         for ws in sockets:
@@ -121,19 +107,12 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2000)
     parser.add_argument("--sockets", type=int, default=1000)
     args = parser.parse_args()
-    fake = FakeChat()
-    fake.start()
-    with tempfile.TemporaryDirectory() as workdir:
-        gateway = Gateway({"models": chat_models(fake), "database_url": f"sqlite:///{workdir}/r.db"}, Path(workdir)).start()
-        try:
-            pid = gateway.process.pid
-            asyncio.run(turns(gateway.url, pid, args.turns))
-            fake.requests.clear()
-            gc.collect()
-            asyncio.run(idle_sockets(gateway.url, pid, args.sockets))
-        finally:
-            gateway.stop()
-            fake.stop()
+    with gateway_on_fake() as (gateway, fake):
+        pid = gateway.process.pid
+        asyncio.run(turns(gateway.url, pid, args.turns))
+        fake.requests.clear()
+        gc.collect()
+        asyncio.run(idle_sockets(gateway.url, pid, args.sockets))
 
 
 if __name__ == "__main__":
