@@ -9,35 +9,16 @@ from typing import Any
 
 import msgspec
 from aiohttp import web
-from msgspec import Struct
 from sqlalchemy.exc import IntegrityError
 
 from rejoinder.api.replies import STORE, json_response, read_body
 from rejoinder.engine.prompts import Found, Prompts, check_template, found_of
-from rejoinder.protocol.checks import decode_body
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id, new_id
+from rejoinder.protocol.prompts import decode_create, decode_default, decode_version
 from rejoinder.store import prompts as stored
 
 PROMPTS = web.AppKey("prompts", Prompts)
-
-
-class CreatePrompt(Struct):
-    template: Any
-    id: str | None = None
-
-
-class NewVersion(Struct):
-    template: Any
-
-
-class SetDefault(Struct):
-    default_version: str
-
-
-_create = msgspec.json.Decoder(CreatePrompt)
-_version = msgspec.json.Decoder(NewVersion)
-_default = msgspec.json.Decoder(SetDefault)
 
 
 def _shown(found: Found) -> dict[str, Any]:
@@ -65,7 +46,7 @@ def _id(request: web.Request) -> str:
 
 
 async def create_prompt(request: web.Request) -> web.Response:
-    body = decode_body(_create, await read_body(request))
+    body = decode_create(await read_body(request))
     prompt_id = body.id or new_id("pmpt")
     if not is_valid_id(prompt_id):
         raise invalid("id", "Invalid 'id': expected 1 to 64 printable ASCII characters.")
@@ -81,7 +62,7 @@ async def create_prompt(request: web.Request) -> web.Response:
 async def add_version(request: web.Request) -> web.Response:
     prompt_id = _id(request)
     _writable(request, prompt_id)
-    template = check_template(decode_body(_version, await read_body(request)).template)
+    template = check_template(decode_version(await read_body(request)))
     row = await request.app[STORE].write(stored.add_version, prompt_id, msgspec.json.encode(template), int(time.time()))
     if row is None:
         raise ApiError(404, f"Prompt with id '{prompt_id}' not found.", code="not_found")
@@ -103,7 +84,7 @@ async def get_prompt(request: web.Request) -> web.Response:
 async def set_default(request: web.Request) -> web.Response:
     prompt_id = _id(request)
     _writable(request, prompt_id)
-    version = decode_body(_default, await read_body(request)).default_version
+    version = decode_default(await read_body(request))
     row = await request.app[STORE].write(stored.set_default, prompt_id, int(version)) if version.isdigit() else None
     if row is None:
         await request.app[PROMPTS].find(prompt_id, None)  # a 404 for the prompt itself, if that is what is missing
