@@ -29,11 +29,11 @@ async def run(store: Store, count: int, streamed: bool, first_token: float) -> f
         async with gate:
             response = {"id": new_id("resp"), "created_at": int(time.time()), "previous_response_id": None, "status": "in_progress"}
             rows = [{"response_id": response["id"], "role": "output", "position": 0, "id": new_id("msg"), "body": BODY}]
-            begun = store.begin(response, BODY) if streamed else None
+            begun = store.begin(response, BODY, "proj_default") if streamed else None
             await asyncio.sleep(first_token)
             if begun is not None:
                 await begun
-            await store.save({**response, "status": "completed"}, BODY, rows, replaces=streamed)
+            await store.save({**response, "status": "completed"}, BODY, "proj_default", rows, replaces=streamed)
 
     started = time.process_time()
     await asyncio.gather(*(one() for _ in range(count)))

@@ -168,6 +168,16 @@ _ROUTES = [
     ("DELETE", re.compile(r"/v1/conversations/[^/]+/items/[^/]+"), lambda body: check("ConversationResource", body)),
     ("GET", re.compile(r"/v1/models"), lambda body: check("ListModelsResponse", body)),
     ("GET", re.compile(r"/v1/models/.+"), lambda body: check("Model", body)),
+    ("POST", re.compile(r"/v1/organization/projects"), lambda body: check("Project", body)),
+    ("GET", re.compile(r"/v1/organization/projects"), lambda body: check("ProjectListResponse", body)),
+    ("GET", re.compile(r"/v1/organization/projects/[^/]+"), lambda body: check("Project", body)),
+    ("POST", re.compile(r"/v1/organization/projects/[^/]+"), lambda body: check("Project", body)),
+    ("DELETE", re.compile(r"/v1/organization/projects/[^/]+"), lambda body: check("Project", body)),
+    ("POST", re.compile(r"/v1/organization/projects/[^/]+/archive"), lambda body: check("Project", body)),
+    ("POST", re.compile(r"/v1/organization/projects/[^/]+/api_keys"), lambda body: check("ProjectApiKey", body)),
+    ("GET", re.compile(r"/v1/organization/projects/[^/]+/api_keys"), lambda body: check("ProjectApiKeyListResponse", body)),
+    ("GET", re.compile(r"/v1/organization/projects/[^/]+/api_keys/[^/]+"), lambda body: check("ProjectApiKey", body)),
+    ("DELETE", re.compile(r"/v1/organization/projects/[^/]+/api_keys/[^/]+"), lambda body: check("ProjectApiKeyDeleteResponse", body)),
 ]
 
 

@@ -69,7 +69,7 @@ def test_the_writer_retries_a_failed_batch_member_by_member(database, caplog):
         saves = []
         for i in range(40):
             rows = [{"response_id": f"resp_isolated{i:04d}", "role": "output", "position": 0, "id": bad_id if i == 37 else f"msg_{i}", "body": b"{}"}]
-            saves.append(store.save(_response(i), b"{}", rows))
+            saves.append(store.save(_response(i), b"{}", "proj_default", rows))
         return await asyncio.gather(*saves, return_exceptions=True)
 
     try:
@@ -78,7 +78,7 @@ def test_the_writer_retries_a_failed_batch_member_by_member(database, caplog):
         failed = [i for i, outcome in enumerate(outcomes) if outcome is not None]
         assert failed == [37]
         assert "resp_isolated0037" in caplog.text
-        stored = [i for i in range(40) if asyncio.run(store.get(f"resp_isolated{i:04d}")) is not None]
+        stored = [i for i in range(40) if asyncio.run(store.get(f"resp_isolated{i:04d}", "proj_default")) is not None]
         assert stored == [i for i in range(40) if i != 37]
     finally:
         store.close()

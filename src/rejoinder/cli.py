@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from rejoinder import __version__, config, server
+from rejoinder import __version__, config, keys, server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -20,10 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     serve.add_argument("--access-log", action="store_true", help="log one line per request (method, path, status, size, time; never headers)")
+    keys.add_commands(commands)
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=getattr(args, "log_level", "warning").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        if args.command != "serve":
+            keys.run(config.load(args.config), args)
+            return
         server.serve(config.load(args.config), args.host, args.port, args.workers, args.access_log)
     except config.ConfigError as exc:
         print(f"rejoinder: {exc}", file=sys.stderr)

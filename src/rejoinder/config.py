@@ -83,6 +83,28 @@ class WebSocketConfig(Struct, forbid_unknown_fields=True, frozen=True):
     max_frame_bytes: int | None = None  # a client frame's size limit (default: max_body_bytes)
 
 
+class KeyConfig(Struct, forbid_unknown_fields=True):
+    """An API key declared in the file (GitOps): its value comes from the environment."""
+
+    name: str
+    value: str  # sk-rj-…, at least 32 characters: `${TEAM_KEY}`
+    allowed_models: list[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+
+
+class ProjectConfig(Struct, forbid_unknown_fields=True):
+    """A project declared in the file, with its keys; made again from the file at each start
+    (the organization API shows it, and will not change it)."""
+
+    id: str
+    name: str
+    allowed_models: list[str] | None = None
+    rpm: int | None = None
+    tpm: int | None = None
+    keys: list[KeyConfig] = []
+
+
 WebhookEvent = Literal["response.completed", "response.failed", "response.cancelled", "response.incomplete"]
 
 
@@ -114,6 +136,7 @@ class Config(Struct, forbid_unknown_fields=True):
     create_missing_conversations: bool = False
     prompts_dir: str | None = None  # YAML prompt templates with explicit versions, read again on SIGHUP
     webhooks: list[WebhookConfig] = []
+    projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 
@@ -209,8 +232,32 @@ def check(config: Config) -> None:
     for i, hook in enumerate(config.webhooks):
         if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
             raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
+    _check_projects(config.projects)
     if not config.database_url.startswith(("sqlite", "postgres")):
         raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")
+
+
+def _check_projects(projects: list[ProjectConfig]) -> None:
+    from rejoinder.protocol.access import check_limits
+    from rejoinder.protocol.errors import ApiError
+    from rejoinder.protocol.ids import is_valid_id
+
+    values = set()
+    for i, project in enumerate(projects):
+        if not is_valid_id(project.id) or project.id == "proj_default" or project.id in (p.id for p in projects[:i]):
+            raise ConfigError(f"projects[{i}]: id {project.id!r} must be 1 to 64 printable characters, unique, and not proj_default")
+        for j, key in enumerate(project.keys):
+            where = f"projects[{i}].keys[{j}] ({key.name})"
+            if not key.value.startswith("sk-rj-") or len(key.value) < 32 or key.value in values:
+                raise ConfigError(f"{where}: value must start with sk-rj-, be at least 32 characters long and be used once")
+            if key.name in (other.name for other in project.keys[:j]):
+                raise ConfigError(f"{where}: two keys of one project have this name")
+            values.add(key.value)
+        for where, body in [(f"projects[{i}]", project)] + [(f"projects[{i}].keys[{j}]", key) for j, key in enumerate(project.keys)]:
+            try:
+                check_limits(body)
+            except ApiError as exc:
+                raise ConfigError(f"{where}: {exc.message}") from None
 
 
 def _check_local(i: int, model: ModelConfig) -> None:

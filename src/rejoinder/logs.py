@@ -44,6 +44,7 @@ class Redact(logging.Filter):
 def redact(config: Config) -> None:
     """Put the filter on every handler of the root logger (where every record ends up)."""
     keys = [model.api_key for model in config.models] + [deployment.api_key for model in config.models for deployment in model.deployments]
+    keys += [key.value for project in config.projects for key in project.keys]
     secrets = [config.master_key or ""] + sealing_secrets(config) + [key or "" for key in keys]
     for handler in logging.getLogger().handlers:
         handler.addFilter(Redact(secrets))

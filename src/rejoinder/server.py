@@ -21,7 +21,9 @@ from rejoinder import __version__
 from rejoinder.api.app import create_app
 from rejoinder.api.observe import AccessLog
 from rejoinder.config import Config, ConfigError
+from rejoinder.engine.access import declared
 from rejoinder.logs import redact
+from rejoinder.store import access
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder")
@@ -36,10 +38,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def _migrate(url: str) -> None:
-    store = Store(url, readers=1)
+def _migrate(config: Config) -> None:
+    """The schema brought up to date, and the projects and keys the config declares made so."""
+    store = Store(config.database_url, readers=1)
     try:
         store.migrate()
+        with store.engine.begin() as conn:
+            access.declare(conn, declared(config.projects))
     finally:
         store.close()
 
@@ -79,7 +84,7 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
     if workers < 1:
         raise ConfigError("--workers must be at least 1")
     redact(config)
-    _migrate(config.database_url)
+    _migrate(config)
     print(banner(config, host, port, workers), file=sys.stderr, flush=True)
     if workers == 1:
         _worker(config, host, port, reuse_port=False, access_log=access_log)

@@ -1,14 +1,15 @@
 """HTTP in, engine calls, bytes out. No business logic lives here.
 
-One middleware guards every route: the master key on `/v1/`, and OpenAI's error envelope for
-every failure, including aiohttp's own (unknown route, wrong method, body too large), so no
-client ever sees a bare 500 or a stack trace.
+One middleware guards every route: who is asking on `/v1/` and `/metrics` (the master key, a
+project's API key, or anyone on a gateway without a master key; see `engine.access`), the
+master key alone on the organization API and `/metrics`, and OpenAI's error envelope for every
+failure, including aiohttp's own (unknown route, wrong method, body too large), so no client
+ever sees a bare 500 or a stack trace.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import signal
 import weakref
@@ -16,13 +17,15 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import conversations, observe, prompts, runs, sockets, usage
-from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, read_body, response_not_found
+from rejoinder.api import conversations, observe, organization, prompts, runs, sockets, usage
+from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, principal_of, project_of, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
+from rejoinder.engine.access import Access, Principal
 from rejoinder.engine.background import Runner
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import open_feed
+from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
 from rejoinder.protocol.errors import ApiError
@@ -39,6 +42,7 @@ log = logging.getLogger("rejoinder.api")
 
 ENGINE = web.AppKey("engine", Engine)
 ROUTER = web.AppKey("router", Router)
+LIMITER = web.AppKey("limiter", Limiter)
 
 
 def error_response(error: ApiError) -> web.Response:
@@ -47,14 +51,15 @@ def error_response(error: ApiError) -> web.Response:
     return response
 
 
-def _guard(master_key: str | None):
-    expected = f"Bearer {master_key}".encode() if master_key else None
-
+def _guard(access: Access):
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
-            if expected is not None and (request.path.startswith("/v1/") or request.path == "/metrics"):
-                _authorize(request, expected)
+            path = request.path
+            if path.startswith("/v1/") or path == "/metrics":
+                request["principal"] = principal = await access.principal(request.headers.get("Authorization"), request.headers.get("OpenAI-Project"))
+                if path.startswith("/v1/organization/") or path == "/metrics":
+                    organization.require_admin(principal)
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
@@ -67,20 +72,6 @@ def _guard(master_key: str | None):
             return error_response(ApiError(500, "The gateway hit an internal error.", type="server_error", code="server_error"))
 
     return guard
-
-
-def _authorize(request: web.Request, expected: bytes) -> None:
-    given = request.headers.get("Authorization")
-    if not given:
-        raise ApiError(
-            401,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header "
-            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-            code="missing_api_key",
-        )
-    # aiohttp keeps undecodable header bytes as surrogates: encode them back, never fail on them
-    if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected):
-        raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
 
 
 def _http_error(request: web.Request, exc: web.HTTPException) -> ApiError:
@@ -107,23 +98,38 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def list_models(request: web.Request) -> web.Response:
-    return json_response(encode_body(ModelList([Model(name, owner) for name, owner in request.app[ROUTER].names()])))
+    """The models this key may use."""
+    principal = principal_of(request)
+    models = [Model(name, owner) for name, owner in request.app[ROUTER].names() if principal.allows(name)]
+    return json_response(encode_body(ModelList(models)))
 
 
 async def get_model(request: web.Request) -> web.Response:
-    deployment = request.app[ROUTER].resolve(request.match_info["model"])  # 404 for an unknown name
+    name = request.match_info["model"]
+    deployment = request.app[ROUTER].resolve(name)  # 404 for an unknown name
+    if not principal_of(request).allows(name):
+        raise ApiError(404, f"The model '{name[:128]}' does not exist or you do not have access to it.", param="model", code="model_not_found")
     return json_response(encode_body(Model(deployment.name, deployment.owned_by)))
+
+
+async def _admitted(request: web.Request) -> Principal:
+    """A request that calls a model: counted against its principal's rate limits (a 429 when
+    over), its answer to carry the `x-ratelimit-*` headers."""
+    principal = principal_of(request)
+    request["ratelimit"] = await request.app[LIMITER].admit(principal)
+    return principal
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     request["mode"] = "json"  # until known better: how the answer goes, for the metrics
-    decoded, raw = await request.app[prompts.PROMPTS].decode(await read_body(request))
+    principal = await _admitted(request)
+    decoded, raw = await request.app[prompts.PROMPTS].decode(await read_body(request), principal.project)
     params = decoded.body
     request["mode"] = "background" if params.background else "sse" if params.stream else "json"
     request["deployment"] = request.app[ROUTER].resolve(params.model)
     if params.background:
         return await runs.create_background(request, request.app[STORE], decoded, raw)
-    request["run"] = run = await request.app[ENGINE].start(decoded)
+    request["run"] = run = await request.app[ENGINE].start(decoded, principal)
     warning = {"x-rejoinder-warning": "; ".join(run.warnings)} if run.warnings else {}
     if not params.stream:
         return json_response(view(await run.finish(None), params.include), headers=warning)
@@ -149,8 +155,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
 async def input_tokens(request: web.Request) -> web.Response:
     """The input tokens a create request with this body would use (its conversation, previous
     response, prompt and truncation applied)."""
-    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request))
-    return json_response({"object": "response.input_tokens", "input_tokens": await request.app[ENGINE].input_tokens(decoded)})
+    principal = principal_of(request)
+    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request), principal.project)
+    return json_response({"object": "response.input_tokens", "input_tokens": await request.app[ENGINE].input_tokens(decoded, principal)})
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -160,8 +167,9 @@ async def metrics(request: web.Request) -> web.Response:
 
 async def compact_response(request: web.Request) -> web.Response:
     """A context compacted: its user messages and a sealed summary of the rest (`engine.compaction`)."""
-    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request))
-    return json_response(await request.app[ENGINE].compact(decoded))
+    principal = await _admitted(request)
+    decoded, _ = await request.app[prompts.PROMPTS].decode(await read_body(request), principal.project)
+    return json_response(await request.app[ENGINE].compact(decoded, principal))
 
 
 def _response_id(request: web.Request) -> str:
@@ -177,7 +185,7 @@ async def get_response(request: web.Request) -> web.StreamResponse:
     response_id = _response_id(request)
     if request.query.get("stream", "false").lower() == "true":
         return await runs.stream_response(request, request.app[STORE], response_id)
-    body = await request.app[STORE].get(response_id)
+    body = await request.app[STORE].get(response_id, project_of(request))
     if body is None:
         raise response_not_found(response_id)
     return json_response(view(body, include))
@@ -192,7 +200,7 @@ async def delete_response(request: web.Request) -> web.Response:
     request.app[runs.RUNNER].stop(response_id)  # a background run going on here stops (elsewhere, it ends unseen)
     for session in request.app[sockets.SESSIONS]:  # open sockets here forget it (other instances' keep it until they end)
         session.forget(response_id)
-    if not await request.app[STORE].delete(response_id):
+    if not await request.app[STORE].delete(response_id, project_of(request)):
         raise response_not_found(response_id)
     return json_response(encode_body(Deleted(response_id)))
 
@@ -200,19 +208,22 @@ async def delete_response(request: web.Request) -> web.Response:
 async def list_input_items(request: web.Request) -> web.Response:
     page = page_query(request)
     response_id = _response_id(request)
-    found = await request.app[STORE].input_items(response_id, page.after, page.limit, page.descending)
+    found = await request.app[STORE].input_items(response_id, project_of(request), page.after, page.limit, page.descending)
     if found is None:
         raise response_not_found(response_id)
     return item_list(*found)
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(config.master_key)])
-    app.on_response_prepare.append(observe.add_request_id)
     router = Router(config.models)
     store = Store(config.database_url)
+    access = Access(store, config.master_key)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(access)])
+    app[organization.ACCESS] = access
+    app.on_response_prepare.append(observe.add_request_id)
     tally = usage.Tally(store)
-    app[observe.OBSERVED] = observed = observe.Metrics(tally)
+    app[LIMITER] = limiter = Limiter(config.redis_url)
+    app[observe.OBSERVED] = observed = observe.Metrics(tally, limiter)
     store.start_maintenance(config.instance_ttl)
     state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
@@ -233,7 +244,7 @@ def create_app(config: Config) -> web.Application:
     app[sockets.SESSIONS] = weakref.WeakSet()
 
     async def open_socket(request: web.Request) -> web.StreamResponse:
-        return await sockets.open_socket(request, engine, templates, observed, config)
+        return await sockets.open_socket(request, engine, templates, observed, limiter, config)
 
     app.router.add_get("/v1/responses", open_socket)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)
@@ -244,19 +255,23 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/v1/responses/{response_id}/input_items", list_input_items)
     conversations.add_routes(app)
     prompts.add_routes(app)
+    organization.add_routes(app)
 
     async def start(_: web.Application) -> None:
         runner.start()
         tally.start()
+        access.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, templates.reload)
 
     async def shutdown(_: web.Application) -> None:
         await runner.shutdown(config.shutdown_grace)
         await tally.stop()
+        await access.stop()
 
     async def close(_: web.Application) -> None:
         await close_session()
         await feed.close()
+        await limiter.close()
         store.close()
 
     app.on_startup.append(start)

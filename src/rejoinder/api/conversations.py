@@ -13,7 +13,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from rejoinder.api.replies import STORE, item_list, json_response, page_query, read_body
+from rejoinder.api.replies import STORE, item_list, json_response, page_query, project_of, read_body
 from rejoinder.engine.context import check_sealed, resolve_input
 from rejoinder.protocol.conversations import Conversation, ConversationDeleted, decode_add, decode_create, decode_update
 from rejoinder.protocol.errors import ApiError, not_found
@@ -40,23 +40,24 @@ def _shown(row: tuple[str, int, bytes]) -> web.Response:
     return json_response(encode_body(Conversation(row[0], row[1], msgspec.Raw(row[2]))))
 
 
-async def rows(store: Store, items: list) -> list[Row]:
-    """Items a client adds, as stored: references resolved, sealed state checked."""
+async def rows(store: Store, items: list, project: str) -> list[Row]:
+    """Items a client adds, as stored: references (to its project's items) resolved, sealed state checked."""
     check_sealed(items)
-    return [(item.id, encode_item(item)) for item in await resolve_input(store, items)]
+    return [(item.id, encode_item(item)) for item in await resolve_input(store, items, project)]
 
 
 async def create_conversation(request: web.Request) -> web.Response:
     store = request.app[STORE]
     items, metadata = decode_create(await read_body(request))
     row = (new_id("conv"), int(time.time()), orjson.dumps(metadata))
-    await store.write(conversations.create, *row, await rows(store, items))
+    project = project_of(request)
+    await store.write(conversations.create, row[0], project, *row[1:], await rows(store, items, project))
     return _shown(row)
 
 
 async def get_conversation(request: web.Request) -> web.Response:
     conversation_id = _id(request)
-    row = await request.app[STORE].transact(conversations.get, conversation_id)
+    row = await request.app[STORE].transact(conversations.get, conversation_id, project_of(request))
     if row is None:
         raise conversation_not_found(conversation_id)
     return _shown(row)
@@ -65,7 +66,7 @@ async def get_conversation(request: web.Request) -> web.Response:
 async def update_conversation(request: web.Request) -> web.Response:
     conversation_id = _id(request)
     metadata = decode_update(await read_body(request))
-    row = await request.app[STORE].write(conversations.update_metadata, conversation_id, orjson.dumps(metadata))
+    row = await request.app[STORE].write(conversations.update_metadata, conversation_id, project_of(request), orjson.dumps(metadata))
     if row is None:
         raise conversation_not_found(conversation_id)
     return _shown(row)
@@ -73,7 +74,7 @@ async def update_conversation(request: web.Request) -> web.Response:
 
 async def delete_conversation(request: web.Request) -> web.Response:
     conversation_id = _id(request)
-    if not await request.app[STORE].write(conversations.remove, conversation_id):
+    if not await request.app[STORE].write(conversations.remove, conversation_id, project_of(request)):
         raise conversation_not_found(conversation_id)
     return json_response(encode_body(ConversationDeleted(conversation_id)))
 
@@ -82,8 +83,9 @@ async def add_items(request: web.Request) -> web.Response:
     store = request.app[STORE]
     conversation_id = _id(request)
     include = parse_include(request.query)
-    added = await rows(store, decode_add(await read_body(request)))
-    if not await store.write(conversations.append, conversation_id, added):
+    project = project_of(request)
+    added = await rows(store, decode_add(await read_body(request)), project)
+    if not await store.write(conversations.append, conversation_id, project, added):
         raise conversation_not_found(conversation_id)
     return item_list([(id_, item_view(body, include)) for id_, body in added], False)
 
@@ -91,7 +93,7 @@ async def add_items(request: web.Request) -> web.Response:
 async def list_items(request: web.Request) -> web.Response:
     page = page_query(request)
     conversation_id = _id(request)
-    found = await request.app[STORE].transact(conversations.page, conversation_id, page.after, page.limit, page.descending)
+    found = await request.app[STORE].transact(conversations.page, conversation_id, project_of(request), page.after, page.limit, page.descending)
     if found is None:
         raise conversation_not_found(conversation_id)
     return item_list([(id_, item_view(body, page.include)) for id_, body in found[0]], found[1])
@@ -101,23 +103,23 @@ async def get_item(request: web.Request) -> web.Response:
     include = parse_include(request.query)
     conversation_id, item_id = _id(request), _id(request, "item_id")
     store = request.app[STORE]
-    body = await store.transact(conversations.item, conversation_id, item_id)
+    body = await store.transact(conversations.item, conversation_id, project_of(request), item_id)
     if body is None:
-        raise await _missing(store, conversation_id, item_id)
+        raise await _missing(store, conversation_id, project_of(request), item_id)
     return json_response(item_view(body, include))
 
 
 async def delete_item(request: web.Request) -> web.Response:
     conversation_id, item_id = _id(request), _id(request, "item_id")
     store = request.app[STORE]
-    if not await store.write(conversations.remove_item, conversation_id, item_id):
-        raise await _missing(store, conversation_id, item_id)
+    if not await store.write(conversations.remove_item, conversation_id, project_of(request), item_id):
+        raise await _missing(store, conversation_id, project_of(request), item_id)
     return await get_conversation(request)
 
 
-async def _missing(store: Store, conversation_id: str, item_id: str) -> ApiError:
+async def _missing(store: Store, conversation_id: str, project: str, item_id: str) -> ApiError:
     """Which is missing: the conversation, or the item in it."""
-    if await store.transact(conversations.get, conversation_id) is None:
+    if await store.transact(conversations.get, conversation_id, project) is None:
         return conversation_not_found(conversation_id)
     return not_found(f"Item with id '{item_id}' not found in conversation '{conversation_id}'.")
 

@@ -19,6 +19,8 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from rejoinder.api.usage import Tally
+from rejoinder.engine.access import Principal
+from rejoinder.engine.limits import Limiter
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.run import Run
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -29,10 +31,11 @@ _OVERHEAD = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1)
 
 
 class Metrics:
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, limiter: Limiter) -> None:
         from prometheus_client import Counter, Histogram
 
         self.tally = tally  # the usage records (see `api.usage`), fed from the same accounting
+        self.limiter = limiter  # a turn's tokens count against its principal's limits
 
         self.requests = Counter("rejoinder_requests", "Responses requests, by model, provider, HTTP status and mode.", ["model", "provider", "status", "mode"])
         self.duration = Histogram(
@@ -45,6 +48,7 @@ class Metrics:
         self.tokens = Counter("rejoinder_tokens", "Tokens in and out, as the upstreams reported them.", ["model", "direction"])
         self.upstream_errors = Counter("rejoinder_upstream_errors", "Upstream failures, by model, provider and error code.", ["model", "provider", "code"])
         self.retries = Counter("rejoinder_upstream_retries", "Deployments that failed before the first byte and were passed over.", ["model"])
+        self.refusals = Counter("rejoinder_rate_limited", "Requests refused for a key's or a project's rate limit (429 rate_limit_exceeded).", [])
 
         self._children: dict[tuple[str, str, int, str], tuple[Any, ...]] = {}
 
@@ -64,17 +68,30 @@ class Metrics:
             )
         return found
 
-    def turn(self, mode: str, status: int, arrived: float, run: Run | None, deployment: Deployment | None = None, error_code: str | None = None) -> None:
-        """One response request has been answered (its stream included). `deployment` names the
-        model when there is no run (a background request; one refused before it ran)."""
+    def turn(
+        self,
+        mode: str,
+        status: int,
+        arrived: float,
+        run: Run | None,
+        principal: Principal | None,
+        deployment: Deployment | None = None,
+        error_code: str | None = None,
+    ) -> None:
+        """One response request of `principal`'s has been answered (its stream included).
+        `deployment` names the model when there is no run (a background request; one refused
+        before it ran)."""
         deployment = run.deployment if run is not None else deployment
         model, provider = (deployment.route, deployment.owned_by) if deployment is not None else ("unknown", "unknown")
         requests, duration, overhead, first_token, tokens_in, tokens_out = self._labelled(model, provider, status, mode)
         requests.inc()
         duration.observe(time.monotonic() - arrived)
+        project, key_id = (principal.project, principal.key_id or "") if principal is not None else ("", "")
         if run is None:
-            self.tally.count(model, status >= 400, 0, 0)
-            if error_code and error_code.startswith("upstream"):
+            self.tally.count(project, key_id, model, status >= 400, 0, 0)
+            if error_code == "rate_limit_exceeded":
+                self.refusals.inc()
+            elif error_code and error_code.startswith("upstream"):
                 self.upstream_errors.labels(model, provider, error_code).inc()
             return
         if run.retries:
@@ -82,9 +99,12 @@ class Metrics:
         overhead.observe(max(0.0, run.called_at - arrived))
         first_token.observe(max(0.0, run.first_at - arrived))
         usage = run.response.get("usage") or {}
-        tokens_in.inc(usage.get("input_tokens", 0))
-        tokens_out.inc(usage.get("output_tokens", 0))
-        self.tally.count(model, status >= 400 or run.response["status"] == "failed", usage.get("input_tokens", 0), usage.get("output_tokens", 0))
+        used_in, used_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        tokens_in.inc(used_in)
+        tokens_out.inc(used_out)
+        self.tally.count(project, key_id, model, status >= 400 or run.response["status"] == "failed", used_in, used_out)
+        if principal is not None:
+            self.limiter.spend(principal, used_in + used_out)
         if run.response["status"] == "failed":
             self.upstream_errors.labels(model, provider, (run.response.get("error") or {}).get("code") or "unknown").inc()
 
@@ -118,14 +138,24 @@ async def observe(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
     if "mode" in request:
         request.app[OBSERVED].turn(
-            request["mode"], response.status, request["arrived"], request.get("run"), request.get("deployment"), response.get("error_code")
+            request["mode"],
+            response.status,
+            request["arrived"],
+            request.get("run"),
+            request.get("principal"),
+            request.get("deployment"),
+            response.get("error_code"),
         )
     return response
 
 
 async def add_request_id(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: every answer carries the request's id, streams and sockets too."""
+    """`on_response_prepare`: every answer carries the request's id, streams and sockets too,
+    and a request counted against rate limits its `x-ratelimit-*` headers."""
     response.headers[REQUEST_ID] = request.get("request_id") or request_id(request)
+    limits = request.get("ratelimit")
+    if limits:
+        response.headers.update(limits)
 
 
 class AccessLog(AbstractAccessLogger):
@@ -143,6 +173,9 @@ class AccessLog(AbstractAccessLogger):
             "ms": round(time * 1000, 2),
         }
         run = request.get("run")
+        principal = request.get("principal")
+        if principal is not None:
+            line.update(project=principal.project, key_id=principal.key_id)
         if "mode" in request:
             line["mode"] = request["mode"]
         if run is not None:

@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
-from rejoinder.api.replies import STORE, json_response, read_body
+from rejoinder.api.replies import STORE, json_response, project_of, read_body
 from rejoinder.engine.prompts import Found, Prompts, check_template, found_of
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -53,7 +53,7 @@ async def create_prompt(request: web.Request) -> web.Response:
     _writable(request, prompt_id)
     template = check_template(body.template)
     try:
-        row = await request.app[STORE].write(stored.create, prompt_id, msgspec.json.encode(template), int(time.time()))
+        row = await request.app[STORE].write(stored.create, prompt_id, project_of(request), msgspec.json.encode(template), int(time.time()))
     except IntegrityError:
         raise ApiError(409, f"A prompt with id '{prompt_id}' already exists: add a version to it instead.", param="id", code="prompt_exists") from None
     return json_response(_shown(found_of(row)))
@@ -63,7 +63,7 @@ async def add_version(request: web.Request) -> web.Response:
     prompt_id = _id(request)
     _writable(request, prompt_id)
     template = check_template(decode_version(await read_body(request)))
-    row = await request.app[STORE].write(stored.add_version, prompt_id, msgspec.json.encode(template), int(time.time()))
+    row = await request.app[STORE].write(stored.add_version, prompt_id, project_of(request), msgspec.json.encode(template), int(time.time()))
     if row is None:
         raise ApiError(404, f"Prompt with id '{prompt_id}' not found.", code="not_found")
     return json_response(_shown(found_of(row)))
@@ -71,13 +71,13 @@ async def add_version(request: web.Request) -> web.Response:
 
 async def list_prompts(request: web.Request) -> web.Response:
     prompts = request.app[PROMPTS]
-    files = [await prompts.find(prompt_id, None) for prompt_id in sorted(prompts.files)]
-    rows = [found_of(row) for row in await request.app[STORE].transact(stored.listing) if row.prompt_id not in prompts.files]
+    files = [await prompts.find(prompt_id, None, project_of(request)) for prompt_id in sorted(prompts.files)]
+    rows = [found_of(row) for row in await request.app[STORE].transact(stored.listing, project_of(request)) if row.prompt_id not in prompts.files]
     return json_response({"object": "list", "data": [_shown(found) for found in files + rows]})
 
 
 async def get_prompt(request: web.Request) -> web.Response:
-    found = await request.app[PROMPTS].find(_id(request), request.query.get("version"))
+    found = await request.app[PROMPTS].find(_id(request), request.query.get("version"), project_of(request))
     return json_response(_shown(found))
 
 
@@ -85,9 +85,9 @@ async def set_default(request: web.Request) -> web.Response:
     prompt_id = _id(request)
     _writable(request, prompt_id)
     version = decode_default(await read_body(request))
-    row = await request.app[STORE].write(stored.set_default, prompt_id, int(version)) if version.isdigit() else None
+    row = await request.app[STORE].write(stored.set_default, prompt_id, project_of(request), int(version)) if version.isdigit() else None
     if row is None:
-        await request.app[PROMPTS].find(prompt_id, None)  # a 404 for the prompt itself, if that is what is missing
+        await request.app[PROMPTS].find(prompt_id, None, project_of(request))  # a 404 for the prompt itself, if that is what is missing
         raise ApiError(404, f"Prompt '{prompt_id}' has no version '{version[:64]}'.", param="default_version", code="not_found")
     return json_response(_shown(found_of(row)))
 
@@ -95,7 +95,7 @@ async def set_default(request: web.Request) -> web.Response:
 async def delete_prompt(request: web.Request) -> web.Response:
     prompt_id = _id(request)
     _writable(request, prompt_id)
-    if not await request.app[STORE].write(stored.remove, prompt_id):
+    if not await request.app[STORE].write(stored.remove, prompt_id, project_of(request)):
         raise ApiError(404, f"Prompt with id '{prompt_id}' not found.", code="not_found")
     return json_response({"id": prompt_id, "object": "prompt.deleted", "deleted": True})
 

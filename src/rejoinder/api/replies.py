@@ -11,6 +11,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
+from rejoinder.engine.access import Principal
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.response import ItemList, encode_body, parse_include
@@ -19,6 +20,16 @@ from rejoinder.store.repository import Store
 STORE = web.AppKey("store", Store)
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def principal_of(request: web.Request) -> Principal:
+    """Who is asking (set by the app's guard on every `/v1/` request)."""
+    return request["principal"]
+
+
+def project_of(request: web.Request) -> str:
+    """The project whose stored objects this request may see: to it, any other's do not exist."""
+    return request["principal"].project
 
 
 def response_not_found(response_id: str) -> ApiError:

@@ -8,7 +8,7 @@ import time
 import orjson
 from aiohttp import web
 
-from rejoinder.api.replies import SSE_HEADERS, json_response, response_not_found
+from rejoinder.api.replies import SSE_HEADERS, json_response, principal_of, project_of, response_not_found
 from rejoinder.engine.background import Runner
 from rejoinder.engine.feed import Feed
 from rejoinder.engine.follow import follow
@@ -26,7 +26,7 @@ _CANCEL_WAIT = 5.0  # seconds a cancel waits for the running instance to stop th
 async def create_background(request: web.Request, store: Store, decoded: Request, raw: bytes) -> web.StreamResponse:
     """Queue the run and answer at once: its `queued` form, or its stream from the start."""
     app = request.app
-    response, warnings = await app[RUNNER].submit(decoded, raw)
+    response, warnings = await app[RUNNER].submit(decoded, principal_of(request), raw)
     headers = {"x-rejoinder-warning": "; ".join(warnings)} if warnings else {}
     if not decoded.body.stream:
         return json_response(view(orjson.dumps(response), decoded.body.include), headers=headers)
@@ -40,14 +40,16 @@ async def stream_response(request: web.Request, store: Store, response_id: str) 
         starting_after = int(raw)
     except ValueError:
         raise invalid("starting_after", f"Invalid 'starting_after': expected an integer, got '{raw[:32]}'.") from None
-    await _background(store, response_id, "stream", "This response cannot be streamed: only responses created with background=true can be.")
+    await _background(
+        store, response_id, project_of(request), "stream", "This response cannot be streamed: only responses created with background=true can be."
+    )
     return await _stream(request, store, response_id, starting_after, {})
 
 
-async def _background(store: Store, response_id: str, param: str | None, refusal: str) -> tuple[str, bytes]:
-    """The status and body of a background response; 404 when unknown, else a 400 (`refusal`)
-    for a foreground one."""
-    state = await store.transact(runs.state, response_id)
+async def _background(store: Store, response_id: str, project: str, param: str | None, refusal: str) -> tuple[str, bytes]:
+    """The status and body of a background response; 404 when unknown (to `project`), else a
+    400 (`refusal`) for a foreground one."""
+    state = await store.transact(runs.state, response_id, project)
     if state is None:
         raise response_not_found(response_id)
     if not orjson.loads(state[1]).get("background"):
@@ -70,7 +72,7 @@ async def cancel_response(request: web.Request, store: Store, response_id: str) 
     """Cancel a background run: a queued one ends here, a running one is stopped by its instance
     (this one, or another that sees the flag within `background.poll`). Answers its final form;
     a run that had already ended is returned unchanged."""
-    state = await _background(store, response_id, None, "Only responses created with background=true can be cancelled.")
+    state = await _background(store, response_id, project_of(request), None, "Only responses created with background=true can be cancelled.")
     if state[0] in runs.ACTIVE:
         outcome = await store.transact(runs.cancel, response_id, store.outbox)
         if outcome == "cancelled":

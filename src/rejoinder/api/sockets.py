@@ -17,8 +17,10 @@ import weakref
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from rejoinder.api.observe import Metrics
+from rejoinder.api.replies import principal_of
 from rejoinder.config import Config
 from rejoinder.engine.engine import Engine
+from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.session import Session
 from rejoinder.protocol.errors import ApiError
@@ -33,7 +35,7 @@ SESSIONS = web.AppKey("sessions", weakref.WeakSet)
 _SEND_BUFFER = 64 * 1024
 
 
-async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, metrics: Metrics, config: Config) -> web.StreamResponse:
+async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, metrics: Metrics, limiter: Limiter, config: Config) -> web.StreamResponse:
     settings = config.websocket
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat,
@@ -49,7 +51,7 @@ async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, me
     async def send(data: bytes) -> None:
         await ws.send_frame(data, WSMsgType.TEXT)
 
-    session = Session(engine, prompts, metrics, settings, send)
+    session = Session(engine, prompts, metrics, limiter, principal_of(request), settings, send)
     request.app[SESSIONS].add(session)
     try:
         async with asyncio.timeout(settings.max_duration):

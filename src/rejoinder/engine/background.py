@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import Feed
@@ -143,11 +144,11 @@ class Runner:
     def start(self) -> None:
         self.loop_task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def submit(self, request: Request, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+    async def submit(self, request: Request, principal: Principal, raw: bytes) -> tuple[dict[str, Any], list[str]]:
         """Check and queue a background request; its response (status `queued`) and the
         warnings. With room here and no run waiting, this instance takes the run as it queues it,
         sparing a claim."""
-        turn = await self.engine.prepare(request)  # a bad request is the POST's error, not the run's
+        turn = await self.engine.prepare(request, principal)  # a bad request is the POST's error, not the run's
         response = skeleton(request)
         response.update(status="queued", background=True)
         builder, logged = _collecting(response, 0)
@@ -155,11 +156,13 @@ class Runner:
         room = self.accepting and len(self.running) + self.reserved < self.max_concurrent
         self.reserved += room
         try:
-            here = await self.store.write(runs.enqueue, response, encode(response), raw, frames(logged), self.store.instance if room else None)
+            here = await self.store.write(
+                runs.enqueue, response, encode(response), principal.project, raw, frames(logged), self.store.instance if room else None
+            )
         finally:
             self.reserved -= room
         if here:
-            self._launch(response["id"], raw, dict(response))
+            self._launch(response["id"], raw, dict(response), principal.project)
         else:
             self.backlog = True
         return response, turn.warnings
@@ -171,8 +174,8 @@ class Runner:
                 if free > 0:
                     claimed = await self.store.transact(runs.claim, self.store.instance, free)
                     self.backlog = len(claimed) == free
-                    for response_id, request, body in claimed:
-                        self._launch(response_id, request, orjson.loads(body))
+                    for response_id, request, body, project in claimed:
+                        self._launch(response_id, request, orjson.loads(body), project)
                 if self.running:
                     for response_id in await self.store.transact(runs.cancels, self.store.instance):
                         self.stop(response_id)
@@ -186,10 +189,11 @@ class Runner:
                 pass
             self.wake.clear()
 
-    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any]) -> None:
+    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any], project: str) -> None:
         response["status"] = "in_progress"
         journal = Journal(self.store, self.feed, response)
-        task = asyncio.create_task(self._run(journal, raw))
+        # its model was allowed when it was queued: it runs in its project with no other check
+        task = asyncio.create_task(self._run(journal, raw, Principal(project, None, False)))
         self.running[response_id] = (task, journal, raw)
         task.add_done_callback(partial(self._done, response_id))
 
@@ -205,9 +209,9 @@ class Runner:
         if entry is not None and not entry[0].cancelling():
             entry[0].cancel()
 
-    async def _run(self, journal: Journal, raw: bytes) -> None:
+    async def _run(self, journal: Journal, raw: bytes, principal: Principal) -> None:
         try:
-            run = await self.engine.start(decode_create_response(raw), journal)
+            run = await self.engine.start(decode_create_response(raw), principal, journal)
         except asyncio.CancelledError:
             journal.response["status"] = "cancelled"
             await asyncio.shield(journal.finish(encode(journal.response), [], []))

@@ -42,12 +42,13 @@ def check_sealed(items: list[Item]) -> None:
                 raise invalid(param, f"Invalid '{param}': {exc}.", "invalid_encrypted_content") from None
 
 
-async def resolve_input(store: Store, items: list) -> list[Item]:
-    """This request's own input with references resolved: what `input_items` will list."""
+async def resolve_input(store: Store, items: list, project: str) -> list[Item]:
+    """This request's own input with references (to its project's items) resolved: what
+    `input_items` will list."""
     references = [item.id for item in items if isinstance(item, ItemReference)]
     if not references:
         return items
-    found = await store.items_by_id(references)
+    found = await store.items_by_id(references, project)
     resolved = []
     for i, item in enumerate(items):
         if isinstance(item, ItemReference):
@@ -58,11 +59,11 @@ async def resolve_input(store: Store, items: list) -> list[Item]:
     return resolved
 
 
-async def earlier_items(store: Store, previous_response_id: str | None) -> list[Item]:
+async def earlier_items(store: Store, previous_response_id: str | None, project: str) -> list[Item]:
     if not previous_response_id:
         return []
     try:
-        bodies = await store.chain(previous_response_id)
+        bodies = await store.chain(previous_response_id, project)
     except MissingAncestor as gone:  # never a silent cut: the history the chain was built on is gone
         raise ApiError(
             400,

@@ -17,6 +17,7 @@ import msgspec
 import orjson
 
 from rejoinder.engine import compaction
+from rejoinder.engine.access import Principal
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.fitting import exceeds, fit
 from rejoinder.engine.history import History
@@ -40,23 +41,27 @@ class Engine:
         self.store = store
         self.history = History(store, create_missing_conversations)
 
-    async def prepare(self, request: Request, memory: Mapping[str, list[Item]] | None = None) -> Turn:
-        """Everything short of calling the model: the model, the context, the checks. A
-        background run is prepared when it is queued (its errors are the POST's) and again when
-        it runs. `memory` holds the contexts of responses a WebSocket connection made, so a
-        `previous_response_id` found there needs no read (and no storing)."""
+    async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None) -> Turn:
+        """Everything short of calling the model: the model (one `principal` may use), the
+        context (from its project's stored objects), the checks. A background run is prepared
+        when it is queued (its errors are the POST's) and again when it runs. `memory` holds the
+        contexts of responses a WebSocket connection made, so a `previous_response_id` found
+        there needs no read (and no storing)."""
         params = request.body
         deployment = self.router.resolve(params.model)
+        if not principal.allows(params.model):
+            raise ApiError(403, f"This API key may not use the model '{params.model}'.", param="model", code="model_not_allowed")
+        project = principal.project
         warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
         check_sealed(request.items)
         remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
         if remembered is not None:
             earlier = remembered
         elif request.conversation is not None:
-            earlier = await self.history.items(request.conversation)
+            earlier = await self.history.items(request.conversation, project)
         else:
-            earlier = await earlier_items(self.store, params.previous_response_id)
-        own_input = await resolve_input(self.store, request.items)
+            earlier = await earlier_items(self.store, params.previous_response_id, project)
+        own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
@@ -69,28 +74,35 @@ class Engine:
         model_request = await fit(deployment, model_request, params.truncation)
         return Turn(deployment, model_request, own_input, context, warnings, checkpoint)
 
-    async def compact(self, request: Request) -> dict[str, Any]:
+    async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
         """What `POST /v1/responses/compact` answers for this context."""
-        turn = await self.prepare(request)
+        turn = await self.prepare(request, principal)
         summary, cost = await compaction.summarize(turn.deployment.provider, turn.model_request)
         return compaction.compacted_response(turn.context, summary, cost)
 
-    async def input_tokens(self, request: Request) -> int:
+    async def input_tokens(self, request: Request, principal: Principal) -> int:
         """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
-        turn = await self.prepare(request)
+        turn = await self.prepare(request, principal)
         return await turn.deployment.provider.count_tokens(turn.model_request)
 
-    async def start(self, request: Request, background: Journal | None = None, memory: Mapping[str, list[Item]] | None = None, generate: bool = True) -> Run:
+    async def start(
+        self,
+        request: Request,
+        principal: Principal,
+        background: Journal | None = None,
+        memory: Mapping[str, list[Item]] | None = None,
+        generate: bool = True,
+    ) -> Run:
         """Call the model; a `Run` once its first delta is in hand. A background run comes with
         its `Journal`, which holds the response it continues. With `generate` false the model
         is not called: the response ends at once with no output, its input kept as context for a
         later turn (WebSocket mode's warm-up)."""
         params = request.body
-        turn = await self.prepare(request, memory)
+        turn = await self.prepare(request, principal, memory)
         response = background.response if background is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response) if params.store and params.stream and background is None else None
+        begun = _record_in_progress(self.store, response, principal.project) if params.store and params.stream and background is None else None
         called = time.monotonic()
         try:
             turn, batches, first = await self._first(turn, params, generate)
@@ -99,9 +111,9 @@ class Engine:
         except BaseException:
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
-                await self.store.delete(response["id"])
+                await self.store.delete(response["id"], principal.project)
             raise
-        return Run(self.store, request, response, begun, turn, first, batches, background, (called, time.monotonic()))
+        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()))
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -184,9 +196,9 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     return warnings
 
 
-def _record_in_progress(store: Store, response: dict[str, Any]) -> asyncio.Future:
+def _record_in_progress(store: Store, response: dict[str, Any], project: str) -> asyncio.Future:
     """Enqueue the response's in-progress record; the future settles once it is committed."""
-    begun = store.begin(response, encode(response))
+    begun = store.begin(response, encode(response), project)
     begun.add_done_callback(_log_if_failed)
     return begun
 

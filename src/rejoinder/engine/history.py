@@ -28,14 +28,14 @@ class History:
         self.create_missing = create_missing
         self.kept: OrderedDict[str, tuple[int, int, list[Item]]] = OrderedDict()  # id → (revision, next position, items)
 
-    async def items(self, conversation_id: str) -> list[Item]:
-        """A conversation's items, oldest first. One that does not exist is a 404, or with
-        `create_missing_conversations` is created under the id the client chose."""
+    async def items(self, conversation_id: str, project: str) -> list[Item]:
+        """A conversation's items, oldest first. One that does not exist (in `project`) is a
+        404, or with `create_missing_conversations` is created under the id the client chose."""
         revision, position, known = self.kept.get(conversation_id, (-1, 0, []))
-        found = await self.store.transact(conversations.since, conversation_id, revision, position)
+        found = await self.store.transact(conversations.since, conversation_id, project, revision, position)
         if found is None:
             self.kept.pop(conversation_id, None)
-            return await self._missing(conversation_id)
+            return await self._missing(conversation_id, project)
         current, rows = found
         if current != revision:
             known = []
@@ -48,11 +48,13 @@ class History:
             self.kept.popitem(last=False)
         return known
 
-    async def _missing(self, conversation_id: str) -> list[Item]:
+    async def _missing(self, conversation_id: str, project: str) -> list[Item]:
+        missing = ApiError(404, f"Conversation with id '{conversation_id}' not found.", param="conversation", code="not_found")
         if not self.create_missing:
-            raise ApiError(404, f"Conversation with id '{conversation_id}' not found.", param="conversation", code="not_found")
+            raise missing
         try:
-            await self.store.write(conversations.create, conversation_id, int(time.time()), b"{}", [])
-        except IntegrityError:  # another turn created it first
-            pass
+            await self.store.write(conversations.create, conversation_id, project, int(time.time()), b"{}", [])
+        except IntegrityError:  # another turn created it first, or another project holds the id
+            if await self.store.transact(conversations.get, conversation_id, project) is None:
+                raise missing from None
         return []

@@ -114,9 +114,9 @@ class Prompts:
         self.files = files
         log.info("prompts_dir: %d prompt(s) loaded from %s", len(files), self.directory)
 
-    async def find(self, prompt_id: str, version: str | None) -> Found:
-        """A prompt at `version` (its default without one); a 404 naming `prompt.id` or
-        `prompt.version` when there is none."""
+    async def find(self, prompt_id: str, version: str | None, project: str) -> Found:
+        """A prompt at `version` (its default without one): from `prompts_dir` (every project's),
+        else `project`'s own; a 404 naming `prompt.id` or `prompt.version` when there is none."""
         entry = self.files.get(prompt_id)
         if entry is not None:
             chosen = version or entry["default_version"]
@@ -128,25 +128,26 @@ class Prompts:
         number = int(version) if version is not None and version.isdigit() else None
         if version is not None and number is None:
             raise not_found(f"Prompt '{prompt_id}' has no version '{version[:64]}'.", "prompt.version")
-        row = await self.store.transact(stored.get, prompt_id, number)
+        row = await self.store.transact(stored.get, prompt_id, project, number)
         if row is None:
-            if version is not None and await self.store.transact(stored.get, prompt_id, None) is not None:
+            if version is not None and await self.store.transact(stored.get, prompt_id, project, None) is not None:
                 raise not_found(f"Prompt '{prompt_id}' has no version '{version}'.", "prompt.version")
             raise not_found(f"Prompt with id '{prompt_id}' not found.", "prompt.id")
         return found_of(row)
 
-    async def decode(self, raw: bytes) -> tuple[Request, bytes]:
-        """A create request as its client sent it, its `prompt` applied: the request, and its
-        body as it runs (what a background run keeps, and a steered one's successor reuses)."""
+    async def decode(self, raw: bytes, project: str) -> tuple[Request, bytes]:
+        """A create request as its client sent it, its `prompt` (one `project` may use) applied:
+        the request, and its body as it runs (what a background run keeps, and a steered one's
+        successor reuses)."""
         request = decode_create_response(raw)
         if request.body.prompt is None:
             return request, raw
-        expanded = await self.expand(raw, request.body.prompt)
+        expanded = await self.expand(raw, request.body.prompt, project)
         return decode_create_response(expanded), expanded
 
-    async def expand(self, raw: bytes, ref: PromptRef) -> bytes:
+    async def expand(self, raw: bytes, ref: PromptRef, project: str) -> bytes:
         """The request body `raw` with its prompt applied (the prompt's version pinned)."""
-        found = await self.find(ref.id, ref.version)
+        found = await self.find(ref.id, ref.version, project)
         texts, parts = _variables(ref.variables or {})
         template = found.template
         loop = asyncio.get_running_loop()

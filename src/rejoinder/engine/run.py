@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 import orjson
 
+from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import encode_item
@@ -72,6 +73,7 @@ class Run:
         self,
         store: Store,
         request: Request,
+        principal: Principal,
         response: dict[str, Any],
         begun: asyncio.Future | None,
         turn: Turn,
@@ -81,6 +83,7 @@ class Run:
         timing: tuple[float, float] = (0.0, 0.0),
     ) -> None:
         self.store = store
+        self.principal = principal  # whose it is: its project owns what it stores
         self.params = request.body
         self.tools = request.tools
         self.conversation = request.conversation
@@ -179,7 +182,11 @@ class Run:
             return encoded
         if self.params.store or also is not None:
             try:
-                await (self.store.save(self.response, encoded, rows, self.begun is not None, also) if self.params.store else self.store.write(also))
+                await (
+                    self.store.save(self.response, encoded, self.principal.project, rows, self.begun is not None, also)
+                    if self.params.store
+                    else self.store.write(also)
+                )
             except Exception:
                 failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
                 builder.fail(failure)
@@ -233,14 +240,16 @@ class Run:
         kept), the response itself does not."""
         if self.conversation is None or self.response["status"] not in ("completed", "incomplete"):
             return None
-        return functools.partial(conversations.append, conversation_id=self.conversation, rows=[(row["id"], row["body"]) for row in rows])
+        return functools.partial(
+            conversations.append, conversation_id=self.conversation, project=self.principal.project, rows=[(row["id"], row["body"]) for row in rows]
+        )
 
     async def close(self) -> None:
         """Release the upstream call; safe to repeat."""
         await self.rest.aclose()
 
     async def _save(self, encoded: bytes) -> None:
-        await self.store.save(self.response, encoded, self._item_rows(), self.begun is not None)
+        await self.store.save(self.response, encoded, self.principal.project, self._item_rows(), self.begun is not None)
 
     def _item_rows(self) -> list[dict[str, Any]]:
         response = self.response

@@ -29,7 +29,9 @@ from msgspec import Meta, Struct
 
 from rejoinder.config import WebSocketConfig
 from rejoinder.engine import steering
+from rejoinder.engine.access import Principal
 from rejoinder.engine.engine import Engine
+from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.run import Run, encode
 from rejoinder.protocol.checks import validation_error
@@ -80,10 +82,12 @@ class Active:
 
 
 class Session:
-    def __init__(self, engine: Engine, prompts: Prompts, metrics: Any, config: WebSocketConfig, send: Send) -> None:
+    def __init__(self, engine: Engine, prompts: Prompts, metrics: Any, limiter: Limiter, principal: Principal, config: WebSocketConfig, send: Send) -> None:
         self.engine = engine
         self.prompts = prompts
         self.metrics = metrics  # `api.observe.Metrics`: each turn is counted like an HTTP one
+        self.limiter = limiter  # each turn counts as a request against the principal's limits
+        self.principal = principal  # who opened the connection: every turn is theirs
         self.config = config
         self.send = send
         self.lanes: dict[str | None, deque[Job]] = {}  # lanes with work, each drained by one task
@@ -151,20 +155,21 @@ class Session:
         steers = job.steers
         arrived = time.monotonic()
         try:
+            await self.limiter.admit(self.principal)
             if job.expanded:
                 request, raw = decode_create_response(job.raw), job.raw
             else:
-                request, raw = await self.prompts.decode(job.raw)
+                request, raw = await self.prompts.decode(job.raw, self.principal.project)
             params = request.body
             params.stream = True  # implicit over a socket
             previous = params.previous_response_id
             if not steers and previous in self.waiting:  # steering input waited for this request
                 steers = self.waiting.pop(previous)
                 request.items = [item for steer in steers for item in steer.items] + request.items
-            run = await self.engine.start(request, memory=self.memory, generate=job.generate)
+            run = await self.engine.start(request, self.principal, memory=self.memory, generate=job.generate)
         except ApiError as exc:
             self.forget(previous)
-            self.metrics.turn("websocket", exc.status, arrived, None, error_code=exc.code)
+            self.metrics.turn("websocket", exc.status, arrived, None, self.principal, error_code=exc.code)
             await self.error(exc, job.stream_id)
             await steering.refuse(self, steers, "successor_creation_failed", f"The response could not be created: {exc.message}", job.stream_id)
             return
@@ -185,7 +190,7 @@ class Session:
         finally:
             await run.release()
             del self.active[response_id]
-            self.metrics.turn("websocket", 200, arrived, run)
+            self.metrics.turn("websocket", 200, arrived, run, self.principal)
         response = run.response
         if response["status"] in ("completed", "incomplete"):
             self._remember(response_id, run.context + [decode_item(encode(item)) for item in response["output"]])

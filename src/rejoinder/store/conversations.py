@@ -20,34 +20,41 @@ Row = tuple[str, bytes]
 """An item: its id and its stored JSON."""
 
 
-def create(conn: Connection, conversation_id: str, created_at: int, metadata: bytes, rows: list[Row]) -> None:
+def _mine(conversation_id: str, project: str) -> Any:
+    """A conversation of `project`'s: to any other, it does not exist."""
+    return (conversations.c.id == conversation_id) & (conversations.c.project == project)
+
+
+def create(conn: Connection, conversation_id: str, project: str, created_at: int, metadata: bytes, rows: list[Row]) -> None:
     # the first revision is a clock reading, so one deleted and made again under the same id
     # never looks like the conversation a reader kept
-    row = {"id": conversation_id, "created_at": created_at, "metadata": metadata, "next_position": len(rows), "revision": time.time_ns()}
+    row = {"id": conversation_id, "project": project, "created_at": created_at, "metadata": metadata, "next_position": len(rows), "revision": time.time_ns()}
     conn.execute(insert(conversations), row)
     _insert(conn, conversation_id, 0, rows)
 
 
-def get(conn: Connection, conversation_id: str) -> Any:
+def get(conn: Connection, conversation_id: str, project: str) -> Any:
     """`(id, created_at, metadata)`, or None."""
-    query = select(conversations.c.id, conversations.c.created_at, conversations.c.metadata).where(conversations.c.id == conversation_id)
+    query = select(conversations.c.id, conversations.c.created_at, conversations.c.metadata).where(_mine(conversation_id, project))
     return conn.execute(query).first()
 
 
-def update_metadata(conn: Connection, conversation_id: str, metadata: bytes) -> Any:
-    conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(metadata=metadata))
-    return get(conn, conversation_id)
+def update_metadata(conn: Connection, conversation_id: str, project: str, metadata: bytes) -> Any:
+    conn.execute(update(conversations).where(_mine(conversation_id, project)).values(metadata=metadata))
+    return get(conn, conversation_id, project)
 
 
-def remove(conn: Connection, conversation_id: str) -> bool:
+def remove(conn: Connection, conversation_id: str, project: str) -> bool:
+    if conn.execute(delete(conversations).where(_mine(conversation_id, project))).rowcount == 0:
+        return False
     conn.execute(delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id))
-    return conn.execute(delete(conversations).where(conversations.c.id == conversation_id)).rowcount > 0
+    return True
 
 
-def append(conn: Connection, conversation_id: str, rows: list[Row]) -> bool:
+def append(conn: Connection, conversation_id: str, project: str, rows: list[Row]) -> bool:
     """Add `rows` at the end, contiguous; False if the conversation is gone (then nothing is
     added: a turn on a conversation deleted meanwhile keeps its response, not its items)."""
-    reserve = update(conversations).where(conversations.c.id == conversation_id).values(next_position=conversations.c.next_position + len(rows))
+    reserve = update(conversations).where(_mine(conversation_id, project)).values(next_position=conversations.c.next_position + len(rows))
     end = conn.execute(reserve.returning(conversations.c.next_position)).scalar()
     if end is None:
         return False
@@ -63,11 +70,11 @@ def _insert(conn: Connection, conversation_id: str, start: int, rows: list[Row])
         )
 
 
-def since(conn: Connection, conversation_id: str, revision: int, position: int) -> tuple[int, list[Any]] | None:
+def since(conn: Connection, conversation_id: str, project: str, revision: int, position: int) -> tuple[int, list[Any]] | None:
     """What a reader that has the items before `position` at `revision` is missing: the
     conversation's revision, and `(position, body)` rows, oldest first (all of them if items
     were removed since `revision`); None if there is no such conversation."""
-    current = conn.execute(select(conversations.c.revision).where(conversations.c.id == conversation_id)).scalar()
+    current = conn.execute(select(conversations.c.revision).where(_mine(conversation_id, project))).scalar()
     if current is None:
         return None
     if current != revision:
@@ -78,10 +85,10 @@ def since(conn: Connection, conversation_id: str, revision: int, position: int) 
     return current, conn.execute(query.order_by(conversation_items.c.position)).all()
 
 
-def page(conn: Connection, conversation_id: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
+def page(conn: Connection, conversation_id: str, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
     """A page of `(id, body)` rows after the item `after`, and whether more follow; None if there
     is no such conversation. O(page): the cursor is found by the `(conversation, id)` index."""
-    if get(conn, conversation_id) is None:
+    if get(conn, conversation_id, project) is None:
         return None
     mine = conversation_items.c.conversation_id == conversation_id
     query = select(conversation_items.c.id, conversation_items.c.body).where(mine)
@@ -93,12 +100,16 @@ def page(conn: Connection, conversation_id: str, after: str | None, limit: int, 
     return list(rows[:limit]), len(rows) > limit
 
 
-def item(conn: Connection, conversation_id: str, item_id: str) -> bytes | None:
+def item(conn: Connection, conversation_id: str, project: str, item_id: str) -> bytes | None:
+    if get(conn, conversation_id, project) is None:
+        return None
     query = select(conversation_items.c.body).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
     return conn.execute(query.limit(1)).scalar()
 
 
-def remove_item(conn: Connection, conversation_id: str, item_id: str) -> bool:
+def remove_item(conn: Connection, conversation_id: str, project: str, item_id: str) -> bool:
+    if get(conn, conversation_id, project) is None:
+        return False
     gone = delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
     if conn.execute(gone).rowcount == 0:
         return False

@@ -3,7 +3,7 @@ connection inside a transaction; versions are numbered 1, 2, … and never chang
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, func, insert, select, update
 
@@ -18,16 +18,21 @@ class Version(NamedTuple):
     created_at: int
 
 
-def create(conn: Connection, prompt_id: str, template: bytes, created_at: int) -> Version:
+def _mine(prompt_id: str, project: str) -> Any:
+    """A prompt of `project`'s: to any other, it does not exist."""
+    return (prompts.c.id == prompt_id) & (prompts.c.project == project)
+
+
+def create(conn: Connection, prompt_id: str, project: str, template: bytes, created_at: int) -> Version:
     """A new prompt at version 1 (an id already taken raises `IntegrityError`)."""
-    conn.execute(insert(prompts), {"id": prompt_id, "default_version": 1, "created_at": created_at})
+    conn.execute(insert(prompts), {"id": prompt_id, "project": project, "default_version": 1, "created_at": created_at})
     conn.execute(insert(prompt_versions), {"prompt_id": prompt_id, "version": 1, "template": template, "created_at": created_at})
     return Version(prompt_id, 1, 1, template, created_at)
 
 
-def add_version(conn: Connection, prompt_id: str, template: bytes, created_at: int) -> Version | None:
+def add_version(conn: Connection, prompt_id: str, project: str, template: bytes, created_at: int) -> Version | None:
     """The next version, not made the default; None if there is no such prompt."""
-    default = conn.execute(select(prompts.c.default_version).where(prompts.c.id == prompt_id).with_for_update()).scalar()
+    default = conn.execute(select(prompts.c.default_version).where(_mine(prompt_id, project)).with_for_update()).scalar()
     if default is None:
         return None
     version = conn.execute(select(func.max(prompt_versions.c.version)).where(prompt_versions.c.prompt_id == prompt_id)).scalar() + 1
@@ -35,9 +40,9 @@ def add_version(conn: Connection, prompt_id: str, template: bytes, created_at: i
     return Version(prompt_id, version, default, template, created_at)
 
 
-def get(conn: Connection, prompt_id: str, version: int | None) -> Version | None:
+def get(conn: Connection, prompt_id: str, project: str, version: int | None) -> Version | None:
     """A version (the default one without `version`); None if there is none."""
-    default = conn.execute(select(prompts.c.default_version).where(prompts.c.id == prompt_id)).scalar()
+    default = conn.execute(select(prompts.c.default_version).where(_mine(prompt_id, project))).scalar()
     if default is None:
         return None
     query = select(prompt_versions.c.template, prompt_versions.c.created_at, prompt_versions.c.version)
@@ -45,21 +50,24 @@ def get(conn: Connection, prompt_id: str, version: int | None) -> Version | None
     return Version(prompt_id, row.version, default, row.template, row.created_at) if row is not None else None
 
 
-def listing(conn: Connection) -> list[Version]:
-    """Every prompt at its default version, by id."""
+def listing(conn: Connection, project: str) -> list[Version]:
+    """Every prompt of `project` at its default version, by id."""
     joined = prompts.join(prompt_versions, (prompt_versions.c.prompt_id == prompts.c.id) & (prompt_versions.c.version == prompts.c.default_version))
     query = select(prompts.c.id, prompts.c.default_version, prompt_versions.c.template, prompt_versions.c.created_at).select_from(joined)
-    return [Version(row.id, row.default_version, row.default_version, row.template, row.created_at) for row in conn.execute(query.order_by(prompts.c.id))]
+    rows = conn.execute(query.where(prompts.c.project == project).order_by(prompts.c.id))
+    return [Version(row.id, row.default_version, row.default_version, row.template, row.created_at) for row in rows]
 
 
-def set_default(conn: Connection, prompt_id: str, version: int) -> Version | None:
+def set_default(conn: Connection, prompt_id: str, project: str, version: int) -> Version | None:
     """Make `version` the default; None if there is no such prompt or version."""
-    if get(conn, prompt_id, version) is None:
+    if get(conn, prompt_id, project, version) is None:
         return None
-    conn.execute(update(prompts).where(prompts.c.id == prompt_id).values(default_version=version))
-    return get(conn, prompt_id, None)
+    conn.execute(update(prompts).where(_mine(prompt_id, project)).values(default_version=version))
+    return get(conn, prompt_id, project, None)
 
 
-def remove(conn: Connection, prompt_id: str) -> bool:
+def remove(conn: Connection, prompt_id: str, project: str) -> bool:
+    if conn.execute(delete(prompts).where(_mine(prompt_id, project))).rowcount == 0:
+        return False
     conn.execute(delete(prompt_versions).where(prompt_versions.c.prompt_id == prompt_id))
-    return conn.execute(delete(prompts).where(prompts.c.id == prompt_id)).rowcount > 0
+    return True

@@ -42,7 +42,7 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 _CHAIN = text(
     """
     WITH RECURSIVE chain(id, previous_response_id, depth) AS (
-        SELECT id, previous_response_id, 0 FROM responses WHERE id = :id
+        SELECT id, previous_response_id, 0 FROM responses WHERE id = :id AND project = :project
         UNION ALL
         SELECT r.id, r.previous_response_id, c.depth + 1
         FROM responses r JOIN chain c ON r.id = c.previous_response_id
@@ -142,19 +142,25 @@ class Store:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    def begin(self, response: dict[str, Any], body: bytes) -> asyncio.Future:
+    def begin(self, response: dict[str, Any], body: bytes, project: str) -> asyncio.Future:
         """Record a response as in progress, owned by this instance, before its client sees its
         id; the returned future settles once that is committed. If this instance dies before the
         response finishes, another instance's maintenance (`liveness.reap`) marks it failed, so the
         id never reads as unknown."""
-        return self._enqueue(response, body, [], begin=True, replaces=False)
+        return self._enqueue(response, body, project, [], begin=True, replaces=False)
 
     async def save(
-        self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], replaces: bool = False, also: Callable[[Connection], Any] | None = None
+        self,
+        response: dict[str, Any],
+        body: bytes,
+        project: str,
+        item_rows: list[dict[str, Any]],
+        replaces: bool = False,
+        also: Callable[[Connection], Any] | None = None,
     ) -> None:
         """Store one finished response (over its in-progress record if `replaces`), and run
         `also` on the connection in the same transaction; returns once it is committed."""
-        await self._enqueue(response, body, item_rows, begin=False, replaces=replaces, op=also)
+        await self._enqueue(response, body, project, item_rows, begin=False, replaces=replaces, op=also)
 
     def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
         """`fn(connection, *args, **kwargs)` on the writer's connection in its next group
@@ -172,9 +178,11 @@ class Store:
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
-    def _enqueue(self, response: dict[str, Any], body: bytes, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None) -> asyncio.Future:
+    def _enqueue(
+        self, response: dict[str, Any], body: bytes, project: str, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
+    ) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        row = response_row(response, body, response["status"], self.instance if begin else None)
+        row = response_row(response, body, response["status"], self.instance if begin else None, project)
         future = loop.create_future()
         self._writes.put(_Write(loop, future, row, item_rows, begin, replaces, op))
         return future
@@ -258,24 +266,26 @@ class Store:
         with self.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
-    async def get(self, response_id: str) -> bytes | None:
-        return await self._read(self._get, response_id)
+    async def get(self, response_id: str, project: str) -> bytes | None:
+        return await self._read(self._get, response_id, project)
 
-    def _get(self, response_id: str) -> bytes | None:
+    def _get(self, response_id: str, project: str) -> bytes | None:
         with self.engine.connect() as conn:
-            return conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar()
+            return conn.execute(select(responses.c.body).where(responses.c.id == response_id, responses.c.project == project)).scalar()
 
-    async def delete(self, response_id: str) -> bool:
-        return await self._read(self._delete, response_id)
+    async def delete(self, response_id: str, project: str) -> bool:
+        return await self._read(self._delete, response_id, project)
 
-    def _delete(self, response_id: str) -> bool:
+    def _delete(self, response_id: str, project: str) -> bool:
         """A response, its items and, if it ran in the background, its queue entry and event log.
         The response row goes first, the order a run's own writes lock in; a deadlock with a
         claim (which locks its queue entry first) is retried."""
         for attempt in itertools.count():
             try:
                 with self.engine.begin() as conn:
-                    found = conn.execute(delete(responses).where(responses.c.id == response_id)).rowcount > 0
+                    found = conn.execute(delete(responses).where(responses.c.id == response_id, responses.c.project == project)).rowcount > 0
+                    if not found:
+                        return False
                     for table in (items, events, runs):
                         conn.execute(delete(table).where(table.c.response_id == response_id))
                     return found
@@ -283,34 +293,37 @@ class Store:
                 if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 2:  # deadlock_detected
                     raise
 
-    async def chain(self, response_id: str) -> list[bytes] | None:
-        """Bodies of every item of `response_id` and its predecessors, oldest first; None if unknown."""
-        return await self._read(self._chain, response_id)
+    async def chain(self, response_id: str, project: str) -> list[bytes] | None:
+        """Bodies of every item of `response_id` and its predecessors, oldest first; None if
+        unknown (to `project`: a response only ever continues one of its own project's)."""
+        return await self._read(self._chain, response_id, project)
 
-    def _chain(self, response_id: str) -> list[bytes] | None:
+    def _chain(self, response_id: str, project: str) -> list[bytes] | None:
         with self.engine.connect() as conn:
-            rows = conn.execute(_CHAIN, {"id": response_id}).all()
+            rows = conn.execute(_CHAIN, {"id": response_id, "project": project}).all()
         if not rows:
             return None
         if rows[0][1] is not None:  # the oldest response found still points further back
             raise MissingAncestor(rows[0][1])
         return [row[0] for row in rows if row[0] is not None]
 
-    async def items_by_id(self, ids: list[str]) -> dict[str, bytes]:
-        return await self._read(self._items_by_id, ids)
+    async def items_by_id(self, ids: list[str], project: str) -> dict[str, bytes]:
+        """Stored items of `project`'s responses by id."""
+        return await self._read(self._items_by_id, ids, project)
 
-    def _items_by_id(self, ids: list[str]) -> dict[str, bytes]:
+    def _items_by_id(self, ids: list[str], project: str) -> dict[str, bytes]:
+        query = select(items.c.id, items.c.body).join(responses, responses.c.id == items.c.response_id)
         with self.engine.connect() as conn:
-            return {row[0]: row[1] for row in conn.execute(select(items.c.id, items.c.body).where(items.c.id.in_(ids)))}
+            return {row[0]: row[1] for row in conn.execute(query.where(items.c.id.in_(ids), responses.c.project == project))}
 
-    async def input_items(self, response_id: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
+    async def input_items(self, response_id: str, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
         """A page of a response's input items as `(id, body)` rows and whether more follow;
-        None if the response is unknown."""
-        return await self._read(self._input_items, response_id, after, limit, descending)
+        None if the response is unknown (to `project`)."""
+        return await self._read(self._input_items, response_id, project, after, limit, descending)
 
-    def _input_items(self, response_id: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
+    def _input_items(self, response_id: str, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool] | None:
         with self.engine.connect() as conn:
-            if conn.execute(select(responses.c.id).where(responses.c.id == response_id)).first() is None:
+            if conn.execute(select(responses.c.id).where(responses.c.id == response_id, responses.c.project == project)).first() is None:
                 return None
             mine = (items.c.response_id == response_id, items.c.role == "input")
             query = select(items.c.id, items.c.body).where(*mine)

@@ -31,19 +31,19 @@ class LostRun(Exception):
     presumed dead, or it was cancelled while queued)."""
 
 
-def enqueue(conn: Connection, response: dict[str, Any], body: bytes, request: bytes, first_frames: bytes, owner: str | None) -> bool:
+def enqueue(conn: Connection, response: dict[str, Any], body: bytes, project: str, request: bytes, first_frames: bytes, owner: str | None) -> bool:
     """Queue a run, or hand it straight to `owner`, the instance that accepted it, if no run is
     waiting (so none is overtaken). Whether `owner` took it."""
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
-    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner))
+    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, project))
     conn.execute(insert(runs), {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
     conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
     return owner is not None
 
 
-def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes]]:
-    """Take up to `limit` of the oldest queued runs for `instance`: `(id, request, body)` each."""
+def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes, str]]:
+    """Take up to `limit` of the oldest queued runs for `instance`: `(id, request, body, project)` each."""
     oldest = select(runs.c.response_id).where(runs.c.owner.is_(None)).order_by(runs.c.queued_at).limit(limit).with_for_update(skip_locked=True)
     ids = conn.execute(oldest).scalars().all()
     if not ids:
@@ -53,9 +53,9 @@ def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes,
     if not ids:
         return []
     conn.execute(update(responses).where(responses.c.id.in_(ids)).values(status="in_progress", owner=instance))
-    query = select(runs.c.response_id, runs.c.request, responses.c.body).join(responses, responses.c.id == runs.c.response_id)
+    query = select(runs.c.response_id, runs.c.request, responses.c.body, responses.c.project).join(responses, responses.c.id == runs.c.response_id)
     rows = conn.execute(query.where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
-    return [(row[0], row[1], row[2]) for row in rows]
+    return [(row[0], row[1], row[2], row[3]) for row in rows]
 
 
 def cancels(conn: Connection, instance: str) -> list[str]:
@@ -126,8 +126,10 @@ def log_after(conn: Connection, response_id: str, after: int) -> tuple[bool, lis
     return status in ACTIVE, [(row[0], row[1]) for row in conn.execute(query)]
 
 
-def state(conn: Connection, response_id: str) -> tuple[str, bytes] | None:
-    row = conn.execute(select(responses.c.status, responses.c.body).where(responses.c.id == response_id)).first()
+def state(conn: Connection, response_id: str, project: str | None = None) -> tuple[str, bytes] | None:
+    """A response's status and body (if it is `project`'s, when one is given)."""
+    query = select(responses.c.status, responses.c.body).where(responses.c.id == response_id)
+    row = conn.execute(query.where(responses.c.project == project) if project is not None else query).first()
     return (row[0], row[1]) if row is not None else None
 
 

@@ -5,6 +5,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
 metadata = MetaData()
+DEFAULT_PROJECT = "proj_default"  # what the master key, and a gateway without keys, act in
 
 responses = Table(
     "responses",
@@ -15,13 +16,15 @@ responses = Table(
     Column("status", String(16), nullable=False, server_default="completed"),
     Column("owner", String(64), nullable=True),  # the instance making an in-progress response
     Column("body", LargeBinary, nullable=False),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),  # whose it is: another project reads it as unknown
     Index("ix_responses_in_progress", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),
 )
 
 
-def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None) -> dict[str, Any]:
+def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None, project: str) -> dict[str, Any]:
     """The `responses` row of a Response: its columns, and its JSON as stored."""
     return {
+        "project": project,
         "id": response["id"],
         "created_at": response["created_at"],
         "previous_response_id": response["previous_response_id"],
@@ -99,6 +102,7 @@ conversations = Table(
     Column("metadata", LargeBinary, nullable=False),  # JSON
     Column("next_position", BigInteger, nullable=False, server_default="0"),
     Column("revision", BigInteger, nullable=False, server_default="0"),  # counts removals: a reader's cache is stale
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 conversation_items = Table(
@@ -119,6 +123,7 @@ prompts = Table(
     Column("id", String(64), primary_key=True),
     Column("default_version", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 prompt_versions = Table(
@@ -136,11 +141,48 @@ usage = Table(
     "usage",
     metadata,
     Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
-    Column("project", String(64), primary_key=True),  # "" until keys and projects exist
+    Column("project", String(64), primary_key=True),
     Column("key_id", String(64), primary_key=True),
     Column("model", String(128), primary_key=True),  # the config entry (`gpt-*`)
     Column("requests", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
+)
+
+# Projects and their API keys (see `store.access`). A key is kept as the SHA-256 of its value
+# (the value is 256 random bits: a slow hash would add nothing); `managed` is "api", or "config"
+# for what the config file declares, made again from it at each start.
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("archived_at", BigInteger, nullable=True),
+    Column("limits", LargeBinary, nullable=False),  # JSON: allowed_models, rpm, tpm, budget
+    Column("managed", String(8), nullable=False, server_default="api"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project", String(64), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("redacted_value", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("limits", LargeBinary, nullable=False),
+    Column("managed", String(8), nullable=False, server_default="api"),
+    Index("ix_api_keys_project", "project"),
+)
+
+# One counter that every change to projects or keys moves on, in the same transaction: each
+# instance reads it twice a second and drops the keys it knows when it moved (revocation).
+access_revision = Table(
+    "access_revision",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("revision", BigInteger, nullable=False),
 )
