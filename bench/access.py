@@ -30,15 +30,19 @@ from rejoinder.store.access import Holder
 KEY = "sk-rj-" + "k" * 43
 
 
-async def per_request(count: int, access: Access, limiter: Limiter, metrics: Metrics, authorization: str | None, run) -> float:
-    """µs of CPU for one request's auth, limits and metrics."""
+async def per_request(count: int, access: Access, limiter: Limiter, metrics: Metrics, authorization: str | None, run, concurrency: int = 1) -> float:
+    """µs of CPU for one request's auth, limits and metrics, `concurrency` requests at a time."""
     now = time.monotonic()
+
+    async def client() -> None:
+        for _ in range(count // concurrency):
+            principal = await access.principal(authorization, None)
+            await limiter.admit(principal)
+            metrics.turn("json", 200, now, run, principal)
+
     started = time.process_time()
-    for _ in range(count):
-        principal = await access.principal(authorization, None)
-        await limiter.admit(principal)
-        metrics.turn("json", 200, now, run, principal)
-    return (time.process_time() - started) / count * 1e6
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return (time.process_time() - started) / (count // concurrency * concurrency) * 1e6
 
 
 async def main() -> None:
@@ -73,9 +77,10 @@ async def main() -> None:
         print(f"Redis at {args.redis} not reachable ({type(exc).__name__}): no Redis row")
         return
     metrics.limiter = shared
-    redis_on = await per_request(max(1, args.requests // 10), keyed, shared, metrics, f"Bearer {KEY}", run)
+    for concurrency in (1, 8, 64):
+        redis_on = await per_request(max(concurrency, args.requests // 10), keyed, shared, metrics, f"Bearer {KEY}", run, concurrency)
+        print(f"on  (the same, limits on Redis, {concurrency:>2} at a time; this process's CPU): {redis_on:6.1f} µs  (+{redis_on - off:.1f} µs)")
     await shared.close()
-    print(f"on  (the same, limits on Redis, this process's CPU): {redis_on:6.1f} µs  (+{redis_on - off:.1f} µs)")
 
 
 if __name__ == "__main__":

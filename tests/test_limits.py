@@ -8,9 +8,10 @@ import time
 
 import httpx2 as httpx
 import pytest
-from conftest import chat_models
+from conftest import chat_models, sdk
 from gateway import Gateway
-from helpers import wait_until
+from helpers import create, wait_until
+from sockets import Socket, final
 from spec import check_error, check_response
 from test_observability import scrape
 from test_projects import MASTER, Admin
@@ -27,14 +28,21 @@ def _post(gw: Gateway, key: str, model: str = "mock-text") -> httpx.Response:
 
 def _clear_of_the_minute_edge() -> None:
     """A test that fills a minute's window starts well inside one."""
-    if time.time() % 60 > 45:
+    if time.time() % 60 > 52:
         time.sleep(61 - time.time() % 60)
+
+
+def priced(fake_chat) -> list[dict]:
+    """The test models, `mock-*` at a tenth of a cent a token."""
+    models = chat_models(fake_chat)
+    models[0]["price"] = {"input": 1000.0, "output": 1000.0}
+    return models
 
 
 @pytest.fixture(scope="module")
 def shared(fake_chat, postgres_url, redis_url, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("limits")
-    config = {"models": chat_models(fake_chat), "database_url": postgres_url, "master_key": MASTER, "redis_url": redis_url}
+    config = {"models": priced(fake_chat), "database_url": postgres_url, "master_key": MASTER, "redis_url": redis_url}
     first, second = Gateway(config, workdir).start(), Gateway(config, workdir).start()
     yield first, second
     first.stop()
@@ -66,8 +74,22 @@ def test_a_projects_limit_binds_all_its_keys(shared):
     assert statuses == [200, 200, 200, 429, 429]
 
 
+def test_a_budget_is_spent_at_the_models_price_across_instances(shared):
+    admin = Admin(shared[0])
+    project = admin.project("Budgeted")
+    key = admin.key(project, budget=0.01, budget_period="day")["value"]  # ten tokens' worth
+    queued = sdk(shared[0], key).responses.create(model="mock-text", input="Hi", background=True)  # 29 tokens: the budget is spent …
+    assert wait_until(lambda: sdk(shared[1], key).responses.retrieve(queued.id).status == "completed", 10)  # … when the run ends
+    time.sleep(0.3)  # the turn's spending reaches Redis within _SPEND_DELAY
+    refused = _post(shared[1], key)
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "insufficient_quota"
+    assert "$0.01 a day" in refused.json()["error"]["message"] and int(refused.headers["Retry-After"]) <= 86400
+    free = admin.key(project)["value"]  # another key of the project, with no budget of its own
+    assert _post(shared[0], free).status_code == 200
+
+
 def test_tokens_per_minute_in_memory_and_usage_per_key(fake_chat, tmp_path):
-    config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": MASTER}
+    config = {"models": priced(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": MASTER}
     gw = Gateway(config, tmp_path, args=("--access-log",)).start()
     try:
         admin = Admin(gw)
@@ -78,6 +100,9 @@ def test_tokens_per_minute_in_memory_and_usage_per_key(fake_chat, tmp_path):
         refused = _post(gw, created["value"])  # the first turn's tokens filled the minute
         assert refused.status_code == 429 and refused.json()["error"]["type"] == "tokens"
         assert "TPM" in refused.json()["error"]["message"]
+        budgeted = admin.key(admin.project("Thrifty too", budget=0.01))["value"]
+        assert _post(gw, budgeted).status_code == 200
+        assert _post(gw, budgeted).json()["error"]["code"] == "insufficient_quota"
 
         def recorded() -> list:
             report = httpx.get(gw.url + "/v1/organization/usage?group_by=key_id&group_by=project", headers={"Authorization": f"Bearer {MASTER}"}).json()
@@ -90,3 +115,16 @@ def test_tokens_per_minute_in_memory_and_usage_per_key(fake_chat, tmp_path):
         assert len(lines) == 2 and created["value"] not in gw.logs()
     finally:
         gw.stop()
+
+
+def test_each_websocket_turn_is_a_request_of_its_key(shared):
+    admin = Admin(shared[0])
+    key = admin.key(admin.project("Socketed"), rpm=2)["value"]
+    other = create(sdk(shared[0], admin.key(admin.project("Elsewhere"))["value"]), model="mock-text", input="Hi")
+    _clear_of_the_minute_edge()
+    with Socket(sdk(shared[1], key)) as socket:
+        assert final(socket.turn(model="mock-text", input="Hi"))["status"] == "completed"
+        unknown = socket.turn(model="mock-text", input="Go on", previous_response_id=other["id"])[-1]  # another project's: unknown
+        assert unknown["type"] == "error" and unknown["status"] == 404 and unknown["error"]["code"] == "previous_response_not_found"
+        refused = socket.turn(model="mock-text", input="Again")[-1]
+        assert refused["type"] == "error" and refused["status"] == 429 and refused["error"]["code"] == "rate_limit_exceeded"

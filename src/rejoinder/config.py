@@ -40,6 +40,13 @@ class DeploymentConfig(Struct, forbid_unknown_fields=True):
     weight: float = 1.0  # its share of requests, among those not cooling down
 
 
+class Price(Struct, forbid_unknown_fields=True, frozen=True):
+    """Dollars per million tokens, what budgets (see `projects`) are spent at."""
+
+    input: float
+    output: float
+
+
 class ModelConfig(Struct, forbid_unknown_fields=True):
     name: str
     provider: Provider | None = None  # or `deployments`
@@ -64,6 +71,7 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     # before the first byte tries the next, then the `fallbacks` models, in order.
     deployments: list[DeploymentConfig] = []
     fallbacks: list[str] = []
+    price: Price | None = None  # what its tokens cost, for budgets; none: free
 
 
 class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -91,6 +99,8 @@ class KeyConfig(Struct, forbid_unknown_fields=True):
     allowed_models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    budget: float | None = None  # dollars per budget_period
+    budget_period: Literal["day", "month"] = "month"
 
 
 class ProjectConfig(Struct, forbid_unknown_fields=True):
@@ -102,6 +112,8 @@ class ProjectConfig(Struct, forbid_unknown_fields=True):
     allowed_models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    budget: float | None = None
+    budget_period: Literal["day", "month"] = "month"
     keys: list[KeyConfig] = []
 
 

@@ -42,6 +42,8 @@ def _limit_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", help="the models it may use, comma-separated ('*' ends a prefix); default: all")
     parser.add_argument("--rpm", type=int, help="requests per minute")
     parser.add_argument("--tpm", type=int, help="tokens per minute")
+    parser.add_argument("--budget", type=float, help="dollars per --budget-period (priced by the models' price in the config)")
+    parser.add_argument("--budget-period", choices=["day", "month"], default="month")
 
 
 def run(config: Config, args: argparse.Namespace) -> None:
@@ -55,9 +57,9 @@ def run(config: Config, args: argparse.Namespace) -> None:
 
 
 def _limits(args: argparse.Namespace) -> Limits:
-    if any(value is not None and value < 1 for value in (args.rpm, args.tpm)):
-        raise ConfigError("--rpm and --tpm must be at least 1")
-    return Limits(args.models.split(",") if args.models else None, args.rpm, args.tpm)
+    if any(value is not None and value < 1 for value in (args.rpm, args.tpm)) or (args.budget is not None and args.budget <= 0):
+        raise ConfigError("--rpm and --tpm must be at least 1, --budget above 0")
+    return Limits(args.models.split(",") if args.models else None, args.rpm, args.tpm, args.budget, args.budget_period)
 
 
 def _create_key(conn, args: argparse.Namespace) -> None:

@@ -233,7 +233,7 @@ def create_app(config: Config) -> web.Application:
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)
     deliverer = webhooks.Deliverer(store, config.webhooks)
-    app[runs.RUNNER] = runner = Runner(engine, store, feed, deliverer, config.background.max_concurrent, config.background.poll)
+    app[runs.RUNNER] = runner = Runner(engine, store, feed, deliverer, config.background.max_concurrent, config.background.poll, observed.ended)
     app.router.add_get("/health", health)
     app.router.add_get("/ready", ready)
     app.router.add_get("/metrics", metrics)

@@ -98,15 +98,30 @@ class Metrics:
             self.retries.labels(model).inc(run.retries)
         overhead.observe(max(0.0, run.called_at - arrived))
         first_token.observe(max(0.0, run.first_at - arrived))
+        self._used(run, principal, 1, status >= 400, tokens_in, tokens_out)
+
+    def ended(self, run: Run, principal: Principal) -> None:
+        """A background run's turn has ended (on whichever instance ran it): its tokens, and
+        their spending (its request was counted when it was queued)."""
+        model = run.deployment.route
+        self._used(run, principal, 0, False, self.tokens.labels(model, "input"), self.tokens.labels(model, "output"))
+
+    def _used(self, run: Run, principal: Principal | None, requests: int, error: bool, tokens_in: Any, tokens_out: Any) -> None:
+        """A turn's tokens: counted, in the usage records, and spent against its principal's limits."""
+        deployment = run.deployment
         usage = run.response.get("usage") or {}
         used_in, used_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
         tokens_in.inc(used_in)
         tokens_out.inc(used_out)
-        self.tally.count(project, key_id, model, status >= 400 or run.response["status"] == "failed", used_in, used_out)
+        failed = run.response["status"] == "failed"
+        project, key_id = (principal.project, principal.key_id or "") if principal is not None else ("", "")
+        self.tally.count(project, key_id, deployment.route, error or failed, used_in, used_out, requests)
         if principal is not None:
-            self.limiter.spend(principal, used_in + used_out)
-        if run.response["status"] == "failed":
-            self.upstream_errors.labels(model, provider, (run.response.get("error") or {}).get("code") or "unknown").inc()
+            price = deployment.price  # dollars per million tokens: micro-dollars per token
+            self.limiter.spend(principal, used_in + used_out, round(used_in * price.input + used_out * price.output) if price is not None else 0)
+        if failed:
+            code = (run.response.get("error") or {}).get("code") or "unknown"
+            self.upstream_errors.labels(deployment.route, deployment.owned_by, code).inc()
 
     def exposition(self, queued: int) -> bytes:
         from prometheus_client import REGISTRY, CollectorRegistry, generate_latest

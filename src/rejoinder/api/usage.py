@@ -31,12 +31,12 @@ class Tally:
         self.task: asyncio.Task | None = None
         self._day = (0, "")  # (days since the epoch, its date): one strftime a day
 
-    def count(self, project: str, key_id: str, model: str, error: bool, input_tokens: int, output_tokens: int) -> None:
+    def count(self, project: str, key_id: str, model: str, error: bool, input_tokens: int, output_tokens: int, requests: int = 1) -> None:
         days = int(time.time() // 86400)
         if days != self._day[0]:
             self._day = (days, (datetime.date(1970, 1, 1) + datetime.timedelta(days=days)).isoformat())
         counts = self.pending.setdefault((self._day[1], project, key_id, model), [0, 0, 0, 0])
-        counts[0] += 1
+        counts[0] += requests
         counts[1] += error
         counts[2] += input_tokens
         counts[3] += output_tokens

@@ -36,11 +36,14 @@ _decode_limits = msgspec.json.Decoder(Limits).decode
 
 
 class Window(NamedTuple):
-    """One rate-limit scope of a principal: `key:ID` or `project:ID`, and its per-minute limits."""
+    """One limited scope of a principal: `key:ID` or `project:ID`, its per-minute limits, and
+    its spend budget (micro-dollars) per `period` (`day` or `month`)."""
 
     scope: str
     rpm: int | None
     tpm: int | None
+    budget: int | None = None
+    period: str = "month"
 
 
 class Principal(NamedTuple):
@@ -93,9 +96,9 @@ def principal_of(holder: access.Holder) -> Principal:
     own, shared = _decode_limits(holder.key_limits), _decode_limits(holder.project_limits)
     allowed = tuple(tuple(limits.allowed_models) for limits in (own, shared) if limits.allowed_models is not None)
     windows = tuple(
-        Window(scope, limits.rpm, limits.tpm)
+        Window(scope, limits.rpm, limits.tpm, round(limits.budget * 1e6) if limits.budget is not None else None, limits.budget_period)
         for scope, limits in ((f"key:{holder.key_id}", own), (f"project:{holder.project}", shared))
-        if limits.rpm is not None or limits.tpm is not None
+        if limits.rpm is not None or limits.tpm is not None or limits.budget is not None
     )
     return Principal(holder.project, holder.key_id, False, allowed, windows)
 

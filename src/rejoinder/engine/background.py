@@ -20,6 +20,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+import msgspec
 import orjson
 
 from rejoinder.engine.access import Principal
@@ -27,7 +28,7 @@ from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import Feed
 from rejoinder.engine.response import skeleton
-from rejoinder.engine.run import encode
+from rejoinder.engine.run import Run, encode
 from rejoinder.engine.webhooks import Deliverer
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
@@ -126,8 +127,11 @@ SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running th
 class Runner:
     """This instance's share of the queue."""
 
-    def __init__(self, engine: Engine, store: Store, feed: Feed, deliverer: Deliverer, max_concurrent: int, poll: float) -> None:
+    def __init__(
+        self, engine: Engine, store: Store, feed: Feed, deliverer: Deliverer, max_concurrent: int, poll: float, ended: Callable[[Run, Principal], None]
+    ) -> None:
         self.engine = engine
+        self.ended = ended  # a run's turn is over: its tokens are counted (`api.observe.Metrics.ended`)
         self.deliverer = deliverer
         self.delivering: asyncio.Task | None = None
         self.store = store
@@ -157,12 +161,19 @@ class Runner:
         self.reserved += room
         try:
             here = await self.store.write(
-                runs.enqueue, response, encode(response), principal.project, raw, frames(logged), self.store.instance if room else None
+                runs.enqueue,
+                response,
+                encode(response),
+                principal.project,
+                msgspec.json.encode(principal),
+                raw,
+                frames(logged),
+                self.store.instance if room else None,
             )
         finally:
             self.reserved -= room
         if here:
-            self._launch(response["id"], raw, dict(response), principal.project)
+            self._launch(response["id"], raw, dict(response), principal)
         else:
             self.backlog = True
         return response, turn.warnings
@@ -174,8 +185,9 @@ class Runner:
                 if free > 0:
                     claimed = await self.store.transact(runs.claim, self.store.instance, free)
                     self.backlog = len(claimed) == free
-                    for response_id, request, body, project in claimed:
-                        self._launch(response_id, request, orjson.loads(body), project)
+                    for response_id, request, body, project, principal in claimed:
+                        queued_by = msgspec.json.decode(principal, type=Principal) if principal is not None else Principal(project, None, False)
+                        self._launch(response_id, request, orjson.loads(body), queued_by)
                 if self.running:
                     for response_id in await self.store.transact(runs.cancels, self.store.instance):
                         self.stop(response_id)
@@ -189,11 +201,11 @@ class Runner:
                 pass
             self.wake.clear()
 
-    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any], project: str) -> None:
+    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any], principal: Principal) -> None:
+        """Run it for `principal`, who queued it: in their project, spending from their limits."""
         response["status"] = "in_progress"
         journal = Journal(self.store, self.feed, response)
-        # its model was allowed when it was queued: it runs in its project with no other check
-        task = asyncio.create_task(self._run(journal, raw, Principal(project, None, False)))
+        task = asyncio.create_task(self._run(journal, raw, principal))
         self.running[response_id] = (task, journal, raw)
         task.add_done_callback(partial(self._done, response_id))
 
@@ -228,6 +240,7 @@ class Runner:
         except asyncio.CancelledError:
             pass  # the run kept itself as cancelled
         finally:
+            self.ended(run, principal)
             await run.close()
 
     async def _fail(self, journal: Journal, error: ApiError) -> None:

@@ -9,7 +9,7 @@ import time
 import msgspec
 from msgspec import Struct
 
-from rejoinder.config import DeploymentConfig, ModelConfig
+from rejoinder.config import DeploymentConfig, ModelConfig, Price
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.anthropic import Anthropic
 from rejoinder.providers.base import Provider
@@ -27,6 +27,7 @@ class Deployment(Struct):
     hosted_tools: str | None = None  # the model's policy for hosted tools its provider cannot run
     context_window: int | None = None  # tokens, when known (see `window`)
     route: str = ""  # the config entry it came from (`gpt-*` for a prefix route): a bounded metrics label
+    price: Price | None = None  # dollars per million tokens in and out, for budgets
 
 
 # Context windows of well-known model families, by the longest prefix of the upstream name.
@@ -97,7 +98,9 @@ class Router:
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
                 upstream = model.upstream_model or model.name
-                self.exact[model.name] = Deployment(model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
+                self.exact[model.name] = Deployment(
+                    model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name, model.price
+                )
 
     @staticmethod
     def _deployment(model: ModelConfig, one: DeploymentConfig) -> Deployment:
@@ -105,7 +108,7 @@ class Router:
             model, provider=one.provider, base_url=one.base_url, api_key=one.api_key, upstream_model=one.upstream_model or model.upstream_model, deployments=[]
         )
         upstream = merged.upstream_model or model.name
-        return Deployment(model.name, provider_for(merged), upstream, one.provider, model.hosted_tools, window(merged, upstream), model.name)
+        return Deployment(model.name, provider_for(merged), upstream, one.provider, model.hosted_tools, window(merged, upstream), model.name, model.price)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -117,7 +120,7 @@ class Router:
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
                 upstream = model.upstream_model or name
-                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name)
+                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name, model.price)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
 
     def candidates(self, name: str) -> list[Deployment]:

@@ -3,7 +3,7 @@ shaped as OpenAI's organization objects, with the gateway's own limits beside th
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, Struct, UnsetType
@@ -11,15 +11,19 @@ from msgspec import UNSET, Struct, UnsetType
 from rejoinder.protocol.checks import decode_body
 from rejoinder.protocol.errors import invalid
 
+Period = Literal["day", "month"]
+
 
 class Limits(Struct, omit_defaults=True, forbid_unknown_fields=True):
     """What a project or one of its keys may use: model names (a trailing `*` is a prefix;
-    none: every model), requests and tokens per minute. A key is held to its own limits and to
-    its project's."""
+    none: every model), requests and tokens per minute, and dollars per day or month (priced by
+    the models' `price` in the config). A key is held to its own limits and to its project's."""
 
     allowed_models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    budget: float | None = None
+    budget_period: Period = "month"
 
 
 class CreateProject(Struct, forbid_unknown_fields=True):
@@ -27,6 +31,8 @@ class CreateProject(Struct, forbid_unknown_fields=True):
     allowed_models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    budget: float | None = None
+    budget_period: Period = "month"
 
 
 class UpdateProject(Struct, forbid_unknown_fields=True):
@@ -36,6 +42,8 @@ class UpdateProject(Struct, forbid_unknown_fields=True):
     allowed_models: list[str] | None | UnsetType = UNSET
     rpm: int | None | UnsetType = UNSET
     tpm: int | None | UnsetType = UNSET
+    budget: float | None | UnsetType = UNSET
+    budget_period: Period | UnsetType = UNSET
 
 
 class CreateKey(Struct, forbid_unknown_fields=True):
@@ -43,6 +51,8 @@ class CreateKey(Struct, forbid_unknown_fields=True):
     allowed_models: list[str] | None = None
     rpm: int | None = None
     tpm: int | None = None
+    budget: float | None = None
+    budget_period: Period = "month"
 
 
 _decoders = {kind: msgspec.json.Decoder(kind) for kind in (CreateProject, UpdateProject, CreateKey)}
@@ -62,6 +72,8 @@ def check_limits(body: Any) -> None:
         value = getattr(body, name)
         if isinstance(value, int) and value < 1:
             raise invalid(name, f"Invalid '{name}': expected a whole number of at least 1, or null for no limit.")
+    if isinstance(body.budget, (int, float)) and not 0 < body.budget < 1e9:
+        raise invalid("budget", "Invalid 'budget': expected dollars above 0, or null for no budget.")
     models = body.allowed_models
     if isinstance(models, list) and any(not model or "*" in model[:-1] or len(model) > 128 for model in models):
         raise invalid("allowed_models", "Invalid 'allowed_models': names of 1 to 128 characters; '*' may only end one (a prefix).")

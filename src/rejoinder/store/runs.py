@@ -31,19 +31,24 @@ class LostRun(Exception):
     presumed dead, or it was cancelled while queued)."""
 
 
-def enqueue(conn: Connection, response: dict[str, Any], body: bytes, project: str, request: bytes, first_frames: bytes, owner: str | None) -> bool:
-    """Queue a run, or hand it straight to `owner`, the instance that accepted it, if no run is
-    waiting (so none is overtaken). Whether `owner` took it."""
+def enqueue(
+    conn: Connection, response: dict[str, Any], body: bytes, project: str, principal: bytes, request: bytes, first_frames: bytes, owner: str | None
+) -> bool:
+    """Queue a run of `project`'s (for `principal`, as JSON), or hand it straight to `owner`,
+    the instance that accepted it, if no run is waiting (so none is overtaken). Whether `owner`
+    took it."""
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
     conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, project))
-    conn.execute(insert(runs), {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner})
+    row = {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
+    conn.execute(insert(runs), row)
     conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
     return owner is not None
 
 
-def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes, str]]:
-    """Take up to `limit` of the oldest queued runs for `instance`: `(id, request, body, project)` each."""
+def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes, bytes, str, bytes | None]]:
+    """Take up to `limit` of the oldest queued runs for `instance`: `(id, request, body, project,
+    principal)` each."""
     oldest = select(runs.c.response_id).where(runs.c.owner.is_(None)).order_by(runs.c.queued_at).limit(limit).with_for_update(skip_locked=True)
     ids = conn.execute(oldest).scalars().all()
     if not ids:
@@ -53,9 +58,9 @@ def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes,
     if not ids:
         return []
     conn.execute(update(responses).where(responses.c.id.in_(ids)).values(status="in_progress", owner=instance))
-    query = select(runs.c.response_id, runs.c.request, responses.c.body, responses.c.project).join(responses, responses.c.id == runs.c.response_id)
-    rows = conn.execute(query.where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
-    return [(row[0], row[1], row[2], row[3]) for row in rows]
+    query = select(runs.c.response_id, runs.c.request, responses.c.body, responses.c.project, runs.c.principal)
+    rows = conn.execute(query.join(responses, responses.c.id == runs.c.response_id).where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
+    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
 
 
 def cancels(conn: Connection, instance: str) -> list[str]:

@@ -68,6 +68,7 @@ runs = Table(
     Column("request", LargeBinary, nullable=False),  # the create request, as the client sent it
     Column("owner", String(64), nullable=True),  # the instance running it; none while queued
     Column("cancel", Boolean, nullable=False, server_default=false()),
+    Column("principal", LargeBinary, nullable=True),  # JSON: who queued it, whose limits its turn spends
     Index("ix_runs_queued", "queued_at", sqlite_where=text("owner IS NULL"), postgresql_where=text("owner IS NULL")),
     Index("ix_runs_owner", "owner"),
 )

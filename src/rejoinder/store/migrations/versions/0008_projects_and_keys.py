@@ -21,6 +21,8 @@ def upgrade() -> None:
     for table in ("responses", "conversations", "prompts"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("project", sa.String(64), nullable=False, server_default=DEFAULT_PROJECT))
+    with op.batch_alter_table("runs") as batch:
+        batch.add_column(sa.Column("principal", sa.LargeBinary, nullable=True))
     op.execute(sa.text("UPDATE usage SET project = :project WHERE project = ''").bindparams(project=DEFAULT_PROJECT))
     projects = op.create_table(
         "projects",
@@ -52,6 +54,8 @@ def downgrade() -> None:
     op.drop_table("access_revision")
     op.drop_table("api_keys")
     op.drop_table("projects")
+    with op.batch_alter_table("runs") as batch:
+        batch.drop_column("principal")
     for table in ("prompts", "conversations", "responses"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("project")
