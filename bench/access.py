@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from types import SimpleNamespace
 
 import msgspec
+from harness import finished_run  # bench/ is on the path: this script's folder
 
 from rejoinder.api.observe import Metrics
 from rejoinder.api.usage import Tally
 from rejoinder.engine.access import Access, principal_of
 from rejoinder.engine.limits import Limiter
-from rejoinder.engine.router import Deployment
 from rejoinder.protocol.access import Limits
 from rejoinder.store.access import Holder
 
@@ -57,15 +56,7 @@ async def main() -> None:
     keyed.known[KEY] = principal_of(Holder("key_1", "proj_1", limits, limits))  # a key this instance has seen
     here = Limiter(None)
     metrics = Metrics(Tally(None), here)  # counted in memory; never flushed here
-    deployment = Deployment("mock-text", None, "text", "openai-chat", None, None, "mock-*")
-    now = time.monotonic()
-    run = SimpleNamespace(
-        deployment=deployment,
-        retries=0,
-        called_at=now,
-        first_at=now + 0.001,
-        response={"id": "resp_1", "status": "completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
-    )
+    run = finished_run()
     off = await per_request(args.requests, open_gateway, here, metrics, "Bearer unused", run)
     on = await per_request(args.requests, keyed, here, metrics, f"Bearer {KEY}", run)
     print(f"off (no key, no limits, metrics):              {off:6.1f} µs CPU a request")

@@ -9,11 +9,27 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
+
+
+def finished_run() -> SimpleNamespace:
+    """What the metrics read of a run that has just ended (for the in-process benches)."""
+    from rejoinder.engine.router import Deployment
+
+    now = time.monotonic()
+    return SimpleNamespace(
+        deployment=Deployment("mock-text", None, "text", "openai-chat", None, None, "mock-*"),
+        retries=0,
+        called_at=now,
+        first_at=now + 0.001,
+        response={"id": "resp_1", "status": "completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
+    )
 
 
 def cpu_seconds(pids: list[int]) -> float:

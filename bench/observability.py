@@ -11,9 +11,11 @@ import logging
 import time
 from types import SimpleNamespace
 
+from harness import finished_run  # bench/ is on the path: this script's folder
+
 from rejoinder.api.observe import AccessLog, Metrics
 from rejoinder.api.usage import Tally
-from rejoinder.engine.router import Deployment
+from rejoinder.engine.limits import Limiter
 from rejoinder.protocol.ids import new_id
 
 
@@ -28,16 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=100_000)
     args = parser.parse_args()
-    metrics = Metrics(Tally(None))  # counted in memory; never flushed here
+    metrics = Metrics(Tally(None), Limiter(None))  # counted in memory; never flushed here
     now = time.monotonic()
-    deployment = Deployment("mock-text", None, "text", "openai-chat", None, None, "mock-*")
-    run = SimpleNamespace(
-        deployment=deployment,
-        retries=0,
-        called_at=now,
-        first_at=now + 0.001,
-        response={"id": "resp_1", "status": "completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
-    )
+    run = finished_run()
     logger = logging.getLogger("bench.access")
     logger.addHandler(logging.NullHandler())
     logger.propagate = False
@@ -45,7 +40,7 @@ def main() -> None:
     access = AccessLog(logger, "")
     request = _Request("POST", "/v1/responses", {"request_id": "req_1", "mode": "json", "run": run})
     answer = SimpleNamespace(status=200, body_length=512)
-    turn = per_call(args.requests, lambda: metrics.turn("json", 200, now, run))
+    turn = per_call(args.requests, lambda: metrics.turn("json", 200, now, run, None))
     ident = per_call(args.requests, lambda: new_id("req"))
     line = per_call(args.requests // 10, lambda: access.log(request, answer, 0.002))
     print(f"metrics and usage counts of one response request: {turn:.1f} µs CPU")

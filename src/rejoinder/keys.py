@@ -68,34 +68,33 @@ def _create_key(conn, args: argparse.Namespace) -> None:
         raise ConfigError(f"no active project {args.project!r} (see `rejoinder projects list`)")
     key, value, digest = make_key(project.id, args.name, _limits(args))
     access.create_key(conn, key, digest)
-    print(json.dumps({"id": key.id, "project": key.project, "name": key.name, "value": value}))
+    print(json.dumps({"id": key.id, "project": key.project, "name": key.name, "value": value}, ensure_ascii=False))
 
 
 def _list_keys(conn, args: argparse.Namespace) -> None:
     for key in access.all_keys(conn):
         if args.project in (None, key.project):
             limits = msgspec.json.decode(key.limits)
-            print(
-                json.dumps({"id": key.id, "project": key.project, "name": key.name, "redacted_value": key.redacted_value, "managed_by": key.managed, **limits})
-            )
+            shown = {"id": key.id, "project": key.project, "name": key.name, "redacted_value": key.redacted_value, "managed_by": key.managed, **limits}
+            print(json.dumps(shown, ensure_ascii=False))
 
 
 def _revoke(conn, args: argparse.Namespace) -> None:
     if not access.delete_key(conn, None, args.key_id):
         raise ConfigError(f"no API key {args.key_id!r} made through the API or this command (config-file keys change in the file)")
-    print(json.dumps({"id": args.key_id, "deleted": True}))
+    print(json.dumps({"id": args.key_id, "deleted": True}, ensure_ascii=False))
 
 
 def _create_project(conn, args: argparse.Namespace) -> None:
     project = access.Project(new_id("proj"), args.name, int(time.time()), None, msgspec.json.encode(_limits(args)), "api")
     access.create_project(conn, project)
-    print(json.dumps({"id": project.id, "name": project.name}))
+    print(json.dumps({"id": project.id, "name": project.name}, ensure_ascii=False))
 
 
 def _list_projects(conn, _: argparse.Namespace) -> None:
     rows, _more = access.project_page(conn, None, 1_000_000, False)
     for project in rows:
-        print(json.dumps({"id": project.id, "name": project.name, "managed_by": project.managed, **msgspec.json.decode(project.limits)}))
+        print(json.dumps({"id": project.id, "name": project.name, "managed_by": project.managed, **msgspec.json.decode(project.limits)}, ensure_ascii=False))
 
 
 _ACTIONS = {

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from rejoinder.api.replies import STORE, json_response, read_body
 from rejoinder.engine.access import Access, Principal, make_key
-from rejoinder.protocol.access import CreateKey, CreateProject, Limits, UpdateProject, decode, limits_of
+from rejoinder.protocol.access import Create, Limits, UpdateProject, decode, limits_of
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.store import access
@@ -91,7 +91,7 @@ async def _changed(request: web.Request, fn: Any, *args: Any, **kwargs: Any) -> 
 
 
 async def create_project(request: web.Request) -> web.Response:
-    body = decode(CreateProject, await read_body(request))
+    body = decode(Create, await read_body(request))
     project = access.Project(new_id("proj"), body.name, int(time.time()), None, msgspec.json.encode(limits_of(body)), "api")
     return json_response(project_view(await _changed(request, access.create_project, project)))
 
@@ -131,7 +131,7 @@ async def create_key(request: web.Request) -> web.Response:
     project = await _project(request)
     if project.archived_at is not None:
         raise ApiError(400, f"Project '{project.id}' is archived: it takes no new keys.", code="project_archived")
-    body = decode(CreateKey, await read_body(request))
+    body = decode(Create, await read_body(request))
     key, value, digest = make_key(project.id, body.name, limits_of(body))
     return json_response({**key_view(await _changed(request, access.create_key, key, digest)), "value": value})
 

@@ -26,13 +26,10 @@ class Limits(Struct, omit_defaults=True, forbid_unknown_fields=True):
     budget_period: Period = "month"
 
 
-class CreateProject(Struct, forbid_unknown_fields=True):
+class Create(Limits, kw_only=True):
+    """A new project, or a new key of one: its name and its limits."""
+
     name: str
-    allowed_models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    budget: float | None = None
-    budget_period: Period = "month"
 
 
 class UpdateProject(Struct, forbid_unknown_fields=True):
@@ -46,16 +43,7 @@ class UpdateProject(Struct, forbid_unknown_fields=True):
     budget_period: Period | UnsetType = UNSET
 
 
-class CreateKey(Struct, forbid_unknown_fields=True):
-    name: str
-    allowed_models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    budget: float | None = None
-    budget_period: Period = "month"
-
-
-_decoders = {kind: msgspec.json.Decoder(kind) for kind in (CreateProject, UpdateProject, CreateKey)}
+_decoders = {kind: msgspec.json.Decoder(kind) for kind in (Create, UpdateProject)}
 
 
 def decode(kind: type, raw: bytes) -> Any:
