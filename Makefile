@@ -10,6 +10,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_
 # The Codex CLI, for the test that drives it through the gateway (tests/test_codex.py).
 CODEX_VERSION := 0.171.0
 CODEX := .tools/node_modules/.bin/codex
+CHROMIUM := /usr/bin/chromium
 
 .PHONY: serve test lint bench clean
 
@@ -27,11 +28,17 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(VENV)/bin/rejoinder serve --host 127.0.0.1 --port 8080
 
-test: lint $(CODEX)
+test: lint $(CODEX) $(CHROMIUM)
 	$(PY) -m pytest -q
 
 $(CODEX):
 	npm install --prefix .tools --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
+
+# Debian's Chromium, which Playwright drives for the console's tests (tests/test_console.py);
+# Playwright's own browser download is never used. Without root, those tests skip (fail in CI).
+$(CHROMIUM):
+	(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+	  || echo "==> could not install chromium (apt-get needs root): the console's browser tests will not run"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -13,6 +13,7 @@ import pytest
 from helpers import post_raw
 
 from rejoinder.store.repository import Store
+from rejoinder.store.schema import Tenant
 
 BAD_BODIES = [
     {"model": "chat", "input": [{"role": "user", "content": "x", "id": "a" * 65}]},
@@ -48,7 +49,7 @@ def _final(payload: dict) -> dict:
 
 
 def _response(i: int) -> dict:
-    return {"id": f"resp_isolated{i:04d}", "created_at": 1, "previous_response_id": None, "status": "completed"}
+    return {"id": f"resp_isolated{i:04d}", "created_at": 1, "previous_response_id": None, "status": "completed", "model": "m"}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -69,7 +70,7 @@ def test_the_writer_retries_a_failed_batch_member_by_member(database, caplog):
         saves = []
         for i in range(40):
             rows = [{"response_id": f"resp_isolated{i:04d}", "role": "output", "position": 0, "id": bad_id if i == 37 else f"msg_{i}", "body": b"{}"}]
-            saves.append(store.save(_response(i), b"{}", "proj_default", rows))
+            saves.append(store.save(_response(i), b"{}", Tenant("proj_default"), rows))
         return await asyncio.gather(*saves, return_exceptions=True)
 
     try:

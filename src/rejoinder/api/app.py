@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import conversations, observe, organization, prompts, runs, sockets, usage
+from rejoinder.api import console, conversations, observe, organization, prompts, runs, sockets, usage
 from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, principal_of, project_of, read_body, response_not_found
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import webhooks
@@ -256,6 +256,7 @@ def create_app(config: Config) -> web.Application:
     conversations.add_routes(app)
     prompts.add_routes(app)
     organization.add_routes(app)
+    console.add_routes(app)
 
     async def start(_: web.Application) -> None:
         runner.start()

@@ -11,10 +11,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from rejoinder.api.replies import STORE, json_response, read_body
+from rejoinder.api.replies import STORE, json_response, limit_after, read_body
 from rejoinder.engine.access import Access, Principal, make_key
 from rejoinder.protocol.access import Create, Limits, UpdateProject, decode, limits_of
-from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.errors import ApiError, not_found
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.store import access
 from rejoinder.store.schema import DEFAULT_PROJECT
@@ -59,16 +59,6 @@ def _listed(rows: list, has_more: bool, view: Any) -> web.Response:
     )
 
 
-def _page(request: web.Request) -> tuple[str | None, int]:
-    try:
-        limit = int(request.query.get("limit", "20"))
-    except ValueError:
-        raise invalid("limit", "Invalid 'limit': expected an integer.") from None
-    if not 1 <= limit <= 100:
-        raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
-    return request.query.get("after"), limit
-
-
 async def _project(request: web.Request) -> access.Project:
     project_id = request.match_info["project_id"]
     found = await request.app[STORE].transact(access.project, project_id) if is_valid_id(project_id) else None
@@ -97,7 +87,7 @@ async def create_project(request: web.Request) -> web.Response:
 
 
 async def list_projects(request: web.Request) -> web.Response:
-    after, limit = _page(request)
+    limit, after = limit_after(request)
     archived = request.query.get("include_archived", "false").lower() == "true"
     return _listed(*await request.app[STORE].transact(access.project_page, after, limit, archived), project_view)
 
@@ -138,7 +128,7 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def list_keys(request: web.Request) -> web.Response:
     project = await _project(request)
-    after, limit = _page(request)
+    limit, after = limit_after(request)
     return _listed(*await request.app[STORE].transact(access.key_page, project.id, after, limit), key_view)
 
 

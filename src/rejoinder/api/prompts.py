@@ -21,7 +21,7 @@ from rejoinder.store import prompts as stored
 PROMPTS = web.AppKey("prompts", Prompts)
 
 
-def _shown(found: Found) -> dict[str, Any]:
+def shown(found: Found) -> dict[str, Any]:
     return {
         "id": found.id,
         "object": "prompt",
@@ -56,7 +56,7 @@ async def create_prompt(request: web.Request) -> web.Response:
         row = await request.app[STORE].write(stored.create, prompt_id, project_of(request), msgspec.json.encode(template), int(time.time()))
     except IntegrityError:
         raise ApiError(409, f"A prompt with id '{prompt_id}' already exists: add a version to it instead.", param="id", code="prompt_exists") from None
-    return json_response(_shown(found_of(row)))
+    return json_response(shown(found_of(row)))
 
 
 async def add_version(request: web.Request) -> web.Response:
@@ -66,19 +66,19 @@ async def add_version(request: web.Request) -> web.Response:
     row = await request.app[STORE].write(stored.add_version, prompt_id, project_of(request), msgspec.json.encode(template), int(time.time()))
     if row is None:
         raise ApiError(404, f"Prompt with id '{prompt_id}' not found.", code="not_found")
-    return json_response(_shown(found_of(row)))
+    return json_response(shown(found_of(row)))
 
 
 async def list_prompts(request: web.Request) -> web.Response:
     prompts = request.app[PROMPTS]
     files = [await prompts.find(prompt_id, None, project_of(request)) for prompt_id in sorted(prompts.files)]
     rows = [found_of(row) for row in await request.app[STORE].transact(stored.listing, project_of(request)) if row.prompt_id not in prompts.files]
-    return json_response({"object": "list", "data": [_shown(found) for found in files + rows]})
+    return json_response({"object": "list", "data": [shown(found) for found in files + rows]})
 
 
 async def get_prompt(request: web.Request) -> web.Response:
     found = await request.app[PROMPTS].find(_id(request), request.query.get("version"), project_of(request))
-    return json_response(_shown(found))
+    return json_response(shown(found))
 
 
 async def set_default(request: web.Request) -> web.Response:
@@ -89,7 +89,7 @@ async def set_default(request: web.Request) -> web.Response:
     if row is None:
         await request.app[PROMPTS].find(prompt_id, None, project_of(request))  # a 404 for the prompt itself, if that is what is missing
         raise ApiError(404, f"Prompt '{prompt_id}' has no version '{version[:64]}'.", param="default_version", code="not_found")
-    return json_response(_shown(found_of(row)))
+    return json_response(shown(found_of(row)))
 
 
 async def delete_prompt(request: web.Request) -> web.Response:

@@ -50,22 +50,26 @@ class Page(NamedTuple):
     include: list[str]
 
 
-def page_query(request: web.Request) -> Page:
-    query = request.query
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
+def limit_after(request: web.Request) -> tuple[int, str | None]:
+    """A list request's `limit` (1–100, default 20) and `after` (an id)."""
     try:
-        limit = int(query.get("limit", "20"))
+        limit = int(request.query.get("limit", "20"))
     except ValueError:
         raise invalid("limit", "Invalid 'limit': expected an integer.") from None
     if not 1 <= limit <= 100:
         raise invalid("limit", f"Invalid 'limit': expected a value between 1 and 100, got {limit}.")
-    include = parse_include(query)
-    after = query.get("after")
+    after = request.query.get("after")
     if after is not None and not is_valid_id(after):
-        raise invalid("after", "Invalid 'after': expected an item id.")
-    return Page(after, limit, order == "desc", include)
+        raise invalid("after", "Invalid 'after': expected an id.")
+    return limit, after
+
+
+def page_query(request: web.Request) -> Page:
+    order = request.query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
+    limit, after = limit_after(request)
+    return Page(after, limit, order == "desc", parse_include(request.query))
 
 
 def item_list(rows: list[Any], has_more: bool) -> web.Response:

@@ -26,7 +26,7 @@ from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
 from rejoinder.store import access
 from rejoinder.store.repository import Store
-from rejoinder.store.schema import DEFAULT_PROJECT
+from rejoinder.store.schema import DEFAULT_PROJECT, Tenant
 
 log = logging.getLogger("rejoinder.access")
 
@@ -52,6 +52,11 @@ class Principal(NamedTuple):
     admin: bool  # may use the organization API
     allowed: tuple[tuple[str, ...], ...] = ()  # model patterns: each list must allow a model
     windows: tuple[Window, ...] = ()
+
+    @property
+    def tenant(self) -> Tenant:
+        """Whose what it stores is."""
+        return Tenant(self.project, self.key_id)
 
     def allows(self, model: str) -> bool:
         return all(any(model == p or (p.endswith("*") and model.startswith(p[:-1])) for p in patterns) for patterns in self.allowed)

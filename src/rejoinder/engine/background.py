@@ -164,7 +164,7 @@ class Runner:
                 runs.enqueue,
                 response,
                 encode(response),
-                principal.project,
+                principal.tenant,
                 msgspec.json.encode(principal),
                 raw,
                 frames(logged),

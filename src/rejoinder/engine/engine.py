@@ -31,6 +31,7 @@ from rejoinder.protocol.request import Request, TextFormatJsonSchema
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
+from rejoinder.store.schema import Tenant
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -102,7 +103,7 @@ class Engine:
         response = background.response if background is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response, principal.project) if params.store and params.stream and background is None else None
+        begun = _record_in_progress(self.store, response, principal.tenant) if params.store and params.stream and background is None else None
         called = time.monotonic()
         try:
             turn, batches, first = await self._first(turn, params, generate)
@@ -196,9 +197,9 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     return warnings
 
 
-def _record_in_progress(store: Store, response: dict[str, Any], project: str) -> asyncio.Future:
+def _record_in_progress(store: Store, response: dict[str, Any], tenant: Tenant) -> asyncio.Future:
     """Enqueue the response's in-progress record; the future settles once it is committed."""
-    begun = store.begin(response, encode(response), project)
+    begun = store.begin(response, encode(response), tenant)
     begun.add_done_callback(_log_if_failed)
     return begun
 

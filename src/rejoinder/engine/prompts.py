@@ -135,6 +135,17 @@ class Prompts:
             raise not_found(f"Prompt with id '{prompt_id}' not found.", "prompt.id")
         return found_of(row)
 
+    async def versions(self, prompt_id: str, project: str) -> list[Found]:
+        """Every version of a prompt (`prompts_dir`'s, else `project`'s), oldest first; a 404 when there is none."""
+        entry = self.files.get(prompt_id)
+        if entry is not None:
+            default = entry["default_version"]
+            return [Found(prompt_id, version, default, template, entry["created_at"], True) for version, template in entry["versions"].items()]
+        rows = await self.store.transact(stored.versions, prompt_id, project) if is_valid_id(prompt_id) else []
+        if not rows:
+            raise not_found(f"Prompt with id '{prompt_id[:64]}' not found.", "prompt.id")
+        return [found_of(row) for row in rows]
+
     async def decode(self, raw: bytes, project: str) -> tuple[Request, bytes]:
         """A create request as its client sent it, its `prompt` (one `project` may use) applied:
         the request, and its body as it runs (what a background run keeps, and a steered one's
@@ -148,10 +159,8 @@ class Prompts:
     async def expand(self, raw: bytes, ref: PromptRef, project: str) -> bytes:
         """The request body `raw` with its prompt applied (the prompt's version pinned)."""
         found = await self.find(ref.id, ref.version, project)
-        texts, parts = _variables(ref.variables or {})
         template = found.template
-        loop = asyncio.get_running_loop()
-        instructions, rendered = await loop.run_in_executor(self._renderer, _render, template, texts, parts)
+        instructions, rendered = await self.render(template, ref.variables or {})
         body = orjson.loads(raw)
         merged = {key: value for key, value in template.items() if key != "input"}
         if instructions is not None:
@@ -163,6 +172,12 @@ class Prompts:
         if "model" not in merged:
             raise invalid("model", "Missing required parameter: 'model' (the prompt's template names none).", "missing_required_parameter")
         return orjson.dumps(merged)
+
+    async def render(self, template: dict[str, Any], variables: dict[str, Any]) -> tuple[str | None, list[Any]]:
+        """A checked template's instructions and input messages for these variables (what a
+        request naming it runs with; the console previews it)."""
+        texts, parts = _variables(variables)
+        return await asyncio.get_running_loop().run_in_executor(self._renderer, _render, template, texts, parts)
 
 
 def found_of(row: stored.Version) -> Found:

@@ -183,7 +183,7 @@ class Run:
         if self.params.store or also is not None:
             try:
                 await (
-                    self.store.save(self.response, encoded, self.principal.project, rows, self.begun is not None, also)
+                    self.store.save(self.response, encoded, self.principal.tenant, rows, self.begun is not None, also)
                     if self.params.store
                     else self.store.write(also)
                 )
@@ -249,7 +249,7 @@ class Run:
         await self.rest.aclose()
 
     async def _save(self, encoded: bytes) -> None:
-        await self.store.save(self.response, encoded, self.principal.project, self._item_rows(), self.begun is not None)
+        await self.store.save(self.response, encoded, self.principal.tenant, self._item_rows(), self.begun is not None)
 
     def _item_rows(self) -> list[dict[str, Any]]:
         response = self.response

@@ -50,6 +50,15 @@ def get(conn: Connection, prompt_id: str, project: str, version: int | None) -> 
     return Version(prompt_id, row.version, default, row.template, row.created_at) if row is not None else None
 
 
+def versions(conn: Connection, prompt_id: str, project: str) -> list[Version]:
+    """Every version of a prompt of `project`'s, oldest first (none: no such prompt)."""
+    default = conn.execute(select(prompts.c.default_version).where(_mine(prompt_id, project))).scalar()
+    if default is None:
+        return []
+    query = select(prompt_versions.c.version, prompt_versions.c.template, prompt_versions.c.created_at).where(prompt_versions.c.prompt_id == prompt_id)
+    return [Version(prompt_id, row.version, default, row.template, row.created_at) for row in conn.execute(query.order_by(prompt_versions.c.version))]
+
+
 def listing(conn: Connection, project: str) -> list[Version]:
     """Every prompt of `project` at its default version, by id."""
     joined = prompts.join(prompt_versions, (prompt_versions.c.prompt_id == prompts.c.id) & (prompt_versions.c.version == prompts.c.default_version))

@@ -33,7 +33,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.store.connection import connect
 from rejoinder.store.liveness import maintain
 from rejoinder.store.runs import Outbox
-from rejoinder.store.schema import events, items, response_row, responses, runs, secrets
+from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, secrets
 
 log = logging.getLogger("rejoinder.store")
 T = TypeVar("T")
@@ -142,25 +142,25 @@ class Store:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    def begin(self, response: dict[str, Any], body: bytes, project: str) -> asyncio.Future:
+    def begin(self, response: dict[str, Any], body: bytes, tenant: Tenant) -> asyncio.Future:
         """Record a response as in progress, owned by this instance, before its client sees its
         id; the returned future settles once that is committed. If this instance dies before the
         response finishes, another instance's maintenance (`liveness.reap`) marks it failed, so the
         id never reads as unknown."""
-        return self._enqueue(response, body, project, [], begin=True, replaces=False)
+        return self._enqueue(response, body, tenant, [], begin=True, replaces=False)
 
     async def save(
         self,
         response: dict[str, Any],
         body: bytes,
-        project: str,
+        tenant: Tenant,
         item_rows: list[dict[str, Any]],
         replaces: bool = False,
         also: Callable[[Connection], Any] | None = None,
     ) -> None:
         """Store one finished response (over its in-progress record if `replaces`), and run
         `also` on the connection in the same transaction; returns once it is committed."""
-        await self._enqueue(response, body, project, item_rows, begin=False, replaces=replaces, op=also)
+        await self._enqueue(response, body, tenant, item_rows, begin=False, replaces=replaces, op=also)
 
     def write(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Future:
         """`fn(connection, *args, **kwargs)` on the writer's connection in its next group
@@ -179,10 +179,10 @@ class Store:
             return fn(conn, *args)
 
     def _enqueue(
-        self, response: dict[str, Any], body: bytes, project: str, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
+        self, response: dict[str, Any], body: bytes, tenant: Tenant, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
     ) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        row = response_row(response, body, response["status"], self.instance if begin else None, project)
+        row = response_row(response, body, response["status"], self.instance if begin else None, tenant)
         future = loop.create_future()
         self._writes.put(_Write(loop, future, row, item_rows, begin, replaces, op))
         return future

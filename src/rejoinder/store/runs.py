@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 
 from rejoinder.protocol.response import shown
 from rejoinder.protocol.sse import frame
-from rejoinder.store.schema import events, items, response_row, responses, runs, webhook_outbox
+from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, webhook_outbox
 
 Outbox = Callable[[str, str], list[dict[str, Any]]]
 """The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
@@ -32,14 +32,14 @@ class LostRun(Exception):
 
 
 def enqueue(
-    conn: Connection, response: dict[str, Any], body: bytes, project: str, principal: bytes, request: bytes, first_frames: bytes, owner: str | None
+    conn: Connection, response: dict[str, Any], body: bytes, tenant: Tenant, principal: bytes, request: bytes, first_frames: bytes, owner: str | None
 ) -> bool:
-    """Queue a run of `project`'s (for `principal`, as JSON), or hand it straight to `owner`,
+    """Queue a run of `tenant`'s (for `principal`, as JSON), or hand it straight to `owner`,
     the instance that accepted it, if no run is waiting (so none is overtaken). Whether `owner`
     took it."""
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
-    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, project))
+    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, tenant))
     row = {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
     conn.execute(insert(runs), row)
     conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})

@@ -1,11 +1,20 @@
 """The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
 metadata = MetaData()
 DEFAULT_PROJECT = "proj_default"  # what the master key, and a gateway without keys, act in
+
+
+class Tenant(NamedTuple):
+    """Whose a stored response is: its project (which alone may see it) and the key that made it
+    (None: the master key, or no key)."""
+
+    project: str
+    key_id: str | None = None
+
 
 responses = Table(
     "responses",
@@ -17,14 +26,19 @@ responses = Table(
     Column("owner", String(64), nullable=True),  # the instance making an in-progress response
     Column("body", LargeBinary, nullable=False),
     Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),  # whose it is: another project reads it as unknown
+    Column("key_id", String(64), nullable=True),  # the key that made it, for the console's filters
+    Column("model", String(128), nullable=True),  # as the client named it, for the console's filters
+    Index("ix_responses_project", "project", "id"),
     Index("ix_responses_in_progress", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),
 )
 
 
-def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None, project: str) -> dict[str, Any]:
+def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None, tenant: Tenant) -> dict[str, Any]:
     """The `responses` row of a Response: its columns, and its JSON as stored."""
     return {
-        "project": project,
+        "project": tenant.project,
+        "key_id": tenant.key_id,
+        "model": response["model"][:128],
         "id": response["id"],
         "created_at": response["created_at"],
         "previous_response_id": response["previous_response_id"],

@@ -21,6 +21,10 @@ def upgrade() -> None:
     for table in ("responses", "conversations", "prompts"):
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column("project", sa.String(64), nullable=False, server_default=DEFAULT_PROJECT))
+    with op.batch_alter_table("responses") as batch:  # the console's filters
+        batch.add_column(sa.Column("key_id", sa.String(64), nullable=True))
+        batch.add_column(sa.Column("model", sa.String(128), nullable=True))
+    op.create_index("ix_responses_project", "responses", ["project", "id"])
     with op.batch_alter_table("runs") as batch:
         batch.add_column(sa.Column("principal", sa.LargeBinary, nullable=True))
     op.execute(sa.text("UPDATE usage SET project = :project WHERE project = ''").bindparams(project=DEFAULT_PROJECT))
@@ -56,6 +60,10 @@ def downgrade() -> None:
     op.drop_table("projects")
     with op.batch_alter_table("runs") as batch:
         batch.drop_column("principal")
+    op.drop_index("ix_responses_project", "responses")
+    with op.batch_alter_table("responses") as batch:
+        batch.drop_column("model")
+        batch.drop_column("key_id")
     for table in ("prompts", "conversations", "responses"):
         with op.batch_alter_table(table) as batch:
             batch.drop_column("project")

@@ -1,0 +1,204 @@
+// For the master key: projects and their API keys (a new key's secret is shown once), and usage
+// drawn from /v1/organization/usage and the latency histograms on /metrics.
+import { api, el, errorBox, field, fill, session, when } from "./app.js";
+
+const COLORS = ["#3b7ddd", "#e0793a", "#2f9e69", "#b0479b", "#c9a227", "#5a6ee0", "#d24d57", "#3aa7b8"];
+
+function limitsForm(onsubmit, submitText) {
+  const name = el("input", { required: true });
+  const models = el("input", { placeholder: "every model (e.g. gpt-4o*, claude-*)" });
+  const rpm = el("input", { type: "number", min: 1, placeholder: "none" });
+  const tpm = el("input", { type: "number", min: 1, placeholder: "none" });
+  const budget = el("input", { type: "number", min: 0.01, step: 0.01, placeholder: "none" });
+  const status = el("p", { role: "status" });
+  const values = () => {
+    const body = { name: name.value };
+    if (models.value.trim()) body.allowed_models = models.value.split(",").map((m) => m.trim()).filter(Boolean);
+    if (rpm.value) body.rpm = Number(rpm.value);
+    if (tpm.value) body.tpm = Number(tpm.value);
+    if (budget.value) body.budget = Number(budget.value);
+    return body;
+  };
+  return el(
+    "form.panel",
+    {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          status.replaceChildren(await onsubmit(values()));
+        } catch (error) {
+          status.replaceChildren(errorBox(error));
+        }
+      },
+    },
+    el("div.row", {}, field("Name", name), field("Allowed models (comma-separated)", models)),
+    el("div.row", {}, field("Requests per minute", rpm), field("Tokens per minute", tpm), field("Budget ($ a month)", budget)),
+    el("p", {}, el("button.primary", { type: "submit" }, submitText)),
+    status,
+  );
+}
+
+const limits = (x) => [x.allowed_models ? x.allowed_models.join(", ") : "all", x.rpm ?? "—", x.tpm ?? "—", x.budget != null ? `$${x.budget}/${x.budget_period || "month"}` : "—"];
+
+export function keys(main, [projectId]) {
+  if (!session.admin) return main.append(el("p.error", {}, "This page needs the master key."));
+  if (projectId) return project(main, projectId);
+  const list = el("div");
+  main.append(
+    el("h1", {}, "Projects and keys"),
+    list,
+    el("h2", {}, "New project"),
+    limitsForm(async (body) => {
+      const made = await api("/organization/projects", { method: "POST", body });
+      location.hash = `#/keys/${made.id}`;
+      return "";
+    }, "Create project"),
+  );
+  fill(list, async () => {
+    const found = await api("/organization/projects?limit=100");
+    return el(
+      "table",
+      {},
+      el("thead", {}, el("tr", {}, ["Project", "Id", "Models", "RPM", "TPM", "Budget", "Managed"].map((c) => el("th", { scope: "col" }, c)))),
+      el("tbody", {}, found.data.map((p) => el("tr", {}, el("td", {}, el("a", { href: `#/keys/${p.id}` }, p.name)), el("td", {}, p.id), limits(p).map((v) => el("td", {}, v)), el("td", {}, p.managed_by)))),
+    );
+  });
+}
+
+async function project(main, id) {
+  const base = `/organization/projects/${encodeURIComponent(id)}`;
+  const body = el("div");
+  main.append(el("p", {}, el("a", { href: "#/keys" }, "← Projects")), body);
+  const show = () =>
+    fill(body, async () => {
+      const p = await api(base);
+      const found = await api(`${base}/api_keys?limit=100`);
+      const rows = found.data.map((k) =>
+        el(
+          "tr",
+          {},
+          el("td", {}, k.name),
+          el("td", {}, k.redacted_value),
+          el("td", {}, k.id),
+          limits(k).map((v) => el("td", {}, v)),
+          el("td", {}, when(k.created_at)),
+          el("td", {}, k.managed_by === "api" ? el("button.danger", { type: "button", onclick: async () => { if (confirm(`Revoke ${k.name}?`)) { await api(`${base}/api_keys/${k.id}`, { method: "DELETE" }); show(); } } }, "Revoke") : "config"),
+        ),
+      );
+      const secret = el("div", { "aria-live": "polite" });
+      return [
+        el("h1", {}, p.name),
+        el("p.muted", {}, `${p.id} · ${p.status} · models ${limits(p)[0]} · rpm ${limits(p)[1]} · tpm ${limits(p)[2]} · budget ${limits(p)[3]}`),
+        el("h2", {}, "API keys"),
+        rows.length
+          ? el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Key", "Id", "Models", "RPM", "TPM", "Budget", "Created", ""].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, rows))
+          : el("p.muted", {}, "No keys yet."),
+        secret,
+        p.status === "active"
+          ? [
+              el("h2", {}, "New key"),
+              limitsForm(async (values) => {
+                const made = await api(`${base}/api_keys`, { method: "POST", body: values });
+                await show();
+                body.querySelector("[aria-live]").replaceChildren(
+                  el("p", {}, el("strong", {}, "Copy this key now: it is shown only once.")),
+                  el("p.secret", { "aria-label": "New key" }, made.value),
+                );
+                return "";
+              }, "Create key"),
+              p.managed_by === "api" && p.id !== "proj_default" ? el("p", {}, el("button.danger", { type: "button", onclick: async () => { if (confirm(`Archive ${p.name}? Its keys stop working.`)) { await api(base, { method: "DELETE" }); show(); } } }, "Archive project")) : "",
+            ]
+          : el("p.muted", {}, "Archived: its keys no longer work."),
+      ];
+    });
+  await show();
+}
+
+/** A bar chart (SVG) of `series` (name → values per label), stacked. */
+function bars(title, labels, series) {
+  const names = Object.keys(series);
+  const totals = labels.map((_, i) => names.reduce((sum, name) => sum + series[name][i], 0));
+  const top = Math.max(1, ...totals);
+  const width = 640;
+  const height = 200;
+  const step = Math.min(60, (width - 50) / Math.max(1, labels.length));
+  const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
+  svg.setAttribute("viewBox", `0 0 ${width} ${height + 30}`);
+  svg.setAttribute("class", "chart");
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `${title}: ${labels.map((l, i) => `${l} ${totals[i]}`).join(", ")}`);
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+  };
+  add("line", { x1: 45, y1: height, x2: width, y2: height, class: "axis" });
+  add("text", { x: 0, y: 12 }, String(top));
+  add("text", { x: 0, y: height }, "0");
+  labels.forEach((label, i) => {
+    let y = height;
+    names.forEach((name, n) => {
+      const h = (series[name][i] / top) * (height - 10);
+      if (h > 0) add("rect", { x: 50 + i * step + 2, y: y - h, width: Math.max(2, step - 4), height: h, fill: COLORS[n % COLORS.length] });
+      y -= h;
+    });
+    if (labels.length <= 12 || i % Math.ceil(labels.length / 12) === 0) add("text", { x: 50 + i * step, y: height + 16 }, label);
+  });
+  const legend = el("div.legend", {}, names.map((name, n) => el("span", { style: `--c: ${COLORS[n % COLORS.length]}` }, name)));
+  return el("figure.panel", {}, el("figcaption", {}, el("strong", {}, title)), svg, legend);
+}
+
+/** Per-model latency percentiles from the request-duration histograms on /metrics. */
+function percentiles(text) {
+  const buckets = {};
+  for (const line of text.split("\n")) {
+    const match = line.match(/^rejoinder_request_duration_seconds_bucket\{(.*)\} ([0-9.e+]+)$/);
+    if (!match) continue;
+    const labels = Object.fromEntries([...match[1].matchAll(/(\w+)="([^"]*)"/g)].map((m) => [m[1], m[2]]));
+    const bound = labels.le === "+Inf" ? Infinity : Number(labels.le);
+    const model = (buckets[labels.model] ||= {});
+    model[bound] = (model[bound] || 0) + Number(match[2]);
+  }
+  return Object.entries(buckets).map(([model, counts]) => {
+    const bounds = Object.keys(counts).map(Number).sort((a, b) => a - b);
+    const total = counts[Infinity] || 0;
+    const at = (q) => {
+      let below = 0;
+      let lower = 0;
+      for (const bound of bounds) {
+        if (counts[bound] >= q * total) return bound === Infinity ? lower : lower + ((bound - lower) * (q * total - below)) / Math.max(1, counts[bound] - below);
+        below = counts[bound];
+        lower = bound;
+      }
+      return lower;
+    };
+    return { model, total, p50: at(0.5), p95: at(0.95), p99: at(0.99) };
+  });
+}
+
+export function usage(main) {
+  if (!session.admin) return main.append(el("p.error", {}, "This page needs the master key."));
+  const charts = el("div");
+  main.append(el("h1", {}, "Usage (last 30 days)"), charts);
+  fill(charts, async () => {
+    const byModel = await api("/organization/usage?group_by=day&group_by=model");
+    const byKey = await api("/organization/usage?group_by=project&group_by=key_id");
+    const days = [...new Set(byModel.data.map((r) => r.day))].sort();
+    const models = [...new Set(byModel.data.map((r) => r.model))].sort();
+    const series = (count) => Object.fromEntries(models.map((m) => [m, days.map((d) => byModel.data.filter((r) => r.day === d && r.model === m).reduce((s, r) => s + r[count], 0))]));
+    const tokens = Object.fromEntries(models.flatMap((m) => [[`${m} in`, series("input_tokens")[m]], [`${m} out`, series("output_tokens")[m]]]));
+    const metrics = await fetch("/metrics", { headers: { Authorization: `Bearer ${session.key}` } }).then((r) => (r.ok ? r.text() : ""));
+    const latency = percentiles(metrics).filter((row) => row.total > 0);
+    if (!days.length) return el("p.muted", {}, "No usage recorded yet (counts reach the database every few seconds).");
+    return [
+      el("div.charts", {}, bars("Requests per day", days, series("requests")), bars("Tokens per day", days, tokens), bars("Errors per day", days, series("errors"))),
+      el("h2", {}, "Latency by model (since this instance started)"),
+      latency.length
+        ? el("table", {}, el("thead", {}, el("tr", {}, ["Model", "Requests", "p50", "p95", "p99"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, latency.map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.total), [r.p50, r.p95, r.p99].map((s) => el("td", {}, `${(s * 1000).toFixed(0)} ms`))))))
+        : el("p.muted", {}, "No requests measured yet."),
+      el("h2", {}, "By project and key"),
+      el("table", {}, el("thead", {}, el("tr", {}, ["Project", "Key", "Requests", "Errors", "Input tokens", "Output tokens"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, byKey.data.map((r) => el("tr", {}, [r.project, r.key_id || "(master key)", r.requests, r.errors, r.input_tokens, r.output_tokens].map((v) => el("td", {}, v)))))),
+    ];
+  });
+}

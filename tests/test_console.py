@@ -1,0 +1,276 @@
+"""The web console in a real browser: Playwright driving Debian's Chromium (headless, no browser
+download) against the real gateway and the fake Chat Completions upstream. Every page a test
+visits must load without a console error, an uncaught exception or a failed request, and each
+page is photographed at a desktop and a phone viewport, light and dark (`bench/screenshots/`)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import httpx2 as httpx
+import pytest
+from conftest import chat_models
+from gateway import Gateway
+from helpers import wait_until
+from test_projects import MASTER
+
+playwright = pytest.importorskip("playwright.sync_api")
+SHOTS = Path(__file__).resolve().parents[1] / "bench" / "screenshots"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Debian's chromium is required in CI (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def console_gateway(fake_chat, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("console")
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/r.db", "master_key": MASTER}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=_chromium(), headless=True)
+        yield launched
+        launched.close()
+
+
+class Console:
+    """One signed-in browser tab; `problems` collects every console error, page error and
+    failed request, and each test ends by finding it empty."""
+
+    def __init__(self, browser, gw: Gateway, key: str, viewport: str = "desktop", scheme: str = "light") -> None:
+        self.gw = gw
+        self.context = browser.new_context(viewport=VIEWPORTS[viewport], color_scheme=scheme)
+        self.page = self.context.new_page()
+        self.page.set_default_timeout(10_000)
+        self.problems: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.problems.append(f"console: {message.text}"))
+        self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
+        self.page.on("requestfailed", lambda request: self.problems.append(f"failed: {request.url} {request.failure}"))
+        self.page.goto(gw.url + "/console")
+        self.page.get_by_label("API key").fill(key)
+        self.page.get_by_role("button", name="Sign in").click()
+        self.page.get_by_role("link", name="Playground").wait_for()
+
+    def visit(self, hash_: str) -> None:
+        self.page.goto(f"{self.gw.url}/console#/{hash_}")
+        self.page.wait_for_load_state("networkidle")
+
+    def shoot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
+
+    def close(self) -> None:
+        self.context.close()
+        assert self.problems == []
+
+
+def admin_key(gw: Gateway, project: str = "Console") -> str:
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    made = httpx.post(gw.url + "/v1/organization/projects", json={"name": project}, headers=headers).json()
+    return httpx.post(f"{gw.url}/v1/organization/projects/{made['id']}/api_keys", json={"name": "console"}, headers=headers).json()["value"]
+
+
+def test_the_playground_streams_with_its_event_timeline_and_goes_on(browser, console_gateway, fake_chat):
+    console = Console(browser, console_gateway, admin_key(console_gateway))
+    page = console.page
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Instructions").fill("Be kind.")
+    page.get_by_label("Input").fill("Say hello")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat").get_by_text("Hello, world!", exact=True).first.wait_for()
+    timeline = page.get_by_label("Event timeline")
+    timeline.get_by_text("response.completed", exact=True).wait_for()
+    types = timeline.locator("summary span:nth-child(2)").all_inner_texts()
+    assert types[0] == "response.created" and types[-1] == "response.completed" and types.count("response.output_text.delta") >= 2
+    first_id = page.locator(".chat a").first.inner_text()
+    page.get_by_text("Code for this run").click()
+    assert '"input":"Say hello"' in page.get_by_label("curl").text_content() and "client.responses.create(" in page.get_by_label("Python").text_content()
+    # the chat goes on through previous_response_id
+    page.get_by_label("Input").fill("And again")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat a").nth(1).wait_for()
+    assert f'"previous_response_id":"{first_id}"' in page.get_by_label("curl").text_content()
+    sent = fake_chat.requests[-1]["messages"]
+    assert [m["content"] for m in sent if m["role"] == "user"] == ["Say hello", "And again"]
+    console.shoot("playground-desktop-light")
+    console.close()
+
+
+def test_a_tool_call_is_a_card_that_takes_its_output(browser, console_gateway):
+    console = Console(browser, console_gateway, admin_key(console_gateway))
+    page = console.page
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Input").fill("Weather in Paris?")
+    tool = '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]'
+    page.get_by_label("Tools (JSON: function and MCP tools)").fill(tool)
+    page.evaluate("document.querySelector('form.panel select').append(new Option('mock-tool-single', 'mock-tool-single'))")
+    page.get_by_label("Model").select_option("mock-tool-single")
+    page.get_by_role("button", name="Run").click()
+    card = page.locator(".card").first
+    card.get_by_text("function call: get_weather").wait_for()
+    assert "Paris" in card.locator("pre").first.inner_text()
+    card.get_by_label("Tool output").fill("Sunny, 21°C")
+    page.get_by_label("Model").select_option("chat")
+    card.get_by_role("button", name="Send output").click()
+    page.locator(".chat a").nth(1).wait_for()
+    console.close()
+
+
+def test_stored_responses_and_conversations(browser, console_gateway):
+    key = admin_key(console_gateway, "Stored")
+    headers = {"Authorization": f"Bearer {key}"}
+    made = httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Stored once"}, headers=headers).json()
+    then = httpx.post(
+        console_gateway.url + "/v1/responses", json={"model": "mock-text", "input": "Another", "previous_response_id": made["id"]}, headers=headers
+    ).json()
+    conversation = httpx.post(
+        console_gateway.url + "/v1/conversations", json={"items": [{"type": "message", "role": "user", "content": "Hi there"}]}, headers=headers
+    ).json()
+    console = Console(browser, console_gateway, key)
+    page = console.page
+    console.visit("responses")
+    playwright.expect(page.locator("tbody tr")).to_have_count(2)  # this project's two, not the other tests' responses
+    page.get_by_label("Model").fill("chat")
+    page.get_by_role("button", name="Filter").click()
+    playwright.expect(page.locator("tbody tr")).to_have_count(1)
+    page.locator("tbody tr").first.click()
+    page.get_by_role("heading", name="Output").wait_for()
+    assert "Stored once" in page.locator("main").inner_text() and "Hello, world!" in page.locator("main").inner_text()
+    page.get_by_role("link", name=then["id"]).wait_for()  # the chain after it
+    console.shoot("response-desktop-light")
+    console.visit("conversations")
+    page.get_by_text(conversation["id"]).click()
+    page.get_by_text("Hi there").wait_for()
+    page.get_by_label("Metadata (JSON)").fill('{"topic": "greetings"}')
+    page.get_by_role("button", name="Save metadata").click()
+    page.get_by_text("Saved.").wait_for()
+    assert httpx.get(f"{console_gateway.url}/v1/conversations/{conversation['id']}", headers=headers).json()["metadata"] == {"topic": "greetings"}
+    console.visit(f"responses/{made['id']}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", name="Responses").wait_for()
+    assert httpx.get(f"{console_gateway.url}/v1/responses/{made['id']}", headers=headers).status_code == 404
+    console.close()
+
+
+def test_a_prompt_version_is_previewed_compared_and_used(browser, console_gateway, fake_chat):
+    console = Console(browser, console_gateway, admin_key(console_gateway, "Prompted"))
+    page = console.page
+    console.visit("prompts")
+    page.get_by_label("Id").fill("greeter")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_role("heading", name="greeter").wait_for()
+    preview = page.get_by_label("Rendered")
+    preview.wait_for()
+    assert "You are a librarian." in preview.inner_text() and "Tell me about maps." in preview.inner_text()
+    template = page.get_by_label("Template (edit, then save as a new version)")
+    template.fill(template.input_value().replace("Answer briefly.", "Answer in one line."))
+    page.get_by_role("button", name="Save as new version").click()
+    page.get_by_text("Default version 1 of 2").wait_for()
+    changed = [line for line in page.get_by_label("Difference").inner_text().splitlines() if line[:1] in "+-"]
+    assert [line[0] for line in changed] == ["-", "+"] and "Answer briefly." in changed[0] and "Answer in one line." in changed[1]
+    page.get_by_label("Default version").select_option("2")
+    page.get_by_role("button", name="Set default").click()
+    page.get_by_text("Default version 2 of 2").wait_for()
+    console.shoot("prompt-desktop-light")
+    console.visit("playground")
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Prompt").fill("greeter")
+    page.get_by_label("Variables (JSON)").fill('{"persona": "a pilot", "topic": "clouds"}')
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat").get_by_text("Hello, world!", exact=True).first.wait_for()
+    sent = fake_chat.requests[-1]["messages"]
+    assert sent[0]["content"] == "You are a pilot. Answer in one line." and sent[1]["content"] == "Tell me about clouds."
+    console.close()
+
+
+def test_keys_are_made_once_and_revoked(browser, console_gateway):
+    console = Console(browser, console_gateway, MASTER)
+    page = console.page
+    console.visit("keys")
+    page.get_by_label("Name").fill("Console team")
+    page.get_by_label("Requests per minute").fill("60")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("heading", name="Console team").wait_for()
+    page.get_by_label("Name").fill("laptop")
+    page.get_by_label("Allowed models (comma-separated)").fill("chat, mock-*")
+    page.get_by_role("button", name="Create key").click()
+    secret = page.get_by_label("New key")
+    secret.wait_for()
+    value = secret.inner_text()
+    assert value.startswith("sk-rj-")
+    assert httpx.get(console_gateway.url + "/v1/models", headers={"Authorization": f"Bearer {value}"}).status_code == 200
+    console.shoot("keys-desktop-light")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_role("button", name="Revoke").click()
+    page.get_by_text("No keys yet.").wait_for()
+    assert httpx.get(console_gateway.url + "/v1/models", headers={"Authorization": f"Bearer {value}"}).status_code == 401
+    console.close()
+
+
+def test_usage_is_plotted(browser, console_gateway):
+    headers = {"Authorization": f"Bearer {MASTER}"}
+    for _ in range(3):
+        httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Count me"}, headers=headers)
+
+    def recorded() -> bool:
+        return bool(httpx.get(console_gateway.url + "/v1/organization/usage", headers=headers).json()["data"])
+
+    assert wait_until(recorded, 10)
+    console = Console(browser, console_gateway, MASTER)
+    console.visit("usage")
+    charts = console.page.locator("svg.chart")
+    charts.first.wait_for()
+    assert charts.count() == 3 and console.page.locator("svg.chart rect").count() >= 3
+    assert "chat" in console.page.get_by_role("table").first.inner_text()  # latency percentiles from /metrics
+    console.close()
+
+
+@pytest.mark.parametrize("viewport", ["desktop", "phone"])
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_every_page_renders_cleanly(browser, console_gateway, viewport, scheme):
+    console = Console(browser, console_gateway, MASTER, viewport, scheme)
+    for name in ("playground", "responses", "conversations", "prompts", "keys", "usage"):
+        console.visit(name)
+        console.page.locator("main h1").first.wait_for()
+        console.shoot(f"{name}-{viewport}-{scheme}")
+    width = console.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= VIEWPORTS[viewport]["width"] + 1  # nothing runs off the side
+    console.close()
+
+
+def test_the_consoles_own_calls_keep_to_the_keys_project(console_gateway):
+    ours, theirs = ({"Authorization": f"Bearer {admin_key(console_gateway, name)}"} for name in ("Mine", "Not mine"))
+    url = console_gateway.url
+    made = httpx.post(url + "/v1/responses", json={"model": "chat", "input": "Mine"}, headers=ours).json()
+    httpx.post(url + "/v1/conversations", json={}, headers=ours)
+    httpx.post(url + "/v1/prompts", json={"id": "mine-only", "template": {"instructions": "Hi {{ who }}"}}, headers=ours)
+    assert [r["id"] for r in httpx.get(url + "/v1/console/responses", headers=ours).json()["data"]] == [made["id"]]
+    assert httpx.get(url + "/v1/console/responses", headers=theirs).json()["data"] == []
+    assert httpx.get(url + "/v1/console/conversations", headers=theirs).json()["data"] == []
+    assert len(httpx.get(url + "/v1/console/conversations", headers=ours).json()["data"]) == 1
+    assert httpx.get(url + "/v1/console/prompts/mine-only/versions", headers=theirs).status_code == 404
+    assert [v["version"] for v in httpx.get(url + "/v1/console/prompts/mine-only/versions", headers=ours).json()["data"]] == ["1"]
+    me = httpx.get(url + "/v1/console/me", headers=ours).json()
+    assert me["admin"] is False and me["project"].startswith("proj_") and me["key_id"].startswith("key_")
+    preview = httpx.post(url + "/v1/console/prompts/preview", json={"template": {"instructions": "Hi {{ who }}"}, "variables": {"who": "Ada"}}, headers=ours)
+    assert preview.json() == {"instructions": "Hi Ada", "input": []}
+    broken = httpx.post(url + "/v1/console/prompts/preview", json={"template": {"instructions": "{% for %}"}}, headers=ours)
+    assert broken.status_code == 400 and broken.json()["error"]["param"] == "template.instructions"
+    bad = httpx.get(url + "/v1/console/responses?status=nope&limit=5", headers=ours)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "status"
+    assert httpx.get(url + "/v1/console/responses").status_code == 401
+    assert httpx.get(url + "/console").headers["content-type"].startswith("text/html")  # the page itself needs no key
