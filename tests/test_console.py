@@ -234,7 +234,7 @@ def test_usage_is_plotted(browser, console_gateway):
     console.visit("usage")
     charts = console.page.locator("svg.chart")
     charts.first.wait_for()
-    assert charts.count() == 3 and console.page.locator("svg.chart rect").count() >= 3
+    assert charts.count() == 5 and console.page.locator("svg.chart rect").count() >= 5
     assert "chat" in console.page.get_by_role("table").first.inner_text()  # latency percentiles from /metrics
     console.close()
 

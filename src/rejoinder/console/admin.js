@@ -119,9 +119,9 @@ function bars(title, labels, series) {
   const names = Object.keys(series);
   const totals = labels.map((_, i) => names.reduce((sum, name) => sum + series[name][i], 0));
   const top = Math.max(1, ...totals);
-  const width = 640;
-  const height = 200;
-  const step = Math.min(60, (width - 50) / Math.max(1, labels.length));
+  const width = 360;
+  const height = 150;
+  const step = Math.min(48, (width - 50) / Math.max(1, labels.length));
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("viewBox", `0 0 ${width} ${height + 30}`);
   svg.setAttribute("class", "chart");
@@ -184,6 +184,7 @@ export function usage(main) {
   fill(charts, async () => {
     const byModel = await api("/organization/usage?group_by=day&group_by=model");
     const byKey = await api("/organization/usage?group_by=project&group_by=key_id");
+    const byDayKey = await api("/organization/usage?group_by=day&group_by=key_id");
     const days = [...new Set(byModel.data.map((r) => r.day))].sort();
     const models = [...new Set(byModel.data.map((r) => r.model))].sort();
     const series = (count) => Object.fromEntries(models.map((m) => [m, days.map((d) => byModel.data.filter((r) => r.day === d && r.model === m).reduce((s, r) => s + r[count], 0))]));
@@ -191,8 +192,20 @@ export function usage(main) {
     const metrics = await fetch("/metrics", { headers: { Authorization: `Bearer ${session.key}` } }).then((r) => (r.ok ? r.text() : ""));
     const latency = percentiles(metrics).filter((row) => row.total > 0);
     if (!days.length) return el("p.muted", {}, "No usage recorded yet (counts reach the database every few seconds).");
+    const keyNames = [...new Set(byDayKey.data.map((r) => r.key_id || "(master key)"))].sort();
+    const perKey = Object.fromEntries(keyNames.map((k) => [k, days.map((d) => byDayKey.data.filter((r) => r.day === d && (r.key_id || "(master key)") === k).reduce((s, r) => s + r.requests, 0))]));
+    const ms = (s) => Math.round(s * 1000);
+    const spread = { p50: latency.map((r) => ms(r.p50)), "p50 to p95": latency.map((r) => ms(r.p95) - ms(r.p50)) };
     return [
-      el("div.charts", {}, bars("Requests per day", days, series("requests")), bars("Tokens per day", days, tokens), bars("Errors per day", days, series("errors"))),
+      el(
+        "div.charts",
+        {},
+        bars("Requests per day", days, series("requests")),
+        bars("Tokens per day", days, tokens),
+        bars("Errors per day", days, series("errors")),
+        bars("Requests per key and day", days, perKey),
+        latency.length ? bars("Latency by model, ms (p50, then up to p95)", latency.map((r) => r.model), spread) : "",
+      ),
       el("h2", {}, "Latency by model (since this instance started)"),
       latency.length
         ? el("table", {}, el("thead", {}, el("tr", {}, ["Model", "Requests", "p50", "p95", "p99"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, latency.map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.total), [r.p50, r.p95, r.p99].map((s) => el("td", {}, `${(s * 1000).toFixed(0)} ms`))))))
