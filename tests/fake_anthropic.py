@@ -68,6 +68,51 @@ def _end(stop: str, output_tokens: int = 15) -> list[dict]:
 
 
 PING = {"type": "ping"}
+SEARCH_ID = "srvtoolu_014hJH82Qum7Td6UV8gDXThB"
+SEARCH_RESULTS = [
+    {
+        "type": "web_search_result",
+        "title": "Paris weather today",
+        "url": "https://weather.example/paris",
+        "encrypted_content": "EqgfCioIARgBIiQ3YTE",
+        "page_age": "April 30, 2025",
+    },
+    {"type": "web_search_result", "title": "Météo Paris", "url": "https://meteo.example/paris", "encrypted_content": "EpwBCioIARgBIiQz", "page_age": None},
+]
+CITATION = {
+    "type": "web_search_result_location",
+    "url": "https://weather.example/paris",
+    "title": "Paris weather today",
+    "encrypted_index": "Eo8BCioIAhgBIiQyYjQ",
+    "cited_text": "Sunny, 21°C in Paris this afternoon.",
+}
+
+
+def _search(index: int) -> list[dict]:
+    """Anthropic's server-side web search: its `server_tool_use` block, then its results."""
+    return [
+        {"type": "content_block_start", "index": index, "content_block": {"type": "server_tool_use", "id": SEARCH_ID, "name": "web_search", "input": {}}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": ""}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": '{"query": "weather'}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": ' in Paris"}'}},
+        {"type": "content_block_stop", "index": index},
+        {
+            "type": "content_block_start",
+            "index": index + 1,
+            "content_block": {"type": "web_search_tool_result", "tool_use_id": SEARCH_ID, "content": SEARCH_RESULTS},
+        },
+        {"type": "content_block_stop", "index": index + 1},
+    ]
+
+
+def _cited(index: int, text: str) -> list[dict]:
+    return [
+        {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": "", "citations": []}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "citations_delta", "citation": CITATION}},
+        {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}},
+        {"type": "content_block_stop", "index": index},
+    ]
+
 
 SCENARIOS: dict[str, list[dict]] = {
     "text": [_start(), *_text(0, "Hello", ", world", "!")[:1], PING, *_text(0, "Hello", ", world", "!")[1:], *_end("end_turn")],
@@ -100,6 +145,19 @@ SCENARIOS: dict[str, list[dict]] = {
     ],
     "max-tokens": [_start(), *_text(0, "Once upon a"), *_end("max_tokens", 4)],
     "refusal": [_start(), *_text(0, "I can't"), *_end("refusal", 2)],
+    "search": [
+        _start(),
+        *_text(0, "I'll search for that."),
+        *_search(1),
+        *_cited(3, "It is sunny and 21°C."),
+        *_text(4, " Enjoy!"),
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": 40, "server_tool_use": {"web_search_requests": 1}},
+        },
+        {"type": "message_stop"},
+    ],
     "midstream-error": [_start(), *_text(0, "Partial")[:2], {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}],
 }
 
@@ -132,6 +190,8 @@ def _assemble(events: list[dict]) -> dict:
                 block["thinking"] += delta["thinking"]
             elif delta["type"] == "signature_delta":
                 block["signature"] = delta["signature"]
+            elif delta["type"] == "citations_delta":
+                block["citations"] = [*block.get("citations", []), delta["citation"]]
             elif delta["type"] == "input_json_delta":
                 partial[event["index"]] = partial.get(event["index"], "") + delta["partial_json"]
         elif kind == "message_delta":

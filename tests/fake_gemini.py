@@ -27,7 +27,26 @@ def _chunk(parts: list[dict], finish: str | None = None, usage: dict | None = No
     return chunk
 
 
+GROUNDED = "Il fait beau à Paris"  # 20 characters, 21 bytes in UTF-8: Gemini's offsets are bytes
+GROUNDING = {
+    "webSearchQueries": ["météo Paris"],
+    "searchEntryPoint": {"renderedContent": "<style>.container{}</style><div class=container></div>"},
+    "groundingChunks": [{"web": {"uri": "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AbCdEf", "title": "meteo.example"}}],
+    "groundingSupports": [
+        {"segment": {"startIndex": 0, "endIndex": len(GROUNDED.encode()), "text": GROUNDED}, "groundingChunkIndices": [0], "confidenceScores": [0.97]}
+    ],
+}
+
+
+def _grounded() -> list[dict]:
+    """Google Search grounding: the answer, then its metadata on the last chunk's candidate."""
+    last = _chunk([{"text": " : 21°C."}], "STOP", USAGE)
+    last["candidates"][0]["groundingMetadata"] = GROUNDING
+    return [_chunk([{"text": GROUNDED}]), last]
+
+
 SCENARIOS: dict[str, list[dict]] = {
+    "search": _grounded(),
     "text": [_chunk([{"text": "Hello"}]), _chunk([{"text": ", world"}]), _chunk([{"text": "!"}], "STOP", USAGE)],
     "thinking": [
         _chunk([{"text": "Weighing the", "thought": True}]),
@@ -96,7 +115,10 @@ def _joined(chunks: list[dict]) -> dict:
             else:
                 parts.append(dict(part))
     final = chunks[-1]
-    return {**_chunk(parts, final["candidates"][0].get("finishReason"), final.get("usageMetadata"))}
+    joined = _chunk(parts, final["candidates"][0].get("finishReason"), final.get("usageMetadata"))
+    if "groundingMetadata" in final["candidates"][0]:
+        joined["candidates"][0]["groundingMetadata"] = final["candidates"][0]["groundingMetadata"]
+    return joined
 
 
 class FakeGemini(FakeServer):

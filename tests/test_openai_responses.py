@@ -117,12 +117,17 @@ FILE_SEARCH = {"type": "file_search", "vector_store_ids": ["vs_1"]}
 
 
 def test_hosted_tools_are_refused_or_dropped_where_nothing_runs_them(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses):
-    """By default web search is left out of the model's view (with a warning: agents offer it
-    always) and every other hosted tool is refused; a forced hosted tool is always refused."""
+    """By default web search is left out of the view of a model whose provider cannot search
+    (with a warning: agents offer it always) and every other hosted tool is refused; a forced
+    hosted tool is always refused. Anthropic and Gemini search on their side (see
+    tests/test_web_search.py)."""
     for model, fake in (("chat", fake_chat), ("claude-text", fake_anthropic), ("gemini-text", fake_gemini)):
         with pytest.raises(openai.BadRequestError) as error:
             multi.responses.create(model=model, input="x", tools=[WEATHER, FILE_SEARCH])
         assert error.value.body["param"] == "tools[1].type"
+    assert "google_search" in json.dumps(create(multi, model="gemini-text", input="x", tools=[WEATHER, WEB_SEARCH]) and fake_gemini.last())
+    assert "web_search_20250305" in json.dumps(create(multi, model="claude-text", input="x", tools=[WEATHER, WEB_SEARCH]) and fake_anthropic.last())
+    for model, fake in (("chat", fake_chat),):
         raw = multi.responses.with_raw_response.create(model=model, input="x", tools=[WEATHER, WEB_SEARCH])
         assert raw.headers["x-rejoinder-warning"] == "tools[1] (web_search_preview) was left out: this model's provider cannot run it"
         assert "web_search" not in json.dumps(fake.last()) and "get_weather" in json.dumps(fake.last())

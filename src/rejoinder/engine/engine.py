@@ -53,7 +53,7 @@ class Engine:
         if not principal.allows(params.model):
             raise ApiError(403, f"This API key may not use the model '{params.model}'.", param="model", code="model_not_allowed")
         project = principal.project
-        warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted and not deployment.provider.runs_hosted_tools else []
+        warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted else []
         check_sealed(request.items)
         remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
         if remembered is not None:
@@ -182,18 +182,21 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
     model's `hosted_tools` policy (default: drop web search, refuse the rest), left out of the
     model's view; what was left out, as warnings for the client and the log."""
     warnings = []
+    runs = deployment.provider.hosted_tool_types
     for index, tool in tools.hosted:
+        if tool["type"] in runs:
+            continue
         policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
         if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped
             raise invalid(
                 f"tools[{index}].type",
-                f"Tool type '{tool['type']}' runs on the upstream's side: only models served by the native Responses provider (openai) can use it"
-                " (or set the model's hosted_tools: drop).",
+                f"Tool type '{tool['type']}' runs on the upstream's side, and this model's provider cannot run it (or set the model's hosted_tools: drop).",
                 "unsupported_value",
             )
         warnings.append(f"tools[{index}] ({tool['type']}) was left out: this model's provider cannot run it")
-    tools.hosted = []
-    log.info("%s: %s", deployment.name, "; ".join(warnings))
+    tools.hosted = [(index, tool) for index, tool in tools.hosted if tool["type"] in runs]
+    if warnings:
+        log.info("%s: %s", deployment.name, "; ".join(warnings))
     return warnings
 
 

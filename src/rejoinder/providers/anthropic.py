@@ -1,14 +1,13 @@
-"""Anthropic's Messages API (`POST {base_url}/messages`), streaming and not.
-
-Out: instructions and every system/developer message become the top-level `system`; turns are
-merged so roles alternate; function calls become `tool_use` blocks and their outputs
-`tool_result` blocks in the next user turn; images and PDFs become `image` / `document` blocks;
-`reasoning.effort` becomes an extended-thinking budget; structured output becomes a tool the
-model is made to call, whose input is returned as plain `output_text`.
+"""Anthropic's Messages API (`POST {base_url}/messages`), streaming and not. The request body is
+`providers.anthropic_body`'s; structured output comes back from its tool as plain `output_text`.
 
 Back: `text`, `tool_use` and `thinking` blocks become text, tool-call and reasoning-summary
 blocks; a thinking block's signature (and any `redacted_thinking`) is sealed into the reasoning
 item's `encrypted_content` and replayed on the next turn, so tool use with thinking works.
+
+Web search is Anthropic's own server tool: its `server_tool_use` and `web_search_tool_result`
+blocks become a `web_search_call` item, and the text's citations `url_citation` annotations
+(see `providers.web_search`).
 """
 
 from __future__ import annotations
@@ -18,36 +17,21 @@ from typing import Any
 
 import orjson
 
-from rejoinder.protocol.errors import invalid
-from rejoinder.protocol.items import (
-    FunctionCall,
-    FunctionCallOutput,
-    InputFile,
-    InputImage,
-    InputText,
-    Message,
-    OutputText,
-    Reasoning,
-    message_text,
-    spoken_text,
-)
-from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
-from rejoinder.protocol.tools import NamedFunction
+from rejoinder.providers import web_search
+from rejoinder.providers.anthropic_body import COUNTED, messages_body
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.failures import read_json, stream_error
 from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, versioned
-from rejoinder.providers.state import seal, unseal
-from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
+from rejoinder.providers.state import seal
+from rejoinder.providers.web_search import Searches, citation
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 VERSION = "2023-06-01"
-DEFAULT_MAX_TOKENS = 8192
-THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
 _STOP = {"max_tokens": "length", "model_context_window_exceeded": "length", "tool_use": "tool_calls", "refusal": "content_filter"}
 
 
 class Anthropic:
-    runs_hosted_tools = False
+    hosted_tool_types = web_search.HOSTED_TOOL_TYPES
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.url = versioned(base_url or DEFAULT_BASE_URL, "v1") + "/messages"
@@ -60,7 +44,7 @@ class Anthropic:
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         body, format_tool = messages_body(request)
         async with self.upstream.call(self.url, orjson.dumps(body), request.stream) as reply:
-            translator = _Translator(format_tool)
+            translator = _Translator(format_tool, Searches(request.settings.include))
             if not request.stream:
                 yield translator.message(read_json(await reply.body()))
                 return
@@ -70,18 +54,20 @@ class Anthropic:
     async def count_tokens(self, request: ModelRequest) -> int:
         """Anthropic's own count (`/v1/messages/count_tokens`) of the request as it would go."""
         body, _ = messages_body(request)
-        return await self.upstream.count(self.url + "/count_tokens", {key: body[key] for key in _COUNTED if key in body}, "input_tokens")
+        return await self.upstream.count(self.url + "/count_tokens", {key: body[key] for key in COUNTED if key in body}, "input_tokens")
 
 
 class _Translator(EndsWithAnEvent):
     """Messages API content blocks → deltas, keyed by the block's `index`."""
 
-    def __init__(self, format_tool: str | None) -> None:
+    def __init__(self, format_tool: str | None, searches: Searches) -> None:
         self.format_tool = format_tool
+        self.searches = searches
         self.blocks: dict[int, dict[str, Any]] = {}  # index → {"kind", "text" chunks, "signature", …}
         self.usage = Usage()
         self.stop = "stop"
         self.called_tool = False
+        self.queries: dict[str, list[str]] = {}  # a search's id → its query, once its block ended
 
     def event(self, event: dict[str, Any], secret: str | None) -> list[Delta]:
         kind = event.get("type")
@@ -114,8 +100,10 @@ class _Translator(EndsWithAnEvent):
             elif kind == "thinking":
                 out += self._delta(index, {"type": "thinking_delta", "thinking": block.get("thinking", "")})
                 out += self._delta(index, {"type": "signature_delta", "signature": block.get("signature", "")})
-            elif kind == "tool_use":
+            elif kind in ("tool_use", "server_tool_use"):
                 out += self._delta(index, {"type": "input_json_delta", "partial_json": orjson.dumps(block.get("input") or {}).decode()})
+            for found in block.get("citations") or () if kind == "text" else ():
+                out += self._delta(index, {"type": "citations_delta", "citation": found})
             out += self._stop(index)
         self._usage(message.get("usage") or {})
         self.stop = _STOP.get(message.get("stop_reason") or "", "stop")
@@ -139,8 +127,21 @@ class _Translator(EndsWithAnEvent):
                 return [BlockStart(name, "text")]
             self.called_tool = True
             return [BlockStart(name, "tool_call", call_id=block.get("id", ""), name=block.get("name", ""))]
-        state["kind"] = "ignored"  # server tools and their results are not modelled here
+        if kind == "server_tool_use" and block.get("name") == "web_search":
+            state["kind"], state["id"] = "search", block.get("id", "")
+            return self.searches.start(state["id"])
+        if kind == "web_search_tool_result":
+            state["kind"] = "ignored"
+            return self._searched(block)
+        state["kind"] = "ignored"  # other server tools and their results are not modelled here
         return []
+
+    def _searched(self, block: dict[str, Any]) -> list[Delta]:
+        """A web search's results: the call it answers ends (failed when Anthropic says so)."""
+        key = block.get("tool_use_id", "")
+        results = block.get("content")
+        urls = [r["url"] for r in results if isinstance(r, dict) and isinstance(r.get("url"), str)] if isinstance(results, list) else []
+        return self.searches.end(key, self.queries.pop(key, []), urls, failed=not isinstance(results, list))
 
     def _delta(self, index: int, delta: dict[str, Any]) -> list[Delta]:
         state = self.blocks.get(index)
@@ -158,6 +159,11 @@ class _Translator(EndsWithAnEvent):
         )
         if kind == "signature_delta":
             state["signature"] += delta.get("signature", "")
+        if kind == "citations_delta" and isinstance(delta.get("citation"), dict) and isinstance(delta["citation"].get("url"), str):
+            state.setdefault("citations", []).append(delta["citation"])
+        if state["kind"] == "search":  # its query, read whole when the block ends
+            state["chunks"].append(text or "")
+            return []
         if not text:
             return []
         state["chunks"].append(text)
@@ -176,7 +182,13 @@ class _Translator(EndsWithAnEvent):
             return [BlockEnd(name), ReasoningEnd(seal("anthropic", [block]))]
         if kind == "tool_use" and not state["chunks"]:
             return [BlockDelta(name, "{}"), BlockEnd(name)]  # a call without arguments
-        return [BlockEnd(name)]
+        if kind == "search":
+            query = _query("".join(state["chunks"]))
+            self.queries[state["id"]] = [query] if isinstance(query, str) else []
+            return []
+        length = len("".join(state["chunks"]))
+        cited = [citation(name, c["url"], c.get("title") or "", 0, length) for c in state.get("citations", ())]
+        return [*cited, BlockEnd(name)]
 
     def _usage(self, usage: dict[str, Any]) -> None:
         read = usage.get("cache_read_input_tokens") or 0
@@ -195,124 +207,10 @@ class _Translator(EndsWithAnEvent):
         return Finish(reason, self.usage)  # type: ignore[arg-type]
 
 
-_COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking")
-
-
-def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
-    """The Messages API request, and the name of the structured-output tool if one is used."""
-    params = request.settings
-    system, messages = _conversation(request)
-    body: dict[str, Any] = {"model": request.upstream_model, "messages": messages}
-    max_tokens = params.max_output_tokens
-    effort = params.reasoning.effort if params.reasoning else None
-    budget = THINKING_BUDGET.get(effort or "")
-    if budget is not None:
-        max_tokens = max_tokens or budget + DEFAULT_MAX_TOKENS
-        budget = min(budget, max_tokens - 1)
-        if budget < 1024:  # below Anthropic's minimum budget: answer without thinking
-            budget = None
-    body["max_tokens"] = max_tokens or DEFAULT_MAX_TOKENS
-    if budget is not None:
-        body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-    else:  # Anthropic refuses sampling settings alongside thinking
-        if params.temperature is not None:
-            body["temperature"] = params.temperature
-        if params.top_p is not None:
-            body["top_p"] = params.top_p
-    chosen = sampling(params, "anthropic", ("stop",))
-    if "stop" in chosen:
-        body["stop_sequences"] = chosen["stop"]
-    user = params.safety_identifier or params.user
-    if user:
-        body["metadata"] = {"user_id": user}
-    if request.stream:
-        body["stream"] = True
-    format_tool = _tools(params, body, thinking=budget is not None)
-    if system:
-        body["system"] = "\n\n".join(system)
-    return body, format_tool
-
-
-def _tools(params: Any, body: dict[str, Any], thinking: bool) -> str | None:
-    tools, choice = offered_tools(params)
-    declared = [
-        {"name": t.name, **({"description": t.description} if t.description else {}), "input_schema": t.parameters or {"type": "object", "properties": {}}}
-        for t in tools
-    ]
-    fmt = params.text.format if params.text is not None else None
-    format_tool = None
-    if isinstance(fmt, (TextFormatJsonSchema, TextFormatJsonObject)):
-        format_tool = fmt.name if isinstance(fmt, TextFormatJsonSchema) else "json_response"
-        schema = fmt.schema if isinstance(fmt, TextFormatJsonSchema) else {"type": "object"}
-        description = (fmt.description if isinstance(fmt, TextFormatJsonSchema) else None) or "Give the final answer as this tool's input."
-        declared.append({"name": format_tool, "description": description, "input_schema": schema})
-    if not declared:
+def _query(text: str) -> Any:
+    """A web search's query, from its input as streamed (anything unreadable: none)."""
+    try:
+        found = orjson.loads(text or "{}")
+    except orjson.JSONDecodeError:
         return None
-    body["tools"] = declared
-    if format_tool and not tools and not thinking:
-        body["tool_choice"] = {"type": "tool", "name": format_tool}
-        return format_tool
-    if choice == "none" and format_tool:
-        choice = "auto"  # the structured answer still arrives through its tool
-    tool_choice: dict[str, Any] = (
-        {"type": "tool", "name": choice.name} if isinstance(choice, NamedFunction) else {"type": {"auto": "auto", "required": "any", "none": "none"}[choice]}
-    )
-    if thinking and tool_choice["type"] in ("any", "tool"):
-        tool_choice = {"type": "auto"}  # Anthropic allows only auto or none with thinking
-    if params.parallel_tool_calls is False and tool_choice["type"] != "none":
-        tool_choice["disable_parallel_tool_use"] = True
-    body["tool_choice"] = tool_choice
-    return format_tool
-
-
-def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]]]:
-    system = [request.settings.instructions] if request.settings.instructions else []
-    messages: list[dict[str, Any]] = []
-
-    def add(role: str, blocks: list[dict[str, Any]]) -> None:
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].extend(blocks)
-        else:
-            messages.append({"role": role, "content": blocks})
-
-    for item in request.items:
-        if isinstance(item, Message):
-            if item.role in ("system", "developer"):
-                system.append(message_text(item.content))
-            elif item.role == "assistant":
-                text = spoken_text(item.content)
-                if text:
-                    add("assistant", [{"type": "text", "text": text}])
-            else:
-                add("user", [_block(part) for part in item.content])
-        elif isinstance(item, FunctionCall):
-            add("assistant", [{"type": "tool_use", "id": item.call_id, "name": item.name, "input": arguments(item.arguments)}])
-        elif isinstance(item, FunctionCallOutput):
-            output = item.output if isinstance(item.output, str) else [_block(part) for part in item.output]
-            add("user", [{"type": "tool_result", "tool_use_id": item.call_id, "content": output}])
-        elif isinstance(item, Reasoning):
-            blocks = unseal("anthropic", item.encrypted_content if isinstance(item.encrypted_content, str) else None)
-            if blocks:
-                add("assistant", blocks)
-    return system, messages
-
-
-def _block(part: Any) -> dict[str, Any]:
-    if isinstance(part, (InputText, OutputText)):
-        return {"type": "text", "text": part.text}
-    if isinstance(part, InputImage):
-        if not isinstance(part.image_url, str):
-            raise invalid("input", "Images must be sent by 'image_url' (a URL or a data URL) for this model.", "unsupported_value")
-        inline = data_url(part.image_url)
-        source = {"type": "base64", "media_type": inline[0], "data": inline[1]} if inline else {"type": "url", "url": part.image_url}
-        return {"type": "image", "source": source}
-    if isinstance(part, InputFile):
-        if isinstance(part.file_data, str):
-            inline = data_url(part.file_data)
-            if inline is None:
-                raise invalid("input", "'file_data' must be a base64 data URL.")
-            return {"type": "document", "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
-        if isinstance(part.file_url, str):
-            return {"type": "document", "source": {"type": "url", "url": part.file_url}}
-        raise invalid("input", "Files must be sent as 'file_data' or 'file_url' for this model.", "unsupported_value")
-    raise invalid("input", f"Content of type '{type(part).__name__}' cannot be sent to this model.", "unsupported_value")
+    return found.get("query") if isinstance(found, dict) else None

@@ -142,7 +142,7 @@ class Provider(Protocol):
     """One upstream wire protocol. `stream` yields non-empty batches of deltas and raises
     `ApiError` for any upstream failure; `count_tokens` too."""
 
-    runs_hosted_tools: bool  # can run web search, file search, MCP … on its own side
+    hosted_tool_types: frozenset[str]  # the hosted tools (web search, file search, MCP …) it runs on its own side
 
     def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]: ...
 

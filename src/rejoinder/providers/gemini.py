@@ -37,11 +37,13 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.protocol.tools import NamedFunction
+from rejoinder.providers import web_search
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.failures import cut_short, read_json, stream_error
 from rejoinder.providers.http import Limits, Upstream, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
+from rejoinder.providers.web_search import Searches, citation
 
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com/v1beta"
 THINKING_BUDGET = {"none": 0, "minimal": 512, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 32768}
@@ -49,7 +51,7 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 
 
 class Gemini:
-    runs_hosted_tools = False
+    hosted_tool_types = web_search.HOSTED_TOOL_TYPES  # Google Search grounding
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.base = versioned(base_url or DEFAULT_BASE_URL, "v1beta")
@@ -63,7 +65,7 @@ class Gemini:
         model = quote(request.upstream_model, safe="")
         url = f"{self.base}/models/{model}:streamGenerateContent?alt=sse" if request.stream else f"{self.base}/models/{model}:generateContent"
         async with self.upstream.call(url, orjson.dumps(contents_body(request)), request.stream) as reply:
-            translator = _Translator()
+            translator = _Translator(Searches(request.settings.include))
             if not request.stream:
                 yield translator.chunk(self._checked(read_json(await reply.body()))) + translator.finish()
                 return
@@ -87,7 +89,10 @@ class _Translator:
     """Candidate parts → deltas. Text and thought text stream across chunks into one open
     block each; a function call arrives whole in one part."""
 
-    def __init__(self) -> None:
+    def __init__(self, searches: Searches) -> None:
+        self.searches = searches
+        self.grounding: dict[str, Any] | None = None  # the candidate's groundingMetadata: it searched
+        self.text = ""  # the open text block's text, for the grounding's byte offsets
         self.run = TextRun()
         self.usage = Usage()
         self.reason: str | None = None
@@ -127,13 +132,36 @@ class _Translator:
                     out += self.run.close() + [ReasoningEnd(seal("gemini", {"signature": signature}))]
                 continue
             if part.get("text"):
+                if self.run.open is None or self.run.open[0] != "text":
+                    self.text = ""
+                self.text += part["text"]
                 out += self.run.add("text", part["text"])
             if signature:
                 self.late_signature = signature
+        if candidate.get("groundingMetadata"):
+            self.grounding = candidate["groundingMetadata"]
         finish = candidate.get("finishReason")
         if finish:
             self.done = True
             self.reason = "length" if finish == "MAX_TOKENS" else "content_filter" if finish in _FILTERED else "stop"
+        return out
+
+    def _citations(self) -> list[Delta]:
+        """The grounding's supports as `url_citation`s on the open text block (Gemini counts
+        their offsets in UTF-8 bytes of the text)."""
+        if self.grounding is None or self.run.open is None or self.run.open[0] != "text":
+            return []
+        encoded = self.text.encode()
+        chunks = [chunk.get("web") or {} for chunk in self.grounding.get("groundingChunks") or ()]
+        out: list[Delta] = []
+        for support in self.grounding.get("groundingSupports") or ():
+            segment = support.get("segment") or {}
+            start = len(encoded[: segment.get("startIndex") or 0].decode(errors="ignore"))
+            end = len(encoded[: segment.get("endIndex") or 0].decode(errors="ignore"))
+            for index in support.get("groundingChunkIndices") or ():
+                web = chunks[index] if isinstance(index, int) and 0 <= index < len(chunks) else {}
+                if isinstance(web.get("uri"), str):
+                    out.append(citation(self.run.open[1], web["uri"], web.get("title") or "", start, end))
         return out
 
     def _usage(self, meta: dict[str, Any]) -> None:
@@ -148,7 +176,11 @@ class _Translator:
     def finish(self) -> list[Delta]:
         if self.reason is None:
             raise cut_short()
-        out = self.run.close()
+        out = self._citations() + self.run.close()
+        if self.grounding is not None:
+            sources = [chunk.get("web") or {} for chunk in self.grounding.get("groundingChunks") or ()]
+            queries = [query for query in self.grounding.get("webSearchQueries") or () if isinstance(query, str)]
+            out += self.searches.end("grounding", queries, [web["uri"] for web in sources if isinstance(web.get("uri"), str)])
         if self.late_signature:
             out.append(ReasoningEnd(seal("gemini", {"signature": self.late_signature})))
         reason = "tool_calls" if self.reason == "stop" and self.called_tool else self.reason
@@ -189,8 +221,10 @@ def contents_body(request: ModelRequest) -> dict[str, Any]:
     if config:
         body["generationConfig"] = config
     tools, choice = offered_tools(params)
+    if web_search.wants_search(params.hosted_tools) is not None:
+        body["tools"] = [{"google_search": {}}]
     if tools:
-        body["tools"] = [{"functionDeclarations": [_declaration(tool) for tool in tools]}]
+        body.setdefault("tools", []).append({"functionDeclarations": [_declaration(tool) for tool in tools]})
         calling: dict[str, Any] = {"mode": "ANY" if choice == "required" or isinstance(choice, NamedFunction) else "NONE" if choice == "none" else "AUTO"}
         if isinstance(choice, NamedFunction):
             calling["allowedFunctionNames"] = [choice.name]

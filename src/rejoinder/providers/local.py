@@ -62,7 +62,7 @@ def available() -> bool:
 
 
 class LocalModel:
-    runs_hosted_tools = False
+    hosted_tool_types: frozenset[str] = frozenset()
 
     def __init__(self, model_path: str, context_tokens: int = 4096, threads: int | None = None) -> None:
         self.model_path = model_path

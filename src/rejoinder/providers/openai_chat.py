@@ -94,7 +94,7 @@ _FINISH = {"stop": "stop", "length": "length", "content_filter": "content_filter
 class OpenAIChat:
     """A deployment reached over `POST {base_url}/chat/completions`."""
 
-    runs_hosted_tools = False
+    hosted_tool_types: frozenset[str] = frozenset()
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         base_url = base_url or DEFAULT_BASE_URL

@@ -15,7 +15,7 @@ import msgspec
 import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
-from rejoinder.protocol.tools import AllowedTools, NamedFunction
+from rejoinder.protocol.tools import HOSTED_TOOL_TYPES, AllowedTools, NamedFunction
 from rejoinder.providers.base import (
     Annotation,
     BlockDelta,
@@ -51,7 +51,7 @@ _HOSTED_EVENTS = (
 
 
 class OpenAIResponses:
-    runs_hosted_tools = True  # web search, file search, MCP … run on the upstream's side
+    hosted_tool_types = HOSTED_TOOL_TYPES  # web search, file search, MCP … run on the upstream's side
 
     def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/responses"
