@@ -285,6 +285,13 @@ class FakeChat(FakeServer):
         if model == "json-flaky":  # output that misses its schema every other time (the count is `flaky`)
             self.flaky += 1
             chunks = SCENARIOS["json"] if self.flaky % 2 == 0 else _text('{"city": 5}')
+        if model == "searcher":  # search the web (the gateway's web_search function), then answer from the results
+            answered = any(message.get("role") == "tool" for message in body["messages"])
+            asked = json.dumps(body["messages"][-1].get("content"))
+            query = '{"query": "fail please"}' if "fail" in asked else '{"query": "weather in Oslo"}'
+            chunks = (
+                _text("Oslo: ", "18C, clear.") if answered else [_call_start(0, "call_ws1", "web_search"), _call_args(0, query), *SCENARIOS["tool-single"][-1:]]
+            )
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(message.get("role") == "tool" for message in body["messages"])
             chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]

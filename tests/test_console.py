@@ -54,7 +54,7 @@ class Console:
         self.gw = gw
         self.context = browser.new_context(viewport=VIEWPORTS[viewport], color_scheme=scheme)
         self.page = self.context.new_page()
-        self.page.set_default_timeout(10_000)
+        self.page.set_default_timeout(20_000)
         self.problems: list[str] = []
         self.page.on("console", lambda message: message.type == "error" and self.problems.append(f"console: {message.text}"))
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
@@ -62,10 +62,15 @@ class Console:
         self.page.goto(gw.url + "/console")
         self.page.get_by_label("API key").fill(key)
         self.page.get_by_role("button", name="Sign in").click()
-        self.page.get_by_role("link", name="Playground").wait_for()
+        self.page.get_by_role("heading", name="Playground").wait_for()
 
     def visit(self, hash_: str) -> None:
+        """Go to a page (`#/name[/id]`) and wait until its heading shows."""
         self.page.goto(f"{self.gw.url}/console#/{hash_}")
+        self.page.wait_for_function(
+            "(name) => document.querySelector('nav a[aria-current=page]')?.getAttribute('href') === '#/' + name", arg=hash_.split("/")[0]
+        )
+        self.page.locator("main h1").first.wait_for()
         self.page.wait_for_load_state("networkidle")
 
     def shoot(self, name: str) -> None:

@@ -91,6 +91,16 @@ class WebSocketConfig(Struct, forbid_unknown_fields=True, frozen=True):
     max_frame_bytes: int | None = None  # a client frame's size limit (default: max_body_bytes)
 
 
+class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """The search backend the gateway runs web search against, for models whose provider
+    cannot search (see `engine.searching`)."""
+
+    backend: Literal["searxng"]
+    url: str  # the instance's base URL (its settings must enable the json format)
+    max_results: int = 5
+    timeout: float = 10.0  # seconds a search may take
+
+
 class KeyConfig(Struct, forbid_unknown_fields=True):
     """An API key declared in the file (GitOps): its value comes from the environment."""
 
@@ -149,6 +159,7 @@ class Config(Struct, forbid_unknown_fields=True):
     prompts_dir: str | None = None  # YAML prompt templates with explicit versions, read again on SIGHUP
     webhooks: list[WebhookConfig] = []
     projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
+    web_search: WebSearchConfig | None = None  # the gateway searches for models whose provider cannot
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 
@@ -245,6 +256,9 @@ def check(config: Config) -> None:
         if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
             raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
     _check_projects(config.projects)
+    search = config.web_search
+    if search is not None and (not search.url.startswith(("http://", "https://")) or search.max_results < 1 or search.timeout <= 0):
+        raise ConfigError("web_search: url must be http(s)://…, max_results at least 1 and timeout above 0")
     if not config.database_url.startswith(("sqlite", "postgres")):
         raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")
 

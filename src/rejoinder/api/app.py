@@ -28,6 +28,7 @@ from rejoinder.engine.feed import open_feed
 from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
+from rejoinder.engine.searching import SearXNG
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.response import Deleted, Model, ModelList, encode_body, parse_include, view
@@ -228,7 +229,8 @@ def create_app(config: Config) -> web.Application:
     state.use(Keyring(sealing_secrets(config) or [store.generated_secret("encrypted_content")]))
     app[ROUTER] = router
     app[STORE] = store
-    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations)
+    search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
+    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)

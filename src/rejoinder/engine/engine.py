@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from rejoinder.engine import compaction
+from rejoinder.engine import compaction, searching
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.fitting import exceeds, fit
@@ -24,6 +24,7 @@ from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Journal, Run, encode, settled
+from rejoinder.engine.searching import Backend
 from rejoinder.engine.validated import validated
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
@@ -37,9 +38,10 @@ log = logging.getLogger("rejoinder.engine")
 
 
 class Engine:
-    def __init__(self, router: Router, store: Store, create_missing_conversations: bool = False) -> None:
+    def __init__(self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None) -> None:
         self.router = router
         self.store = store
+        self.search = search  # the gateway's own web search, for providers that cannot search
         self.history = History(store, create_missing_conversations)
 
     async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None) -> Turn:
@@ -53,7 +55,7 @@ class Engine:
         if not principal.allows(params.model):
             raise ApiError(403, f"This API key may not use the model '{params.model}'.", param="model", code="model_not_allowed")
         project = principal.project
-        warnings = _without_hosted_tools(request.tools, deployment) if request.tools.hosted else []
+        warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         check_sealed(request.items)
         remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
         if remembered is not None:
@@ -114,7 +116,8 @@ class Engine:
                 await settled(begun)
                 await self.store.delete(response["id"], principal.project)
             raise
-        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()))
+        search = self.search if request.tools.searched else None
+        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search)
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -177,14 +180,20 @@ def settings(request: Request) -> Settings:
 _SETTINGS_FROM_BODY = tuple(name for name in Settings.__struct_fields__ if name not in ("include", "function_tools", "choice", "hosted_tools"))
 
 
-def _without_hosted_tools(tools: Tools, deployment: Deployment) -> list[str]:
-    """Hosted tools on a provider that cannot run them: each is refused (a 400) or, by the
-    model's `hosted_tools` policy (default: drop web search, refuse the rest), left out of the
-    model's view; what was left out, as warnings for the client and the log."""
+def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) -> list[str]:
+    """Hosted tools on a provider that cannot run them: web search is run by the gateway when it
+    `searches` (a backend is configured); any other is refused (a 400) or, by the model's
+    `hosted_tools` policy (default: drop web search, refuse the rest), left out of the model's
+    view; what was left out, as warnings for the client and the log."""
     warnings = []
     runs = deployment.provider.hosted_tool_types
     for index, tool in tools.hosted:
         if tool["type"] in runs:
+            continue
+        own = searches and tool["type"] in WEB_SEARCH_TOOL_TYPES and not isinstance(tools.choice, dict)
+        if own and (tools.searched or all(function.name != searching.TOOL_NAME for function in tools.functions)):
+            if not tools.searched:
+                tools.functions, tools.searched = [*tools.functions, searching.TOOL], True
             continue
         policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
         if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped

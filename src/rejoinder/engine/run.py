@@ -18,10 +18,13 @@ import orjson
 
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
+from rejoinder.engine.context import model_view
+from rejoinder.engine.searching import MAX_ROUNDS, Backend, Round, added, summed
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.items import encode_item
+from rejoinder.protocol.items import decode_item, encode_item
 from rejoinder.protocol.request import Request
-from rejoinder.providers.base import Delta, Finish
+from rejoinder.providers.base import Delta, Finish, Usage
+from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
 
@@ -81,6 +84,7 @@ class Run:
         rest: AsyncIterator[list[Delta]],
         journal: Journal | None = None,
         timing: tuple[float, float] = (0.0, 0.0),
+        search: Backend | None = None,
     ) -> None:
         self.store = store
         self.principal = principal  # whose it is: its project owns what it stores
@@ -102,6 +106,14 @@ class Run:
         self.steerable = False  # between the first flush and the upstream's end (see `interject`)
         self.interjections: list[tuple[str, dict[str, Any]]] = []
         self.sequence = 0  # the number its next event would take, once it has finished
+        # web search run by the gateway (see `engine.searching`): the turn's searches, the model
+        # request the next turn extends, what earlier turns used, and where this turn's output began
+        self.search = search
+        self.round = Round(Searches(list(self.params.include or ()))) if search is not None else None
+        self.model_request = turn.model_request
+        self.spent = Usage()
+        self.rounds = 0
+        self.turn_start = 0
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -143,17 +155,22 @@ class Run:
             if self.begun is not None and not whole:
                 await settled(self.begun)
             builder.begin(queued=self.journal is not None)
-            for delta in self.first:
-                builder.apply(delta)
-            if not whole:
+            searched = await self._apply(builder, self.first)
+            if not whole or searched:
+                if self.begun is not None:
+                    await settled(self.begun)
                 self.steerable = True
                 await flush()
-                async for batch in self.rest:
-                    for delta in batch:
-                        builder.apply(delta)
-                    if self.interjections:
+                while True:
+                    searched = False
+                    async for batch in self.rest:
+                        searched = await self._apply(builder, batch)
+                        if searched or self.interjections:
+                            break
+                        await flush()
+                    if not searched:
                         break
-                    await flush()
+                    await flush()  # the searches' results, then the next model turn
             self.steerable = False
             for type_, fields in self.interjections:
                 builder.announce(type_, fields)
@@ -198,6 +215,38 @@ class Run:
         if failure is not None and sink is None:
             raise failure
         return encoded
+
+    async def _apply(self, builder: Builder, batch: list[Delta]) -> bool:
+        """Apply an upstream batch. With the gateway searching, a turn that ends in search calls
+        is answered instead of ending the response: True, and `rest` is the next turn's stream."""
+        for delta in batch:
+            if self.round is None:
+                builder.apply(delta)
+                continue
+            if isinstance(delta, Finish):
+                if self.round.done():
+                    if self.rounds < MAX_ROUNDS:
+                        await self._search(builder, delta)
+                        return True
+                    for given_up in self.round.give_up():
+                        builder.apply(given_up)
+                delta = summed(delta, self.spent)  # the response's usage: every turn's
+            for shown in self.round.filter(delta):
+                builder.apply(shown)
+        return False
+
+    async def _search(self, builder: Builder, finish: Finish) -> None:
+        """Run the turn's searches, then call the model again with their results."""
+        self.spent = added(self.spent, finish.usage)
+        deltas, answers = await self.round.answer(self.search)  # type: ignore[union-attr, arg-type]
+        for delta in deltas:
+            builder.apply(delta)
+        said = [decode_item(encode(item)) for item in builder.output[self.turn_start :] if item["type"] != "web_search_call"]
+        self.model_request = msgspec.structs.replace(self.model_request, items=[*self.model_request.items, *model_view(said), *answers])
+        self.turn_start = len(builder.output)
+        self.rounds += 1
+        await self.rest.aclose()
+        self.rest = aiter(self.deployment.provider.stream(self.model_request))
 
     def interject(self, type_: str, fields: dict[str, Any]) -> bool:
         """Steering (WebSocket mode): emit this event in the run's own order, then end the run
