@@ -158,6 +158,11 @@ SCENARIOS: dict[str, list[dict]] = {
         },
         {"type": "message_stop"},
     ],
+    "search-cut": [
+        _start(),
+        *_search(0)[:3],
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+    ],
     "midstream-error": [_start(), *_text(0, "Partial")[:2], {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}],
 }
 

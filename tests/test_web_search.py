@@ -56,6 +56,12 @@ def test_anthropic_search_without_streaming_and_without_sources(multi, fake_anth
     assert all(block["type"] == "text" for message in history for block in message["content"])
 
 
+def test_a_search_cut_short_ends_failed(multi):
+    events = stream(multi, model="claude-search-cut", input="Weather in Paris?", tools=[{"type": "web_search"}])
+    assert types(events)[-1] == "response.failed"
+    assert [item["status"] for item in _calls(events[-1]["response"])] == ["failed"]  # the spec's statuses have no "incomplete"
+
+
 def test_gemini_grounds_with_google_search(multi, fake_gemini):
     events = stream(multi, model="gemini-search", input="Météo à Paris ?", tools=[{"type": "web_search"}], include=["web_search_call.action.sources"])
     assert fake_gemini.last()["tools"] == [{"google_search": {}}]

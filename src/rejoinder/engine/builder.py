@@ -277,8 +277,9 @@ class Builder:
         self.blocks.clear()
         self._close(status)
         for output_index in self.hosted.values():  # hosted items the upstream never finished
-            if self.output[output_index].get("status") == "in_progress":
-                self._done_item(self.output[output_index], output_index, "incomplete")
+            item = self.output[output_index]
+            if item.get("status") == "in_progress":
+                self._done_item(item, output_index, "failed" if item.get("type") == "web_search_call" else "incomplete")  # its statuses lack incomplete
 
     def _finish(self, finish: Finish) -> None:
         counts = usage(finish.usage or Usage())
