@@ -210,8 +210,8 @@ def test_keys_are_made_once_and_revoked(browser, console_gateway):
     page.get_by_label("Requests per minute").fill("60")
     page.get_by_role("button", name="Create project").click()
     page.get_by_role("heading", name="Console team").wait_for()
-    page.get_by_label("Name").fill("laptop")
-    page.get_by_label("Allowed models (comma-separated)").fill("chat, mock-*")
+    page.get_by_label("Name", exact=True).fill("laptop")
+    page.get_by_label("Allowed models (comma-separated)", exact=True).fill("chat, mock-*")
     page.get_by_role("button", name="Create key").click()
     secret = page.get_by_label("New key")
     secret.wait_for()
@@ -219,6 +219,17 @@ def test_keys_are_made_once_and_revoked(browser, console_gateway):
     assert value.startswith("sk-rj-")
     assert httpx.get(console_gateway.url + "/v1/models", headers={"Authorization": f"Bearer {value}"}).status_code == 200
     console.shoot("keys-desktop-light")
+    page.get_by_text("Edit project").click()
+    page.get_by_label("Project's requests per minute").fill("")  # lifted
+    page.get_by_label("Project's tokens per minute").fill("5000")
+    page.get_by_role("button", name="Save project").click()
+    page.get_by_text("tpm 5000").wait_for()
+    project = next(
+        p
+        for p in httpx.get(console_gateway.url + "/v1/organization/projects?limit=100", headers={"Authorization": f"Bearer {MASTER}"}).json()["data"]
+        if p["name"] == "Console team"
+    )
+    assert project.get("rpm") is None and project["tpm"] == 5000
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Revoke").click()
     page.get_by_text("No keys yet.").wait_for()

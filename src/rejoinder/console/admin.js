@@ -4,19 +4,22 @@ import { api, el, errorBox, field, fill, session, when } from "./app.js";
 
 const COLORS = ["#3b7ddd", "#e0793a", "#2f9e69", "#b0479b", "#c9a227", "#5a6ee0", "#d24d57", "#3aa7b8"];
 
-function limitsForm(onsubmit, submitText) {
-  const name = el("input", { required: true });
-  const models = el("input", { placeholder: "every model (e.g. gpt-4o*, claude-*)" });
-  const rpm = el("input", { type: "number", min: 1, placeholder: "none" });
-  const tpm = el("input", { type: "number", min: 1, placeholder: "none" });
-  const budget = el("input", { type: "number", min: 0.01, step: 0.01, placeholder: "none" });
+/** A name and limits; with `shown` (a project), the form edits it: an emptied limit is lifted. */
+function limitsForm(onsubmit, submitText, shown = null) {
+  const label = (text) => (shown ? `Project's ${text.toLowerCase()}` : text);
+  const name = el("input", { required: true, value: shown?.name });
+  const models = el("input", { placeholder: "every model (e.g. gpt-4o*, claude-*)", value: shown?.allowed_models?.join(", ") });
+  const rpm = el("input", { type: "number", min: 1, placeholder: "none", value: shown?.rpm });
+  const tpm = el("input", { type: "number", min: 1, placeholder: "none", value: shown?.tpm });
+  const budget = el("input", { type: "number", min: 0.01, step: 0.01, placeholder: "none", value: shown?.budget });
   const status = el("p", { role: "status" });
   const values = () => {
     const body = { name: name.value };
-    if (models.value.trim()) body.allowed_models = models.value.split(",").map((m) => m.trim()).filter(Boolean);
-    if (rpm.value) body.rpm = Number(rpm.value);
-    if (tpm.value) body.tpm = Number(tpm.value);
-    if (budget.value) body.budget = Number(budget.value);
+    const absent = shown ? null : undefined; // an edit sends null to lift a limit
+    body.allowed_models = models.value.trim() ? models.value.split(",").map((m) => m.trim()).filter(Boolean) : absent;
+    body.rpm = rpm.value ? Number(rpm.value) : absent;
+    body.tpm = tpm.value ? Number(tpm.value) : absent;
+    body.budget = budget.value ? Number(budget.value) : absent;
     return body;
   };
   return el(
@@ -31,8 +34,8 @@ function limitsForm(onsubmit, submitText) {
         }
       },
     },
-    el("div.row", {}, field("Name", name), field("Allowed models (comma-separated)", models)),
-    el("div.row", {}, field("Requests per minute", rpm), field("Tokens per minute", tpm), field("Budget ($ a month)", budget)),
+    el("div.row", {}, field(label("Name"), name), field(label("Allowed models (comma-separated)"), models)),
+    el("div.row", {}, field(label("Requests per minute"), rpm), field(label("Tokens per minute"), tpm), field(label("Budget ($ a month)"), budget)),
     el("p", {}, el("button.primary", { type: "submit" }, submitText)),
     status,
   );
@@ -106,6 +109,18 @@ async function project(main, id) {
                 );
                 return "";
               }, "Create key"),
+              p.managed_by === "api"
+                ? el(
+                    "details",
+                    {},
+                    el("summary", {}, "Edit project"),
+                    limitsForm(async (values) => {
+                      await api(base, { method: "POST", body: values });
+                      await show();
+                      return "";
+                    }, "Save project", p),
+                  )
+                : "",
               p.managed_by === "api" && p.id !== "proj_default" ? el("p", {}, el("button.danger", { type: "button", onclick: async () => { if (confirm(`Archive ${p.name}? Its keys stop working.`)) { await api(base, { method: "DELETE" }); show(); } } }, "Archive project")) : "",
             ]
           : el("p.muted", {}, "Archived: its keys no longer work."),
