@@ -292,6 +292,12 @@ class FakeChat(FakeServer):
             chunks = (
                 _text("Oslo: ", "18C, clear.") if answered else [_call_start(0, "call_ws1", "web_search"), _call_args(0, query), *SCENARIOS["tool-single"][-1:]]
             )
+        if model in ("mcp-add", "mcp-fail"):  # call a tool of the MCP server labelled docs, then answer from its output
+            told = [message["content"] for message in body["messages"] if message.get("role") == "tool"]
+            name, arguments = ("mcp__docs__add", '{"a": 2, "b": 3}') if model == "mcp-add" else ("mcp__docs__fail", "{}")
+            chunks = (
+                _text("The tool said: ", told[-1]) if told else [_call_start(0, "call_mcp1", name), _call_args(0, arguments), *SCENARIOS["tool-single"][-1:]]
+            )
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(message.get("role") == "tool" for message in body["messages"])
             chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]

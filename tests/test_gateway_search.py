@@ -71,5 +71,5 @@ def test_a_failed_search_is_reported_and_the_model_goes_on(searching, fake_chat)
     response = create(searching, model="mock-searcher", input="Make the search fail", tools=[{"type": "web_search"}])
     assert response["status"] == "completed" and response["output"][0]["status"] == "failed"
     told = next(message for message in fake_chat.last()["messages"] if message["role"] == "tool")
-    assert told["content"] == "The search failed."
+    assert told["content"] == "Error: The search failed."
     assert json.dumps(response).count("web_search_call") == 1

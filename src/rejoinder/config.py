@@ -160,6 +160,9 @@ class Config(Struct, forbid_unknown_fields=True):
     webhooks: list[WebhookConfig] = []
     projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
     web_search: WebSearchConfig | None = None  # the gateway searches for models whose provider cannot
+    # MCP server hosts (`host` or `host:port`) allowed past the guard that refuses plain http and
+    # loopback, private, link-local and metadata addresses (see `engine.mcp`)
+    mcp_allow_hosts: list[str] = []
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 

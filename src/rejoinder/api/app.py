@@ -230,7 +230,7 @@ def create_app(config: Config) -> web.Application:
     app[ROUTER] = router
     app[STORE] = store
     search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
-    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search)
+    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, config.mcp_allow_hosts)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from rejoinder.engine import compaction, searching
+from rejoinder.engine import compaction, mcp, searching
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.fitting import exceeds, fit
@@ -38,10 +38,13 @@ log = logging.getLogger("rejoinder.engine")
 
 
 class Engine:
-    def __init__(self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None) -> None:
+    def __init__(
+        self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None, mcp_hosts: list[str] | None = None
+    ) -> None:
         self.router = router
         self.store = store
         self.search = search  # the gateway's own web search, for providers that cannot search
+        self.mcp_hosts = mcp_hosts or []  # MCP server hosts allowed past the address guard (see `engine.mcp`)
         self.history = History(store, create_missing_conversations)
 
     async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None) -> Turn:
@@ -55,7 +58,6 @@ class Engine:
         if not principal.allows(params.model):
             raise ApiError(403, f"This API key may not use the model '{params.model}'.", param="model", code="model_not_allowed")
         project = principal.project
-        warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         check_sealed(request.items)
         remembered = memory.get(params.previous_response_id) if memory is not None and params.previous_response_id else None
         if remembered is not None:
@@ -66,6 +68,10 @@ class Engine:
             earlier = await earlier_items(self.store, params.previous_response_id, project)
         own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
+        offered, listed = {}, []
+        if "mcp" not in deployment.provider.hosted_tool_types and any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
+            offered, listed = await mcp.prepare(request.tools, context, self.mcp_hosts)
+        warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
         checkpoint = None
@@ -75,7 +81,7 @@ class Engine:
             checkpoint = compaction.item(summary)
             model_request = msgspec.structs.replace(model_request, items=model_view([*context, decode_item(orjson.dumps(checkpoint))]))
         model_request = await fit(deployment, model_request, params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings, checkpoint)
+        return Turn(deployment, model_request, own_input, context, warnings, checkpoint, offered=offered, listed=listed)
 
     async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
         """What `POST /v1/responses/compact` answers for this context."""
@@ -111,13 +117,14 @@ class Engine:
             turn, batches, first = await self._first(turn, params, generate)
             if turn.checkpoint is not None:  # compacted first: the summary is the output's first item
                 first = [HostedOutput(turn.checkpoint), *first]
+            first = [*(delta for item in turn.listed for delta in mcp.listing(item)), *first]  # MCP servers listed for this turn
         except BaseException:
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
                 await self.store.delete(response["id"], principal.project)
             raise
         search = self.search if request.tools.searched else None
-        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search)
+        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search, turn.offered)
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -159,6 +166,8 @@ class Turn(NamedTuple):
     warnings: list[str]
     checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
     retries: int = 0  # deployments that failed before the one that served
+    offered: dict[str, mcp.Offered] = {}  # functions that call MCP tools (see `engine.mcp`)
+    listed: list[dict[str, Any]] = []  # `mcp_list_tools` items this turn made
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:

@@ -19,7 +19,9 @@ import orjson
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import model_view
-from rejoinder.engine.searching import MAX_ROUNDS, Backend, Round, added, summed
+from rejoinder.engine.mcp import Offered
+from rejoinder.engine.rounds import MAX_ROUNDS, Round, added, summed
+from rejoinder.engine.searching import Backend
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import decode_item, encode_item
 from rejoinder.protocol.request import Request
@@ -85,6 +87,7 @@ class Run:
         journal: Journal | None = None,
         timing: tuple[float, float] = (0.0, 0.0),
         search: Backend | None = None,
+        offered: dict[str, Offered] | None = None,
     ) -> None:
         self.store = store
         self.principal = principal  # whose it is: its project owns what it stores
@@ -106,10 +109,9 @@ class Run:
         self.steerable = False  # between the first flush and the upstream's end (see `interject`)
         self.interjections: list[tuple[str, dict[str, Any]]] = []
         self.sequence = 0  # the number its next event would take, once it has finished
-        # web search run by the gateway (see `engine.searching`): the turn's searches, the model
+        # tools the gateway runs (web search, MCP; see `engine.rounds`): the turn's calls, the model
         # request the next turn extends, what earlier turns used, and where this turn's output began
-        self.search = search
-        self.round = Round(Searches(list(self.params.include or ()))) if search is not None else None
+        self.round = Round(Searches(list(self.params.include or ())), search, offered or {}) if search is not None or offered else None
         self.model_request = turn.model_request
         self.spent = Usage()
         self.rounds = 0
@@ -217,16 +219,18 @@ class Run:
         return encoded
 
     async def _apply(self, builder: Builder, batch: list[Delta]) -> bool:
-        """Apply an upstream batch. With the gateway searching, a turn that ends in search calls
-        is answered instead of ending the response: True, and `rest` is the next turn's stream."""
+        """Apply an upstream batch. A turn that ends in calls of tools the gateway runs is
+        answered instead of ending the response: True, and `rest` is the next turn's stream."""
         for delta in batch:
             if self.round is None:
                 builder.apply(delta)
                 continue
             if isinstance(delta, Finish):
-                if self.round.done():
+                for closed in self.round.close():
+                    builder.apply(closed)
+                if self.round.ended:
                     if self.rounds < MAX_ROUNDS:
-                        await self._search(builder, delta)
+                        await self._run_tools(builder, delta)
                         return True
                     for given_up in self.round.give_up():
                         builder.apply(given_up)
@@ -235,10 +239,10 @@ class Run:
                 builder.apply(shown)
         return False
 
-    async def _search(self, builder: Builder, finish: Finish) -> None:
-        """Run the turn's searches, then call the model again with their results."""
+    async def _run_tools(self, builder: Builder, finish: Finish) -> None:
+        """Run the turn's calls of gateway-run tools, then call the model again with their results."""
         self.spent = added(self.spent, finish.usage)
-        deltas, answers = await self.round.answer(self.search)  # type: ignore[union-attr, arg-type]
+        deltas, answers = await self.round.answer()  # type: ignore[union-attr]
         for delta in deltas:
             builder.apply(delta)
         said = [decode_item(encode(item)) for item in builder.output[self.turn_start :] if item["type"] != "web_search_call"]

@@ -1,0 +1,202 @@
+"""MCP tools run by the gateway, on every provider that does not run them itself, with the
+official `mcp` SDK as the client (streamable HTTP).
+
+Before a turn: each `mcp` tool's server is checked (the SSRF guard below), its tools are listed
+(an `mcp_list_tools` item), unless the context already holds a listing of that server, which is
+reused, and offered to the model as functions named `mcp__<label>__<tool>`. The model's calls
+become `mcp_call` items and run when its turn ends (see `engine.searching.Round`).
+
+The guard: a server URL must be https, and every address its host resolves to must be public
+(not loopback, private, link-local, reserved or multicast), unless its host (or host:port) is
+in `mcp_allow_hosts`, which may also use plain http. Refused URLs are a 400 before anything
+connects. Header values and `authorization` are never echoed, stored or logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import httpx2
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.items import HostedItem, Item
+from rejoinder.protocol.tools import FunctionTool, Tools
+from rejoinder.providers.base import Delta, HostedEvent, HostedOutput, HostedStart
+
+log = logging.getLogger("rejoinder.mcp")
+
+SEPARATOR = "__"
+LIST_TIMEOUT = 10.0  # seconds to list a server's tools
+CALL_TIMEOUT = 60.0  # seconds for one tool call
+MAX_OUTPUT = 64 * 1024  # characters of a tool's output kept (and shown to the model)
+REDACTED = "<redacted>"
+
+
+class Server(NamedTuple):
+    label: str
+    url: str
+    headers: dict[str, str]
+
+
+class Offered(NamedTuple):
+    """A function the model is offered, and the MCP tool it calls."""
+
+    server: Server
+    tool: str
+
+
+async def prepare(tools: Tools, context: list[Item], allowed_hosts: list[str]) -> tuple[dict[str, Offered], list[dict[str, Any]]]:
+    """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions:
+    what each function calls, and the `mcp_list_tools` items this response lists anew."""
+    offered: dict[str, Offered] = {}
+    listed: list[dict[str, Any]] = []
+    kept = []
+    known = {
+        item.raw["server_label"]: item.raw
+        for item in context
+        if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_list_tools" and isinstance(item.raw.get("server_label"), str)
+    }
+    for index, tool in tools.hosted:
+        if tool.get("type") != "mcp":
+            kept.append((index, tool))
+            continue
+        server = _server(tool, index)
+        _approval(tool, index)
+        await guard(server.url, allowed_hosts, f"tools[{index}].server_url")
+        tools.echo[index] = _redacted(tool)
+        earlier = known.get(server.label)
+        if earlier is not None:
+            found = [dict(entry) for entry in earlier.get("tools") or () if isinstance(entry, dict) and isinstance(entry.get("name"), str)]
+        else:
+            found = await list_tools(server)
+            listed.append({"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": found})
+        allowed = _allowed(tool.get("allowed_tools"))
+        for entry in found:
+            if allowed is not None and entry["name"] not in allowed:
+                continue
+            name = f"mcp{SEPARATOR}{server.label}{SEPARATOR}{entry['name']}"
+            if any(function.name == name for function in tools.functions):
+                raise invalid(f"tools[{index}].server_label", f"The MCP tool '{entry['name']}' of '{server.label}' clashes with another tool's name.")
+            offered[name] = Offered(server, entry["name"])
+            tools.functions = [*tools.functions, FunctionTool(name, entry.get("description"), entry.get("input_schema") or {"type": "object"})]
+    tools.hosted = kept
+    return offered, listed
+
+
+def listing(item: dict[str, Any]) -> list[Delta]:
+    """An `mcp_list_tools` item made before the model's turn, with its events."""
+    events = [HostedEvent(f"response.mcp_list_tools.{stage}", item["id"], {}) for stage in ("in_progress", "completed")]
+    return [HostedStart(dict(item)), *events, HostedOutput(item)]
+
+
+def _server(tool: dict[str, Any], index: int) -> Server:
+    label, url = tool.get("server_label"), tool.get("server_url")
+    if not isinstance(label, str) or not label or not label.replace("_", "").replace("-", "").isalnum():
+        raise invalid(f"tools[{index}].server_label", "Invalid 'server_label': letters, digits, '_' and '-' only.")
+    if not isinstance(url, str):
+        raise invalid(f"tools[{index}].server_url", "An MCP tool needs its 'server_url'.", "missing_required_parameter")
+    headers = {str(k): str(v) for k, v in (tool.get("headers") or {}).items()}
+    if isinstance(tool.get("authorization"), str):
+        headers["Authorization"] = f"Bearer {tool['authorization']}"
+    return Server(label, url, headers)
+
+
+def _approval(tool: dict[str, Any], index: int) -> None:
+    """Only calls that need no approval run here yet: `require_approval` must say `never` for them."""
+    policy = tool.get("require_approval", "always")
+    if policy == "never" or (isinstance(policy, dict) and set(policy) == {"never"}):
+        return
+    raise invalid(
+        f"tools[{index}].require_approval",
+        "MCP tools run by this gateway do not support approvals yet: set 'require_approval' to 'never'.",
+        "unsupported_value",
+    )
+
+
+def _allowed(allowed: Any) -> set[str] | None:
+    if isinstance(allowed, list):
+        return {name for name in allowed if isinstance(name, str)}
+    if isinstance(allowed, dict) and isinstance(allowed.get("tool_names"), list):
+        return set(allowed["tool_names"])
+    return None
+
+
+def _redacted(tool: dict[str, Any]) -> dict[str, Any]:
+    shown = {key: value for key, value in tool.items() if key != "authorization"}
+    if isinstance(shown.get("headers"), dict):
+        shown["headers"] = {key: REDACTED for key in shown["headers"]}
+    return shown
+
+
+async def guard(url: str, allowed_hosts: list[str], param: str) -> None:
+    """Refuse a server URL that could reach this machine or its network (see the module's doc)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise invalid(param, f"Invalid '{param}': not a URL.") from None
+    listed = host in allowed_hosts or f"{host}:{port}" in allowed_hosts
+    if parts.scheme not in ("http", "https") or not host or (parts.scheme == "http" and not listed):
+        raise invalid(param, f"Invalid '{param}': an MCP server must be reached over https.")
+    if listed:
+        return
+    try:
+        addresses = {info[4][0] for info in await asyncio.get_running_loop().getaddrinfo(host, port)}
+    except OSError:
+        raise invalid(param, f"Invalid '{param}': the host '{host}' does not resolve.") from None
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global or ip.is_multicast:
+            raise invalid(param, f"Invalid '{param}': '{host}' is not a public address (list it in mcp_allow_hosts to allow it).")
+
+
+def _client(server: Server) -> Client:
+    http = httpx2.AsyncClient(headers=server.headers, timeout=httpx2.Timeout(CALL_TIMEOUT))
+    return Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=CALL_TIMEOUT)
+
+
+async def list_tools(server: Server) -> list[dict[str, Any]]:
+    """A server's tools as `mcp_list_tools` lists them; a 424 when they cannot be had."""
+    try:
+        async with asyncio.timeout(LIST_TIMEOUT), _client(server) as client:
+            found = await client.list_tools()
+    except Exception as exc:
+        log.warning("MCP server %s could not be listed: %s", server.label, type(exc).__name__)
+        raise ApiError(424, f"Error retrieving tool list from MCP server: '{server.label}'.", param="tools", code="mcp_list_tools_failed") from None
+    return [{"name": tool.name, "description": tool.description, "input_schema": dict(tool.input_schema or {"type": "object"})} for tool in found.tools]
+
+
+async def call(offered: Offered, arguments: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
+    """Run one tool: its output, or its error as an `mcp_call` item holds it (the tool's own
+    error content, or a protocol error for a server that failed or did not answer in time)."""
+    try:
+        async with asyncio.timeout(CALL_TIMEOUT), _client(offered.server) as client:
+            result = await client.call_tool(offered.tool, arguments)
+    except TimeoutError:
+        return None, protocol_error(f"The MCP tool '{offered.tool}' did not answer within {CALL_TIMEOUT:g} s.")
+    except Exception as exc:
+        log.warning("MCP call %s.%s failed: %s", offered.server.label, offered.tool, type(exc).__name__)
+        return None, protocol_error(f"The MCP server '{offered.server.label}' could not run '{offered.tool}' ({type(exc).__name__}).")
+    text = "\n".join(part.text for part in result.content if getattr(part, "type", None) == "text")[:MAX_OUTPUT]
+    if result.is_error:
+        return None, {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text or "The tool failed."}]}
+    return text, None
+
+
+def protocol_error(message: str) -> dict[str, Any]:
+    return {"type": "mcp_protocol_error", "code": -32603, "message": message}
+
+
+def error_text(error: dict[str, Any]) -> str:
+    """What the model is told of a failed call."""
+    if error.get("type") == "mcp_tool_execution_error":
+        return " ".join(part.get("text", "") for part in error.get("content") or () if isinstance(part, dict)) or "The tool failed."
+    return str(error.get("message") or "The tool failed.")

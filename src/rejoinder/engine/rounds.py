@@ -1,0 +1,139 @@
+"""A model turn's calls of tools the gateway runs itself: web search (`engine.searching`) and
+MCP tools (`engine.mcp`), offered to the model as functions.
+
+Their calls never reach the client as function calls. `Round.filter` turns the provider's
+tool-call deltas into the items OpenAI shows (`web_search_call`, `mcp_call`, with their events);
+when the turn ends, `Round.answer` runs them all at once and gives back the deltas that end
+their items and the function calls and outputs the model's next turn sees. `Run` then calls the
+model again, in the same response, up to `MAX_ROUNDS` turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from rejoinder.engine import mcp, searching
+from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, Usage
+from rejoinder.providers.web_search import Searches
+
+MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
+
+
+class _Call:
+    __slots__ = ("name", "call_id", "item", "chunks")
+
+    def __init__(self, name: str, call_id: str, item: dict[str, Any] | None) -> None:
+        self.name = name
+        self.call_id = call_id
+        self.item = item  # an MCP call's item; None for a search (its item is `Searches`')
+        self.chunks: list[str] = []
+
+
+class Round:
+    def __init__(self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered]) -> None:
+        self.searches = searches
+        self.backend = backend
+        self.offered = offered
+        self.open: dict[str, _Call] = {}  # block → call
+        self.ended: list[_Call] = []
+
+    def filter(self, delta: Delta) -> list[Delta]:
+        """What the builder sees of a delta: a gateway-run call's pieces become its item's progress."""
+        if isinstance(delta, BlockStart) and delta.kind == "tool_call":
+            if delta.name == searching.TOOL_NAME and self.backend is not None:
+                self.open[delta.block] = _Call(delta.name, delta.call_id, None)
+                return self.searches.start(delta.call_id)
+            offered = self.offered.get(delta.name)
+            if offered is not None:
+                item = {
+                    "id": new_id("mcp"),
+                    "type": "mcp_call",
+                    "server_label": offered.server.label,
+                    "name": offered.tool,
+                    "arguments": "",
+                    "status": "in_progress",
+                }
+                self.open[delta.block] = _Call(delta.name, delta.call_id, item)
+                return [HostedStart(dict(item)), HostedEvent("response.mcp_call.in_progress", item["id"], {})]
+        call = self.open.get(getattr(delta, "block", ""))
+        if call is None:
+            return [delta]
+        if isinstance(delta, BlockDelta):
+            call.chunks.append(delta.text)
+            return [HostedEvent("response.mcp_call_arguments.delta", call.item["id"], {"delta": delta.text})] if call.item else []
+        if isinstance(delta, BlockEnd):
+            return self._end(delta.block)
+        return [delta]
+
+    def _end(self, block: str) -> list[Delta]:
+        call = self.open.pop(block)
+        self.ended.append(call)
+        if call.item is None:
+            return []
+        call.item["arguments"] = "".join(call.chunks)
+        return [HostedEvent("response.mcp_call_arguments.done", call.item["id"], {"arguments": call.item["arguments"]})]
+
+    def close(self) -> list[Delta]:
+        """The turn has ended: the calls a provider left open end too."""
+        return [delta for block in list(self.open) for delta in self._end(block)]
+
+    def give_up(self) -> list[Delta]:
+        """The calls of a turn past `MAX_ROUNDS`: ended as failed, unrun."""
+        deltas = [delta for call in self.ended for delta in self._ended(call, None, mcp.protocol_error("Too many tool rounds in one response."))]
+        self.ended = []
+        return deltas
+
+    async def answer(self) -> tuple[list[Delta], list[Any]]:
+        """Run every ended call at once: the deltas that end their items, and the items (each
+        call and its output) the model's next turn adds."""
+        outcomes = await asyncio.gather(*(self._run(call) for call in self.ended))
+        deltas: list[Delta] = []
+        items: list[Any] = []
+        for call, (output, error, found) in zip(self.ended, outcomes, strict=True):
+            deltas += self._ended(call, output, error, found)
+            arguments = "".join(call.chunks) or "{}"
+            told = output if output is not None else f"Error: {error if isinstance(error, str) else mcp.error_text(error)}"
+            items += [FunctionCall(call.call_id, call.name, arguments), FunctionCallOutput(call.call_id, told)]
+        self.ended = []
+        return deltas, items
+
+    async def _run(self, call: _Call) -> tuple[str | None, Any, list[str]]:
+        """Its output (None when it failed), its error, and the URLs a search found."""
+        arguments = "".join(call.chunks)
+        if call.item is None:
+            results = await searching.search(self.backend, searching.query_of(arguments))  # type: ignore[arg-type]
+            if results is None:
+                return None, "The search failed.", []
+            text = "\n\n".join(f"{r.title}\n{r.url}\n{r.snippet}" for r in results) or "No results."
+            return text, None, [r.url for r in results]
+        try:
+            parsed = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            parsed = None
+        if not isinstance(parsed, dict):
+            return None, mcp.protocol_error("The arguments are not a JSON object."), []
+        output, error = await mcp.call(self.offered[call.name], parsed)
+        return output, error, []
+
+    def _ended(self, call: _Call, output: str | None, error: Any, found: list[str] = ()) -> list[Delta]:  # type: ignore[assignment]
+        if call.item is None:
+            query = searching.query_of("".join(call.chunks))
+            return self.searches.end(call.call_id, [query] if query else [], list(found), failed=output is None)
+        item = {**call.item, "status": "failed" if output is None else "completed", "output": output, "error": error}
+        return [HostedEvent(f"response.mcp_call.{item['status']}", item["id"], {}), HostedOutput(item)]
+
+
+def added(total: Usage, more: Usage | None) -> Usage:
+    """Usage over several model turns of one response."""
+    if more is None:
+        return total
+    return Usage(*(getattr(total, name) + getattr(more, name) for name in Usage.__struct_fields__))
+
+
+def summed(finish: Finish, earlier: Usage) -> Finish:
+    return Finish(finish.reason, added(earlier, finish.usage))

@@ -1,0 +1,81 @@
+"""A real MCP server for the tests, from the official `mcp` package, over streamable HTTP on
+127.0.0.1: `python tests/mcp_server.py PORT`. Its tools add, fail and sleep; `GET /stats` counts
+the JSON-RPC methods it was sent (so a test can see the gateway reuse a tool list)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections import Counter
+
+import uvicorn
+from mcp.server.mcpserver import MCPServer
+
+server = MCPServer("docs")
+
+
+@server.tool()
+def add(a: int, b: int) -> str:
+    """Add two whole numbers."""
+    return str(a + b)
+
+
+@server.tool()
+def fail() -> str:
+    """Always fails."""
+    raise ValueError("the tool broke")
+
+
+@server.tool()
+async def nap(seconds: float) -> str:
+    """Sleep, then say so."""
+    await asyncio.sleep(seconds)
+    return "rested"
+
+
+class Counting:
+    """ASGI middleware: counts each JSON-RPC method in the POSTs, and answers `GET /stats`."""
+
+    def __init__(self, app) -> None:  # noqa: ANN001 - an ASGI app
+        self.app = app
+        self.counts: Counter[str] = Counter()
+        self.headers: list[dict[str, str]] = []
+
+    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001 - ASGI
+        if scope["type"] == "http" and scope["path"] == "/stats":
+            body = json.dumps({"methods": self.counts, "headers": self.headers}).encode()
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks, more = [], True
+        while more:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        raw = b"".join(chunks)
+        try:
+            found = json.loads(raw)
+        except ValueError:
+            found = None
+        for entry in found if isinstance(found, list) else [found]:
+            if isinstance(entry, dict) and isinstance(entry.get("method"), str):
+                self.counts[entry["method"]] += 1
+        self.headers.append({key.decode(): value.decode() for key, value in scope["headers"] if key.startswith(b"x-")})
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": raw, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+if __name__ == "__main__":
+    uvicorn.run(Counting(server.streamable_http_app()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

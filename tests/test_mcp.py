@@ -1,0 +1,120 @@
+"""MCP tools run by the gateway on a provider that cannot run them (Chat Completions here), against
+a real MCP server from the official `mcp` package over streamable HTTP: the listing, the calls and
+their events (validated against the spec), the result fed back within the same response, a
+listing reused on the next turn, a failing tool, the address guard, and secrets kept out."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx2 as httpx
+import openai
+import pytest
+from conftest import chat_models, sdk
+from gateway import Gateway, free_port
+from helpers import create, stream, types
+
+SECRET_HEADER = "team-secret-header-value"
+
+
+@pytest.fixture(scope="module")
+def mcp_server():
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port)])
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def client(fake_chat, mcp_server, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("mcp")
+    host = mcp_server.removeprefix("http://")
+    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [host]}, workdir).start()
+    yield sdk(gw)
+    assert SECRET_HEADER not in gw.logs()
+    gw.stop()
+
+
+def docs(server: str, **more) -> dict:
+    return {"type": "mcp", "server_label": "docs", "server_url": server + "/mcp", "require_approval": "never", **more}
+
+
+def stats(server: str) -> dict:
+    return httpx.get(server + "/stats").json()
+
+
+def test_the_gateway_lists_calls_and_feeds_back_an_mcp_tool(client, mcp_server, fake_chat):
+    before = len(fake_chat.requests)
+    events = stream(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[docs(mcp_server, headers={"X-Team": SECRET_HEADER})])
+    names = types(events)
+    for expected in (
+        "response.mcp_list_tools.in_progress",
+        "response.mcp_list_tools.completed",
+        "response.mcp_call.in_progress",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.completed",
+    ):
+        assert expected in names, expected
+    assert "response.function_call_arguments.delta" not in names
+    response = events[-1]["response"]
+    listing, call, answer = response["output"]
+    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap"}
+    assert call["type"] == "mcp_call" and call["name"] == "add" and call["server_label"] == "docs" and call["output"] == "5"
+    assert json.loads(call["arguments"]) == {"a": 2, "b": 3}
+    assert answer["content"][0]["text"] == "The tool said: 5"
+    first, second = fake_chat.requests[before:]
+    assert "mcp__docs__add" in [tool["function"]["name"] for tool in first["tools"]]
+    assert [m["content"] for m in second["messages"] if m["role"] == "tool"] == ["5"]
+    assert response["tools"][0]["headers"] == {"X-Team": "<redacted>"}  # never echoed …
+    assert SECRET_HEADER not in json.dumps(client.responses.retrieve(response["id"]).model_dump())  # … nor stored
+    assert {"x-team": SECRET_HEADER} in stats(mcp_server)["headers"]  # but sent to the server
+
+
+def test_a_listing_in_the_context_is_reused(client, mcp_server):
+    def lists() -> int:
+        return stats(mcp_server)["methods"].get("tools/list", 0)
+
+    before = lists()
+    first = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[docs(mcp_server)])
+    between = lists()
+    second = create(client, model="mock-mcp-add", input="Again?", tools=[docs(mcp_server)], previous_response_id=first["id"])
+    # the SDK's client also lists before a call on a new session: the second turn lists exactly once less
+    assert lists() - between == between - before - 1
+    assert [item["type"] for item in second["output"]] == ["mcp_call", "message"]
+
+
+def test_a_failing_tool_is_reported_and_the_model_goes_on(client, mcp_server):
+    response = create(client, model="mock-mcp-fail", input="Try it", tools=[docs(mcp_server)])
+    call = response["output"][1]
+    assert call["status"] == "failed" and call["output"] is None and call["error"]["type"] == "mcp_tool_execution_error"
+    said = call["error"]["content"][0]["text"]
+    assert "fail" in said and response["output"][2]["content"][0]["text"] == f"The tool said: Error: {said}"  # the model was told
+    assert response["status"] == "completed"
+
+
+def test_unsafe_or_unreachable_servers_are_refused(client, mcp_server):
+    port = mcp_server.rsplit(":", 1)[1]
+    for url in (f"http://127.0.0.2:{port}/mcp", f"https://127.0.0.2:{port}/mcp", "https://[::1]/mcp", "ftp://docs.example/mcp"):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(model="mock-mcp-add", input="x", tools=[{**docs(mcp_server), "server_url": url}])
+        assert refused.value.body["param"] == "tools[0].server_url", url
+    with pytest.raises(openai.APIStatusError) as failed:
+        client.responses.create(model="mock-mcp-add", input="x", tools=[{**docs(mcp_server), "server_url": mcp_server + "/nowhere"}])
+    assert failed.value.status_code == 424 and "Error retrieving tool list from MCP server: 'docs'" in failed.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as unapproved:
+        client.responses.create(model="mock-mcp-add", input="x", tools=[{k: v for k, v in docs(mcp_server).items() if k != "require_approval"}])
+    assert unapproved.value.body["param"] == "tools[0].require_approval"
