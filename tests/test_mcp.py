@@ -115,6 +115,29 @@ def test_unsafe_or_unreachable_servers_are_refused(client, mcp_server):
     with pytest.raises(openai.APIStatusError) as failed:
         client.responses.create(model="mock-mcp-add", input="x", tools=[{**docs(mcp_server), "server_url": mcp_server + "/nowhere"}])
     assert failed.value.status_code == 424 and "Error retrieving tool list from MCP server: 'docs'" in failed.value.body["message"]
-    with pytest.raises(openai.BadRequestError) as unapproved:
-        client.responses.create(model="mock-mcp-add", input="x", tools=[{k: v for k, v in docs(mcp_server).items() if k != "require_approval"}])
-    assert unapproved.value.body["param"] == "tools[0].require_approval"
+    with pytest.raises(openai.BadRequestError) as odd:
+        client.responses.create(model="mock-mcp-add", input="x", tools=[docs(mcp_server, require_approval="sometimes")])
+    assert odd.value.body["param"] == "tools[0].require_approval"
+
+
+def test_a_call_that_needs_approval_waits_for_it(client, mcp_server):
+    tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}  # OpenAI's default: always
+    calls = stats(mcp_server)["methods"].get("tools/call", 0)
+    asked = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[tool])
+    assert [item["type"] for item in asked["output"]] == ["mcp_list_tools", "mcp_approval_request"] and asked["status"] == "completed"
+    request = asked["output"][1]
+    assert request["name"] == "add" and request["server_label"] == "docs" and json.loads(request["arguments"]) == {"a": 2, "b": 3}
+    assert stats(mcp_server)["methods"].get("tools/call", 0) == calls  # nothing ran
+    approval = {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": True}
+    approved = create(client, model="mock-mcp-add", tools=[tool], previous_response_id=asked["id"], input=[approval])
+    call, answer = approved["output"]
+    assert call["type"] == "mcp_call" and call["output"] == "5" and call["approval_request_id"] == request["id"]
+    assert answer["content"][0]["text"] == "The tool said: 5"
+    # a refusal: the model is told, and nothing runs
+    only_add = {**tool, "require_approval": {"always": {"tool_names": ["add"]}}}
+    asked = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[only_add])
+    refusal = {"type": "mcp_approval_response", "approval_request_id": asked["output"][-1]["id"], "approve": False, "reason": "not now"}
+    refused = create(client, model="mock-mcp-add", tools=[only_add], previous_response_id=asked["id"], input=[refusal])
+    assert [item["type"] for item in refused["output"]] == ["message"]
+    assert refused["output"][0]["content"][0]["text"] == "The tool said: The user did not approve this call. Reason: not now"
+    assert stats(mcp_server)["methods"]["tools/call"] == calls + 1

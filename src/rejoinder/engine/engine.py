@@ -68,12 +68,12 @@ class Engine:
             earlier = await earlier_items(self.store, params.previous_response_id, project)
         own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
-        offered, listed = {}, []
+        tools = mcp.Prepared({}, [], [], [])
         if "mcp" not in deployment.provider.hosted_tool_types and any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
-            offered, listed = await mcp.prepare(request.tools, context, self.mcp_hosts)
+            tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_hosts)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = ModelRequest(settings(request), model_view(context), deployment.upstream_model, streamed)
+        model_request = ModelRequest(settings(request), model_view(context) + tools.answers, deployment.upstream_model, streamed)
         checkpoint = None
         threshold = next((entry.compact_threshold for entry in params.context_management or () if entry.compact_threshold), None)
         if threshold is not None and await exceeds(deployment.provider, model_request, threshold):
@@ -81,7 +81,7 @@ class Engine:
             checkpoint = compaction.item(summary)
             model_request = msgspec.structs.replace(model_request, items=model_view([*context, decode_item(orjson.dumps(checkpoint))]))
         model_request = await fit(deployment, model_request, params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings, checkpoint, offered=offered, listed=listed)
+        return Turn(deployment, model_request, own_input, context, warnings, checkpoint, mcp_tools=tools)
 
     async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
         """What `POST /v1/responses/compact` answers for this context."""
@@ -117,14 +117,21 @@ class Engine:
             turn, batches, first = await self._first(turn, params, generate)
             if turn.checkpoint is not None:  # compacted first: the summary is the output's first item
                 first = [HostedOutput(turn.checkpoint), *first]
-            first = [*(delta for item in turn.listed for delta in mcp.listing(item)), *first]  # MCP servers listed for this turn
+            # MCP servers listed for this turn, and the calls this request approved, before the model's output
+            first = [
+                *(d for item in turn.mcp_tools.listed for d in mcp.listing(item)),
+                *(d for item in turn.mcp_tools.ran for d in mcp.ran_deltas(item)),
+                *first,
+            ]
         except BaseException:
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
                 await self.store.delete(response["id"], principal.project)
             raise
         search = self.search if request.tools.searched else None
-        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search, turn.offered)
+        return Run(
+            self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search, turn.mcp_tools.offered
+        )
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -166,8 +173,7 @@ class Turn(NamedTuple):
     warnings: list[str]
     checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
     retries: int = 0  # deployments that failed before the one that served
-    offered: dict[str, mcp.Offered] = {}  # functions that call MCP tools (see `engine.mcp`)
-    listed: list[dict[str, Any]] = []  # `mcp_list_tools` items this turn made
+    mcp_tools: mcp.Prepared = mcp.Prepared({}, [], [], [])  # MCP tools offered, listed and approved calls run (see `engine.mcp`)
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:

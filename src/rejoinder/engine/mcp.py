@@ -21,12 +21,13 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx2
+import orjson
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import HostedItem, Item
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
 from rejoinder.protocol.tools import FunctionTool, Tools
 from rejoinder.providers.base import Delta, HostedEvent, HostedOutput, HostedStart
 
@@ -50,11 +51,20 @@ class Offered(NamedTuple):
 
     server: Server
     tool: str
+    approval: bool = True  # a call waits for the client's approval (`require_approval`)
 
 
-async def prepare(tools: Tools, context: list[Item], allowed_hosts: list[str]) -> tuple[dict[str, Offered], list[dict[str, Any]]]:
-    """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions:
-    what each function calls, and the `mcp_list_tools` items this response lists anew."""
+class Prepared(NamedTuple):
+    offered: dict[str, Offered]  # function name → the MCP tool it calls
+    listed: list[dict[str, Any]]  # `mcp_list_tools` items listed anew
+    ran: list[dict[str, Any]]  # `mcp_call` items of calls approved by this request, run before the model's turn
+    answers: list[Item]  # what the model sees of the approved (and refused) calls: each call and its output
+
+
+async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], allowed_hosts: list[str]) -> Prepared:
+    """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions;
+    run the calls this request's `mcp_approval_response` items approve."""
+    context = earlier + own_input
     offered: dict[str, Offered] = {}
     listed: list[dict[str, Any]] = []
     kept = []
@@ -68,12 +78,12 @@ async def prepare(tools: Tools, context: list[Item], allowed_hosts: list[str]) -
             kept.append((index, tool))
             continue
         server = _server(tool, index)
-        _approval(tool, index)
+        approval = _approval(tool.get("require_approval", "always"), index)
         await guard(server.url, allowed_hosts, f"tools[{index}].server_url")
         tools.echo[index] = _redacted(tool)
-        earlier = known.get(server.label)
-        if earlier is not None:
-            found = [dict(entry) for entry in earlier.get("tools") or () if isinstance(entry, dict) and isinstance(entry.get("name"), str)]
+        listing_known = known.get(server.label)
+        if listing_known is not None:
+            found = [dict(entry) for entry in listing_known.get("tools") or () if isinstance(entry, dict) and isinstance(entry.get("name"), str)]
         else:
             found = await list_tools(server)
             listed.append({"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": found})
@@ -84,10 +94,49 @@ async def prepare(tools: Tools, context: list[Item], allowed_hosts: list[str]) -
             name = f"mcp{SEPARATOR}{server.label}{SEPARATOR}{entry['name']}"
             if any(function.name == name for function in tools.functions):
                 raise invalid(f"tools[{index}].server_label", f"The MCP tool '{entry['name']}' of '{server.label}' clashes with another tool's name.")
-            offered[name] = Offered(server, entry["name"])
+            offered[name] = Offered(server, entry["name"], approval(entry["name"]))
             tools.functions = [*tools.functions, FunctionTool(name, entry.get("description"), entry.get("input_schema") or {"type": "object"})]
     tools.hosted = kept
-    return offered, listed
+    ran, answers = await _approved(offered, earlier, own_input)
+    return Prepared(offered, listed, ran, answers)
+
+
+async def _approved(offered: dict[str, Offered], earlier: list[Item], own_input: list[Item]) -> tuple[list[dict[str, Any]], list[Item]]:
+    """The calls this request's approval responses answer: approved ones run now; the model is
+    told of each (refused ones too)."""
+    asked = {item.raw["id"]: item.raw for item in earlier if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_request"}
+    ran: list[dict[str, Any]] = []
+    answers: list[Item] = []
+    for item in own_input:
+        if not (isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_response"):
+            continue
+        request = asked.get(item.raw.get("approval_request_id"))
+        if request is None:
+            raise invalid("input", f"No MCP approval request '{str(item.raw.get('approval_request_id'))[:64]}' in this response's context.")
+        name = f"mcp{SEPARATOR}{request.get('server_label')}{SEPARATOR}{request.get('name')}"
+        if name not in offered:
+            raise invalid("tools", f"The MCP tool '{request.get('name')}' of '{request.get('server_label')}' must be in 'tools' to run the approved call.")
+        arguments = request.get("arguments") or "{}"
+        if item.raw.get("approve"):
+            try:
+                parsed = orjson.loads(arguments)
+            except orjson.JSONDecodeError:
+                parsed = None
+            output, error = await call(offered[name], parsed) if isinstance(parsed, dict) else (None, protocol_error("The arguments are not a JSON object."))
+            ran.append({
+                "id": new_id("mcp"), "type": "mcp_call", "server_label": request["server_label"], "name": request["name"], "arguments": arguments,
+                "output": output, "error": error, "status": "completed" if output is not None else "failed", "approval_request_id": request["id"],
+            })  # fmt: skip
+            told = output if output is not None else f"Error: {error_text(error)}"
+        else:
+            told = "The user did not approve this call." + (f" Reason: {item.raw['reason']}" if isinstance(item.raw.get("reason"), str) else "")
+        answers += [FunctionCall(request["id"], name, arguments), FunctionCallOutput(request["id"], told)]
+    return ran, answers
+
+
+def ran_deltas(item: dict[str, Any]) -> list[Delta]:
+    """An approved call run before the model's turn, with its events."""
+    return [HostedStart({**item, "status": "in_progress"}), HostedEvent(f"response.mcp_call.{item['status']}", item["id"], {}), HostedOutput(item)]
 
 
 def listing(item: dict[str, Any]) -> list[Delta]:
@@ -108,16 +157,15 @@ def _server(tool: dict[str, Any], index: int) -> Server:
     return Server(label, url, headers)
 
 
-def _approval(tool: dict[str, Any], index: int) -> None:
-    """Only calls that need no approval run here yet: `require_approval` must say `never` for them."""
-    policy = tool.get("require_approval", "always")
-    if policy == "never" or (isinstance(policy, dict) and set(policy) == {"never"}):
-        return
-    raise invalid(
-        f"tools[{index}].require_approval",
-        "MCP tools run by this gateway do not support approvals yet: set 'require_approval' to 'never'.",
-        "unsupported_value",
-    )
+def _approval(policy: Any, index: int) -> Any:
+    """Whether a tool's calls wait for approval, by `require_approval`: `always` (the default),
+    `never`, or `{always: {tool_names}, never: {tool_names}}` (a tool in neither: always)."""
+    if policy in ("always", "never"):
+        return lambda _: policy == "always"
+    if isinstance(policy, dict) and set(policy) <= {"always", "never"}:
+        never = set((policy.get("never") or {}).get("tool_names") or ())
+        return lambda name: name not in never
+    raise invalid(f"tools[{index}].require_approval", "Invalid 'require_approval': expected 'always', 'never' or {always, never}.")
 
 
 def _allowed(allowed: Any) -> set[str] | None:

@@ -41,6 +41,7 @@ class Round:
         self.offered = offered
         self.open: dict[str, _Call] = {}  # block → call
         self.ended: list[_Call] = []
+        self.asked = False  # a call waits for the client's approval: the response ends with the request
 
     def filter(self, delta: Delta) -> list[Delta]:
         """What the builder sees of a delta: a gateway-run call's pieces become its item's progress."""
@@ -49,15 +50,13 @@ class Round:
                 self.open[delta.block] = _Call(delta.name, delta.call_id, None)
                 return self.searches.start(delta.call_id)
             offered = self.offered.get(delta.name)
+            if offered is not None and offered.approval:  # it waits for the client: the response ends asking
+                item = {"id": new_id("mcpr"), "type": "mcp_approval_request", "server_label": offered.server.label, "name": offered.tool, "arguments": ""}
+                self.open[delta.block] = _Call(delta.name, delta.call_id, item)
+                return [HostedStart(dict(item))]
             if offered is not None:
-                item = {
-                    "id": new_id("mcp"),
-                    "type": "mcp_call",
-                    "server_label": offered.server.label,
-                    "name": offered.tool,
-                    "arguments": "",
-                    "status": "in_progress",
-                }
+                item = {"id": new_id("mcp"), "type": "mcp_call", "server_label": offered.server.label, "name": offered.tool, "arguments": ""}
+                item["status"] = "in_progress"
                 self.open[delta.block] = _Call(delta.name, delta.call_id, item)
                 return [HostedStart(dict(item)), HostedEvent("response.mcp_call.in_progress", item["id"], {})]
         call = self.open.get(getattr(delta, "block", ""))
@@ -65,13 +64,17 @@ class Round:
             return [delta]
         if isinstance(delta, BlockDelta):
             call.chunks.append(delta.text)
-            return [HostedEvent("response.mcp_call_arguments.delta", call.item["id"], {"delta": delta.text})] if call.item else []
+            shown = call.item is not None and call.item["type"] == "mcp_call"
+            return [HostedEvent("response.mcp_call_arguments.delta", call.item["id"], {"delta": delta.text})] if shown else []
         if isinstance(delta, BlockEnd):
             return self._end(delta.block)
         return [delta]
 
     def _end(self, block: str) -> list[Delta]:
         call = self.open.pop(block)
+        if call.item is not None and call.item["type"] == "mcp_approval_request":
+            self.asked = True
+            return [HostedOutput({**call.item, "arguments": "".join(call.chunks)})]
         self.ended.append(call)
         if call.item is None:
             return []

@@ -228,12 +228,13 @@ class Run:
             if isinstance(delta, Finish):
                 for closed in self.round.close():
                     builder.apply(closed)
-                if self.round.ended:
-                    if self.rounds < MAX_ROUNDS:
-                        await self._run_tools(builder, delta)
-                        return True
-                    for given_up in self.round.give_up():
-                        builder.apply(given_up)
+                if self.round.ended and self.rounds < MAX_ROUNDS and not self.round.asked:
+                    await self._run_tools(builder, delta)
+                    return True
+                # past the limit, or asking for approval: what ran is answered, and the response ends
+                ended = (await self.round.answer())[0] if self.round.asked else self.round.give_up()
+                for given_up in ended:
+                    builder.apply(given_up)
                 delta = summed(delta, self.spent)  # the response's usage: every turn's
             for shown in self.round.filter(delta):
                 builder.apply(shown)
