@@ -1,5 +1,6 @@
 """A real MCP server for the tests, from the official `mcp` package, over streamable HTTP on
-127.0.0.1: `python tests/mcp_server.py PORT`. Its tools add, fail and sleep; `GET /stats` counts
+127.0.0.1 (`python tests/mcp_server.py PORT`), or over the older SSE transport alone
+(`… PORT sse`). Its tools add, fail and sleep; `GET /stats` counts
 the JSON-RPC methods it was sent (so a test can see the gateway reuse a tool list)."""
 
 from __future__ import annotations
@@ -77,5 +78,6 @@ class Counting:
         await self.app(scope, replay, send)
 
 
-if __name__ == "__main__":
-    uvicorn.run(Counting(server.streamable_http_app()), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
+if __name__ == "__main__":  # PORT [sse]: the older SSE transport alone, at /sse
+    app = server.sse_app() if sys.argv[2:] == ["sse"] else server.streamable_http_app()
+    uvicorn.run(Counting(app), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")

@@ -22,10 +22,9 @@ from helpers import create, stream, types
 SECRET_HEADER = "team-secret-header-value"
 
 
-@pytest.fixture(scope="module")
-def mcp_server():
+def _serve(*mode: str):
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port)])
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("mcp_server.py")), str(port), *mode])
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -36,6 +35,16 @@ def mcp_server():
     yield f"http://127.0.0.1:{port}"
     process.terminate()
     process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def mcp_server():
+    yield from _serve()
+
+
+@pytest.fixture(scope="module")
+def sse_server():
+    yield from _serve("sse")
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +150,37 @@ def test_a_call_that_needs_approval_waits_for_it(client, mcp_server):
     assert [item["type"] for item in refused["output"]] == ["message"]
     assert refused["output"][0]["content"][0]["text"] == "The tool said: The user did not approve this call. Reason: not now"
     assert stats(mcp_server)["methods"]["tools/call"] == calls + 1
+
+
+def test_a_server_named_in_the_config(fake_chat, mcp_server, tmp_path):
+    """A request names the server by its label alone; the config's URL and headers are used, and
+    the operator's choice passes the address guard (no mcp_allow_hosts here)."""
+    config = {
+        "models": chat_models(fake_chat),
+        "database_url": f"sqlite:///{tmp_path}/r.db",
+        "mcp_servers": [{"label": "docs", "url": mcp_server + "/mcp", "headers": {"X-Config": "${MCP_TOKEN}"}}],
+    }
+    gw = Gateway(config, tmp_path, env={"MCP_TOKEN": "config-secret-token"}).start()
+    try:
+        response = create(sdk(gw), model="mock-mcp-add", input="2 + 3?", tools=[{"type": "mcp", "server_label": "docs", "require_approval": "never"}])
+        assert response["output"][1]["output"] == "5" and response["output"][2]["content"][0]["text"] == "The tool said: 5"
+        assert {"x-config": "config-secret-token"} in stats(mcp_server)["headers"]
+        with pytest.raises(openai.BadRequestError) as unnamed:  # another label needs its own server_url
+            sdk(gw).responses.create(model="mock-mcp-add", input="x", tools=[{"type": "mcp", "server_label": "other", "require_approval": "never"}])
+        assert unnamed.value.body["param"] == "tools[0].server_url"
+        assert "config-secret-token" not in gw.logs()
+    finally:
+        gw.stop()
+
+
+def test_a_server_that_speaks_only_sse(fake_chat, sse_server, tmp_path):
+    gw = Gateway(
+        {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "mcp_allow_hosts": [sse_server.removeprefix("http://")]}, tmp_path
+    ).start()
+    try:
+        tool = {"type": "mcp", "server_label": "docs", "server_url": sse_server + "/sse", "require_approval": "never"}
+        response = create(sdk(gw), model="mock-mcp-add", input="2 + 3?", tools=[tool])
+        assert [item["type"] for item in response["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+        assert response["output"][1]["output"] == "5"
+    finally:
+        gw.stop()

@@ -101,6 +101,15 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
     timeout: float = 10.0  # seconds a search may take
 
 
+class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """An MCP server named in the config: a request's `mcp` tool may give its `server_label`
+    alone. The operator chose it, so the address guard does not apply to it."""
+
+    label: str
+    url: str  # its streamable HTTP endpoint
+    headers: dict[str, str] = {}  # sent on every request to it (`${TOKEN}` from the environment)
+
+
 class KeyConfig(Struct, forbid_unknown_fields=True):
     """An API key declared in the file (GitOps): its value comes from the environment."""
 
@@ -163,6 +172,7 @@ class Config(Struct, forbid_unknown_fields=True):
     # MCP server hosts (`host` or `host:port`) allowed past the guard that refuses plain http and
     # loopback, private, link-local and metadata addresses (see `engine.mcp`)
     mcp_allow_hosts: list[str] = []
+    mcp_servers: list[McpServerConfig] = []
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 
@@ -259,6 +269,9 @@ def check(config: Config) -> None:
         if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
             raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
     _check_projects(config.projects)
+    labels = [server.label for server in config.mcp_servers]
+    if len(set(labels)) != len(labels) or any(not server.url.startswith(("http://", "https://")) for server in config.mcp_servers):
+        raise ConfigError("mcp_servers: each needs a label of its own and an http(s):// url")
     search = config.web_search
     if search is not None and (not search.url.startswith(("http://", "https://")) or search.max_results < 1 or search.timeout <= 0):
         raise ConfigError("web_search: url must be http(s)://…, max_results at least 1 and timeout above 0")

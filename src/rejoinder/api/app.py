@@ -26,6 +26,7 @@ from rejoinder.engine.background import Runner
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import open_feed
 from rejoinder.engine.limits import Limiter
+from rejoinder.engine.mcp import McpAccess
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
 from rejoinder.engine.searching import SearXNG
@@ -230,7 +231,7 @@ def create_app(config: Config) -> web.Application:
     app[ROUTER] = router
     app[STORE] = store
     search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
-    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, config.mcp_allow_hosts)
+    app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, McpAccess(config.mcp_allow_hosts, config.mcp_servers))
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)
     store.outbox = webhooks.outbox(config.webhooks)

@@ -39,12 +39,12 @@ log = logging.getLogger("rejoinder.engine")
 
 class Engine:
     def __init__(
-        self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None, mcp_hosts: list[str] | None = None
+        self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None, mcp_access: mcp.McpAccess | None = None
     ) -> None:
         self.router = router
         self.store = store
         self.search = search  # the gateway's own web search, for providers that cannot search
-        self.mcp_hosts = mcp_hosts or []  # MCP server hosts allowed past the address guard (see `engine.mcp`)
+        self.mcp_access = mcp_access or mcp.McpAccess([], [])  # MCP servers named in the config, and hosts past the guard
         self.history = History(store, create_missing_conversations)
 
     async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None) -> Turn:
@@ -70,7 +70,7 @@ class Engine:
         context = earlier + own_input
         tools = mcp.Prepared({}, [], [], [])
         if "mcp" not in deployment.provider.hosted_tool_types and any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
-            tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_hosts)
+            tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(context) + tools.answers, deployment.upstream_model, streamed)

@@ -1,5 +1,6 @@
 """MCP tools run by the gateway, on every provider that does not run them itself, with the
-official `mcp` SDK as the client (streamable HTTP).
+official `mcp` SDK as the client (streamable HTTP, or the older SSE transport for a server that
+answers only that).
 
 Before a turn: each `mcp` tool's server is checked (the SSRF guard below), its tools are listed
 (an `mcp_list_tools` item), unless the context already holds a listing of that server, which is
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 import httpx2
 import orjson
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from rejoinder.protocol.errors import ApiError, invalid
@@ -46,6 +48,13 @@ class Server(NamedTuple):
     headers: dict[str, str]
 
 
+class McpAccess(NamedTuple):
+    """What the config says of MCP servers: hosts allowed past the guard, and named servers."""
+
+    allowed_hosts: list[str]
+    servers: list[Any]  # `config.McpServerConfig`
+
+
 class Offered(NamedTuple):
     """A function the model is offered, and the MCP tool it calls."""
 
@@ -61,7 +70,7 @@ class Prepared(NamedTuple):
     answers: list[Item]  # what the model sees of the approved (and refused) calls: each call and its output
 
 
-async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], allowed_hosts: list[str]) -> Prepared:
+async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], access: McpAccess) -> Prepared:
     """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions;
     run the calls this request's `mcp_approval_response` items approve."""
     context = earlier + own_input
@@ -77,9 +86,11 @@ async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], allo
         if tool.get("type") != "mcp":
             kept.append((index, tool))
             continue
-        server = _server(tool, index)
+        named = next((entry for entry in access.servers if entry.label == tool.get("server_label")), None)
+        server = _server(tool, index, named)
         approval = _approval(tool.get("require_approval", "always"), index)
-        await guard(server.url, allowed_hosts, f"tools[{index}].server_url")
+        if named is None or tool.get("server_url") is not None:  # the config's own servers are the operator's choice
+            await guard(server.url, access.allowed_hosts, f"tools[{index}].server_url")
         tools.echo[index] = _redacted(tool)
         listing_known = known.get(server.label)
         if listing_known is not None:
@@ -145,13 +156,14 @@ def listing(item: dict[str, Any]) -> list[Delta]:
     return [HostedStart(dict(item)), *events, HostedOutput(item)]
 
 
-def _server(tool: dict[str, Any], index: int) -> Server:
-    label, url = tool.get("server_label"), tool.get("server_url")
+def _server(tool: dict[str, Any], index: int, named: Any) -> Server:
+    """The server a tool names: its own `server_url`, else the config's server of that label."""
+    label, url = tool.get("server_label"), tool.get("server_url") or (named.url if named is not None else None)
     if not isinstance(label, str) or not label or not label.replace("_", "").replace("-", "").isalnum():
         raise invalid(f"tools[{index}].server_label", "Invalid 'server_label': letters, digits, '_' and '-' only.")
     if not isinstance(url, str):
-        raise invalid(f"tools[{index}].server_url", "An MCP tool needs its 'server_url'.", "missing_required_parameter")
-    headers = {str(k): str(v) for k, v in (tool.get("headers") or {}).items()}
+        raise invalid(f"tools[{index}].server_url", "An MCP tool needs its 'server_url' (or a 'server_label' the config names).", "missing_required_parameter")
+    headers = {**(named.headers if named is not None else {}), **{str(k): str(v) for k, v in (tool.get("headers") or {}).items()}}
     if isinstance(tool.get("authorization"), str):
         headers["Authorization"] = f"Bearer {tool['authorization']}"
     return Server(label, url, headers)
@@ -206,19 +218,33 @@ async def guard(url: str, allowed_hosts: list[str], param: str) -> None:
             raise invalid(param, f"Invalid '{param}': '{host}' is not a public address (list it in mcp_allow_hosts to allow it).")
 
 
-def _client(server: Server) -> Client:
+_SSE: dict[str, bool] = {}  # server URL → it answered only the older SSE transport (learnt when listing)
+
+
+def _client(server: Server, sse: bool | None = None) -> Client:
+    if sse if sse is not None else _SSE.get(server.url, False):
+        return Client(sse_client(server.url, headers=server.headers, sse_read_timeout=CALL_TIMEOUT), read_timeout_seconds=CALL_TIMEOUT)
     http = httpx2.AsyncClient(headers=server.headers, timeout=httpx2.Timeout(CALL_TIMEOUT))
     return Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=CALL_TIMEOUT)
 
 
 async def list_tools(server: Server) -> list[dict[str, Any]]:
-    """A server's tools as `mcp_list_tools` lists them; a 424 when they cannot be had."""
-    try:
-        async with asyncio.timeout(LIST_TIMEOUT), _client(server) as client:
-            found = await client.list_tools()
-    except Exception as exc:
-        log.warning("MCP server %s could not be listed: %s", server.label, type(exc).__name__)
-        raise ApiError(424, f"Error retrieving tool list from MCP server: '{server.label}'.", param="tools", code="mcp_list_tools_failed") from None
+    """A server's tools as `mcp_list_tools` lists them, over streamable HTTP, else over the older
+    SSE transport (which the server's calls then use too); a 424 when neither answers."""
+    found = None
+    for sse in (False, True):
+        try:
+            async with asyncio.timeout(LIST_TIMEOUT), _client(server, sse) as client:
+                found = await client.list_tools()
+            break
+        except Exception as exc:
+            log.info("MCP server %s not listed over %s: %s", server.label, "SSE" if sse else "streamable HTTP", type(exc).__name__)
+    if found is None:
+        log.warning("MCP server %s could not be listed", server.label)
+        raise ApiError(424, f"Error retrieving tool list from MCP server: '{server.label}'.", param="tools", code="mcp_list_tools_failed")
+    if len(_SSE) > 10_000:
+        _SSE.clear()
+    _SSE[server.url] = sse
     return [{"name": tool.name, "description": tool.description, "input_schema": dict(tool.input_schema or {"type": "object"})} for tool in found.tools]
 
 
