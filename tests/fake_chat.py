@@ -292,6 +292,11 @@ class FakeChat(FakeServer):
             chunks = (
                 _text("Oslo: ", "18C, clear.") if answered else [_call_start(0, "call_ws1", "web_search"), _call_args(0, query), *SCENARIOS["tool-single"][-1:]]
             )
+        if model == "mcp-add-twice":  # two calls of the docs server's add at once, then an answer from both outputs
+            told = [message["content"] for message in body["messages"] if message.get("role") == "tool"]
+            calls = [_call_start(0, "call_mcp1", "mcp__docs__add"), _call_args(0, '{"a": 2, "b": 3}')]
+            calls += [_call_start(1, "call_mcp2", "mcp__docs__add"), _call_args(1, '{"a": 4, "b": 5}')]
+            chunks = _text("The tools said: ", " | ".join(told)) if told else [*calls, *SCENARIOS["tool-single"][-1:]]
         if model in ("mcp-add", "mcp-fail"):  # call a tool of the MCP server labelled docs, then answer from its output
             told = [message["content"] for message in body["messages"] if message.get("role") == "tool"]
             name, arguments = ("mcp__docs__add", '{"a": 2, "b": 3}') if model == "mcp-add" else ("mcp__docs__fail", "{}")

@@ -184,3 +184,14 @@ def test_a_server_that_speaks_only_sse(fake_chat, sse_server, tmp_path):
         assert response["output"][1]["output"] == "5"
     finally:
         gw.stop()
+
+
+def test_parallel_calls_run_together_within_max_tool_calls(client, mcp_server):
+    calls = stats(mcp_server)["methods"].get("tools/call", 0)
+    both = create(client, model="mock-mcp-add-twice", input="2+3 and 4+5?", tools=[docs(mcp_server)])
+    assert [item.get("output") for item in both["output"] if item["type"] == "mcp_call"] == ["5", "9"]
+    assert both["output"][-1]["content"][0]["text"] == "The tools said: 5 | 9"
+    bounded = create(client, model="mock-mcp-add-twice", input="2+3 and 4+5?", tools=[docs(mcp_server)], max_tool_calls=1)
+    ran, unrun = [item for item in bounded["output"] if item["type"] == "mcp_call"]
+    assert ran["output"] == "5" and unrun["status"] == "failed" and "max_tool_calls" in unrun["error"]["message"]
+    assert stats(mcp_server)["methods"]["tools/call"] == calls + 3  # two, then one

@@ -35,8 +35,9 @@ class _Call:
 
 
 class Round:
-    def __init__(self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered]) -> None:
+    def __init__(self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered], budget: int | None = None) -> None:
         self.searches = searches
+        self.budget = budget  # calls the response may still run (`max_tool_calls`); None: no bound
         self.backend = backend
         self.offered = offered
         self.open: dict[str, _Call] = {}  # block → call
@@ -85,16 +86,25 @@ class Round:
         """The turn has ended: the calls a provider left open end too."""
         return [delta for block in list(self.open) for delta in self._end(block)]
 
+    def exhausted(self) -> bool:
+        return self.budget is not None and self.budget <= 0
+
     def give_up(self) -> list[Delta]:
-        """The calls of a turn past `MAX_ROUNDS`: ended as failed, unrun."""
-        deltas = [delta for call in self.ended for delta in self._ended(call, None, mcp.protocol_error("Too many tool rounds in one response."))]
+        """The calls of a turn past `MAX_ROUNDS` or `max_tool_calls`: ended as failed, unrun."""
+        why = mcp.protocol_error("max_tool_calls reached: not run." if self.exhausted() else "Too many tool rounds in one response.")
+        deltas = [delta for call in self.ended for delta in self._ended(call, None, why)]
         self.ended = []
         return deltas
 
     async def answer(self) -> tuple[list[Delta], list[Any]]:
-        """Run every ended call at once: the deltas that end their items, and the items (each
-        call and its output) the model's next turn adds."""
-        outcomes = await asyncio.gather(*(self._run(call) for call in self.ended))
+        """Run every ended call at once (as many as `max_tool_calls` leaves; the others fail
+        unrun): the deltas that end their items, and the items (each call and its output) the
+        model's next turn adds."""
+        runnable = len(self.ended) if self.budget is None else max(0, min(self.budget, len(self.ended)))
+        if self.budget is not None:
+            self.budget -= runnable
+        unrun = (None, mcp.protocol_error("max_tool_calls reached: not run."), [])
+        outcomes = [*await asyncio.gather(*(self._run(call) for call in self.ended[:runnable])), *[unrun] * (len(self.ended) - runnable)]
         deltas: list[Delta] = []
         items: list[Any] = []
         for call, (output, error, found) in zip(self.ended, outcomes, strict=True):

@@ -111,7 +111,8 @@ class Run:
         self.sequence = 0  # the number its next event would take, once it has finished
         # tools the gateway runs (web search, MCP; see `engine.rounds`): the turn's calls, the model
         # request the next turn extends, what earlier turns used, and where this turn's output began
-        self.round = Round(Searches(list(self.params.include or ())), search, offered or {}) if search is not None or offered else None
+        searches = Searches(list(self.params.include or ()))
+        self.round = Round(searches, search, offered or {}, self.params.max_tool_calls) if search is not None or offered else None
         self.model_request = turn.model_request
         self.spent = Usage()
         self.rounds = 0
@@ -228,10 +229,10 @@ class Run:
             if isinstance(delta, Finish):
                 for closed in self.round.close():
                     builder.apply(closed)
-                if self.round.ended and self.rounds < MAX_ROUNDS and not self.round.asked:
+                if self.round.ended and self.rounds < MAX_ROUNDS and not self.round.asked and not self.round.exhausted():
                     await self._run_tools(builder, delta)
                     return True
-                # past the limit, or asking for approval: what ran is answered, and the response ends
+                # past a limit, or asking for approval: what ran is answered, and the response ends
                 ended = (await self.round.answer())[0] if self.round.asked else self.round.give_up()
                 for given_up in ended:
                     builder.apply(given_up)
