@@ -188,7 +188,9 @@ def test_a_server_that_speaks_only_sse(fake_chat, sse_server, tmp_path):
 
 def test_parallel_calls_run_together_within_max_tool_calls(client, mcp_server):
     calls = stats(mcp_server)["methods"].get("tools/call", 0)
+    sessions = stats(mcp_server)["methods"].get("server/discover", 0)
     both = create(client, model="mock-mcp-add-twice", input="2+3 and 4+5?", tools=[docs(mcp_server)])
+    assert stats(mcp_server)["methods"]["server/discover"] - sessions == 2  # the listing's, then one session for both calls
     assert [item.get("output") for item in both["output"] if item["type"] == "mcp_call"] == ["5", "9"]
     assert both["output"][-1]["content"][0]["text"] == "The tools said: 5 | 9"
     bounded = create(client, model="mock-mcp-add-twice", input="2+3 and 4+5?", tools=[docs(mcp_server)], max_tool_calls=1)

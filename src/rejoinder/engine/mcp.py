@@ -16,6 +16,7 @@ connects. Header values and `authorization` are never echoed, stored or logged.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 from typing import Any, NamedTuple
@@ -248,11 +249,42 @@ async def list_tools(server: Server) -> list[dict[str, Any]]:
     return [{"name": tool.name, "description": tool.description, "input_schema": dict(tool.input_schema or {"type": "object"})} for tool in found.tools]
 
 
-async def call(offered: Offered, arguments: dict[str, Any]) -> tuple[str | None, dict[str, Any] | None]:
-    """Run one tool: its output, or its error as an `mcp_call` item holds it (the tool's own
+class Sessions:
+    """The MCP sessions of one response: one per server, opened at its first call and kept for
+    the next ones, closed with the response. anyio wants a session closed by the task that opened
+    it: `open` runs in the response's own task, never in the calls' gathered ones."""
+
+    def __init__(self) -> None:
+        self.stack = contextlib.AsyncExitStack()
+        self.clients: dict[str, Client | None] = {}  # server URL → its session (None: it could not be opened)
+
+    async def open(self, server: Server) -> None:
+        if server.url in self.clients:
+            return
+        try:
+            async with asyncio.timeout(LIST_TIMEOUT):
+                self.clients[server.url] = await self.stack.enter_async_context(_client(server))
+        except Exception as exc:
+            log.warning("MCP server %s: no session (%s)", server.label, type(exc).__name__)
+            self.clients[server.url] = None
+
+    async def close(self) -> None:
+        try:
+            await self.stack.aclose()
+        except Exception as exc:  # a session that broke: nothing more to release
+            log.info("MCP sessions closed with %s", type(exc).__name__)
+        self.clients = {}
+
+
+async def call(offered: Offered, arguments: dict[str, Any], sessions: Sessions | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """Run one tool (on the response's session with its server, when there is one, else on a
+    session of its own): its output, or its error as an `mcp_call` item holds it (the tool's own
     error content, or a protocol error for a server that failed or did not answer in time)."""
     try:
-        async with asyncio.timeout(CALL_TIMEOUT), _client(offered.server) as client:
+        async with asyncio.timeout(CALL_TIMEOUT), contextlib.AsyncExitStack() as stack:
+            client = sessions.clients.get(offered.server.url) if sessions is not None else None
+            if client is None:
+                client = await stack.enter_async_context(_client(offered.server))
             result = await client.call_tool(offered.tool, arguments)
     except TimeoutError:
         return None, protocol_error(f"The MCP tool '{offered.tool}' did not answer within {CALL_TIMEOUT:g} s.")

@@ -37,6 +37,7 @@ class _Call:
 class Round:
     def __init__(self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered], budget: int | None = None) -> None:
         self.searches = searches
+        self.sessions = mcp.Sessions()  # one per MCP server, for the whole response
         self.budget = budget  # calls the response may still run (`max_tool_calls`); None: no bound
         self.backend = backend
         self.offered = offered
@@ -104,6 +105,9 @@ class Round:
         if self.budget is not None:
             self.budget -= runnable
         unrun = (None, mcp.protocol_error("max_tool_calls reached: not run."), [])
+        for call in self.ended[:runnable]:  # sessions open here, in the response's task (see `mcp.Sessions`)
+            if call.item is not None:
+                await self.sessions.open(self.offered[call.name].server)
         outcomes = [*await asyncio.gather(*(self._run(call) for call in self.ended[:runnable])), *[unrun] * (len(self.ended) - runnable)]
         deltas: list[Delta] = []
         items: list[Any] = []
@@ -130,7 +134,7 @@ class Round:
             parsed = None
         if not isinstance(parsed, dict):
             return None, mcp.protocol_error("The arguments are not a JSON object."), []
-        output, error = await mcp.call(self.offered[call.name], parsed)
+        output, error = await mcp.call(self.offered[call.name], parsed, self.sessions)
         return output, error, []
 
     def _ended(self, call: _Call, output: str | None, error: Any, found: list[str] = ()) -> list[Delta]:  # type: ignore[assignment]

@@ -300,8 +300,10 @@ class Run:
         )
 
     async def close(self) -> None:
-        """Release the upstream call; safe to repeat."""
+        """Release the upstream call and the MCP sessions; safe to repeat."""
         await self.rest.aclose()
+        if self.round is not None:
+            await self.round.sessions.close()
 
     async def _save(self, encoded: bytes) -> None:
         await self.store.save(self.response, encoded, self.principal.tenant, self._item_rows(), self.begun is not None)
