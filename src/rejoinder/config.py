@@ -14,6 +14,10 @@ import msgspec
 import yaml
 from msgspec import Struct
 
+from rejoinder.protocol.access import Limits, check_limits
+from rejoinder.protocol.errors import ApiError
+from rejoinder.protocol.ids import is_valid_id
+
 Provider = Literal["openai-chat", "openai", "anthropic", "gemini", "local"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
@@ -110,29 +114,20 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     headers: dict[str, str] = {}  # sent on every request to it (`${TOKEN}` from the environment)
 
 
-class KeyConfig(Struct, forbid_unknown_fields=True):
-    """An API key declared in the file (GitOps): its value comes from the environment."""
+class KeyConfig(Limits, kw_only=True):
+    """An API key declared in the file (GitOps), with its limits: its value comes from the
+    environment."""
 
     name: str
     value: str  # sk-rj-…, at least 32 characters: `${TEAM_KEY}`
-    allowed_models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    budget: float | None = None  # dollars per budget_period
-    budget_period: Literal["day", "month"] = "month"
 
 
-class ProjectConfig(Struct, forbid_unknown_fields=True):
-    """A project declared in the file, with its keys; made again from the file at each start
-    (the organization API shows it, and will not change it)."""
+class ProjectConfig(Limits, kw_only=True):
+    """A project declared in the file, with its limits and keys; made again from the file at
+    each start (the organization API shows it, and will not change it)."""
 
     id: str
     name: str
-    allowed_models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    budget: float | None = None
-    budget_period: Literal["day", "month"] = "month"
     keys: list[KeyConfig] = []
 
 
@@ -280,10 +275,6 @@ def check(config: Config) -> None:
 
 
 def _check_projects(projects: list[ProjectConfig]) -> None:
-    from rejoinder.protocol.access import check_limits
-    from rejoinder.protocol.errors import ApiError
-    from rejoinder.protocol.ids import is_valid_id
-
     values = set()
     for i, project in enumerate(projects):
         if not is_valid_id(project.id) or project.id == "proj_default" or project.id in (p.id for p in projects[:i]):

@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 
 from rejoinder.api.prompts import PROMPTS, shown
-from rejoinder.api.replies import STORE, json_response, limit_after, principal_of, project_of, read_body
+from rejoinder.api.replies import STORE, json_response, limit_after, object_list, principal_of, project_of, read_body
 from rejoinder.engine.prompts import check_template
 from rejoinder.protocol.checks import decode_body
 from rejoinder.protocol.errors import invalid
@@ -66,19 +66,14 @@ async def list_responses(request: web.Request) -> web.Response:
         {"id": row.id, "created_at": row.created_at, "status": row.status, "model": row.model, "key_id": row.key_id, "response": msgspec.Raw(row.body)}
         for row in rows
     ]
-    return _listed(data, more)
+    return object_list(data, more)
 
 
 async def list_conversations(request: web.Request) -> web.Response:
     limit, after = limit_after(request)
     rows, more = await request.app[STORE].transact(listings.conversations_page, project_of(request), after, limit)
     data = [{"id": row.id, "object": "conversation", "created_at": row.created_at, "metadata": msgspec.Raw(row.metadata)} for row in rows]
-    return _listed(data, more)
-
-
-def _listed(data: list[dict[str, Any]], more: bool) -> web.Response:
-    body = {"object": "list", "data": data, "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None, "has_more": more}
-    return json_response(msgspec.json.encode(body))
+    return object_list(data, more)
 
 
 async def preview_prompt(request: web.Request) -> web.Response:

@@ -86,9 +86,8 @@ class Metrics:
         requests, duration, overhead, first_token, tokens_in, tokens_out = self._labelled(model, provider, status, mode)
         requests.inc()
         duration.observe(time.monotonic() - arrived)
-        project, key_id = (principal.project, principal.key_id or "") if principal is not None else ("", "")
         if run is None:
-            self.tally.count(project, key_id, model, status >= 400, 0, 0)
+            self.tally.count(*_whose(principal), model, status >= 400, 0, 0)
             if error_code == "rate_limit_exceeded":
                 self.refusals.inc()
             elif error_code and error_code.startswith("upstream"):
@@ -114,8 +113,7 @@ class Metrics:
         tokens_in.inc(used_in)
         tokens_out.inc(used_out)
         failed = run.response["status"] == "failed"
-        project, key_id = (principal.project, principal.key_id or "") if principal is not None else ("", "")
-        self.tally.count(project, key_id, deployment.route, error or failed, used_in, used_out, requests)
+        self.tally.count(*_whose(principal), deployment.route, error or failed, used_in, used_out, requests)
         if principal is not None:
             price = deployment.price  # dollars per million tokens: micro-dollars per token
             self.limiter.spend(principal, used_in + used_out, round(used_in * price.input + used_out * price.output) if price is not None else 0)
@@ -133,6 +131,11 @@ class Metrics:
             MultiProcessCollector(registry)
         depth = f"# HELP rejoinder_background_queued Background runs waiting in the queue (all instances).\n# TYPE rejoinder_background_queued gauge\nrejoinder_background_queued {queued}\n"
         return generate_latest(registry) + depth.encode()
+
+
+def _whose(principal: Principal | None) -> tuple[str, str]:
+    """The project and key id usage is counted under ("" for none)."""
+    return (principal.project, principal.key_id or "") if principal is not None else ("", "")
 
 
 OBSERVED = web.AppKey("observed", Metrics)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from rejoinder.api.replies import STORE, json_response, limit_after, read_body
+from rejoinder.api.replies import STORE, json_response, limit_after, object_list, read_body
 from rejoinder.engine.access import Access, Principal, make_key
 from rejoinder.protocol.access import Create, Limits, UpdateProject, decode, limits_of
 from rejoinder.protocol.errors import ApiError, not_found
@@ -52,13 +52,6 @@ def key_view(key: access.Key) -> dict[str, Any]:
     }
 
 
-def _listed(rows: list, has_more: bool, view: Any) -> web.Response:
-    data = [view(row) for row in rows]
-    return json_response(
-        {"object": "list", "data": data, "first_id": rows[0].id if rows else None, "last_id": rows[-1].id if rows else None, "has_more": has_more}
-    )
-
-
 async def _project(request: web.Request) -> access.Project:
     project_id = request.match_info["project_id"]
     found = await request.app[STORE].transact(access.project, project_id) if is_valid_id(project_id) else None
@@ -89,7 +82,8 @@ async def create_project(request: web.Request) -> web.Response:
 async def list_projects(request: web.Request) -> web.Response:
     limit, after = limit_after(request)
     archived = request.query.get("include_archived", "false").lower() == "true"
-    return _listed(*await request.app[STORE].transact(access.project_page, after, limit, archived), project_view)
+    rows, more = await request.app[STORE].transact(access.project_page, after, limit, archived)
+    return object_list([project_view(row) for row in rows], more)
 
 
 async def get_project(request: web.Request) -> web.Response:
@@ -129,7 +123,8 @@ async def create_key(request: web.Request) -> web.Response:
 async def list_keys(request: web.Request) -> web.Response:
     project = await _project(request)
     limit, after = limit_after(request)
-    return _listed(*await request.app[STORE].transact(access.key_page, project.id, after, limit), key_view)
+    rows, more = await request.app[STORE].transact(access.key_page, project.id, after, limit)
+    return object_list([key_view(row) for row in rows], more)
 
 
 async def _key(request: web.Request) -> access.Key:

@@ -72,6 +72,12 @@ def page_query(request: web.Request) -> Page:
     return Page(after, limit, order == "desc", parse_include(request.query))
 
 
+def object_list(data: list[dict[str, Any]], has_more: bool) -> web.Response:
+    """A page of objects (each with an `id`) as a list object; bodies may embed `msgspec.Raw`."""
+    body = {"object": "list", "data": data, "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+    return json_response(msgspec.json.encode(body))
+
+
 def item_list(rows: list[Any], has_more: bool) -> web.Response:
     """A page of `(id, body)` rows as a list object, each body embedded as stored."""
     ids = [row[0] for row in rows]

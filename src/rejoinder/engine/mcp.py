@@ -130,11 +130,7 @@ async def _approved(offered: dict[str, Offered], earlier: list[Item], own_input:
             raise invalid("tools", f"The MCP tool '{request.get('name')}' of '{request.get('server_label')}' must be in 'tools' to run the approved call.")
         arguments = request.get("arguments") or "{}"
         if item.raw.get("approve"):
-            try:
-                parsed = orjson.loads(arguments)
-            except orjson.JSONDecodeError:
-                parsed = None
-            output, error = await call(offered[name], parsed) if isinstance(parsed, dict) else (None, protocol_error("The arguments are not a JSON object."))
+            output, error = await call(offered[name], arguments)
             ran.append({
                 "id": new_id("mcp"), "type": "mcp_call", "server_label": request["server_label"], "name": request["name"], "arguments": arguments,
                 "output": output, "error": error, "status": "completed" if output is not None else "failed", "approval_request_id": request["id"],
@@ -276,16 +272,23 @@ class Sessions:
         self.clients = {}
 
 
-async def call(offered: Offered, arguments: dict[str, Any], sessions: Sessions | None = None) -> tuple[str | None, dict[str, Any] | None]:
-    """Run one tool (on the response's session with its server, when there is one, else on a
-    session of its own): its output, or its error as an `mcp_call` item holds it (the tool's own
-    error content, or a protocol error for a server that failed or did not answer in time)."""
+async def call(offered: Offered, arguments: str, sessions: Sessions | None = None) -> tuple[str | None, dict[str, Any] | None]:
+    """Run one tool with the model's JSON `arguments` (on the response's session with its
+    server, when there is one, else on a session of its own): its output, or its error as an
+    `mcp_call` item holds it (the tool's own error content, or a protocol error for arguments
+    that are not an object, or a server that failed or did not answer in time)."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        parsed = None
+    if not isinstance(parsed, dict):
+        return None, protocol_error("The arguments are not a JSON object.")
     try:
         async with asyncio.timeout(CALL_TIMEOUT), contextlib.AsyncExitStack() as stack:
             client = sessions.clients.get(offered.server.url) if sessions is not None else None
             if client is None:
                 client = await stack.enter_async_context(_client(offered.server))
-            result = await client.call_tool(offered.tool, arguments)
+            result = await client.call_tool(offered.tool, parsed)
     except TimeoutError:
         return None, protocol_error(f"The MCP tool '{offered.tool}' did not answer within {CALL_TIMEOUT:g} s.")
     except Exception as exc:

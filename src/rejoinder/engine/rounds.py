@@ -11,15 +11,14 @@ model again, in the same response, up to `MAX_ROUNDS` turns.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
-
-import orjson
 
 from rejoinder.engine import mcp, searching
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, Usage
-from rejoinder.providers.web_search import Searches
+from rejoinder.providers.web_search import Searches, query_of
 
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
 
@@ -123,23 +122,17 @@ class Round:
         """Its output (None when it failed), its error, and the URLs a search found."""
         arguments = "".join(call.chunks)
         if call.item is None:
-            results = await searching.search(self.backend, searching.query_of(arguments))  # type: ignore[arg-type]
+            results = await searching.search(self.backend, query_of(arguments))  # type: ignore[arg-type]
             if results is None:
                 return None, "The search failed.", []
             text = "\n\n".join(f"{r.title}\n{r.url}\n{r.snippet}" for r in results) or "No results."
             return text, None, [r.url for r in results]
-        try:
-            parsed = orjson.loads(arguments or "{}")
-        except orjson.JSONDecodeError:
-            parsed = None
-        if not isinstance(parsed, dict):
-            return None, mcp.protocol_error("The arguments are not a JSON object."), []
-        output, error = await mcp.call(self.offered[call.name], parsed, self.sessions)
+        output, error = await mcp.call(self.offered[call.name], arguments, self.sessions)
         return output, error, []
 
-    def _ended(self, call: _Call, output: str | None, error: Any, found: list[str] = ()) -> list[Delta]:  # type: ignore[assignment]
+    def _ended(self, call: _Call, output: str | None, error: Any, found: Sequence[str] = ()) -> list[Delta]:
         if call.item is None:
-            query = searching.query_of("".join(call.chunks))
+            query = query_of("".join(call.chunks))
             return self.searches.end(call.call_id, [query] if query else [], list(found), failed=output is None)
         item = {**call.item, "status": "failed" if output is None else "completed", "output": output, "error": error}
         return [HostedEvent(f"response.mcp_call.{item['status']}", item["id"], {}), HostedOutput(item)]

@@ -65,12 +65,3 @@ async def search(backend: Backend, query: str) -> list[Result] | None:
     except Exception as exc:  # the model is told the search failed, and goes on
         log.warning("web search failed: %s", type(exc).__name__)
         return None
-
-
-def query_of(arguments: str) -> str:
-    try:
-        found = orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return ""
-    query = found.get("query") if isinstance(found, dict) else None
-    return query if isinstance(query, str) else ""

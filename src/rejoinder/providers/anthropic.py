@@ -23,7 +23,7 @@ from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Fi
 from rejoinder.providers.failures import read_json, stream_error
 from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, versioned
 from rejoinder.providers.state import seal
-from rejoinder.providers.web_search import Searches, citation
+from rejoinder.providers.web_search import Searches, citation, query_of
 
 DEFAULT_BASE_URL = "https://api.anthropic.com/v1"
 VERSION = "2023-06-01"
@@ -183,8 +183,8 @@ class _Translator(EndsWithAnEvent):
         if kind == "tool_use" and not state["chunks"]:
             return [BlockDelta(name, "{}"), BlockEnd(name)]  # a call without arguments
         if kind == "search":
-            query = _query("".join(state["chunks"]))
-            self.queries[state["id"]] = [query] if isinstance(query, str) else []
+            query = query_of("".join(state["chunks"]))
+            self.queries[state["id"]] = [query] if query else []
             return []
         length = len("".join(state["chunks"]))
         cited = [citation(name, c["url"], c.get("title") or "", 0, length) for c in state.get("citations", ())]
@@ -205,12 +205,3 @@ class _Translator(EndsWithAnEvent):
         if reason == "tool_calls" and not self.called_tool:
             reason = "stop"  # only the structured-output tool was called: that is the answer
         return Finish(reason, self.usage)  # type: ignore[arg-type]
-
-
-def _query(text: str) -> Any:
-    """A web search's query, from its input as streamed (anything unreadable: none)."""
-    try:
-        found = orjson.loads(text or "{}")
-    except orjson.JSONDecodeError:
-        return None
-    return found.get("query") if isinstance(found, dict) else None

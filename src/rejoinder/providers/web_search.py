@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES
 from rejoinder.providers.base import Annotation, Delta, HostedEvent, HostedOutput, HostedStart
@@ -64,6 +66,16 @@ class Searches:
     @staticmethod
     def _event(stage: str, item: dict[str, Any]) -> HostedEvent:
         return HostedEvent(f"response.web_search_call.{stage}", item["id"], {})
+
+
+def query_of(arguments: str) -> str:
+    """A search call's query, from its JSON arguments as streamed (anything unreadable: none)."""
+    try:
+        found = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return ""
+    query = found.get("query") if isinstance(found, dict) else None
+    return query if isinstance(query, str) else ""
 
 
 def citation(block: str, url: str, title: str, start: int, end: int) -> Annotation:
