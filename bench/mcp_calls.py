@@ -2,12 +2,13 @@
 
 A real MCP server from the `mcp` package (tests/mcp_server.py) and a gateway on the test suite's
 fake Chat Completions upstream, all on 127.0.0.1. Prints p50 latencies of:
-- D: the SDK alone opening a session and calling `add` (what the gateway does per response);
 - A: a response whose model calls `add` once, then answers (its listing reused through
-  `previous_response_id`, so one call and two model turns);
+  `previous_response_id`, so one session, one call and two model turns);
 - B: the same response whose model answers at once (one model turn, the same tools offered);
-- T: a plain one-turn response with no tools (a model turn through the gateway);
-and the gateway's own cost per call, estimated as A − B − D − T.
+- D: the SDK alone opening a session and calling `add`, with the gateway's TLS context (the
+  MCP server's time and the SDK's, which a response with one call spends);
+- U: one model turn asked of the fake upstream directly (the second turn A makes);
+and the gateway's own cost per call, estimated as A − B − D − U.
 
     python bench/mcp_calls.py [--responses 200]
 """
@@ -27,6 +28,8 @@ from harness import TESTS, gateway_on_fake  # bench/ is on the path: this script
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
+from rejoinder.engine.mcp_guard import tls
+
 
 def serve_mcp() -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
@@ -42,24 +45,18 @@ def serve_mcp() -> tuple[subprocess.Popen, str]:
     return process, f"http://127.0.0.1:{port}"
 
 
-async def direct(url: str, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        async with Client(streamable_http_client(url + "/mcp", http_client=httpx.AsyncClient())) as client:
-            await client.call_tool("add", {"a": 2, "b": 3})
-        samples.append(time.perf_counter() - started)
-    return samples
+async def direct(url: str) -> float:
+    started = time.perf_counter()
+    async with Client(streamable_http_client(url + "/mcp", http_client=httpx.AsyncClient(verify=tls()))) as client:
+        await client.call_tool("add", {"a": 2, "b": 3})
+        return time.perf_counter() - started  # the session's close is not counted: the gateway does not wait for it
 
 
-def timed(post, body: dict, count: int) -> list[float]:
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        answer = post(body)
-        assert answer.status_code == 200, answer.text
-        samples.append(time.perf_counter() - started)
-    return samples
+def timed(post, body: dict) -> float:
+    started = time.perf_counter()
+    answer = post(body)
+    assert answer.status_code == 200, answer.text
+    return time.perf_counter() - started
 
 
 def main() -> None:
@@ -67,8 +64,10 @@ def main() -> None:
     parser.add_argument("--responses", type=int, default=200)
     args = parser.parse_args()
     process, server = serve_mcp()
+    loop = asyncio.new_event_loop()
+    samples: dict[str, list[float]] = {"A": [], "B": [], "D": [], "U": []}
     try:
-        with gateway_on_fake(mcp_allow_hosts=[server.removeprefix("http://")]) as (gateway, _):
+        with gateway_on_fake(mcp_allow_hosts=[server.removeprefix("http://")]) as (gateway, fake):
             http = httpx.Client(base_url=gateway.url, timeout=60)
             tool = {"type": "mcp", "server_label": "docs", "server_url": server + "/mcp", "require_approval": "never"}
             first = http.post("/v1/responses", json={"model": "mock-text", "input": "Hi", "tools": [tool]}).json()  # lists once
@@ -76,20 +75,22 @@ def main() -> None:
             def post(body: dict) -> httpx.Response:
                 return http.post("/v1/responses", json={**body, "previous_response_id": first["id"], "store": False})
 
-            n = args.responses
-            with_call = timed(post, {"model": "mock-mcp-add", "input": "2 + 3?", "tools": [tool]}, n)
-            without = timed(post, {"model": "mock-text", "input": "Hi", "tools": [tool]}, n)
-            plain = timed(lambda body: http.post("/v1/responses", json={**body, "store": False}), {"model": "mock-text", "input": "Hi"}, n)
-        session_and_call = asyncio.run(direct(server, n))
+            turn = {"model": "mcp-add", "messages": [{"role": "user", "content": "2 + 3?"}, {"role": "tool", "tool_call_id": "c", "content": "5"}]}
+            for _ in range(args.responses):  # interleaved, so that a slower moment of the machine weighs on every figure alike
+                samples["A"].append(timed(post, {"model": "mock-mcp-add", "input": "2 + 3?", "tools": [tool]}))
+                samples["B"].append(timed(post, {"model": "mock-text", "input": "Hi", "tools": [tool]}))
+                samples["D"].append(loop.run_until_complete(direct(server)))
+                samples["U"].append(timed(lambda body: http.post(fake.url + "/v1/chat/completions", json=body), turn))
     finally:
+        loop.close()
         process.terminate()
         process.wait(10)
-    a, b, t, d = (statistics.median(samples) * 1000 for samples in (with_call, without, plain, session_and_call))
-    print(f"D  SDK alone: new session + call      {d:7.2f} ms p50")
+    a, b, d, u = (statistics.median(samples[name]) * 1000 for name in "ABDU")
     print(f"A  response with one MCP call         {a:7.2f} ms p50")
     print(f"B  same response, no call             {b:7.2f} ms p50")
-    print(f"T  plain one-turn response            {t:7.2f} ms p50")
-    print(f"gateway's own cost per MCP call (A − B − D − T): {a - b - d - t:.2f} ms")
+    print(f"D  SDK alone: new session + call      {d:7.2f} ms p50")
+    print(f"U  one upstream model turn            {u:7.2f} ms p50")
+    print(f"gateway's own cost per MCP call (A − B − D − U): {a - b - d - u:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ def provider_models(chat: FakeChat, anthropic: FakeAnthropic, gemini: FakeGemini
         {"name": "claude-*", "provider": "anthropic", "base_url": anthropic.url + "/v1", "api_key": ANTHROPIC_KEY},
         {"name": "gemini-*", "provider": "gemini", "base_url": gemini.url + "/v1beta", "api_key": GEMINI_KEY},
         {"name": "oai-*", "provider": "openai", "base_url": responses.url + "/v1", "api_key": OPENAI_KEY},
+        # OpenAI runs these models' `mcp` tools itself (the gateway runs the others')
+        {"name": "passthrough-*", "provider": "openai", "base_url": responses.url + "/v1", "api_key": OPENAI_KEY, "mcp": "passthrough"},
     ]
 
 

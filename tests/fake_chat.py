@@ -57,6 +57,11 @@ def _logprob(token: str, logprob: float) -> dict:
 
 # The Codex CLI's shell tool, and a command for it to run (see tests/test_codex.py).
 SHELL_TOOL = "exec_command"
+MCP_CALLS = {  # scenario → the MCP tool it calls (as the gateway offers it) and its arguments
+    "mcp-add": ("mcp__docs__add", '{"a": 2, "b": 3}'),
+    "mcp-fail": ("mcp__docs__fail", "{}"),
+    "mcp-time": ("mcp__time__get_current_time", '{"timezone": "UTC"}'),  # the mcp-server-time package's tool
+}
 SHELL_ARGUMENTS = '{"cmd": "echo hello-from-codex"}'
 
 SCENARIOS: dict[str, list[dict]] = {
@@ -297,9 +302,10 @@ class FakeChat(FakeServer):
             calls = [_call_start(0, "call_mcp1", "mcp__docs__add"), _call_args(0, '{"a": 2, "b": 3}')]
             calls += [_call_start(1, "call_mcp2", "mcp__docs__add"), _call_args(1, '{"a": 4, "b": 5}')]
             chunks = _text("The tools said: ", " | ".join(told)) if told else [*calls, *SCENARIOS["tool-single"][-1:]]
-        if model in ("mcp-add", "mcp-fail"):  # call a tool of the MCP server labelled docs, then answer from its output
-            told = [message["content"] for message in body["messages"] if message.get("role") == "tool"]
-            name, arguments = ("mcp__docs__add", '{"a": 2, "b": 3}') if model == "mcp-add" else ("mcp__docs__fail", "{}")
+        if model in MCP_CALLS:  # call a tool of an MCP server, then answer from its output
+            asked = max(i for i, message in enumerate(body["messages"]) if message.get("role") == "user")
+            told = [message["content"] for message in body["messages"][asked:] if message.get("role") == "tool"]
+            name, arguments = MCP_CALLS[model]
             chunks = (
                 _text("The tool said: ", told[-1]) if told else [_call_start(0, "call_mcp1", name), _call_args(0, arguments), *SCENARIOS["tool-single"][-1:]]
             )

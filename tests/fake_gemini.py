@@ -138,6 +138,11 @@ class FakeGemini(FakeServer):
             answered = any("functionResponse" in part for content in body["contents"] for part in content["parts"])
             call = {"functionCall": {"name": SHELL_TOOL, "args": json.loads(SHELL_ARGUMENTS)}}
             chunks = SCENARIOS["text"] if answered else [_chunk([call], "STOP", USAGE)]
+        if scenario == "mcp-add":  # call the docs server's add (the gateway runs it), then answer from its output
+            last = self.requests[-1]["contents"][-1]["parts"]
+            told = [str(part["functionResponse"]["response"].get("output")) for part in last if "functionResponse" in part]
+            call = {"functionCall": {"name": "mcp__docs__add", "args": {"a": 2, "b": 3}}}
+            chunks = [_chunk([{"text": "The tool said: " + told[-1]}], "STOP", USAGE)] if told else [_chunk([call], "STOP", USAGE)]
         if action == "countTokens":  # the whole request under generateContentRequest, as Gemini takes it
             whole = self.requests[-1]["generateContentRequest"]
             assert whole["model"] == f"models/{model}" and "contents" in whole, whole

@@ -137,6 +137,11 @@ class FakeResponses(FakeServer):
                 {"error": {"message": "Invalid value for 'input'.", "type": "invalid_request_error", "param": "input", "code": None}}, status=400
             )
         specs = SCENARIOS.get(scenario, SCENARIOS["text"])
+        if scenario == "mcp-add":  # call the docs server's add (the gateway runs it), then answer from its output
+            last = body["input"][-1] if isinstance(body["input"], list) else {}
+            told = last.get("output") if last.get("type") == "function_call_output" else None
+            call = ("function_call", "call_up1", "mcp__docs__add", ['{"a": 2,', ' "b": 3}'])
+            specs = [("message", ["The tool said: ", told])] if told else [call]
         response = _response(body["model"], scenario, specs, body.get("include") or [])
         if not body.get("stream"):
             return web.json_response(response)

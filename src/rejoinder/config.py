@@ -76,6 +76,9 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     deployments: list[DeploymentConfig] = []
     fallbacks: list[str] = []
     price: Price | None = None  # what its tokens cost, for budgets; none: free
+    # who runs a request's `mcp` tools: the gateway (the default, on every provider, so that
+    # items and events are the same everywhere), or, on an openai upstream, OpenAI itself
+    mcp: Literal["gateway", "passthrough"] = "gateway"
 
 
 class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -107,11 +110,16 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """An MCP server named in the config: a request's `mcp` tool may give its `server_label`
-    alone. The operator chose it, so the address guard does not apply to it."""
+    alone. The operator chose it, so the address guard does not apply to it. Either a `url`, or
+    a `command` the gateway runs as a child process and talks to over stdio (see
+    `engine.mcp_stdio`)."""
 
     label: str
-    url: str  # its streamable HTTP endpoint
+    url: str | None = None  # its streamable HTTP (or SSE) endpoint
     headers: dict[str, str] = {}  # sent on every request to it (`${TOKEN}` from the environment)
+    command: str | None = None  # the program to run, found on PATH
+    args: list[str] = []
+    env: dict[str, str] = {}  # set for it, over a minimal environment (PATH, HOME …)
 
 
 class KeyConfig(Limits, kw_only=True):
@@ -247,6 +255,8 @@ def check(config: Config) -> None:
             raise ConfigError(f"models[{i}] ({model.name}): give either provider (and its base_url, api_key …) or deployments")
         if any(d.provider == "local" or d.weight <= 0 for d in model.deployments) or (model.deployments and "*" in model.name):
             raise ConfigError(f"models[{i}] ({model.name}): deployments must be remote providers with a weight above 0, on a plain name")
+        if model.mcp == "passthrough" and {model.provider, *(d.provider for d in model.deployments)} - {None} != {"openai"}:
+            raise ConfigError(f"models[{i}] ({model.name}): mcp: passthrough needs the openai provider, the one upstream that runs MCP tools")
     for i, model in enumerate(config.models):
         unknown = [
             name
@@ -265,8 +275,10 @@ def check(config: Config) -> None:
             raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
     _check_projects(config.projects)
     labels = [server.label for server in config.mcp_servers]
-    if len(set(labels)) != len(labels) or any(not server.url.startswith(("http://", "https://")) for server in config.mcp_servers):
-        raise ConfigError("mcp_servers: each needs a label of its own and an http(s):// url")
+    if len(set(labels)) != len(labels) or any((server.url is None) == (server.command is None) for server in config.mcp_servers):
+        raise ConfigError("mcp_servers: each needs a label of its own, and either an http(s):// url or a command")
+    if any(server.url is not None and not server.url.startswith(("http://", "https://")) for server in config.mcp_servers):
+        raise ConfigError("mcp_servers: a url must be http(s)://…")
     search = config.web_search
     if search is not None and (not search.url.startswith(("http://", "https://")) or search.max_results < 1 or search.timeout <= 0):
         raise ConfigError("web_search: url must be http(s)://…, max_results at least 1 and timeout above 0")

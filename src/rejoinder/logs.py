@@ -45,7 +45,7 @@ def redact(config: Config) -> None:
     """Put the filter on every handler of the root logger (where every record ends up)."""
     keys = [model.api_key for model in config.models] + [deployment.api_key for model in config.models for deployment in model.deployments]
     keys += [key.value for project in config.projects for key in project.keys]
-    keys += [value for server in config.mcp_servers for value in server.headers.values()]
+    keys += [value for server in config.mcp_servers for value in [*server.headers.values(), *server.env.values()]]
     secrets = [config.master_key or ""] + sealing_secrets(config) + [key or "" for key in keys]
     for handler in logging.getLogger().handlers:
         handler.addFilter(Redact(secrets))

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from rejoinder.engine import compaction, mcp, searching
+from rejoinder.engine import compaction, mcp, mcp_items, searching
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.fitting import exceeds, fit
@@ -47,12 +47,13 @@ class Engine:
         self.mcp_access = mcp_access or mcp.McpAccess([], [])  # MCP servers named in the config, and hosts past the guard
         self.history = History(store, create_missing_conversations)
 
-    async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None) -> Turn:
+    async def prepare(self, request: Request, principal: Principal, memory: Mapping[str, list[Item]] | None = None, running: bool = False) -> Turn:
         """Everything short of calling the model: the model (one `principal` may use), the
         context (from its project's stored objects), the checks. A background run is prepared
         when it is queued (its errors are the POST's) and again when it runs. `memory` holds the
         contexts of responses a WebSocket connection made, so a `previous_response_id` found
-        there needs no read (and no storing)."""
+        there needs no read (and no storing). Only a turn `running` runs the MCP calls its input
+        approves; whoever prepares one that is not releases its MCP sessions."""
         params = request.body
         deployment = self.router.resolve(params.model)
         if not principal.allows(params.model):
@@ -68,30 +69,35 @@ class Engine:
             earlier = await earlier_items(self.store, params.previous_response_id, project)
         own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
-        tools = mcp.Prepared({}, [], [], [])
-        if "mcp" not in deployment.provider.hosted_tool_types and any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
-            tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access)
+        tools = mcp.Prepared({}, [], [], [], mcp.Sessions())
+        seen = context  # what the model is shown of it (before `model_view`)
+        if deployment.runs_mcp:
+            seen = mcp_items.as_functions(context)
+            if any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
+                tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access, running)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
-        model_request = ModelRequest(settings(request), model_view(context) + tools.answers, deployment.upstream_model, streamed)
+        model_request = ModelRequest(settings(request), model_view(seen) + tools.answers, deployment.upstream_model, streamed)
         checkpoint = None
         threshold = next((entry.compact_threshold for entry in params.context_management or () if entry.compact_threshold), None)
         if threshold is not None and await exceeds(deployment.provider, model_request, threshold):
             summary, _ = await compaction.summarize(deployment.provider, model_request)
             checkpoint = compaction.item(summary)
-            model_request = msgspec.structs.replace(model_request, items=model_view([*context, decode_item(orjson.dumps(checkpoint))]))
+            model_request = msgspec.structs.replace(model_request, items=model_view([*seen, decode_item(orjson.dumps(checkpoint))]))
         model_request = await fit(deployment, model_request, params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings, checkpoint, mcp_tools=tools)
+        return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint)
 
     async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
         """What `POST /v1/responses/compact` answers for this context."""
         turn = await self.prepare(request, principal)
+        turn.mcp_tools.sessions.release()
         summary, cost = await compaction.summarize(turn.deployment.provider, turn.model_request)
         return compaction.compacted_response(turn.context, summary, cost)
 
     async def input_tokens(self, request: Request, principal: Principal) -> int:
         """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
         turn = await self.prepare(request, principal)
+        turn.mcp_tools.sessions.release()
         return await turn.deployment.provider.count_tokens(turn.model_request)
 
     async def start(
@@ -107,7 +113,7 @@ class Engine:
         is not called: the response ends at once with no output, its input kept as context for a
         later turn (WebSocket mode's warm-up)."""
         params = request.body
-        turn = await self.prepare(request, principal, memory)
+        turn = await self.prepare(request, principal, memory, running=True)
         response = background.response if background is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
@@ -119,19 +125,18 @@ class Engine:
                 first = [HostedOutput(turn.checkpoint), *first]
             # MCP servers listed for this turn, and the calls this request approved, before the model's output
             first = [
-                *(d for item in turn.mcp_tools.listed for d in mcp.listing(item)),
-                *(d for item in turn.mcp_tools.ran for d in mcp.ran_deltas(item)),
+                *(d for item in turn.mcp_tools.listed for d in mcp_items.listing(item)),
+                *(d for item in turn.mcp_tools.ran for d in mcp_items.ran_deltas(item)),
                 *first,
             ]
         except BaseException:
+            turn.mcp_tools.sessions.release()
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
                 await self.store.delete(response["id"], principal.project)
             raise
         search = self.search if request.tools.searched else None
-        return Run(
-            self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search, turn.mcp_tools.offered
-        )
+        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search)
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -171,9 +176,9 @@ class Turn(NamedTuple):
     own_input: list[Item]
     context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
+    mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.mcp`)
     checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
     retries: int = 0  # deployments that failed before the one that served
-    mcp_tools: mcp.Prepared = mcp.Prepared({}, [], [], [])  # MCP tools offered, listed and approved calls run (see `engine.mcp`)
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:

@@ -14,13 +14,15 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from rejoinder.engine import mcp, searching
+from rejoinder.engine import mcp, mcp_items, searching
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, Usage
 from rejoinder.providers.web_search import Searches, query_of
 
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
+# items of a turn its next turn sees only as the function calls and outputs `Round.answer` gives
+SHOWN_AS_CALLS = frozenset(("web_search_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"))
 
 
 class _Call:
@@ -34,15 +36,18 @@ class _Call:
 
 
 class Round:
-    def __init__(self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered], budget: int | None = None) -> None:
+    def __init__(
+        self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered], sessions: mcp.Sessions, budget: int | None
+    ) -> None:
         self.searches = searches
-        self.sessions = mcp.Sessions()  # one per MCP server, for the whole response
+        self.sessions = sessions  # one per MCP server, for the whole response
         self.budget = budget  # calls the response may still run (`max_tool_calls`); None: no bound
         self.backend = backend
         self.offered = offered
         self.open: dict[str, _Call] = {}  # block → call
         self.ended: list[_Call] = []
         self.asked = False  # a call waits for the client's approval: the response ends with the request
+        self.deadline = asyncio.get_running_loop().time() + mcp.RESPONSE_TIME  # for all of the response's MCP calls
 
     def filter(self, delta: Delta) -> list[Delta]:
         """What the builder sees of a delta: a gateway-run call's pieces become its item's progress."""
@@ -91,7 +96,7 @@ class Round:
 
     def give_up(self) -> list[Delta]:
         """The calls of a turn past `MAX_ROUNDS` or `max_tool_calls`: ended as failed, unrun."""
-        why = mcp.protocol_error("max_tool_calls reached: not run." if self.exhausted() else "Too many tool rounds in one response.")
+        why = mcp_items.protocol_error("max_tool_calls reached: not run." if self.exhausted() else "Too many tool rounds in one response.")
         deltas = [delta for call in self.ended for delta in self._ended(call, None, why)]
         self.ended = []
         return deltas
@@ -103,18 +108,14 @@ class Round:
         runnable = len(self.ended) if self.budget is None else max(0, min(self.budget, len(self.ended)))
         if self.budget is not None:
             self.budget -= runnable
-        unrun = (None, mcp.protocol_error("max_tool_calls reached: not run."), [])
-        for call in self.ended[:runnable]:  # sessions open here, in the response's task (see `mcp.Sessions`)
-            if call.item is not None:
-                await self.sessions.open(self.offered[call.name].server)
+        unrun = (None, mcp_items.protocol_error("max_tool_calls reached: not run."), [])
         outcomes = [*await asyncio.gather(*(self._run(call) for call in self.ended[:runnable])), *[unrun] * (len(self.ended) - runnable)]
         deltas: list[Delta] = []
         items: list[Any] = []
         for call, (output, error, found) in zip(self.ended, outcomes, strict=True):
             deltas += self._ended(call, output, error, found)
             arguments = "".join(call.chunks) or "{}"
-            told = output if output is not None else f"Error: {error if isinstance(error, str) else mcp.error_text(error)}"
-            items += [FunctionCall(call.call_id, call.name, arguments), FunctionCallOutput(call.call_id, told)]
+            items += [FunctionCall(call.call_id, call.name, arguments), FunctionCallOutput(call.call_id, mcp_items.told(output, error))]
         self.ended = []
         return deltas, items
 
@@ -127,7 +128,10 @@ class Round:
                 return None, "The search failed.", []
             text = "\n\n".join(f"{r.title}\n{r.url}\n{r.snippet}" for r in results) or "No results."
             return text, None, [r.url for r in results]
-        output, error = await mcp.call(self.offered[call.name], arguments, self.sessions)
+        left = self.deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            return None, mcp_items.protocol_error(f"This response's MCP calls took their {mcp.RESPONSE_TIME:g} s: not run."), []
+        output, error = await mcp.call(self.offered[call.name], arguments, self.sessions, min(mcp.CALL_TIMEOUT, left))
         return output, error, []
 
     def _ended(self, call: _Call, output: str | None, error: Any, found: Sequence[str] = ()) -> list[Delta]:

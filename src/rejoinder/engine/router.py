@@ -28,6 +28,12 @@ class Deployment(Struct):
     context_window: int | None = None  # tokens, when known (see `window`)
     route: str = ""  # the config entry it came from (`gpt-*` for a prefix route): a bounded metrics label
     price: Price | None = None  # dollars per million tokens in and out, for budgets
+    mcp_upstream: bool = False  # the upstream runs `mcp` tools itself (`mcp: passthrough`)
+
+    @property
+    def runs_mcp(self) -> bool:
+        """Whether the gateway runs this model's `mcp` tools (see `engine.mcp`)."""
+        return not (self.mcp_upstream and "mcp" in self.provider.hosted_tool_types)
 
 
 # Context windows of well-known model families, by the longest prefix of the upstream name.
@@ -44,6 +50,13 @@ KNOWN_WINDOWS = (
     ("gemini-1.5-pro", 2_097_152),
     ("gemini", 1_048_576),
 )
+
+
+def _made(model: ModelConfig, name: str, provider: Provider, owned_by: str) -> Deployment:
+    """The deployment `name` resolves to, from its config entry (a pool's entry is merged with
+    the model's own first)."""
+    upstream = model.upstream_model or name
+    return Deployment(name, provider, upstream, owned_by, model.hosted_tools, window(model, upstream), model.name, model.price, model.mcp == "passthrough")
 
 
 def window(model: ModelConfig, upstream_model: str) -> int | None:
@@ -97,18 +110,14 @@ class Router:
             if model.name.endswith("*"):
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
-                upstream = model.upstream_model or model.name
-                self.exact[model.name] = Deployment(
-                    model.name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name, model.price
-                )
+                self.exact[model.name] = _made(model, model.name, provider, model.provider)
 
     @staticmethod
     def _deployment(model: ModelConfig, one: DeploymentConfig) -> Deployment:
         merged = msgspec.structs.replace(
             model, provider=one.provider, base_url=one.base_url, api_key=one.api_key, upstream_model=one.upstream_model or model.upstream_model, deployments=[]
         )
-        upstream = merged.upstream_model or model.name
-        return Deployment(model.name, provider_for(merged), upstream, one.provider, model.hosted_tools, window(merged, upstream), model.name, model.price)
+        return _made(merged, model.name, provider_for(merged), one.provider)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -119,8 +128,7 @@ class Router:
             return deployment
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
-                upstream = model.upstream_model or name
-                return Deployment(name, provider, upstream, model.provider, model.hosted_tools, window(model, upstream), model.name, model.price)
+                return _made(model, name, provider, model.provider)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
 
     def candidates(self, name: str) -> list[Deployment]:

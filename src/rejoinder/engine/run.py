@@ -19,8 +19,7 @@ import orjson
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.context import model_view
-from rejoinder.engine.mcp import Offered
-from rejoinder.engine.rounds import MAX_ROUNDS, Round, added, summed
+from rejoinder.engine.rounds import MAX_ROUNDS, SHOWN_AS_CALLS, Round, added, summed
 from rejoinder.engine.searching import Backend
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import decode_item, encode_item
@@ -87,7 +86,6 @@ class Run:
         journal: Journal | None = None,
         timing: tuple[float, float] = (0.0, 0.0),
         search: Backend | None = None,
-        offered: dict[str, Offered] | None = None,
     ) -> None:
         self.store = store
         self.principal = principal  # whose it is: its project owns what it stores
@@ -112,7 +110,9 @@ class Run:
         # tools the gateway runs (web search, MCP; see `engine.rounds`): the turn's calls, the model
         # request the next turn extends, what earlier turns used, and where this turn's output began
         searches = Searches(list(self.params.include or ()))
-        self.round = Round(searches, search, offered or {}, self.params.max_tool_calls) if search is not None or offered else None
+        offered = turn.mcp_tools.offered
+        self.round = Round(searches, search, offered, turn.mcp_tools.sessions, self.params.max_tool_calls) if search is not None or offered else None
+        self.sessions = turn.mcp_tools.sessions
         self.model_request = turn.model_request
         self.spent = Usage()
         self.rounds = 0
@@ -247,7 +247,7 @@ class Run:
         deltas, answers = await self.round.answer()  # type: ignore[union-attr]
         for delta in deltas:
             builder.apply(delta)
-        said = [decode_item(encode(item)) for item in builder.output[self.turn_start :] if item["type"] != "web_search_call"]
+        said = [decode_item(encode(item)) for item in builder.output[self.turn_start :] if item["type"] not in SHOWN_AS_CALLS]
         self.model_request = msgspec.structs.replace(self.model_request, items=[*self.model_request.items, *model_view(said), *answers])
         self.turn_start = len(builder.output)
         self.rounds += 1
@@ -302,8 +302,7 @@ class Run:
     async def close(self) -> None:
         """Release the upstream call and the MCP sessions; safe to repeat."""
         await self.rest.aclose()
-        if self.round is not None:
-            await self.round.sessions.close()
+        self.sessions.release()
 
     async def _save(self, encoded: bytes) -> None:
         await self.store.save(self.response, encoded, self.principal.tenant, self._item_rows(), self.begun is not None)

@@ -1,0 +1,71 @@
+"""MCP items as the gateway shows them: the deltas that stream an `mcp_list_tools` item or an
+approved call, and what a model whose MCP tools the gateway runs is told of its calls."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
+from rejoinder.providers.base import Delta, HostedEvent, HostedOutput, HostedStart
+
+SEPARATOR = "__"
+
+
+def function_name(label: Any, tool: Any) -> str:
+    """The name an MCP tool is offered to the model by."""
+    return f"mcp{SEPARATOR}{label}{SEPARATOR}{tool}"
+
+
+def as_functions(items: list[Item]) -> list[Item]:
+    """What a model whose MCP tools the gateway runs sees of the MCP items in its context: each
+    call as the function call and output it was (under the name it was offered by), a refused
+    approval as a call the user did not approve; listings and approval requests are the
+    gateway's own business, shown to no model."""
+    if not any(isinstance(item, HostedItem) and str(item.raw.get("type")).startswith("mcp_") for item in items):
+        return items
+    asked = {item.raw.get("id"): item.raw for item in items if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_request"}
+    seen: list[Item] = []
+    for item in items:
+        kind = item.raw.get("type") if isinstance(item, HostedItem) else None
+        if not str(kind).startswith("mcp_"):
+            seen.append(item)
+        elif kind == "mcp_call":
+            call_id, name = str(item.raw.get("id")), function_name(item.raw.get("server_label"), item.raw.get("name"))
+            said = told(item.raw.get("output"), item.raw.get("error"))
+            seen += [FunctionCall(call_id, name, str(item.raw.get("arguments") or "{}")), FunctionCallOutput(call_id, said)]
+        elif kind == "mcp_approval_response" and not item.raw.get("approve") and item.raw.get("approval_request_id") in asked:
+            request = asked[item.raw["approval_request_id"]]
+            name = function_name(request.get("server_label"), request.get("name"))
+            reason = f" Reason: {item.raw['reason']}" if isinstance(item.raw.get("reason"), str) else ""
+            call = FunctionCall(str(request.get("id")), name, str(request.get("arguments") or "{}"))
+            seen += [call, FunctionCallOutput(call.call_id, "The user did not approve this call." + reason)]
+    return seen
+
+
+def ran_deltas(item: dict[str, Any]) -> list[Delta]:
+    """An approved call run before the model's turn, with its events."""
+    return [HostedStart({**item, "status": "in_progress"}), HostedEvent(f"response.mcp_call.{item['status']}", item["id"], {}), HostedOutput(item)]
+
+
+def listing(item: dict[str, Any]) -> list[Delta]:
+    """An `mcp_list_tools` item made before the model's turn, with its events."""
+    events = [HostedEvent(f"response.mcp_list_tools.{stage}", item["id"], {}) for stage in ("in_progress", "completed")]
+    return [HostedStart(dict(item)), *events, HostedOutput(item)]
+
+
+def protocol_error(message: str) -> dict[str, Any]:
+    return {"type": "mcp_protocol_error", "code": -32603, "message": message}
+
+
+def told(output: Any, error: Any) -> str:
+    """What the model is told of a call: its output, or its error."""
+    return output if isinstance(output, str) else f"Error: {error_text(error)}"
+
+
+def error_text(error: Any) -> str:
+    """What the model is told of a failed call."""
+    if not isinstance(error, dict):
+        return str(error or "The tool failed.")
+    if error.get("type") == "mcp_tool_execution_error":
+        return " ".join(part.get("text", "") for part in error.get("content") or () if isinstance(part, dict)) or "The tool failed."
+    return str(error.get("message") or "The tool failed.")

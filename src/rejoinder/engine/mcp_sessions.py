@@ -1,0 +1,107 @@
+"""MCP sessions, each held open by a small task of its own.
+
+anyio wants a session closed by the task that opened it, but a response's calls run in tasks of
+their own, and its end should not wait for a session's goodbye (a DELETE over HTTP). So a
+session lives in a task that opens it, hands it over, waits to be released, and closes it: any
+task may use it, and releasing it costs the response nothing. A session nobody releases closes
+itself after `lifetime`.
+
+`StdioServer` holds the session of a server the config runs as a process, for the gateway's
+life: every response shares it (an MCP session serves concurrent requests, each under its own
+JSON-RPC id). The process starts at its first use, and again at the next use after it breaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+log = logging.getLogger("rejoinder.mcp")
+
+_RELEASED: set[asyncio.Task] = set()  # sessions closing after their release (kept from the garbage collector)
+
+
+class Held:
+    def __init__(self, connect: Callable[[], Client], name: str, open_timeout: float, lifetime: float | None) -> None:
+        self.connect = connect
+        self.name = name
+        self.open_timeout = open_timeout  # seconds to open it
+        self.lifetime = lifetime  # seconds it stays open at most (None: until released)
+        self.ready: asyncio.Future[Client] = asyncio.get_running_loop().create_future()
+        self.stop = asyncio.Event()
+        self.task = asyncio.create_task(self._hold(), name=f"mcp-session-{name}")
+
+    async def client(self) -> Client:
+        """The open session (raises what opening it raised)."""
+        return await asyncio.shield(self.ready)
+
+    @property
+    def alive(self) -> bool:
+        return not self.task.done() and not self.stop.is_set()
+
+    async def _hold(self) -> None:
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout(self.open_timeout):
+                    client = await stack.enter_async_context(self.connect())
+                self.ready.set_result(client)
+                async with asyncio.timeout(self.lifetime):
+                    await self.stop.wait()
+        except Exception as exc:  # a failure to open it, its `lifetime` over, or its server gone
+            if not self.ready.done():
+                self.ready.set_exception(exc)
+            log.info("MCP session with %s ended: %s", self.name, type(exc).__name__)
+        except asyncio.CancelledError:
+            if not self.ready.done():
+                self.ready.cancel()
+            raise
+
+    def release(self) -> None:
+        """Close it, in its own time."""
+        self.stop.set()
+        if not self.task.done():
+            _RELEASED.add(self.task)
+            self.task.add_done_callback(_RELEASED.discard)
+
+    async def close(self) -> None:
+        """Close it, and wait until it is closed."""
+        self.stop.set()
+        try:
+            await asyncio.wait_for(self.task, 10)
+        except (Exception, asyncio.CancelledError) as exc:
+            log.info("MCP session with %s closed with %s", self.name, type(exc).__name__)
+
+
+class StdioServer:
+    def __init__(self, label: str, command: str, args: list[str], env: dict[str, str], timeout: float) -> None:
+        self.label = label
+        self.parameters = StdioServerParameters(command=command, args=args, env=env or None)
+        self.timeout = timeout  # seconds to start it, and for one request to it
+        self.held: Held | None = None
+
+    async def client(self) -> Client:
+        """The live session, the process started (again) when there is none."""
+        if self.held is None or not self.held.alive:
+            self.held = Held(lambda: Client(self.parameters, read_timeout_seconds=self.timeout), self.label, self.timeout, None)
+        return await self.held.client()
+
+    def broken(self) -> None:
+        """A request to it failed with the transport's fault: start it anew at the next use."""
+        if self.held is not None:
+            self.held.release()
+            self.held = None
+
+    async def close(self) -> None:
+        if self.held is not None:
+            await self.held.close()
+
+
+def stdio_servers(servers: list[Any], timeout: float) -> dict[str, StdioServer]:
+    """The config's `mcp_servers` that give a `command`, by label (none runs before its first use)."""
+    return {entry.label: StdioServer(entry.label, entry.command, list(entry.args), dict(entry.env), timeout) for entry in servers if entry.command}
