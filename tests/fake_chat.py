@@ -57,10 +57,12 @@ def _logprob(token: str, logprob: float) -> dict:
 
 # The Codex CLI's shell tool, and a command for it to run (see tests/test_codex.py).
 SHELL_TOOL = "exec_command"
-MCP_CALLS = {  # scenario → the MCP tool it calls (as the gateway offers it) and its arguments
-    "mcp-add": ("mcp__docs__add", '{"a": 2, "b": 3}'),
-    "mcp-fail": ("mcp__docs__fail", "{}"),
-    "mcp-time": ("mcp__time__get_current_time", '{"timezone": "UTC"}'),  # the mcp-server-time package's tool
+MCP_CALLS = {  # scenario → the MCP tool it calls (as the gateway offers it), its arguments, and how many turns call it
+    "mcp-add": ("mcp__docs__add", '{"a": 2, "b": 3}', 1),
+    "mcp-fail": ("mcp__docs__fail", "{}", 1),
+    "mcp-big": ("mcp__docs__big", '{"size": 100000}', 1),
+    "mcp-naps": ("mcp__docs__nap", '{"seconds": 5}', 3),
+    "mcp-time": ("mcp__time__get_current_time", '{"timezone": "UTC"}', 1),  # the mcp-server-time package's tool
 }
 SHELL_ARGUMENTS = '{"cmd": "echo hello-from-codex"}'
 
@@ -305,10 +307,9 @@ class FakeChat(FakeServer):
         if model in MCP_CALLS:  # call a tool of an MCP server, then answer from its output
             asked = max(i for i, message in enumerate(body["messages"]) if message.get("role") == "user")
             told = [message["content"] for message in body["messages"][asked:] if message.get("role") == "tool"]
-            name, arguments = MCP_CALLS[model]
-            chunks = (
-                _text("The tool said: ", told[-1]) if told else [_call_start(0, "call_mcp1", name), _call_args(0, arguments), *SCENARIOS["tool-single"][-1:]]
-            )
+            name, arguments, times = MCP_CALLS[model]
+            call = [_call_start(0, f"call_mcp{len(told) + 1}", name), _call_args(0, arguments), *SCENARIOS["tool-single"][-1:]]
+            chunks = _text("The tool said: ", told[-1]) if len(told) >= times else call
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(message.get("role") == "tool" for message in body["messages"])
             chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]

@@ -1,6 +1,6 @@
 """A real MCP server for the tests, from the official `mcp` package, over streamable HTTP on
 127.0.0.1 (`python tests/mcp_server.py PORT`), or over the older SSE transport alone
-(`… PORT sse`). Its tools add, fail and sleep; `GET /stats` counts
+(`… PORT sse`). Its tools add, fail, sleep and answer at length; `GET /stats` counts
 the JSON-RPC methods it was sent (so a test can see the gateway reuse a tool list)."""
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ async def nap(seconds: float) -> str:
     """Sleep, then say so."""
     await asyncio.sleep(seconds)
     return "rested"
+
+
+@server.tool()
+def big(size: int) -> str:
+    """A long answer."""
+    return "x" * size
 
 
 class Counting:

@@ -81,7 +81,7 @@ def test_the_gateway_lists_calls_and_feeds_back_an_mcp_tool(client, mcp_server, 
     assert "response.function_call_arguments.delta" not in names
     response = events[-1]["response"]
     listing, call, answer = response["output"]
-    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap"}
+    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap", "big"}
     assert call["type"] == "mcp_call" and call["name"] == "add" and call["server_label"] == "docs" and call["output"] == "5"
     assert json.loads(call["arguments"]) == {"a": 2, "b": 3}
     assert answer["content"][0]["text"] == "The tool said: 5"
@@ -142,6 +142,8 @@ def test_a_call_that_needs_approval_waits_for_it(client, mcp_server):
     approved = create(client, model="mock-mcp-add", tools=[tool], previous_response_id=asked["id"], input=[approval])
     call, answer = approved["output"]
     assert call["type"] == "mcp_call" and call["output"] == "5" and call["approval_request_id"] == request["id"]
+    (given,) = [item.model_dump(exclude_none=True) for item in client.responses.input_items.list(approved["id"]).data]
+    assert given["type"] == "mcp_approval_response" and given["approval_request_id"] == request["id"] and given["approve"] is True
     assert answer["content"][0]["text"] == "The tool said: 5"
     # a refusal: the model is told, and nothing runs
     only_add = {**tool, "require_approval": {"always": {"tool_names": ["add"]}}}
@@ -198,3 +200,27 @@ def test_parallel_calls_run_together_within_max_tool_calls(client, mcp_server):
     ran, unrun = [item for item in bounded["output"] if item["type"] == "mcp_call"]
     assert ran["output"] == "5" and unrun["status"] == "failed" and "max_tool_calls" in unrun["error"]["message"]
     assert stats(mcp_server)["methods"]["tools/call"] == calls + 3  # two, then one
+
+
+def test_calls_are_bounded_in_time_and_output(fake_chat, mcp_server, tmp_path):
+    """`mcp_limits`: a call past `call_timeout` fails, calls once the response's `response_time`
+    is spent fail unrun, and an output is cut at `max_output`; the model is told each time."""
+    config = {
+        "models": chat_models(fake_chat),
+        "database_url": f"sqlite:///{tmp_path}/r.db",
+        "mcp_allow_hosts": [mcp_server.removeprefix("http://")],
+        "mcp_limits": {"call_timeout": 1, "response_time": 1.5, "max_output": 1000},
+    }
+    gw = Gateway(config, tmp_path).start()
+    try:
+        client = sdk(gw)
+        naps = create(client, model="mock-mcp-naps", input="Rest three times", tools=[docs(mcp_server)])
+        first, second, third = [item for item in naps["output"] if item["type"] == "mcp_call"]
+        assert all(call["status"] == "failed" and call["error"]["type"] == "mcp_protocol_error" for call in (first, second, third))
+        assert "did not answer within 1 s" in first["error"]["message"] and "did not answer within" in second["error"]["message"]
+        assert third["error"]["message"] == "This response's MCP calls took their 1.5 s: not run."
+        assert naps["status"] == "completed" and naps["output"][-1]["content"][0]["text"] == f"The tool said: Error: {third['error']['message']}"
+        big = create(client, model="mock-mcp-big", input="Say a lot", tools=[docs(mcp_server)])
+        assert big["output"][1]["output"] == "x" * 1000 and fake_chat.requests[-1]["messages"][-1]["content"] == "x" * 1000
+    finally:
+        gw.stop()

@@ -45,6 +45,11 @@ def test_every_provider_calls_mcp_tools_through_the_gateway(everywhere, model, m
     seen = json.dumps(upstream.requests[-1])
     assert later["status"] == "completed" and "mcp__docs__add" in seen and "mcp_list_tools" not in seen and "mcpl_" not in seen
     assert stats(mcp_server)["methods"]["tools/list"] == lists
+    # the SDK's own stream helper sees the same response through to its end
+    with everywhere.responses.stream(model=model, input="What is 2 + 3?", tools=[docs(mcp_server)]) as events:
+        final = events.get_final_response()
+    assert [item.type for item in final.output] == ["mcp_list_tools", "mcp_call", "message"] and final.output_text == "The tool said: 5"
+    assert [item.type for item in everywhere.responses.retrieve(final.id).output] == ["mcp_list_tools", "mcp_call", "message"]
 
 
 def test_a_passthrough_model_leaves_mcp_to_openai(everywhere, mcp_server, fake_responses):  # noqa: F811

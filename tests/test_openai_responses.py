@@ -140,9 +140,13 @@ def test_hosted_tools_are_refused_or_dropped_where_nothing_runs_them(multi, fake
 
 def test_hosted_items_sent_by_the_client_pass_through(multi, fake_responses):
     record = {"type": "web_search_call", "id": "ws_client", "status": "completed", "action": {"type": "search", "query": "q"}}
-    # `request_id` too: OpenAI's spec requires it of a listed approval response
-    approval = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "request_id": "mcpr_1", "approve": True}
+    approval = {"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": True}
     body = create(multi, model="passthrough-text", input=[{"role": "user", "content": "hi"}, record, approval])
-    assert fake_responses.last()["input"][1:] == [record, approval]  # no gateway id leaks upstream
+    assert fake_responses.last()["input"][1:] == [record, approval]  # no gateway id leaks upstream (nor the listed form's request_id)
     listed = [item.model_dump(exclude_none=True) for item in multi.responses.input_items.list(body["id"], order="asc").data]
-    assert listed[1]["id"] == "ws_client" and listed[2]["type"] == "mcp_approval_response" and listed[2]["id"].startswith("rjitem_")
+    assert (
+        listed[1]["id"] == "ws_client"
+        and listed[2]["type"] == "mcp_approval_response"
+        and listed[2]["id"].startswith("rjitem_")
+        and listed[2]["request_id"] == "mcpr_1"
+    )

@@ -122,6 +122,15 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     env: dict[str, str] = {}  # set for it, over a minimal environment (PATH, HOME …)
 
 
+class McpLimitsConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """Bounds on the MCP work the gateway does for one response (see `engine.mcp`)."""
+
+    list_timeout: float = 10.0  # seconds to open a session with a server and list its tools
+    call_timeout: float = 60.0  # seconds for one call
+    response_time: float = 300.0  # seconds all of one response's calls may take, from its start
+    max_output: int = 65536  # characters of a call's output kept (and shown to the model)
+
+
 class KeyConfig(Limits, kw_only=True):
     """An API key declared in the file (GitOps), with its limits: its value comes from the
     environment."""
@@ -176,6 +185,7 @@ class Config(Struct, forbid_unknown_fields=True):
     # loopback, private, link-local and metadata addresses (see `engine.mcp`)
     mcp_allow_hosts: list[str] = []
     mcp_servers: list[McpServerConfig] = []
+    mcp_limits: McpLimitsConfig = McpLimitsConfig()
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
 
@@ -279,6 +289,8 @@ def check(config: Config) -> None:
         raise ConfigError("mcp_servers: each needs a label of its own, and either an http(s):// url or a command")
     if any(server.url is not None and not server.url.startswith(("http://", "https://")) for server in config.mcp_servers):
         raise ConfigError("mcp_servers: a url must be http(s)://…")
+    if min(msgspec.structs.astuple(config.mcp_limits)) <= 0:
+        raise ConfigError("mcp_limits: every bound must be above 0")
     search = config.web_search
     if search is not None and (not search.url.startswith(("http://", "https://")) or search.max_results < 1 or search.timeout <= 0):
         raise ConfigError("web_search: url must be http(s)://…, max_results at least 1 and timeout above 0")

@@ -26,7 +26,7 @@ from rejoinder.engine.background import Runner
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import open_feed
 from rejoinder.engine.limits import Limiter
-from rejoinder.engine.mcp import CALL_TIMEOUT, McpAccess
+from rejoinder.engine.mcp import McpAccess
 from rejoinder.engine.mcp_sessions import stdio_servers
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.router import Router
@@ -232,7 +232,8 @@ def create_app(config: Config) -> web.Application:
     app[ROUTER] = router
     app[STORE] = store
     search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
-    mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, CALL_TIMEOUT))
+    limits = config.mcp_limits
+    mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, limits.call_timeout), limits)
     app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)

@@ -69,7 +69,7 @@ class Engine:
             earlier = await earlier_items(self.store, params.previous_response_id, project)
         own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
-        tools = mcp.Prepared({}, [], [], [], mcp.Sessions())
+        tools = mcp.Prepared({}, [], [], [], mcp.Sessions(self.mcp_access.limits))
         seen = context  # what the model is shown of it (before `model_view`)
         if deployment.runs_mcp:
             seen = mcp_items.as_functions(context)

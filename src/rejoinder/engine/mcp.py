@@ -27,6 +27,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types import CONNECTION_CLOSED
 
+from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.mcp_guard import guard, http_client
 from rejoinder.engine.mcp_items import function_name, protocol_error, told
 from rejoinder.engine.mcp_sessions import Held, StdioServer
@@ -37,10 +38,6 @@ from rejoinder.protocol.tools import FunctionTool, Tools
 
 log = logging.getLogger("rejoinder.mcp")
 
-LIST_TIMEOUT = 10.0  # seconds to list a server's tools
-CALL_TIMEOUT = 60.0  # seconds for one tool call
-RESPONSE_TIME = 300.0  # seconds all of one response's calls may take, from its start
-MAX_OUTPUT = 64 * 1024  # characters of a tool's output kept (and shown to the model)
 REDACTED = "<redacted>"
 
 
@@ -57,8 +54,9 @@ class McpAccess(NamedTuple):
     those of them it runs as processes."""
 
     allowed_hosts: list[str]
-    servers: list[Any]  # `config.McpServerConfig`
+    servers: list[McpServerConfig]
     processes: dict[str, StdioServer] = {}  # by label
+    limits: McpLimitsConfig = McpLimitsConfig()
 
     async def close(self) -> None:
         for process in self.processes.values():
@@ -85,7 +83,7 @@ async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], acce
     """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions;
     when the turn is `running` (not only checked), run the calls this request's
     `mcp_approval_response` items approve."""
-    sessions = Sessions()
+    sessions = Sessions(access.limits)
     try:
         return await _offer(tools, earlier, own_input, access, sessions, running)
     except BaseException:
@@ -206,16 +204,17 @@ def _redacted(tool: dict[str, Any]) -> dict[str, Any]:
 _SSE: dict[str, bool] = {}  # server URL → it answered only the older SSE transport (learnt when listing)
 
 
-def _client(server: Server, sse: bool | None = None) -> Client:
+def _client(server: Server, sse: bool | None, seconds: float) -> Client:
+    """A session with the server (not yet open), whose requests may take `seconds`."""
     if sse if sse is not None else _SSE.get(server.url, False):
 
         def made(headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: Any = None) -> httpx2.AsyncClient:
-            return http_client(headers or {}, timeout or httpx2.Timeout(CALL_TIMEOUT), server.guarded)
+            return http_client(headers or {}, timeout or httpx2.Timeout(seconds), server.guarded)
 
-        transport = sse_client(server.url, headers=server.headers, sse_read_timeout=CALL_TIMEOUT, httpx_client_factory=made)
-        return Client(transport, read_timeout_seconds=CALL_TIMEOUT)
-    http = http_client(server.headers, httpx2.Timeout(CALL_TIMEOUT), server.guarded)
-    return Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=CALL_TIMEOUT)
+        transport = sse_client(server.url, headers=server.headers, sse_read_timeout=seconds, httpx_client_factory=made)
+        return Client(transport, read_timeout_seconds=seconds)
+    http = http_client(server.headers, httpx2.Timeout(seconds), server.guarded)
+    return Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=seconds)
 
 
 async def list_tools(server: Server, sessions: Sessions) -> list[dict[str, Any]]:
@@ -224,7 +223,7 @@ async def list_tools(server: Server, sessions: Sessions) -> list[dict[str, Any]]
     found = None
     for sse in (False,) if server.process is not None else (False, True):
         try:
-            async with asyncio.timeout(LIST_TIMEOUT):
+            async with asyncio.timeout(sessions.limits.list_timeout):
                 found = await (await sessions.client(server, sse)).list_tools()
             break
         except Exception as exc:
@@ -244,7 +243,8 @@ class Sessions:
     listing or its first call and used by all the others, released when the response ends; a
     server the config runs as a process keeps its own (see `engine.mcp_sessions`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: McpLimitsConfig) -> None:
+        self.limits = limits
         self.held: dict[str, Held] = {}  # server URL → its session
 
     async def client(self, server: Server, sse: bool | None = None) -> Client:
@@ -252,7 +252,9 @@ class Sessions:
             return await server.process.client()
         held = self.held.get(server.url)
         if held is None or not held.alive:
-            held = self.held[server.url] = Held(lambda: _client(server, sse), server.label, LIST_TIMEOUT, RESPONSE_TIME + CALL_TIMEOUT)
+            bounds = self.limits
+            held = Held(lambda: _client(server, sse, bounds.call_timeout), server.label, bounds.list_timeout, bounds.response_time + bounds.call_timeout)
+            self.held[server.url] = held
         return await held.client()
 
     def drop(self, server: Server) -> None:
@@ -269,7 +271,7 @@ class Sessions:
         self.held = {}
 
 
-async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: float = CALL_TIMEOUT) -> tuple[str | None, dict[str, Any] | None]:
+async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: float | None = None) -> tuple[str | None, dict[str, Any] | None]:
     """Run one tool with the model's JSON `arguments`, on the response's session with its
     server: its output, or its error as an `mcp_call` item holds it (the tool's own error
     content, or a protocol error for arguments that are not an object, or a server that failed
@@ -280,6 +282,7 @@ async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: fl
         parsed = None
     if not isinstance(parsed, dict):
         return None, protocol_error("The arguments are not a JSON object.")
+    timeout = timeout or sessions.limits.call_timeout
     try:
         async with asyncio.timeout(timeout):
             result = await (await sessions.client(offered.server)).call_tool(offered.tool, parsed)
@@ -290,7 +293,7 @@ async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: fl
         if not isinstance(exc, MCPError) or exc.code == CONNECTION_CLOSED:  # the session broke, not the call
             sessions.drop(offered.server)
         return None, protocol_error(f"The MCP server '{offered.server.label}' could not run '{offered.tool}' ({type(exc).__name__}).")
-    text = "\n".join(part.text for part in result.content if getattr(part, "type", None) == "text")[:MAX_OUTPUT]
+    text = "\n".join(part.text for part in result.content if getattr(part, "type", None) == "text")[: sessions.limits.max_output]
     if result.is_error:
         return None, {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text or "The tool failed."}]}
     return text, None

@@ -47,7 +47,7 @@ class Round:
         self.open: dict[str, _Call] = {}  # block → call
         self.ended: list[_Call] = []
         self.asked = False  # a call waits for the client's approval: the response ends with the request
-        self.deadline = asyncio.get_running_loop().time() + mcp.RESPONSE_TIME  # for all of the response's MCP calls
+        self.deadline = asyncio.get_running_loop().time() + sessions.limits.response_time  # for all of the response's MCP calls
 
     def filter(self, delta: Delta) -> list[Delta]:
         """What the builder sees of a delta: a gateway-run call's pieces become its item's progress."""
@@ -130,8 +130,8 @@ class Round:
             return text, None, [r.url for r in results]
         left = self.deadline - asyncio.get_running_loop().time()
         if left <= 0:
-            return None, mcp_items.protocol_error(f"This response's MCP calls took their {mcp.RESPONSE_TIME:g} s: not run."), []
-        output, error = await mcp.call(self.offered[call.name], arguments, self.sessions, min(mcp.CALL_TIMEOUT, left))
+            return None, mcp_items.protocol_error(f"This response's MCP calls took their {self.sessions.limits.response_time:g} s: not run."), []
+        output, error = await mcp.call(self.offered[call.name], arguments, self.sessions, min(self.sessions.limits.call_timeout, left))
         return output, error, []
 
     def _ended(self, call: _Call, output: str | None, error: Any, found: Sequence[str] = ()) -> list[Delta]:

@@ -171,22 +171,27 @@ HOSTED_ITEM_TYPES = frozenset(
 class HostedItem:
     """An item of a hosted tool (see `HOSTED_ITEM_TYPES`), carried as the JSON object it is:
     only the native Responses provider reads it; the others leave it out of the model's view.
-    One without an id gets a gateway id, which the upstream never sees (`upstream_form`)."""
+    One without an id gets a gateway id, which the upstream never sees (`upstream_form`). An
+    `mcp_approval_response` also gets the `request_id` OpenAI's spec requires of it once listed
+    (the request it answers), which is no part of the input form either."""
 
     __slots__ = ("raw",)
     GATEWAY_PREFIX = "rjitem"
 
     def __init__(self, raw: dict[str, Any]) -> None:
         self.raw = raw if raw.get("id") else {**raw, "id": new_id(self.GATEWAY_PREFIX)}
+        if raw.get("type") == "mcp_approval_response" and "request_id" not in raw and isinstance(raw.get("approval_request_id"), str):
+            self.raw["request_id"] = raw["approval_request_id"]
 
     @property
     def id(self) -> str:
         return self.raw["id"]
 
     def upstream_form(self) -> dict[str, Any]:
-        if self.id.startswith(self.GATEWAY_PREFIX + "_"):
-            return {k: v for k, v in self.raw.items() if k != "id"}
-        return self.raw
+        left_out = ("id",) if self.id.startswith(self.GATEWAY_PREFIX + "_") else ()
+        if self.raw.get("type") == "mcp_approval_response":
+            left_out += ("request_id",)
+        return {k: v for k, v in self.raw.items() if k not in left_out} if left_out else self.raw
 
 
 Item = Union[Message, FunctionCall, FunctionCallOutput, Reasoning, CustomToolCall, CustomToolCallOutput, Compaction]
