@@ -41,6 +41,12 @@ def big(size: int) -> str:
     return "x" * size
 
 
+@server.tool(name="docs.search_every_page_of_the_whole_manual_for_a_phrase")
+def search(phrase: str) -> str:
+    """A name no upstream takes as a function's: a dot, and too long once prefixed."""
+    return f"found: {phrase}"
+
+
 class Counting:
     """ASGI middleware: counts each JSON-RPC method in the POSTs, and answers `GET /stats`."""
 

@@ -6,6 +6,7 @@ listing reused on the next turn, a failing tool, the address guard, and secrets 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -81,7 +82,8 @@ def test_the_gateway_lists_calls_and_feeds_back_an_mcp_tool(client, mcp_server, 
     assert "response.function_call_arguments.delta" not in names
     response = events[-1]["response"]
     listing, call, answer = response["output"]
-    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap", "big"}
+    long = "docs.search_every_page_of_the_whole_manual_for_a_phrase"
+    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap", "big", long}
     assert call["type"] == "mcp_call" and call["name"] == "add" and call["server_label"] == "docs" and call["output"] == "5"
     assert json.loads(call["arguments"]) == {"a": 2, "b": 3}
     assert answer["content"][0]["text"] == "The tool said: 5"
@@ -224,3 +226,16 @@ def test_calls_are_bounded_in_time_and_output(fake_chat, mcp_server, tmp_path):
         assert big["output"][1]["output"] == "x" * 1000 and fake_chat.requests[-1]["messages"][-1]["content"] == "x" * 1000
     finally:
         gw.stop()
+
+
+def test_a_tool_name_no_upstream_takes_is_offered_under_one_that_fits(client, mcp_server, fake_chat):
+    long = "docs.search_every_page_of_the_whole_manual_for_a_phrase"
+    response = create(client, model="mock-mcp-long-name", input="Look it up", tools=[docs(mcp_server)])
+    call = response["output"][1]
+    assert call["name"] == long and call["output"] == "found: rejoinder"  # the client sees the tool's own name
+    offered = [tool["function"]["name"] for tool in fake_chat.requests[-2]["tools"]]
+    assert all(re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name) for name in offered) and len(set(offered)) == len(offered)
+    later = create(client, model="mock-text", input="Thanks", previous_response_id=response["id"], tools=[docs(mcp_server)])
+    assert later["status"] == "completed"
+    (earlier,) = [message for message in fake_chat.requests[-1]["messages"] if message.get("tool_calls")]
+    assert earlier["tool_calls"][0]["function"]["name"] in offered  # a later turn names the call as it was offered

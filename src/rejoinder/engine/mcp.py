@@ -17,15 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import httpx2
 import orjson
-from mcp import Client
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import MCPError
-from mcp_types import CONNECTION_CLOSED
 
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.mcp_guard import guard, http_client
@@ -35,6 +30,9 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
 from rejoinder.protocol.tools import FunctionTool, Tools
+
+if TYPE_CHECKING:
+    from mcp import Client
 
 log = logging.getLogger("rejoinder.mcp")
 
@@ -206,6 +204,10 @@ _SSE: dict[str, bool] = {}  # server URL → it answered only the older SSE tran
 
 def _client(server: Server, sse: bool | None, seconds: float) -> Client:
     """A session with the server (not yet open), whose requests may take `seconds`."""
+    from mcp import Client  # the SDK takes over half a second to import: only a gateway that uses MCP pays it
+    from mcp.client.sse import sse_client
+    from mcp.client.streamable_http import streamable_http_client
+
     if sse if sse is not None else _SSE.get(server.url, False):
 
         def made(headers: dict[str, str] | None = None, timeout: httpx2.Timeout | None = None, auth: Any = None) -> httpx2.AsyncClient:
@@ -289,6 +291,9 @@ async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: fl
     except TimeoutError:
         return None, protocol_error(f"The MCP tool '{offered.tool}' did not answer within {timeout:.3g} s.")
     except Exception as exc:
+        from mcp.shared.exceptions import MCPError
+        from mcp_types import CONNECTION_CLOSED
+
         log.warning("MCP call %s.%s failed: %s", offered.server.label, offered.tool, type(exc).__name__)
         if not isinstance(exc, MCPError) or exc.code == CONNECTION_CLOSED:  # the session broke, not the call
             sessions.drop(offered.server)

@@ -3,17 +3,27 @@ approved call, and what a model whose MCP tools the gateway runs is told of its 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from typing import Any
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
 from rejoinder.providers.base import Delta, HostedEvent, HostedOutput, HostedStart
 
 SEPARATOR = "__"
+MAX_NAME = 64  # what OpenAI, Anthropic and Gemini accept of a function's name, in [A-Za-z0-9_-]
+_UNFIT = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def function_name(label: Any, tool: Any) -> str:
-    """The name an MCP tool is offered to the model by."""
-    return f"mcp{SEPARATOR}{label}{SEPARATOR}{tool}"
+    """The name an MCP tool is offered to the model by: `mcp__<label>__<tool>`, made fit for
+    every upstream (other characters become `_`; a longer name keeps its start and a hash of the
+    whole), the same every time, so that later turns name earlier calls alike."""
+    name = f"mcp{SEPARATOR}{label}{SEPARATOR}{tool}"
+    fit = _UNFIT.sub("_", name)
+    if fit == name and len(name) <= MAX_NAME:
+        return name
+    return f"{fit[: MAX_NAME - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def as_functions(items: list[Item]) -> list[Item]:

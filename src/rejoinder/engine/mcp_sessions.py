@@ -17,10 +17,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp import Client
-from mcp.client.stdio import StdioServerParameters
+if TYPE_CHECKING:
+    from mcp import Client
 
 log = logging.getLogger("rejoinder.mcp")
 
@@ -81,14 +81,19 @@ class Held:
 class StdioServer:
     def __init__(self, label: str, command: str, args: list[str], env: dict[str, str], timeout: float) -> None:
         self.label = label
-        self.parameters = StdioServerParameters(command=command, args=args, env=env or None)
+        self.program = (command, args, env)
         self.timeout = timeout  # seconds to start it, and for one request to it
         self.held: Held | None = None
 
     async def client(self) -> Client:
         """The live session, the process started (again) when there is none."""
         if self.held is None or not self.held.alive:
-            self.held = Held(lambda: Client(self.parameters, read_timeout_seconds=self.timeout), self.label, self.timeout, None)
+            from mcp import Client  # imported at first use (see `engine.mcp._client`)
+            from mcp.client.stdio import StdioServerParameters
+
+            command, args, env = self.program
+            parameters = StdioServerParameters(command=command, args=args, env=env or None)
+            self.held = Held(lambda: Client(parameters, read_timeout_seconds=self.timeout), self.label, self.timeout, None)
         return await self.held.client()
 
     def broken(self) -> None:
