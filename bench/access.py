@@ -5,7 +5,8 @@ On: a project key already known to the instance (`Access.principal`), a key and 
 checked and counted (`Limiter.admit`: in memory, and on the real Redis at 127.0.0.1 when
 reachable: this process's CPU only, Redis's own is not counted), and the request's metrics,
 usage counts and token spend (`Metrics.turn`). Off: no key (an open gateway), no limits, the
-same metrics.
+same metrics. And a wrong key, on a real SQLite store: refused after one database read, then
+from memory.
 
     python bench/access.py [--requests 50000] [--redis redis://127.0.0.1:6379/0]
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
 import time
 
 import msgspec
@@ -24,7 +26,9 @@ from rejoinder.api.usage import Tally
 from rejoinder.engine.access import Access, principal_of
 from rejoinder.engine.limits import Limiter
 from rejoinder.protocol.access import Limits
+from rejoinder.protocol.errors import ApiError
 from rejoinder.store.access import Holder
+from rejoinder.store.repository import Store
 
 KEY = "sk-rj-" + "k" * 43
 
@@ -44,6 +48,23 @@ async def per_request(count: int, access: Access, limiter: Limiter, metrics: Met
     return (time.process_time() - started) / (count // concurrency * concurrency) * 1e6
 
 
+async def refused(count: int) -> float:
+    """µs of CPU to refuse a wrong key a client keeps sending (the first time: a database read)."""
+    store = Store(f"sqlite:///{tempfile.mkdtemp(prefix='rejoinder-access-')}/bench.db")
+    store.migrate()
+    keyed = Access(store, "sk-master-" + "m" * 30)
+    wrong = "Bearer sk-rj-" + "w" * 43
+    started = time.process_time()
+    for _ in range(count):
+        try:
+            await keyed.principal(wrong, None)
+        except ApiError:
+            pass
+    spent = time.process_time() - started
+    store.close()
+    return spent / count * 1e6
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=50_000)
@@ -61,6 +82,7 @@ async def main() -> None:
     on = await per_request(args.requests, keyed, here, metrics, f"Bearer {KEY}", run)
     print(f"off (no key, no limits, metrics):              {off:6.1f} µs CPU a request")
     print(f"on  (a known key, key+project limits in memory, metrics): {on:6.1f} µs  (+{on - off:.1f} µs)")
+    print(f"a wrong key, refused again (401):              {await refused(args.requests):6.1f} µs CPU a request")
     shared = Limiter(args.redis)
     try:
         await shared.redis.ping()

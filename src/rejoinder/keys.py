@@ -92,9 +92,14 @@ def _create_project(conn, args: argparse.Namespace) -> None:
 
 
 def _list_projects(conn, _: argparse.Namespace) -> None:
-    rows, _more = access.project_page(conn, None, 1_000_000, False)
-    for project in rows:
-        print(json.dumps({"id": project.id, "name": project.name, "managed_by": project.managed, **msgspec.json.decode(project.limits)}, ensure_ascii=False))
+    after, more = None, True
+    while more:  # a page at a time, printed as it comes
+        rows, more = access.project_page(conn, after, 500, False)
+        for project in rows:
+            print(
+                json.dumps({"id": project.id, "name": project.name, "managed_by": project.managed, **msgspec.json.decode(project.limits)}, ensure_ascii=False)
+            )
+        after = rows[-1].id if rows else None
 
 
 _ACTIONS = {

@@ -2,9 +2,10 @@
 use), with the keys already seen kept in memory.
 
 Keys are stored as the SHA-256 of their value (`store.access`); a known key costs a hash and a
-dict lookup, an unknown one a database read. Every instance reads the access revision twice a
-second and forgets every key it holds when it moved, so a key revoked anywhere stops working
-everywhere within `_POLL` seconds and one read.
+dict lookup, an unknown one a database read, once: a refused token is remembered too, so a
+client repeating a wrong key costs no more reads. Every instance reads the access revision
+twice a second and forgets every key it holds, known or refused, when it moved, so a key revoked
+anywhere stops working everywhere within `_POLL` seconds and one read (and a new one works).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ log = logging.getLogger("rejoinder.access")
 
 KEY_PREFIX = "sk-rj-"
 _POLL = 0.5  # seconds between reads of the access revision
+_HELD = 100_000  # tokens held, known and refused each; past that, forgotten all at once
 _decode_limits = msgspec.json.Decoder(Limits).decode
 
 
@@ -121,6 +123,7 @@ class Access:
         self.store = store
         self.master = master_key.encode() if master_key else None
         self.known: dict[str, Principal] = {}
+        self.refused: set[str] = set()
         self.revision: int | None = None
         self.task: asyncio.Task | None = None
 
@@ -140,12 +143,17 @@ class Access:
             return await self._as_admin(project)  # an open gateway: any other token is no key at all
         found = self.known.get(token)
         if found is None:
-            known = self.known
-            holder = await self.store.transact(access.holder, digest(token))
-            if holder is None:
+            known, refused = self.known, self.refused
+            if token not in refused:
+                holder = await self.store.transact(access.holder, digest(token))
+                found = principal_of(holder) if holder is not None else None
+            if found is None:
+                if refused is self.refused and len(refused) < _HELD:  # not forgotten meanwhile: the read may predate a new key
+                    refused.add(token)
+                elif refused is self.refused:
+                    refused.clear()
                 raise ApiError(401, "Incorrect API key provided.", code="invalid_api_key")
-            found = principal_of(holder)
-            if known is self.known and len(known) < 100_000:  # not forgotten meanwhile: the read may predate a revocation
+            if known is self.known and len(known) < _HELD:  # not forgotten meanwhile: the read may predate a revocation
                 known[token] = found
         if project is not None and project != found.project:
             raise ApiError(401, f"The API key does not belong to project '{project[:64]}' (the OpenAI-Project header).", code="mismatched_project")
@@ -162,7 +170,7 @@ class Access:
 
     def changed(self) -> None:
         """Projects or keys changed here: forget every key held (the others do at their next read)."""
-        self.known = {}
+        self.known, self.refused = {}, set()
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._watch())
@@ -178,7 +186,7 @@ class Access:
             try:
                 revision = await self.store.transact(access.revision)
                 if revision != self.revision:
-                    self.known = {}
+                    self.changed()
                     self.revision = revision
             except Exception as exc:  # keys already known keep working while the database is away
                 log.warning("access revision unreadable: %s", type(exc).__name__)

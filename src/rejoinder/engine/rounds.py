@@ -4,8 +4,9 @@ MCP tools (`engine.mcp`), offered to the model as functions.
 Their calls never reach the client as function calls. `Round.filter` turns the provider's
 tool-call deltas into the items OpenAI shows (`web_search_call`, `mcp_call`, with their events);
 when the turn ends, `Round.answer` runs them all at once and gives back the deltas that end
-their items and the function calls and outputs the model's next turn sees. `Run` then calls the
-model again, in the same response, up to `MAX_ROUNDS` turns.
+their items and the function calls and outputs the model's next turn sees; `Round.next_request`
+is that turn, which `Run` streams in the same response, up to `MAX_ROUNDS` turns, the usage of
+every turn added up.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
+
 from rejoinder.engine import mcp, mcp_items, searching
+from rejoinder.engine.context import model_view
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, Usage
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, decode_item
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, Usage
 from rejoinder.providers.web_search import Searches, query_of
 
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
@@ -36,18 +40,20 @@ class _Call:
 
 
 class Round:
-    def __init__(
-        self, searches: Searches, backend: searching.Backend | None, offered: dict[str, mcp.Offered], sessions: mcp.Sessions, budget: int | None
-    ) -> None:
+    def __init__(self, searches: Searches, backend: searching.Backend | None, tools: mcp.Prepared, budget: int | None, request: ModelRequest) -> None:
         self.searches = searches
-        self.sessions = sessions  # one per MCP server, for the whole response
+        self.sessions = tools.sessions  # one per MCP server, for the whole response
         self.budget = budget  # calls the response may still run (`max_tool_calls`); None: no bound
         self.backend = backend
-        self.offered = offered
+        self.offered = tools.offered
         self.open: dict[str, _Call] = {}  # block → call
         self.ended: list[_Call] = []
         self.asked = False  # a call waits for the client's approval: the response ends with the request
-        self.deadline = asyncio.get_running_loop().time() + sessions.limits.response_time  # for all of the response's MCP calls
+        self.deadline = asyncio.get_running_loop().time() + self.sessions.limits.response_time  # for all of the response's MCP calls
+        self.model_request = request  # the last turn's: the next extends it
+        self.spent = Usage()  # what the turns before the last used
+        self.rounds = 0  # turns whose calls were answered by another
+        self.turn_start = 0  # where the last turn's output begins
 
     def filter(self, delta: Delta) -> list[Delta]:
         """What the builder sees of a delta: a gateway-run call's pieces become its item's progress."""
@@ -93,6 +99,26 @@ class Round:
 
     def exhausted(self) -> bool:
         return self.budget is not None and self.budget <= 0
+
+    def goes_on(self) -> bool:
+        """The turn's calls are answered by another turn of the model: it made some, and is not
+        past `MAX_ROUNDS` or `max_tool_calls`, nor waiting for an approval."""
+        return bool(self.ended) and self.rounds < MAX_ROUNDS and not self.asked and not self.exhausted()
+
+    async def last(self) -> list[Delta]:
+        """The response ends: the calls that ran are answered (with an approval pending), or
+        given up (past a limit)."""
+        return (await self.answer())[0] if self.asked else self.give_up()
+
+    def next_request(self, finish: Finish, output: list[dict[str, Any]], answers: list[Any]) -> ModelRequest:
+        """The model's next turn: what it said in the last (its gateway-run calls only as the
+        function calls and outputs `answers` holds), then those."""
+        self.spent = added(self.spent, finish.usage)
+        said = [decode_item(msgspec.json.encode(item)) for item in output[self.turn_start :] if item["type"] not in SHOWN_AS_CALLS]
+        self.model_request = msgspec.structs.replace(self.model_request, items=[*self.model_request.items, *model_view(said), *answers])
+        self.turn_start = len(output)
+        self.rounds += 1
+        return self.model_request
 
     def give_up(self) -> list[Delta]:
         """The calls of a turn past `MAX_ROUNDS` or `max_tool_calls`: ended as failed, unrun."""

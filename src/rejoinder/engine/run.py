@@ -18,13 +18,12 @@ import orjson
 
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
-from rejoinder.engine.context import model_view
-from rejoinder.engine.rounds import MAX_ROUNDS, SHOWN_AS_CALLS, Round, added, summed
+from rejoinder.engine.rounds import Round, summed
 from rejoinder.engine.searching import Backend
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.items import decode_item, encode_item
+from rejoinder.protocol.items import encode_item
 from rejoinder.protocol.request import Request
-from rejoinder.providers.base import Delta, Finish, Usage
+from rejoinder.providers.base import Delta, Finish
 from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
@@ -107,16 +106,12 @@ class Run:
         self.steerable = False  # between the first flush and the upstream's end (see `interject`)
         self.interjections: list[tuple[str, dict[str, Any]]] = []
         self.sequence = 0  # the number its next event would take, once it has finished
-        # tools the gateway runs (web search, MCP; see `engine.rounds`): the turn's calls, the model
-        # request the next turn extends, what earlier turns used, and where this turn's output began
-        searches = Searches(list(self.params.include or ()))
-        offered = turn.mcp_tools.offered
-        self.round = Round(searches, search, offered, turn.mcp_tools.sessions, self.params.max_tool_calls) if search is not None or offered else None
+        # tools the gateway runs (web search, MCP; see `engine.rounds`), answered by more model turns
+        self.round = None
+        if search is not None or turn.mcp_tools.offered:
+            searches = Searches(list(self.params.include or ()))
+            self.round = Round(searches, search, turn.mcp_tools, self.params.max_tool_calls, turn.model_request)
         self.sessions = turn.mcp_tools.sessions
-        self.model_request = turn.model_request
-        self.spent = Usage()
-        self.rounds = 0
-        self.turn_start = 0
 
     async def finish(self, sink: Sink | None) -> bytes:
         """Drive the model turn to its end, store the response, then emit the terminal event.
@@ -229,30 +224,24 @@ class Run:
             if isinstance(delta, Finish):
                 for closed in self.round.close():
                     builder.apply(closed)
-                if self.round.ended and self.rounds < MAX_ROUNDS and not self.round.asked and not self.round.exhausted():
-                    await self._run_tools(builder, delta)
+                if self.round.goes_on():
+                    await self._next_turn(builder, delta)
                     return True
-                # past a limit, or asking for approval: what ran is answered, and the response ends
-                ended = (await self.round.answer())[0] if self.round.asked else self.round.give_up()
-                for given_up in ended:
-                    builder.apply(given_up)
-                delta = summed(delta, self.spent)  # the response's usage: every turn's
+                for last in await self.round.last():
+                    builder.apply(last)
+                delta = summed(delta, self.round.spent)  # the response's usage: every turn's
             for shown in self.round.filter(delta):
                 builder.apply(shown)
         return False
 
-    async def _run_tools(self, builder: Builder, finish: Finish) -> None:
+    async def _next_turn(self, builder: Builder, finish: Finish) -> None:
         """Run the turn's calls of gateway-run tools, then call the model again with their results."""
-        self.spent = added(self.spent, finish.usage)
         deltas, answers = await self.round.answer()  # type: ignore[union-attr]
         for delta in deltas:
             builder.apply(delta)
-        said = [decode_item(encode(item)) for item in builder.output[self.turn_start :] if item["type"] not in SHOWN_AS_CALLS]
-        self.model_request = msgspec.structs.replace(self.model_request, items=[*self.model_request.items, *model_view(said), *answers])
-        self.turn_start = len(builder.output)
-        self.rounds += 1
+        request = self.round.next_request(finish, builder.output, answers)  # type: ignore[union-attr]
         await self.rest.aclose()
-        self.rest = aiter(self.deployment.provider.stream(self.model_request))
+        self.rest = aiter(self.deployment.provider.stream(request))
 
     def interject(self, type_: str, fields: dict[str, Any]) -> bool:
         """Steering (WebSocket mode): emit this event in the run's own order, then end the run
