@@ -61,7 +61,8 @@ MCP_CALLS = {  # scenario → the MCP tool it calls (as the gateway offers it), 
     "mcp-add": ("mcp__docs__add", '{"a": 2, "b": 3}', 1),
     "mcp-fail": ("mcp__docs__fail", "{}", 1),
     "mcp-big": ("mcp__docs__big", '{"size": 100000}', 1),
-    "mcp-naps": ("mcp__docs__nap", '{"seconds": 5}', 3),
+    "mcp-picture": ("mcp__docs__picture", "{}", 1),
+    "mcp-naps": ("mcp__docs__nap", '{"seconds": 5}', 4),
     "mcp-time": ("mcp__time__get_current_time", '{"timezone": "UTC"}', 1),  # the mcp-server-time package's tool
 }
 SHELL_ARGUMENTS = '{"cmd": "echo hello-from-codex"}'

@@ -36,6 +36,15 @@ async def nap(seconds: float) -> str:
 
 
 @server.tool()
+def picture() -> list:
+    """An image and a text resource, no plain text."""
+    from mcp_types import EmbeddedResource, ImageContent, TextResourceContents
+
+    resource = TextResourceContents(uri="file:///notes.txt", text="the notes", mime_type="text/plain")
+    return [ImageContent(type="image", data="iVBORw0KGgo=", mime_type="image/png"), EmbeddedResource(type="resource", resource=resource)]
+
+
+@server.tool()
 def big(size: int) -> str:
     """A long answer."""
     return "x" * size

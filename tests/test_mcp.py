@@ -18,7 +18,8 @@ import openai
 import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway, free_port
-from helpers import create, stream, types
+from helpers import create, stream, types, wait_until
+from sockets import Socket
 
 SECRET_HEADER = "team-secret-header-value"
 
@@ -83,7 +84,7 @@ def test_the_gateway_lists_calls_and_feeds_back_an_mcp_tool(client, mcp_server, 
     response = events[-1]["response"]
     listing, call, answer = response["output"]
     long = "docs.search_every_page_of_the_whole_manual_for_a_phrase"
-    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap", "big", long}
+    assert listing["type"] == "mcp_list_tools" and {tool["name"] for tool in listing["tools"]} == {"add", "fail", "nap", "big", "picture", long}
     assert call["type"] == "mcp_call" and call["name"] == "add" and call["server_label"] == "docs" and call["output"] == "5"
     assert json.loads(call["arguments"]) == {"a": 2, "b": 3}
     assert answer["content"][0]["text"] == "The tool said: 5"
@@ -211,17 +212,17 @@ def test_calls_are_bounded_in_time_and_output(fake_chat, mcp_server, tmp_path):
         "models": chat_models(fake_chat),
         "database_url": f"sqlite:///{tmp_path}/r.db",
         "mcp_allow_hosts": [mcp_server.removeprefix("http://")],
-        "mcp_limits": {"call_timeout": 1, "response_time": 1.5, "max_output": 1000},
+        "mcp_limits": {"call_timeout": 1, "response_time": 2.5, "max_output": 1000},
     }
     gw = Gateway(config, tmp_path).start()
     try:
         client = sdk(gw)
-        naps = create(client, model="mock-mcp-naps", input="Rest three times", tools=[docs(mcp_server)])
-        first, second, third = [item for item in naps["output"] if item["type"] == "mcp_call"]
-        assert all(call["status"] == "failed" and call["error"]["type"] == "mcp_protocol_error" for call in (first, second, third))
-        assert "did not answer within 1 s" in first["error"]["message"] and "did not answer within" in second["error"]["message"]
-        assert third["error"]["message"] == "This response's MCP calls took their 1.5 s: not run."
-        assert naps["status"] == "completed" and naps["output"][-1]["content"][0]["text"] == f"The tool said: Error: {third['error']['message']}"
+        naps = create(client, model="mock-mcp-naps", input="Rest four times", tools=[docs(mcp_server)])
+        calls = [item for item in naps["output"] if item["type"] == "mcp_call"]
+        assert len(calls) == 4 and all(call["status"] == "failed" and call["error"]["type"] == "mcp_protocol_error" for call in calls)
+        assert "did not answer within 1 s" in calls[0]["error"]["message"] and "did not answer within" in calls[2]["error"]["message"]
+        assert calls[3]["error"]["message"] == "This response's MCP calls took their 2.5 s: not run."
+        assert naps["status"] == "completed" and naps["output"][-1]["content"][0]["text"] == f"The tool said: Error: {calls[3]['error']['message']}"
         big = create(client, model="mock-mcp-big", input="Say a lot", tools=[docs(mcp_server)])
         assert big["output"][1]["output"] == "x" * 1000 and fake_chat.requests[-1]["messages"][-1]["content"] == "x" * 1000
     finally:
@@ -239,3 +240,26 @@ def test_a_tool_name_no_upstream_takes_is_offered_under_one_that_fits(client, mc
     assert later["status"] == "completed"
     (earlier,) = [message for message in fake_chat.requests[-1]["messages"] if message.get("tool_calls")]
     assert earlier["tool_calls"][0]["function"]["name"] in offered  # a later turn names the call as it was offered
+
+
+def test_over_a_websocket_and_in_a_background_run(client, mcp_server):
+    """A socket turn runs MCP like a POST; an approval sent in a background request runs its call
+    once (checked when the request is queued, run when the run runs)."""
+    with Socket(client) as socket:
+        frames = socket.turn(model="mock-mcp-add", input="What is 2 + 3?", tools=[docs(mcp_server)])
+    assert "response.mcp_call.completed" in [frame["type"] for frame in frames]
+    assert [item["type"] for item in frames[-1]["response"]["output"]] == ["mcp_list_tools", "mcp_call", "message"]
+    tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}
+    asked = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[tool])
+    calls = stats(mcp_server)["methods"].get("tools/call", 0)
+    approval = {"type": "mcp_approval_response", "approval_request_id": asked["output"][-1]["id"], "approve": True}
+    queued = client.responses.create(model="mock-mcp-add", tools=[tool], previous_response_id=asked["id"], input=[approval], background=True)
+    assert wait_until(lambda: client.responses.retrieve(queued.id).status == "completed")
+    done = client.responses.retrieve(queued.id)
+    assert [item.type for item in done.output] == ["mcp_call", "message"] and done.output_text == "The tool said: 5"
+    assert stats(mcp_server)["methods"]["tools/call"] == calls + 1
+
+
+def test_an_output_with_no_plain_text(client, mcp_server):
+    response = create(client, model="mock-mcp-picture", input="Show me", tools=[docs(mcp_server)])
+    assert response["output"][1]["output"] == "[image: image/png]\nthe notes"  # an image by its kind, a text resource by its text

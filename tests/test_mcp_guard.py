@@ -51,13 +51,17 @@ def test_a_redirect_to_an_address_that_is_not_allowed_is_refused():
         port = free_port()
 
         async def hop(request: web.Request) -> web.Response:
-            raise web.HTTPTemporaryRedirect(f"http://127.0.0.2:{port}/mcp")
+            raise web.HTTPTemporaryRedirect(f"https://127.0.0.2:{port}/mcp")
+
+        async def down(request: web.Request) -> web.Response:  # to plain http, on a name the stub resolves to a loopback address
+            raise web.HTTPTemporaryRedirect(f"http://rebind.example:{port}/mcp")
 
         async def here(request: web.Request) -> web.Response:
             return web.Response(text="ok")
 
         app = web.Application()
         app.router.add_get("/hop", hop)
+        app.router.add_get("/down", down)
         app.router.add_get("/here", here)
         runner = web.AppRunner(app)
         await runner.setup()
@@ -67,6 +71,9 @@ def test_a_redirect_to_an_address_that_is_not_allowed_is_refused():
                 assert (await client.get(f"http://127.0.0.1:{port}/here")).text == "ok"  # the allowed host itself
                 with pytest.raises(httpx2.ConnectError, match="not a public address"):
                     await client.get(f"http://127.0.0.1:{port}/hop")
+                _resolving("rebind.example", "127.0.0.2")
+                with pytest.raises(httpx2.UnsupportedProtocol, match="plain http to 'rebind.example'"):  # refused before it resolves
+                    await client.get(f"http://127.0.0.1:{port}/down")
             async with http_client({}, TIMEOUT, allowed_hosts=None) as client:  # a server the config names: not guarded
                 assert (await client.get(f"http://127.0.0.1:{port}/here")).text == "ok"
         finally:

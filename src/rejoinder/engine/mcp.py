@@ -298,7 +298,24 @@ async def call(offered: Offered, arguments: str, sessions: Sessions, timeout: fl
         if not isinstance(exc, MCPError) or exc.code == CONNECTION_CLOSED:  # the session broke, not the call
             sessions.drop(offered.server)
         return None, protocol_error(f"The MCP server '{offered.server.label}' could not run '{offered.tool}' ({type(exc).__name__}).")
-    text = "\n".join(part.text for part in result.content if getattr(part, "type", None) == "text")[: sessions.limits.max_output]
+    text = _output(result)[: sessions.limits.max_output]
     if result.is_error:
         return None, {"type": "mcp_tool_execution_error", "content": [{"type": "text", "text": text or "The tool failed."}]}
     return text, None
+
+
+def _output(result: Any) -> str:
+    """A call's result as the string `mcp_call.output` holds: its text parts (an embedded
+    resource's text too, another part by its kind), else its structured content as JSON."""
+    parts = []
+    for part in result.content:
+        kind = getattr(part, "type", None)
+        if kind == "text":
+            parts.append(part.text)
+        elif kind == "resource" and isinstance(getattr(part.resource, "text", None), str):
+            parts.append(part.resource.text)
+        else:
+            parts.append(f"[{kind}: {getattr(part, 'mime_type', None) or 'no text'}]")
+    if not parts and result.structured_content is not None:
+        return orjson.dumps(result.structured_content).decode()
+    return "\n".join(parts)

@@ -7,7 +7,7 @@ loopback, private, link-local, reserved or multicast), unless its host (or host:
 anything connects; then, for as long as the session lives, every connection its client opens
 (the first, a reconnection, a redirect's) is checked again as it opens, and made to the very
 address that was checked: a name that resolves differently a moment later (DNS rebinding)
-gains nothing. Servers the config names are the operator's choice and pass unchecked.
+gains nothing; and a redirect may not leave https for plain http to a host not listed. Servers the config names are the operator's choice and pass unchecked.
 """
 
 from __future__ import annotations
@@ -100,7 +100,14 @@ def http_client(headers: dict[str, str], timeout: httpx2.Timeout, allowed_hosts:
     """A client for one MCP session; guarded when `allowed_hosts` is given (a server a request
     named), not for a server the config names."""
     transport = httpx2.AsyncHTTPTransport(verify=tls())
-    if allowed_hosts is not None:
-        # httpx takes no network backend: its pool is rebuilt with the guarded one (httpx2 is pinned)
-        transport._pool = httpcore2.AsyncConnectionPool(ssl_context=tls(), network_backend=GuardedBackend(allowed_hosts))
-    return httpx2.AsyncClient(headers=headers, timeout=timeout, transport=transport, follow_redirects=True)
+    if allowed_hosts is None:
+        return httpx2.AsyncClient(headers=headers, timeout=timeout, transport=transport, follow_redirects=True)
+    # httpx takes no network backend: its pool is rebuilt with the guarded one (httpx2 is pinned)
+    transport._pool = httpcore2.AsyncConnectionPool(ssl_context=tls(), network_backend=GuardedBackend(allowed_hosts))
+
+    async def https_only(request: httpx2.Request) -> None:  # every request, a redirect's too
+        url = request.url
+        if url.scheme != "https" and not listed(url.host, url.port or 80, allowed_hosts):
+            raise httpx2.UnsupportedProtocol(f"plain http to '{url.host}' (only hosts in mcp_allow_hosts may use it)", request=request)
+
+    return httpx2.AsyncClient(headers=headers, timeout=timeout, transport=transport, follow_redirects=True, event_hooks={"request": [https_only]})
