@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import openai
 import pytest
 from conftest import chat_models, provider_models, sdk
 from gateway import Gateway
@@ -111,3 +112,23 @@ def test_a_third_party_stdio_server_run_from_the_config(fake_chat, tmp_path):
     while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]:
         assert time.monotonic() < deadline, "the stdio server outlived its gateway"
         time.sleep(0.1)
+
+
+def test_a_stdio_server_that_cannot_start_is_not_started_for_every_request(fake_chat, tmp_path):
+    starts = tmp_path / "starts"
+    failing = f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(1)"
+    config = {
+        "models": chat_models(fake_chat),
+        "database_url": f"sqlite:///{tmp_path}/r.db",
+        "mcp_servers": [{"label": "gone", "command": sys.executable, "args": ["-c", failing]}],
+    }
+    gw = Gateway(config, tmp_path).start()
+    try:
+        tool = {"type": "mcp", "server_label": "gone", "require_approval": "never"}
+        for _ in range(3):
+            with pytest.raises(openai.APIStatusError) as failed:
+                sdk(gw).responses.create(model="mock-text", input="x", tools=[tool])
+            assert failed.value.status_code == 424 and "'gone'" in failed.value.body["message"]
+        assert starts.read_text() == "x"  # one process, not one per request
+    finally:
+        gw.stop()

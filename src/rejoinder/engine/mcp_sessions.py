@@ -8,7 +8,9 @@ itself after `lifetime`.
 
 `StdioServer` holds the session of a server the config runs as a process, for the gateway's
 life: every response shares it (an MCP session serves concurrent requests, each under its own
-JSON-RPC id). The process starts at its first use, and again at the next use after it breaks.
+JSON-RPC id). The process starts at its first use, and again at the next use after it breaks;
+one that fails to start is not tried again for `RETRY_AFTER` seconds, so a broken command costs
+no process per request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rejoinder.mcp")
 
+RETRY_AFTER = 5.0  # seconds before a server that failed to start is started again
 _RELEASED: set[asyncio.Task] = set()  # sessions closing after their release (kept from the garbage collector)
 
 
@@ -84,17 +88,24 @@ class StdioServer:
         self.program = (command, args, env)
         self.timeout = timeout  # seconds to start it, and for one request to it
         self.held: Held | None = None
+        self.retry_at = 0.0  # monotonic time it may be started again, after it failed to start
 
     async def client(self) -> Client:
         """The live session, the process started (again) when there is none."""
         if self.held is None or not self.held.alive:
+            if time.monotonic() < self.retry_at:
+                raise ConnectionError(f"the MCP server {self.label} failed to start; not tried again for {RETRY_AFTER:g} s")
             from mcp import Client  # imported at first use (see `engine.mcp._client`)
             from mcp.client.stdio import StdioServerParameters
 
             command, args, env = self.program
             parameters = StdioServerParameters(command=command, args=args, env=env or None)
             self.held = Held(lambda: Client(parameters, read_timeout_seconds=self.timeout), self.label, self.timeout, None)
-        return await self.held.client()
+        try:
+            return await self.held.client()
+        except Exception:
+            self.retry_at = time.monotonic() + RETRY_AFTER
+            raise
 
     def broken(self) -> None:
         """A request to it failed with the transport's fault: start it anew at the next use."""
