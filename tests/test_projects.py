@@ -146,6 +146,13 @@ def test_a_key_sees_only_its_projects_objects(keyed, admin):
         assert statuses == [404, 404], method
     listed = httpx.get(gw.url + "/v1/prompts", headers={"Authorization": f"Bearer {theirs.api_key}"}).json()
     assert prompt["id"] not in [p["id"] for p in listed["data"]]
+    # ids are each project's own: theirs can make a prompt under our prompt's id (nothing shows it is taken), and keeps it apart
+    their_headers = {"Authorization": f"Bearer {theirs.api_key}"}
+    made = httpx.post(gw.url + "/v1/prompts", json={"id": prompt["id"], "template": {"instructions": "Be long."}}, headers=their_headers)
+    assert made.status_code == 200 and made.json()["id"] == prompt["id"]
+    assert httpx.delete(f"{gw.url}/v1/prompts/{prompt['id']}", headers=their_headers).status_code == 200
+    our_prompt = httpx.get(f"{gw.url}/v1/prompts/{prompt['id']}", headers={"Authorization": f"Bearer {ours.api_key}"}).json()
+    assert our_prompt["template"]["instructions"] == "Be brief."  # ours is untouched
     # … and everything is still there for its own project
     assert ours.responses.retrieve(stored["id"]).id == stored["id"]
     assert ours.conversations.items.retrieve(item_id, conversation_id=conversation.id).id == item_id

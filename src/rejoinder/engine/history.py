@@ -26,15 +26,16 @@ class History:
     def __init__(self, store: Store, create_missing: bool) -> None:
         self.store = store
         self.create_missing = create_missing
-        self.kept: OrderedDict[str, tuple[int, int, list[Item]]] = OrderedDict()  # id → (revision, next position, items)
+        self.kept: OrderedDict[tuple[str, str], tuple[int, int, list[Item]]] = OrderedDict()  # (project, id) → (revision, next position, items)
 
     async def items(self, conversation_id: str, project: str) -> list[Item]:
         """A conversation's items, oldest first. One that does not exist (in `project`) is a
         404, or with `create_missing_conversations` is created under the id the client chose."""
-        revision, position, known = self.kept.get(conversation_id, (-1, 0, []))
+        key = (project, conversation_id)
+        revision, position, known = self.kept.get(key, (-1, 0, []))
         found = await self.store.transact(conversations.since, conversation_id, project, revision, position)
         if found is None:
-            self.kept.pop(conversation_id, None)
+            self.kept.pop(key, None)
             return await self._missing(conversation_id, project)
         current, rows = found
         if current != revision:
@@ -42,8 +43,8 @@ class History:
         if rows:
             known = known + [decode_item(body) for _, body in rows]
             position = rows[-1][0] + 1
-        self.kept[conversation_id] = (current, position, known)
-        self.kept.move_to_end(conversation_id)
+        self.kept[key] = (current, position, known)
+        self.kept.move_to_end(key)
         if len(self.kept) > _KEPT:
             self.kept.popitem(last=False)
         return known
@@ -54,7 +55,7 @@ class History:
             raise missing
         try:
             await self.store.write(conversations.create, conversation_id, project, int(time.time()), b"{}", [])
-        except IntegrityError:  # another turn created it first, or another project holds the id
+        except IntegrityError:  # another turn created it first
             if await self.store.transact(conversations.get, conversation_id, project) is None:
                 raise missing from None
         return []

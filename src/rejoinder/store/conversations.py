@@ -30,7 +30,7 @@ def create(conn: Connection, conversation_id: str, project: str, created_at: int
     # never looks like the conversation a reader kept
     row = {"id": conversation_id, "project": project, "created_at": created_at, "metadata": metadata, "next_position": len(rows), "revision": time.time_ns()}
     conn.execute(insert(conversations), row)
-    _insert(conn, conversation_id, 0, rows)
+    _insert(conn, conversation_id, project, 0, rows)
 
 
 def get(conn: Connection, conversation_id: str, project: str) -> Any:
@@ -47,7 +47,7 @@ def update_metadata(conn: Connection, conversation_id: str, project: str, metada
 def remove(conn: Connection, conversation_id: str, project: str) -> bool:
     if conn.execute(delete(conversations).where(_mine(conversation_id, project))).rowcount == 0:
         return False
-    conn.execute(delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id))
+    conn.execute(delete(conversation_items).where(_its(conversation_id, project)))
     return True
 
 
@@ -58,15 +58,20 @@ def append(conn: Connection, conversation_id: str, project: str, rows: list[Row]
     end = conn.execute(reserve.returning(conversations.c.next_position)).scalar()
     if end is None:
         return False
-    _insert(conn, conversation_id, end - len(rows), rows)
+    _insert(conn, conversation_id, project, end - len(rows), rows)
     return True
 
 
-def _insert(conn: Connection, conversation_id: str, start: int, rows: list[Row]) -> None:
+def _its(conversation_id: str, project: str) -> Any:
+    """The items of a conversation of `project`'s."""
+    return (conversation_items.c.conversation_id == conversation_id) & (conversation_items.c.project == project)
+
+
+def _insert(conn: Connection, conversation_id: str, project: str, start: int, rows: list[Row]) -> None:
     if rows:
         conn.execute(
             insert(conversation_items),
-            [{"conversation_id": conversation_id, "position": start + i, "id": id_, "body": body} for i, (id_, body) in enumerate(rows)],
+            [{"project": project, "conversation_id": conversation_id, "position": start + i, "id": id_, "body": body} for i, (id_, body) in enumerate(rows)],
         )
 
 
@@ -79,9 +84,7 @@ def since(conn: Connection, conversation_id: str, project: str, revision: int, p
         return None
     if current != revision:
         position = 0
-    query = select(conversation_items.c.position, conversation_items.c.body).where(
-        conversation_items.c.conversation_id == conversation_id, conversation_items.c.position >= position
-    )
+    query = select(conversation_items.c.position, conversation_items.c.body).where(_its(conversation_id, project), conversation_items.c.position >= position)
     return current, conn.execute(query.order_by(conversation_items.c.position)).all()
 
 
@@ -90,7 +93,7 @@ def page(conn: Connection, conversation_id: str, project: str, after: str | None
     is no such conversation. O(page): the cursor is found by the `(conversation, id)` index."""
     if get(conn, conversation_id, project) is None:
         return None
-    mine = conversation_items.c.conversation_id == conversation_id
+    mine = _its(conversation_id, project)
     query = select(conversation_items.c.id, conversation_items.c.body).where(mine)
     if after is not None:
         cursor = select(conversation_items.c.position).where(mine, conversation_items.c.id == after).limit(1).scalar_subquery()
@@ -103,15 +106,15 @@ def page(conn: Connection, conversation_id: str, project: str, after: str | None
 def item(conn: Connection, conversation_id: str, project: str, item_id: str) -> bytes | None:
     if get(conn, conversation_id, project) is None:
         return None
-    query = select(conversation_items.c.body).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
+    query = select(conversation_items.c.body).where(_its(conversation_id, project), conversation_items.c.id == item_id)
     return conn.execute(query.limit(1)).scalar()
 
 
 def remove_item(conn: Connection, conversation_id: str, project: str, item_id: str) -> bool:
     if get(conn, conversation_id, project) is None:
         return False
-    gone = delete(conversation_items).where(conversation_items.c.conversation_id == conversation_id, conversation_items.c.id == item_id)
+    gone = delete(conversation_items).where(_its(conversation_id, project), conversation_items.c.id == item_id)
     if conn.execute(gone).rowcount == 0:
         return False
-    conn.execute(update(conversations).where(conversations.c.id == conversation_id).values(revision=conversations.c.revision + 1))
+    conn.execute(update(conversations).where(_mine(conversation_id, project)).values(revision=conversations.c.revision + 1))
     return True

@@ -112,22 +112,23 @@ webhook_outbox = Table(
 conversations = Table(
     "conversations",
     metadata,
+    Column("project", String(64), primary_key=True),  # ids are the project's own: another may hold the same
     Column("id", String(64), primary_key=True),
     Column("created_at", BigInteger, nullable=False),
     Column("metadata", LargeBinary, nullable=False),  # JSON
     Column("next_position", BigInteger, nullable=False, server_default="0"),
     Column("revision", BigInteger, nullable=False, server_default="0"),  # counts removals: a reader's cache is stale
-    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 conversation_items = Table(
     "conversation_items",
     metadata,
+    Column("project", String(64), primary_key=True),
     Column("conversation_id", String(64), primary_key=True),
     Column("position", BigInteger, primary_key=True),
     Column("id", String(64), nullable=False),
     Column("body", LargeBinary, nullable=False),
-    Index("ix_conversation_items_id", "conversation_id", "id"),
+    Index("ix_conversation_items_id", "project", "conversation_id", "id"),
 )
 
 # Prompt templates made through the API (see `engine.prompts`; those from `prompts_dir` live in
@@ -135,15 +136,16 @@ conversation_items = Table(
 prompts = Table(
     "prompts",
     metadata,
+    Column("project", String(64), primary_key=True),  # ids are the project's own: another may hold the same
     Column("id", String(64), primary_key=True),
     Column("default_version", Integer, nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    Column("project", String(64), nullable=False, server_default=DEFAULT_PROJECT),
 )
 
 prompt_versions = Table(
     "prompt_versions",
     metadata,
+    Column("project", String(64), primary_key=True),
     Column("prompt_id", String(64), primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("template", LargeBinary, nullable=False),  # JSON: a create-request body without `prompt`
