@@ -254,3 +254,22 @@ def test_keys_declared_in_the_config(fake_chat, fresh_postgres_url, tmp_path):
             sdk(gw, value).models.list()
     finally:
         gw.stop()
+
+
+def test_a_conversation_id_a_client_chooses_is_its_projects_own(fake_chat, tmp_path):
+    """With `create_missing_conversations`, two projects may each keep a conversation under the
+    same id, and neither sees the other's items."""
+    config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{tmp_path}/r.db", "master_key": MASTER, "create_missing_conversations": True}
+    gw = Gateway(config, tmp_path).start()
+    try:
+        admin = Admin(gw)
+        ours, theirs = (sdk(gw, admin.key(admin.project(name))["value"]) for name in ("Ours", "Theirs"))
+        create(ours, model="mock-text", input="Ours, first", conversation="conv_chosen")
+        create(theirs, model="mock-text", input="Theirs, first", conversation="conv_chosen")  # made anew: nothing says the id is taken
+        texts = [
+            [item.content[0].text for item in client.conversations.items.list("conv_chosen", order="asc").data if item.role == "user"]
+            for client in (ours, theirs)
+        ]
+        assert texts == [["Ours, first"], ["Theirs, first"]]
+    finally:
+        gw.stop()
