@@ -112,7 +112,7 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """An MCP server named in the config: a request's `mcp` tool may give its `server_label`
     alone. The operator chose it, so the address guard does not apply to it. Either a `url`, or
     a `command` the gateway runs as a child process and talks to over stdio (see
-    `engine.mcp_stdio`)."""
+    `engine.mcp_sessions`)."""
 
     label: str
     url: str | None = None  # its streamable HTTP (or SSE) endpoint

@@ -1,6 +1,6 @@
 // For the master key: projects and their API keys (a new key's secret is shown once), and usage
 // drawn from /v1/organization/usage and the latency histograms on /metrics.
-import { api, el, errorBox, field, fill, session, when } from "./app.js";
+import { api, el, field, fill, session, submitted, when } from "./app.js";
 
 const COLORS = ["#3b7ddd", "#e0793a", "#2f9e69", "#b0479b", "#c9a227", "#5a6ee0", "#d24d57", "#3aa7b8"];
 
@@ -25,14 +25,7 @@ function limitsForm(onsubmit, submitText, shown = null) {
   return el(
     "form.panel",
     {
-      onsubmit: async (event) => {
-        event.preventDefault();
-        try {
-          status.replaceChildren(await onsubmit(values()));
-        } catch (error) {
-          status.replaceChildren(errorBox(error));
-        }
-      },
+      onsubmit: submitted(status, async () => status.replaceChildren(await onsubmit(values()))),
     },
     el("div.row", {}, field(label("Name"), name), field(label("Allowed models (comma-separated)"), models)),
     el("div.row", {}, field(label("Requests per minute"), rpm), field(label("Tokens per minute"), tpm), field(label("Budget ($ a month)"), budget)),

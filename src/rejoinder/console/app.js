@@ -90,6 +90,18 @@ export function errorBox(error) {
   return el("p.error", { role: "alert" }, error instanceof ApiError ? `${error.message}${error.code ? ` (${error.code})` : ""}` : String(error.message || error));
 }
 
+/** A form's submit handler: the page stays, `action` runs, and its error shows in `status`. */
+export function submitted(status, action) {
+  return async (event) => {
+    event.preventDefault();
+    try {
+      await action();
+    } catch (error) {
+      status.replaceChildren(errorBox(error));
+    }
+  };
+}
+
 /** Replace a container's content with the result of an async render, or its error. */
 export async function fill(container, render) {
   try {

@@ -1,7 +1,7 @@
 // Prompt templates: the list, a new prompt, and one prompt's versions: edit as a new version
 // with a live preview of the rendered template, the difference between two versions, and which
 // version is the default.
-import { api, el, errorBox, field, fill, pretty, when } from "./app.js";
+import { api, el, errorBox, field, fill, pretty, submitted, when } from "./app.js";
 
 const EXAMPLE = { instructions: "You are {{ persona }}. Answer briefly.", input: [{ role: "user", content: "Tell me about {{ topic }}." }] };
 
@@ -18,17 +18,12 @@ export function prompts(main, [id]) {
       "form.panel",
       {
         "aria-label": "New prompt",
-        onsubmit: async (event) => {
-          event.preventDefault();
-          try {
-            const body = { template: JSON.parse(template.value) };
-            if (newId.value.trim()) body.id = newId.value.trim();
-            const made = await api("/prompts", { method: "POST", body });
-            location.hash = `#/prompts/${made.id}`;
-          } catch (error) {
-            status.replaceChildren(errorBox(error));
-          }
-        },
+        onsubmit: submitted(status, async () => {
+          const body = { template: JSON.parse(template.value) };
+          if (newId.value.trim()) body.id = newId.value.trim();
+          const made = await api("/prompts", { method: "POST", body });
+          location.hash = `#/prompts/${made.id}`;
+        }),
       },
       el("h2", {}, "New prompt"),
       field("Id", newId),
@@ -100,16 +95,11 @@ async function prompt(main, id) {
           "form.panel",
           {
             "aria-label": "New version",
-            onsubmit: async (event) => {
-              event.preventDefault();
-              try {
-                const made = await api(`/prompts/${encodeURIComponent(id)}/versions`, { method: "POST", body: { template: JSON.parse(template.value) } });
-                status.replaceChildren(el("span.ok", {}, `Version ${made.version} saved (the default stays ${made.default_version}).`));
-                setTimeout(() => prompt(main.replaceChildren() || main, id), 600);
-              } catch (error) {
-                status.replaceChildren(errorBox(error));
-              }
-            },
+            onsubmit: submitted(status, async () => {
+              const made = await api(`/prompts/${encodeURIComponent(id)}/versions`, { method: "POST", body: { template: JSON.parse(template.value) } });
+              status.replaceChildren(el("span.ok", {}, `Version ${made.version} saved (the default stays ${made.default_version}).`));
+              setTimeout(() => prompt(main.replaceChildren() || main, id), 600);
+            }),
           },
           el("h2", {}, "Template"),
           field("Template (edit, then save as a new version)", template),
@@ -124,15 +114,10 @@ async function prompt(main, id) {
           el(
             "form.row",
             {
-              onsubmit: async (event) => {
-                event.preventDefault();
-                try {
-                  await api(`/prompts/${encodeURIComponent(id)}`, { method: "POST", body: { default_version: chosen.value } });
-                  prompt(main.replaceChildren() || main, id);
-                } catch (error) {
-                  status.replaceChildren(errorBox(error));
-                }
-              },
+              onsubmit: submitted(status, async () => {
+                await api(`/prompts/${encodeURIComponent(id)}`, { method: "POST", body: { default_version: chosen.value } });
+                prompt(main.replaceChildren() || main, id);
+              }),
             },
             field("Default version", chosen),
             el("button", { type: "submit", disabled: readOnly }, "Set default"),

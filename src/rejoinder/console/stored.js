@@ -1,6 +1,6 @@
 // Stored responses (a filtered list and one response's detail) and conversations (a list, then
 // one conversation's items and metadata): what the key's project keeps.
-import { api, el, errorBox, field, fill, outputText, pretty, stream, when } from "./app.js";
+import { api, el, errorBox, field, fill, outputText, pretty, stream, submitted, when } from "./app.js";
 
 /** A table with a "Load more" button, fed page by page from `load(after)`. */
 function paged(columns, load, row) {
@@ -139,15 +139,10 @@ async function conversation(main, id) {
       el(
         "form.panel",
         {
-          onsubmit: async (event) => {
-            event.preventDefault();
-            try {
-              await api(path, { method: "POST", body: { metadata: JSON.parse(metadata.value) } });
-              saved.replaceChildren(el("span.ok", {}, "Saved."));
-            } catch (error) {
-              saved.replaceChildren(errorBox(error));
-            }
-          },
+          onsubmit: submitted(saved, async () => {
+            await api(path, { method: "POST", body: { metadata: JSON.parse(metadata.value) } });
+            saved.replaceChildren(el("span.ok", {}, "Saved."));
+          }),
         },
         field("Metadata (JSON)", metadata),
         el("p.row", {}, el("button", { type: "submit" }, "Save metadata"), el("button.danger", { type: "button", onclick: async () => { if (confirm(`Delete ${id}?`)) { await api(path, { method: "DELETE" }); location.hash = "#/conversations"; } } }, "Delete conversation")),

@@ -153,7 +153,6 @@ class Runner:
         warnings. With room here and no run waiting, this instance takes the run as it queues it,
         sparing a claim."""
         turn = await self.engine.prepare(request, principal)  # a bad request is the POST's error, not the run's
-        turn.mcp_tools.sessions.release()
         response = skeleton(request)
         response.update(status="queued", background=True)
         builder, logged = _collecting(response, 0)

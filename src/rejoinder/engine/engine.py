@@ -53,7 +53,7 @@ class Engine:
         when it is queued (its errors are the POST's) and again when it runs. `memory` holds the
         contexts of responses a WebSocket connection made, so a `previous_response_id` found
         there needs no read (and no storing). Only a turn `running` runs the MCP calls its input
-        approves; whoever prepares one that is not releases its MCP sessions."""
+        approves, and keeps its MCP sessions open (its `Run` releases them)."""
         params = request.body
         deployment = self.router.resolve(params.model)
         if not principal.allows(params.model):
@@ -90,14 +90,12 @@ class Engine:
     async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
         """What `POST /v1/responses/compact` answers for this context."""
         turn = await self.prepare(request, principal)
-        turn.mcp_tools.sessions.release()
         summary, cost = await compaction.summarize(turn.deployment.provider, turn.model_request)
         return compaction.compacted_response(turn.context, summary, cost)
 
     async def input_tokens(self, request: Request, principal: Principal) -> int:
         """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
         turn = await self.prepare(request, principal)
-        turn.mcp_tools.sessions.release()
         return await turn.deployment.provider.count_tokens(turn.model_request)
 
     async def start(

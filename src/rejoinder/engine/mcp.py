@@ -80,13 +80,16 @@ class Prepared(NamedTuple):
 async def prepare(tools: Tools, earlier: list[Item], own_input: list[Item], access: McpAccess, running: bool) -> Prepared:
     """Take the `mcp` tools out of `tools.hosted` and offer their servers' tools as functions;
     when the turn is `running` (not only checked), run the calls this request's
-    `mcp_approval_response` items approve."""
+    `mcp_approval_response` items approve, and keep the sessions open for its own calls."""
     sessions = Sessions(access.limits)
     try:
-        return await _offer(tools, earlier, own_input, access, sessions, running)
+        prepared = await _offer(tools, earlier, own_input, access, sessions, running)
     except BaseException:
         sessions.release()
         raise
+    if not running:  # only checked: no call will follow
+        sessions.release()
+    return prepared
 
 
 async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], access: McpAccess, sessions: Sessions, running: bool) -> Prepared:

@@ -27,6 +27,7 @@ from rejoinder.providers.web_search import Searches, query_of
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
 # items of a turn its next turn sees only as the function calls and outputs `Round.answer` gives
 SHOWN_AS_CALLS = frozenset(("web_search_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"))
+_UNRUN = "max_tool_calls reached: not run."  # a call past `max_tool_calls`
 
 
 class _Call:
@@ -122,7 +123,7 @@ class Round:
 
     def give_up(self) -> list[Delta]:
         """The calls of a turn past `MAX_ROUNDS` or `max_tool_calls`: ended as failed, unrun."""
-        why = mcp_items.protocol_error("max_tool_calls reached: not run." if self.exhausted() else "Too many tool rounds in one response.")
+        why = mcp_items.protocol_error(_UNRUN if self.exhausted() else "Too many tool rounds in one response.")
         deltas = [delta for call in self.ended for delta in self._ended(call, None, why)]
         self.ended = []
         return deltas
@@ -134,7 +135,7 @@ class Round:
         runnable = len(self.ended) if self.budget is None else max(0, min(self.budget, len(self.ended)))
         if self.budget is not None:
             self.budget -= runnable
-        unrun = (None, mcp_items.protocol_error("max_tool_calls reached: not run."), [])
+        unrun = (None, mcp_items.protocol_error(_UNRUN), [])
         outcomes = [*await asyncio.gather(*(self._run(call) for call in self.ended[:runnable])), *[unrun] * (len(self.ended) - runnable)]
         deltas: list[Delta] = []
         items: list[Any] = []

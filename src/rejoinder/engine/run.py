@@ -145,13 +145,12 @@ class Run:
                 await sink(pending, last)  # type: ignore[misc]
                 pending.clear()
 
-        # When the upstream's first read already holds the whole answer, nothing is shown before
-        # the final form is stored; otherwise the in-progress record is durable first, so an
-        # id a client has seen always reads back (see `Engine.start`).
+        # When the upstream's first read already holds the whole answer (and calls no tool the
+        # gateway runs), nothing is shown before the final form is stored; otherwise the
+        # in-progress record is durable before the first flush, so an id a client has seen
+        # always reads back (see `Engine.start`).
         whole = isinstance(self.first[-1], Finish)
         try:
-            if self.begun is not None and not whole:
-                await settled(self.begun)
             builder.begin(queued=self.journal is not None)
             searched = await self._apply(builder, self.first)
             if not whole or searched:

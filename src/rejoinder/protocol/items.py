@@ -179,9 +179,11 @@ class HostedItem:
     GATEWAY_PREFIX = "rjitem"
 
     def __init__(self, raw: dict[str, Any]) -> None:
-        self.raw = raw if raw.get("id") else {**raw, "id": new_id(self.GATEWAY_PREFIX)}
+        if not raw.get("id"):
+            raw = {**raw, "id": new_id(self.GATEWAY_PREFIX)}
         if raw.get("type") == "mcp_approval_response" and "request_id" not in raw and isinstance(raw.get("approval_request_id"), str):
-            self.raw["request_id"] = raw["approval_request_id"]
+            raw = {**raw, "request_id": raw["approval_request_id"]}
+        self.raw = raw
 
     @property
     def id(self) -> str:

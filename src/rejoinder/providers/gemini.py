@@ -152,7 +152,7 @@ class _Translator:
         if self.grounding is None or self.run.open is None or self.run.open[0] != "text":
             return []
         encoded = self.text.encode()
-        chunks = [chunk.get("web") or {} for chunk in self.grounding.get("groundingChunks") or ()]
+        chunks = self._sources()
         out: list[Delta] = []
         for support in self.grounding.get("groundingSupports") or ():
             segment = support.get("segment") or {}
@@ -163,6 +163,10 @@ class _Translator:
                 if isinstance(web.get("uri"), str):
                     out.append(citation(self.run.open[1], web["uri"], web.get("title") or "", start, end))
         return out
+
+    def _sources(self) -> list[dict[str, Any]]:
+        """The grounding's web sources, in the order its supports index them."""
+        return [chunk.get("web") or {} for chunk in (self.grounding or {}).get("groundingChunks") or ()]
 
     def _usage(self, meta: dict[str, Any]) -> None:
         thoughts = meta.get("thoughtsTokenCount") or 0
@@ -178,7 +182,7 @@ class _Translator:
             raise cut_short()
         out = self._citations() + self.run.close()
         if self.grounding is not None:
-            sources = [chunk.get("web") or {} for chunk in self.grounding.get("groundingChunks") or ()]
+            sources = self._sources()
             queries = [query for query in self.grounding.get("webSearchQueries") or () if isinstance(query, str)]
             out += self.searches.end("grounding", queries, [web["uri"] for web in sources if isinstance(web.get("uri"), str)])
         if self.late_signature:

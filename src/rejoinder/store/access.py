@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, delete, insert, select, text, update
 
+from rejoinder.store.paging import page_of
 from rejoinder.store.schema import access_revision, api_keys, projects
 
 
@@ -77,8 +78,8 @@ def project_page(conn: Connection, after: str | None, limit: int, archived: bool
         query = query.where(projects.c.archived_at.is_(None))
     if after is not None:
         query = query.where(projects.c.id > after)
-    rows = [Project(*row) for row in conn.execute(query.order_by(projects.c.id).limit(limit + 1))]
-    return rows[:limit], len(rows) > limit
+    rows, more = page_of(conn, query.order_by(projects.c.id), limit)
+    return [Project(*row) for row in rows], more
 
 
 def update_project(conn: Connection, project_id: str, **values: Any) -> Project | None:
@@ -104,8 +105,8 @@ def key_page(conn: Connection, project_id: str, after: str | None, limit: int) -
     query = select(*_KEY).where(api_keys.c.project == project_id)
     if after is not None:
         query = query.where(api_keys.c.id > after)
-    rows = [Key(*row) for row in conn.execute(query.order_by(api_keys.c.id).limit(limit + 1))]
-    return rows[:limit], len(rows) > limit
+    rows, more = page_of(conn, query.order_by(api_keys.c.id), limit)
+    return [Key(*row) for row in rows], more
 
 
 def all_keys(conn: Connection) -> list[Key]:

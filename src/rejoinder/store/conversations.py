@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import Connection, delete, insert, select, update
 
+from rejoinder.store.paging import page_of
 from rejoinder.store.schema import conversation_items, conversations
 
 Row = tuple[str, bytes]
@@ -99,8 +100,7 @@ def page(conn: Connection, conversation_id: str, project: str, after: str | None
         cursor = select(conversation_items.c.position).where(mine, conversation_items.c.id == after).limit(1).scalar_subquery()
         query = query.where(conversation_items.c.position < cursor if descending else conversation_items.c.position > cursor)
     order = conversation_items.c.position.desc() if descending else conversation_items.c.position
-    rows = conn.execute(query.order_by(order).limit(limit + 1)).all()
-    return list(rows[:limit]), len(rows) > limit
+    return page_of(conn, query.order_by(order), limit)
 
 
 def item(conn: Connection, conversation_id: str, project: str, item_id: str) -> bytes | None:

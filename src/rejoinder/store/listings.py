@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, select
 
+from rejoinder.store.paging import page_of
 from rejoinder.store.schema import conversations, responses
 
 
@@ -40,8 +41,7 @@ def responses_page(conn: Connection, project: str, after: str | None, limit: int
         query = query.where(responses.c.created_at < only.until)
     if after is not None:
         query = query.where(responses.c.id < after)
-    rows = conn.execute(query.order_by(responses.c.id.desc()).limit(limit + 1)).all()
-    return list(rows[:limit]), len(rows) > limit
+    return page_of(conn, query.order_by(responses.c.id.desc()), limit)
 
 
 def conversations_page(conn: Connection, project: str, after: str | None, limit: int) -> tuple[list[Any], bool]:
@@ -49,5 +49,4 @@ def conversations_page(conn: Connection, project: str, after: str | None, limit:
     query = select(conversations.c.id, conversations.c.created_at, conversations.c.metadata).where(conversations.c.project == project)
     if after is not None:
         query = query.where(conversations.c.id < after)
-    rows = conn.execute(query.order_by(conversations.c.id.desc()).limit(limit + 1)).all()
-    return list(rows[:limit]), len(rows) > limit
+    return page_of(conn, query.order_by(conversations.c.id.desc()), limit)

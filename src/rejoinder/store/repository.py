@@ -32,6 +32,7 @@ from sqlalchemy.exc import DBAPIError
 from rejoinder.protocol.ids import new_id
 from rejoinder.store.connection import connect
 from rejoinder.store.liveness import maintain
+from rejoinder.store.paging import page_of
 from rejoinder.store.runs import Outbox
 from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, secrets
 
@@ -331,8 +332,7 @@ class Store:
                 cursor = select(items.c.position).where(*mine, items.c.id == after).scalar_subquery()
                 query = query.where(items.c.position < cursor if descending else items.c.position > cursor)
             order = items.c.position.desc() if descending else items.c.position
-            rows = conn.execute(query.order_by(order).limit(limit + 1)).all()
-        return list(rows[:limit]), len(rows) > limit
+            return page_of(conn, query.order_by(order), limit)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future, BaseException | None, Any]]) -> None:
