@@ -233,7 +233,7 @@ def create_app(config: Config) -> web.Application:
     app[STORE] = store
     search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
     limits = config.mcp_limits
-    mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, limits.call_timeout), limits)
+    mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, limits), limits)
     app[ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     app[runs.FEED] = feed = open_feed(config.redis_url)

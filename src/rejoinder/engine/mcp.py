@@ -25,7 +25,7 @@ import orjson
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.mcp_guard import guard, http_client
 from rejoinder.engine.mcp_items import function_name, protocol_error, told
-from rejoinder.engine.mcp_sessions import Held, StdioServer
+from rejoinder.engine.mcp_sessions import Held, StdioServer, outlasting
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
@@ -257,8 +257,8 @@ class Sessions:
             return await server.process.client()
         held = self.held.get(server.url)
         if held is None or not held.alive:
-            bounds = self.limits
-            held = Held(lambda: _client(server, sse, bounds.call_timeout), server.label, bounds.list_timeout, bounds.response_time + bounds.call_timeout)
+            seconds = outlasting(self.limits)
+            held = Held(lambda: _client(server, sse, seconds), server.label, self.limits.list_timeout, seconds)
             self.held[server.url] = held
         return await held.client()
 

@@ -25,9 +25,20 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from mcp import Client
 
+    from rejoinder.config import McpLimitsConfig
+
 log = logging.getLogger("rejoinder.mcp")
 
 RETRY_AFTER = 5.0  # seconds before a server that failed to start is started again
+
+
+def outlasting(limits: McpLimitsConfig) -> float:
+    """Seconds the SDK's own timeouts on a session (and the session itself) last: past every
+    bound of the gateway's (a response's MCP time, and one more call), so that a call is bounded
+    by the gateway's own timeout, and its error says which bound it met."""
+    return limits.response_time + limits.call_timeout
+
+
 _RELEASED: set[asyncio.Task] = set()  # sessions closing after their release (kept from the garbage collector)
 
 
@@ -83,10 +94,10 @@ class Held:
 
 
 class StdioServer:
-    def __init__(self, label: str, command: str, args: list[str], env: dict[str, str], timeout: float) -> None:
+    def __init__(self, label: str, command: str, args: list[str], env: dict[str, str], limits: McpLimitsConfig) -> None:
         self.label = label
         self.program = (command, args, env)
-        self.timeout = timeout  # seconds to start it, and for one request to it
+        self.limits = limits
         self.held: Held | None = None
         self.retry_at = 0.0  # monotonic time it may be started again, after it failed to start
 
@@ -100,7 +111,10 @@ class StdioServer:
 
             command, args, env = self.program
             parameters = StdioServerParameters(command=command, args=args, env=env or None)
-            self.held = Held(lambda: Client(parameters, read_timeout_seconds=self.timeout), self.label, self.timeout, None)
+            seconds = outlasting(self.limits)
+            self.held = Held(
+                lambda: Client(parameters, read_timeout_seconds=seconds), self.label, self.limits.call_timeout, None
+            )  # started within a call's time
         try:
             return await self.held.client()
         except Exception:
@@ -118,6 +132,6 @@ class StdioServer:
             await self.held.close()
 
 
-def stdio_servers(servers: list[Any], timeout: float) -> dict[str, StdioServer]:
+def stdio_servers(servers: list[Any], limits: McpLimitsConfig) -> dict[str, StdioServer]:
     """The config's `mcp_servers` that give a `command`, by label (none runs before its first use)."""
-    return {entry.label: StdioServer(entry.label, entry.command, list(entry.args), dict(entry.env), timeout) for entry in servers if entry.command}
+    return {entry.label: StdioServer(entry.label, entry.command, list(entry.args), dict(entry.env), limits) for entry in servers if entry.command}
