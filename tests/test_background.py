@@ -78,7 +78,7 @@ def test_a_follower_that_joins_mid_run_gets_the_rest_live(gateway, client):
 
 
 def test_cancel_stops_a_running_run_within_a_second_and_keeps_its_output(gateway, client, fake_chat):
-    created = client.responses.create(model="mock-paced", input="Count", background=True)
+    created = client.responses.create(model="mock-slow", input="Count", background=True)  # ten seconds: the cancel comes mid-run
     wait_until(lambda: client.responses.retrieve(created.id).output_text != "")
     disconnects = fake_chat.disconnects
     started = time.monotonic()

@@ -63,7 +63,9 @@ def _assert_logged_once(gw: Gateway, response_id: str, status: str) -> None:
 def test_follow_and_cancel_from_another_instance_byte_for_byte(pair):
     a, b = pair
     on_a: list[bytes] = []
-    thread = _post_stream(a, b'{"model": "mock-paced", "input": "Count", "background": true, "stream": true}', on_a)
+    thread = _post_stream(
+        a, b'{"model": "mock-slow", "input": "Count", "background": true, "stream": true}', on_a
+    )  # ten seconds: the cancel comes mid-run on any machine
     client_b = sdk(b)
     response_id = _the_response_id(a)
     wait_until(lambda: client_b.responses.retrieve(response_id).output_text != "")
