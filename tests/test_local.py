@@ -15,6 +15,7 @@ from conftest import sdk
 from gateway import Gateway
 from helpers import create, events_of, raw_stream, stream, types
 from sockets import Socket, final, text_of
+from test_mcp import docs, mcp_server  # noqa: F401  (a fixture)
 
 if not os.environ.get("CI"):  # `make test` installs the local extra; only a bare checkout may lack it
     pytest.importorskip("llama_cpp", reason="the local extra is not installed")
@@ -35,11 +36,11 @@ TIME = {
 
 
 @pytest.fixture(scope="module")
-def local_gateway(tmp_path_factory):
+def local_gateway(tmp_path_factory, mcp_server):  # noqa: F811
     workdir = tmp_path_factory.mktemp("local")
-    gw = Gateway(
-        {"models": [{"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}], "database_url": f"sqlite:///{workdir}/r.db"}, workdir
-    ).start()
+    model = {"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}
+    config = {"models": [model], "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
+    gw = Gateway(config, workdir).start()
     yield gw
     gw.stop()
 
@@ -146,6 +147,19 @@ def test_named_tool_choice_calls_that_tool_and_streams_it(local):
     jsonschema.validate(json.loads(done[0]["arguments"]), TIME["parameters"])
     streamed = "".join(e["delta"] for e in events if e["type"] == "response.function_call_arguments.delta")
     assert streamed == done[0]["arguments"]
+
+
+def test_an_mcp_tool_the_gateway_runs(local, mcp_server):  # noqa: F811
+    """The tool choice names an MCP tool, so the grammar makes the model call it: the gateway
+    runs it and the model's next turn goes on from its output, in one response."""
+    add = {"type": "mcp", "server_label": "docs", "name": "add"}
+    events = stream(local, model=MODEL, input="Add 2 and 3.", tools=[docs(mcp_server)], tool_choice=add, temperature=0, max_output_tokens=60)
+    assert sum(name in ("response.completed", "response.incomplete", "response.failed") for name in types(events)) == 1
+    assert types(events)[-1] in ("response.completed", "response.incomplete") and "response.mcp_call.completed" in types(events)
+    listing, call, *after = events[-1]["response"]["output"]
+    assert listing["type"] == "mcp_list_tools" and call["type"] == "mcp_call" and call["name"] == "add" and after  # the model went on
+    arguments = json.loads(call["arguments"])
+    assert call["status"] == "completed" and call["output"] == str(arguments["a"] + arguments["b"])
 
 
 def test_auto_tool_choice_yields_a_call_or_an_answer_never_raw_markup(local):

@@ -263,3 +263,41 @@ def test_over_a_websocket_and_in_a_background_run(client, mcp_server):
 def test_an_output_with_no_plain_text(client, mcp_server):
     response = create(client, model="mock-mcp-picture", input="Show me", tools=[docs(mcp_server)])
     assert response["output"][1]["output"] == "[image: image/png]\nthe notes"  # an image by its kind, a text resource by its text
+
+
+def test_a_tool_choice_that_names_mcp_tools_forces_one_call(client, mcp_server, fake_chat):
+    """`tool_choice` may name an MCP tool, a server, or `mcp` entries of `allowed_tools`: the model
+    is made to call one of the functions they are offered as, once; the turn after the call may
+    answer (a choice still forced there would call again until the rounds ran out)."""
+    add = {"type": "mcp", "server_label": "docs", "name": "add"}
+    for choice, first_choice, offered in (
+        (add, {"type": "function", "function": {"name": "mcp__docs__add"}}, None),
+        ({"type": "mcp", "server_label": "docs"}, "required", None),
+        ("required", "required", None),
+        ({"type": "allowed_tools", "mode": "required", "tools": [add]}, "required", ["mcp__docs__add"]),
+    ):
+        before = len(fake_chat.requests)
+        response = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[docs(mcp_server)], tool_choice=choice)
+        assert [item["type"] for item in response["output"]] == ["mcp_list_tools", "mcp_call", "message"] and response["tool_choice"] == choice
+        first, second = fake_chat.requests[before:]
+        assert (first["tool_choice"], second["tool_choice"]) == (first_choice, "auto"), choice
+        if offered:  # allowed_tools narrows what the model is offered
+            assert [tool["function"]["name"] for tool in first["tools"]] == offered
+    for choice in (
+        {"type": "mcp", "server_label": "elsewhere"},
+        {**add, "name": "subtract"},
+        {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "mcp"}]},
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(model="mock-mcp-add", input="x", tools=[docs(mcp_server)], tool_choice=choice)
+        assert refused.value.body["param"] == "tool_choice" and refused.value.status_code == 400, choice
+
+
+def test_a_forced_call_that_waited_for_approval_is_not_forced_again(client, mcp_server, fake_chat):
+    tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}
+    add = {"type": "mcp", "server_label": "docs", "name": "add"}
+    asked = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[tool], tool_choice=add)
+    assert asked["output"][-1]["type"] == "mcp_approval_request"
+    approval = {"type": "mcp_approval_response", "approval_request_id": asked["output"][-1]["id"], "approve": True}
+    approved = create(client, model="mock-mcp-add", tools=[tool], tool_choice=add, previous_response_id=asked["id"], input=[approval])
+    assert [item["type"] for item in approved["output"]] == ["mcp_call", "message"] and fake_chat.last()["tool_choice"] == "auto"

@@ -55,9 +55,10 @@ def test_every_provider_calls_mcp_tools_through_the_gateway(everywhere, model, m
 
 def test_a_passthrough_model_leaves_mcp_to_openai(everywhere, mcp_server, fake_responses):  # noqa: F811
     calls = stats(mcp_server)["methods"].get("tools/list", 0)
-    response = create(everywhere, model="passthrough-text", input="Hi", tools=[docs(mcp_server)])
+    choice = {"type": "mcp", "server_label": "docs", "name": "add"}
+    response = create(everywhere, model="passthrough-text", input="Hi", tools=[docs(mcp_server)], tool_choice=choice)
     assert response["output"][0]["type"] == "message"
-    assert fake_responses.last()["tools"] == [docs(mcp_server)]  # as the client gave it
+    assert fake_responses.last()["tools"] == [docs(mcp_server)] and fake_responses.last()["tool_choice"] == choice  # as the client gave them
     assert stats(mcp_server)["methods"].get("tools/list", 0) == calls  # the gateway never contacted the server
 
 

@@ -24,12 +24,12 @@ import orjson
 
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.mcp_guard import guard, http_client
-from rejoinder.engine.mcp_items import function_name, protocol_error, told
+from rejoinder.engine.mcp_items import as_choice, function_name, protocol_error, told
 from rejoinder.engine.mcp_sessions import Held, StdioServer, outlasting
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
-from rejoinder.protocol.tools import FunctionTool, Tools
+from rejoinder.protocol.tools import FunctionTool, Tools, relaxed
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -128,6 +128,9 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
             offered[name] = Offered(server, entry["name"], approval(entry["name"]))
             tools.functions = [*tools.functions, FunctionTool(name, entry.get("description"), entry.get("input_schema") or {"type": "object"})]
     tools.hosted = kept
+    tools.choice = as_choice(tools.choice, [(name, entry.server.label, entry.tool) for name, entry in offered.items()])
+    if any(isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_response" for item in own_input):
+        tools.choice = relaxed(tools.choice)  # the call it forced was asked for: the model may now answer
     ran, answers = await _approved(offered, earlier, own_input, sessions) if running else ([], [])
     return Prepared(offered, listed, ran, answers, sessions)
 

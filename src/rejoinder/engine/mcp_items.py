@@ -1,13 +1,17 @@
 """MCP items as the gateway shows them: the deltas that stream an `mcp_list_tools` item or an
-approved call, and what a model whose MCP tools the gateway runs is told of its calls."""
+approved call, and what a model whose MCP tools the gateway runs is told of its calls and
+asked to choose (`as_choice`)."""
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import Any
 
+from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
+from rejoinder.protocol.tools import AllowedTool, AllowedTools, NamedFunction, NamedMcp
 from rejoinder.providers.base import Delta, HostedEvent, HostedOutput, HostedStart
 
 SEPARATOR = "__"
@@ -61,6 +65,26 @@ def listing(item: dict[str, Any]) -> list[Delta]:
     """An `mcp_list_tools` item made before the model's turn, with its events."""
     events = [HostedEvent(f"response.mcp_list_tools.{stage}", item["id"], {}) for stage in ("in_progress", "completed")]
     return [HostedStart(dict(item)), *events, HostedOutput(item)]
+
+
+def as_choice(choice: Any, offered: Sequence[tuple[str, str, str]]) -> Any:
+    """A `tool_choice` that names MCP tools, as the functions they are offered as (`offered`:
+    function name, server label, tool): one tool is its function; a server, or an
+    `allowed_tools` entry of one, stands for each of its tools the model is offered."""
+
+    def functions(label: Any, tool: str | None) -> list[AllowedTool]:
+        found = [AllowedTool("function", name) for name, server, its in offered if server == label and tool in (None, its)]
+        if not found:
+            raise invalid("tool_choice", f"Tool choice 'mcp': the server '{label}' offers no tool{f' {tool!r}' if tool else ''} to call.")
+        return found
+
+    if isinstance(choice, NamedMcp):
+        found = functions(choice.server_label, choice.name)
+        return NamedFunction(str(found[0].name)) if choice.name is not None else AllowedTools("required", found)
+    if isinstance(choice, AllowedTools) and any(entry.type == "mcp" for entry in choice.tools):
+        tools = [each for entry in choice.tools for each in (functions(entry.server_label, entry.name) if entry.type == "mcp" else [entry])]
+        return AllowedTools(choice.mode, tools)
+    return choice
 
 
 def protocol_error(message: str) -> dict[str, Any]:

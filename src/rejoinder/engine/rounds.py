@@ -21,6 +21,7 @@ from rejoinder.engine import mcp, mcp_items, searching
 from rejoinder.engine.context import model_view
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, decode_item
+from rejoinder.protocol.tools import relaxed
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, Usage
 from rejoinder.providers.web_search import Searches, query_of
 
@@ -116,7 +117,8 @@ class Round:
         function calls and outputs `answers` holds), then those."""
         self.spent = added(self.spent, finish.usage)
         said = [decode_item(msgspec.json.encode(item)) for item in output[self.turn_start :] if item["type"] not in SHOWN_AS_CALLS]
-        self.model_request = msgspec.structs.replace(self.model_request, items=[*self.model_request.items, *model_view(said), *answers])
+        settings = msgspec.structs.replace(self.model_request.settings, choice=relaxed(self.model_request.settings.choice))  # a forced call was made
+        self.model_request = msgspec.structs.replace(self.model_request, settings=settings, items=[*self.model_request.items, *model_view(said), *answers])
         self.turn_start = len(output)
         self.rounds += 1
         return self.model_request

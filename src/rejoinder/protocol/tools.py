@@ -62,9 +62,17 @@ class NamedCustom(Struct, tag="custom", tag_field="type"):
     name: str
 
 
-class AllowedTool(Struct):
-    type: Literal["function", "custom"]
-    name: str
+class NamedMcp(Struct, tag="mcp", tag_field="type", omit_defaults=True):
+    """A tool of an MCP server the model must call, or (without `name`) any of its tools."""
+
+    server_label: str
+    name: str | None = None
+
+
+class AllowedTool(Struct, omit_defaults=True):
+    type: Literal["function", "custom", "mcp"]
+    name: str | None = None  # a function's or custom tool's; of an `mcp` entry, one of its server's tools (or any)
+    server_label: str | None = None  # an `mcp` entry's server
 
 
 class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
@@ -72,7 +80,7 @@ class AllowedTools(Struct, tag="allowed_tools", tag_field="type"):
     tools: list[AllowedTool]
 
 
-ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCustom, AllowedTools]
+ToolChoice = Union[Literal["none", "auto", "required"], NamedFunction, NamedCustom, NamedMcp, AllowedTools]
 
 
 class Tools(Struct):
@@ -106,7 +114,7 @@ def decode_tools(raw_tools: list[dict[str, Any]], raw_choice: Any) -> Tools:
         duplicate = next(name for name in names if names.count(name) > 1)
         raise invalid("tools", f"Duplicate tool name '{duplicate}' (a namespace's tools are offered as '<namespace>__<name>').")
     functions = [tool.as_function() if isinstance(tool, CustomTool) else tool for tool in tools]
-    choice = _tool_choice(raw_choice, functions, {tool["type"] for _, tool in hosted})
+    choice = _tool_choice(raw_choice, functions, [tool for _, tool in hosted])
     return Tools(functions, frozenset(tool.name for tool in tools if isinstance(tool, CustomTool)), namespaced, hosted, echo, choice)
 
 
@@ -164,11 +172,11 @@ HOSTED_TOOL_TYPES = WEB_SEARCH_TOOL_TYPES | frozenset(
 )
 
 
-def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: set[str]) -> Any:
+def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: list[dict[str, Any]]) -> Any:
     if isinstance(raw, str) and raw in _CHOICE_WORDS:
         choice = raw  # the common case, without msgspec's generic type lookup
     elif type_of(raw) in HOSTED_CHOICE_TYPES:
-        if not hosted & HOSTED_CHOICE_TYPES[raw["type"]]:
+        if not {tool["type"] for tool in hosted} & HOSTED_CHOICE_TYPES[raw["type"]]:
             raise invalid("tool_choice", f"Tool choice '{raw['type']}' not found in 'tools' parameter.")
         return raw  # a hosted tool: passed to the upstream that runs it
     else:
@@ -179,10 +187,30 @@ def _tool_choice(raw: Any, tools: list[FunctionTool], hosted: set[str]) -> Any:
     if isinstance(choice, NamedCustom):  # upstreams see custom tools as functions
         choice = NamedFunction(choice.name)
     names = {tool.name for tool in tools}
-    named = [choice] if isinstance(choice, NamedFunction) else choice.tools if isinstance(choice, AllowedTools) else []
+    servers = {tool.get("server_label") for tool in hosted if tool.get("type") == "mcp"}
+    named = [choice] if isinstance(choice, (NamedFunction, NamedMcp)) else choice.tools if isinstance(choice, AllowedTools) else []
     for entry in named:
-        if entry.name not in names:
+        kind = entry.type if isinstance(entry, AllowedTool) else "mcp" if isinstance(entry, NamedMcp) else "function"
+        if kind == "mcp":
+            if entry.server_label is None:
+                raise invalid("tool_choice", "An 'mcp' entry of 'tool_choice.tools' needs a 'server_label'.")
+            if entry.server_label not in servers:
+                raise invalid("tool_choice", f"Tool choice 'mcp' names the server '{entry.server_label}', which is not in 'tools' parameter.")
+        elif entry.name is None:
+            raise invalid("tool_choice", f"A '{kind}' entry of 'tool_choice.tools' needs a 'name'.")
+        elif entry.name not in names:
             raise invalid("tool_choice", f"Tool choice '{entry.name}' not found in 'tools' parameter.")
-    if choice == "required" and not tools:
+    if choice == "required" and not tools and not hosted:
         raise invalid("tool_choice", "Tool choice 'required' must be specified with 'tools' parameter.")
+    return choice
+
+
+def relaxed(choice: Any) -> Any:
+    """A choice that forced a tool call, once a call the gateway runs has met it: the model's
+    next turn may answer, or it would call again until the rounds run out (the Agents SDK
+    resets its tool choice after a call for the same reason)."""
+    if choice == "required" or isinstance(choice, NamedFunction):
+        return "auto"
+    if isinstance(choice, AllowedTools) and choice.mode == "required":
+        return AllowedTools("auto", choice.tools)
     return choice

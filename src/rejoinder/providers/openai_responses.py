@@ -15,7 +15,7 @@ import msgspec
 import orjson
 
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Message, Reasoning
-from rejoinder.protocol.tools import HOSTED_TOOL_TYPES, AllowedTools, NamedFunction
+from rejoinder.protocol.tools import HOSTED_TOOL_TYPES, AllowedTools, NamedFunction, NamedMcp
 from rejoinder.providers.base import (
     Annotation,
     BlockDelta,
@@ -226,11 +226,15 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
 
 
 def _tool_choice(choice: Any) -> Any:
-    """The choice among the tools as declared upstream (custom tools go as functions)."""
+    """The choice among the tools as declared upstream (custom tools go as functions; MCP tools
+    reach it only when the model passes them through)."""
     if isinstance(choice, NamedFunction):
         return {"type": "function", "name": choice.name}
+    if isinstance(choice, NamedMcp):
+        return msgspec.to_builtins(choice)
     if isinstance(choice, AllowedTools):
-        return {"type": "allowed_tools", "mode": choice.mode, "tools": [{"type": "function", "name": tool.name} for tool in choice.tools]}
+        tools = [msgspec.to_builtins(tool) if tool.type == "mcp" else {"type": "function", "name": tool.name} for tool in choice.tools]
+        return {"type": "allowed_tools", "mode": choice.mode, "tools": tools}
     return choice
 
 
