@@ -67,6 +67,15 @@ def test_a_stored_search_and_the_turn_after_it(searching, fake_chat):
     assert [m["content"] for m in history if m["role"] == "assistant"] == ["Oslo: 18C, clear."]
 
 
+def test_a_forced_search_is_made_once(searching, fake_chat):
+    before = len(fake_chat.requests)
+    tool = {"type": "web_search_preview"}
+    response = create(searching, model="mock-searcher", input="Weather in Oslo?", tools=[tool], tool_choice=tool)
+    assert [item["type"] for item in response["output"]] == ["web_search_call", "message"] and response["tool_choice"] == tool
+    first, second = fake_chat.requests[before:]
+    assert first["tool_choice"] == {"type": "function", "function": {"name": "web_search"}} and second["tool_choice"] == "auto"
+
+
 def test_a_failed_search_is_reported_and_the_model_goes_on(searching, fake_chat):
     response = create(searching, model="mock-searcher", input="Make the search fail", tools=[{"type": "web_search"}])
     assert response["status"] == "completed" and response["output"][0]["status"] == "failed"

@@ -29,7 +29,7 @@ from rejoinder.engine.validated import validated
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
-from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, Tools
+from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
 from rejoinder.store.schema import Tenant
@@ -205,13 +205,16 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
     view; what was left out, as warnings for the client and the log."""
     warnings = []
     runs = deployment.provider.hosted_tool_types
+    forced = tools.choice["type"] if isinstance(tools.choice, dict) else None  # a hosted tool the model must use
     for index, tool in tools.hosted:
         if tool["type"] in runs:
             continue
-        own = searches and tool["type"] in WEB_SEARCH_TOOL_TYPES and not isinstance(tools.choice, dict)
+        own = searches and tool["type"] in WEB_SEARCH_TOOL_TYPES and forced in (None, *WEB_SEARCH_TOOL_TYPES)
         if own and (tools.searched or all(function.name != searching.TOOL_NAME for function in tools.functions)):
             if not tools.searched:
                 tools.functions, tools.searched = [*tools.functions, searching.TOOL], True
+            if forced is not None:  # a forced search: the gateway's search function, called once
+                tools.choice = NamedFunction(searching.TOOL_NAME)
             continue
         policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
         if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped
