@@ -32,7 +32,17 @@ _VALID = {
     "top_p": st.floats(0, 1),
     "max_output_tokens": st.integers(16, 200),
     "tools": st.just([_tool]),
-    "tool_choice": st.sampled_from(["auto", "none", {"type": "function", "name": "get_weather"}]),
+    "tool_choice": st.sampled_from(
+        [
+            "auto",
+            "none",
+            "required",
+            {"type": "function", "name": "get_weather"},
+            {"type": "mcp", "server_label": "docs"},  # no such server: a 400
+            {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "get_weather"}]},
+            {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "custom"}, {"type": "mcp"}]},
+        ]
+    ),
     "parallel_tool_calls": st.booleans(),
     "text": st.sampled_from(
         [{"format": {"type": "text"}}, {"format": {"type": "json_object"}}, {"format": {"type": "json_schema", "name": "x", "schema": {"type": "object"}}}]
