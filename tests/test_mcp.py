@@ -158,6 +158,30 @@ def test_a_call_that_needs_approval_waits_for_it(client, mcp_server):
     assert stats(mcp_server)["methods"]["tools/call"] == calls + 1
 
 
+def test_filters_by_name_and_read_only(client, mcp_server, fake_chat):
+    """`allowed_tools` and `require_approval` take OpenAI's filters, `{tool_names, read_only}`;
+    `add` is the server's one tool annotated read-only (`readOnlyHint`)."""
+    listed = create(client, model="mock-text", input="Hi", tools=[docs(mcp_server, allowed_tools={"read_only": True})])
+    annotations = {tool["name"]: tool.get("annotations") for tool in listed["output"][0]["tools"]}
+    assert annotations["add"] == {"read_only": True} and annotations["fail"] == {"read_only": False}
+    assert [tool["function"]["name"] for tool in fake_chat.last()["tools"]] == ["mcp__docs__add"]
+    create(client, model="mock-text", input="Hi", tools=[docs(mcp_server, allowed_tools={"read_only": False, "tool_names": ["add", "fail", "nap"]})])
+    assert [tool["function"]["name"] for tool in fake_chat.last()["tools"]] == ["mcp__docs__fail", "mcp__docs__nap"]
+    unasked = docs(mcp_server, require_approval={"never": {"read_only": True}})  # read-only tools run, the others wait
+    assert [item["type"] for item in create(client, model="mock-mcp-add", input="2 + 3?", tools=[unasked])["output"]][1:] == ["mcp_call", "message"]
+    assert [item["type"] for item in create(client, model="mock-mcp-fail", input="Fail", tools=[unasked])["output"]][1:] == ["mcp_approval_request"]
+    overruled = docs(mcp_server, require_approval={"never": {"read_only": True}, "always": {"tool_names": ["add"]}})
+    assert [item["type"] for item in create(client, model="mock-mcp-add", input="2 + 3?", tools=[overruled])["output"]][1:] == ["mcp_approval_request"]
+    for bad, param in (
+        ({"allowed_tools": {"read_only": "yes"}}, "tools[0].allowed_tools.read_only"),
+        ({"allowed_tools": [1]}, "tools[0].allowed_tools.tool_names"),
+        ({"require_approval": {"never": {"names": ["add"]}}}, "tools[0].require_approval.never"),
+    ):
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.responses.create(model="mock-text", input="x", tools=[docs(mcp_server, **bad)])
+        assert refused.value.body["param"] == param, bad
+
+
 def test_a_server_named_in_the_config(fake_chat, mcp_server, tmp_path):
     """A request names the server by its label alone; the config's URL and headers are used, and
     the operator's choice passes the address guard (no mcp_allow_hosts here)."""

@@ -23,6 +23,7 @@ import httpx2
 import orjson
 
 from rejoinder.config import McpLimitsConfig, McpServerConfig
+from rejoinder.engine import mcp_filters
 from rejoinder.engine.mcp_guard import guard, http_client
 from rejoinder.engine.mcp_items import as_choice, function_name, protocol_error, told
 from rejoinder.engine.mcp_sessions import Held, StdioServer, outlasting
@@ -108,7 +109,7 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
             continue
         named = next((entry for entry in access.servers if entry.label == tool.get("server_label")), None)
         server = _server(tool, index, named, access)
-        approval = _approval(tool.get("require_approval", "always"), index)
+        approval, allowed = mcp_filters.approval(tool.get("require_approval", "always"), index), mcp_filters.allowed(tool.get("allowed_tools"), index)
         if server.guarded is not None:
             await guard(server.url, server.guarded, f"tools[{index}].server_url")
         tools.echo[index] = _redacted(tool)
@@ -118,14 +119,13 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
         else:
             found = await list_tools(server, sessions)
             listed.append({"id": new_id("mcpl"), "type": "mcp_list_tools", "server_label": server.label, "tools": found})
-        allowed = _allowed(tool.get("allowed_tools"))
         for entry in found:
-            if allowed is not None and entry["name"] not in allowed:
+            if not allowed(entry):
                 continue
             name = function_name(server.label, entry["name"])
             if any(function.name == name for function in tools.functions):
                 raise invalid(f"tools[{index}].server_label", f"The MCP tool '{entry['name']}' of '{server.label}' clashes with another tool's name.")
-            offered[name] = Offered(server, entry["name"], approval(entry["name"]))
+            offered[name] = Offered(server, entry["name"], approval(entry))
             tools.functions = [*tools.functions, FunctionTool(name, entry.get("description"), entry.get("input_schema") or {"type": "object"})]
     tools.hosted = kept
     tools.choice = as_choice(tools.choice, [(name, entry.server.label, entry.tool) for name, entry in offered.items()])
@@ -179,25 +179,6 @@ def _server(tool: dict[str, Any], index: int, named: Any, access: McpAccess) -> 
     return Server(label, url, headers, guarded=guarded)
 
 
-def _approval(policy: Any, index: int) -> Any:
-    """Whether a tool's calls wait for approval, by `require_approval`: `always` (the default),
-    `never`, or `{always: {tool_names}, never: {tool_names}}` (a tool in neither: always)."""
-    if policy in ("always", "never"):
-        return lambda _: policy == "always"
-    if isinstance(policy, dict) and set(policy) <= {"always", "never"}:
-        never = set((policy.get("never") or {}).get("tool_names") or ())
-        return lambda name: name not in never
-    raise invalid(f"tools[{index}].require_approval", "Invalid 'require_approval': expected 'always', 'never' or {always, never}.")
-
-
-def _allowed(allowed: Any) -> set[str] | None:
-    if isinstance(allowed, list):
-        return {name for name in allowed if isinstance(name, str)}
-    if isinstance(allowed, dict) and isinstance(allowed.get("tool_names"), list):
-        return set(allowed["tool_names"])
-    return None
-
-
 def _redacted(tool: dict[str, Any]) -> dict[str, Any]:
     shown = {key: value for key, value in tool.items() if key != "authorization"}
     if isinstance(shown.get("headers"), dict):
@@ -243,7 +224,15 @@ async def list_tools(server: Server, sessions: Sessions) -> list[dict[str, Any]]
     if len(_SSE) > 10_000:
         _SSE.clear()
     _SSE[server.url] = sse
-    return [{"name": tool.name, "description": tool.description, "input_schema": dict(tool.input_schema or {"type": "object"})} for tool in found.tools]
+    return [
+        {
+            "name": tool.name,
+            "description": tool.description,
+            "input_schema": dict(tool.input_schema or {"type": "object"}),
+            "annotations": {"read_only": tool.annotations is not None and tool.annotations.read_only_hint is True},  # MCP's default: not
+        }
+        for tool in found.tools
+    ]
 
 
 class Sessions:
