@@ -165,8 +165,10 @@ def test_filters_by_name_and_read_only(client, mcp_server, fake_chat):
     annotations = {tool["name"]: tool.get("annotations") for tool in listed["output"][0]["tools"]}
     assert annotations["add"] == {"read_only": True} and annotations["fail"] == {"read_only": False}
     assert [tool["function"]["name"] for tool in fake_chat.last()["tools"]] == ["mcp__docs__add"]
-    create(client, model="mock-text", input="Hi", tools=[docs(mcp_server, allowed_tools={"read_only": False, "tool_names": ["add", "fail", "nap"]})])
+    described = docs(mcp_server, allowed_tools={"read_only": False, "tool_names": ["add", "fail", "nap"]}, server_description="The docs team's tools.")
+    create(client, model="mock-text", input="Hi", tools=[described])
     assert [tool["function"]["name"] for tool in fake_chat.last()["tools"]] == ["mcp__docs__fail", "mcp__docs__nap"]
+    assert fake_chat.last()["tools"][0]["function"]["description"].endswith("(From the MCP server 'docs': The docs team's tools.)")
     unasked = docs(mcp_server, require_approval={"never": {"read_only": True}})  # read-only tools run, the others wait
     assert [item["type"] for item in create(client, model="mock-mcp-add", input="2 + 3?", tools=[unasked])["output"]][1:] == ["mcp_call", "message"]
     assert [item["type"] for item in create(client, model="mock-mcp-fail", input="Fail", tools=[unasked])["output"]][1:] == ["mcp_approval_request"]

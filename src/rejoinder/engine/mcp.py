@@ -126,7 +126,10 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
             if any(function.name == name for function in tools.functions):
                 raise invalid(f"tools[{index}].server_label", f"The MCP tool '{entry['name']}' of '{server.label}' clashes with another tool's name.")
             offered[name] = Offered(server, entry["name"], approval(entry))
-            tools.functions = [*tools.functions, FunctionTool(name, entry.get("description"), entry.get("input_schema") or {"type": "object"})]
+            description = entry.get("description")
+            if isinstance(tool.get("server_description"), str):  # what the client says of the server, for the model
+                description = f"{description or ''}\n\n(From the MCP server '{server.label}': {tool['server_description']})".strip()
+            tools.functions = [*tools.functions, FunctionTool(name, description, entry.get("input_schema") or {"type": "object"})]
     tools.hosted = kept
     tools.choice = as_choice(tools.choice, [(name, entry.server.label, entry.tool) for name, entry in offered.items()])
     if any(isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_response" for item in own_input):
