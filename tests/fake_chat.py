@@ -57,7 +57,8 @@ def _logprob(token: str, logprob: float) -> dict:
 
 # The Codex CLI's shell tool, and a command for it to run (see tests/test_codex.py).
 SHELL_TOOL = "exec_command"
-MCP_CALLS = {  # scenario → the MCP tool it calls (as the gateway offers it), its arguments, and how many turns call it
+TOOL_CALLS = {  # scenario → the tool it calls (an MCP tool as the gateway offers it), its arguments, and how many turns call it
+    "call-weather": ("get_weather", '{"city": "Paris"}', 1),  # a client's function
     "mcp-add": ("mcp__docs__add", '{"a": 2, "b": 3}', 1),
     "mcp-fail": ("mcp__docs__fail", "{}", 1),
     "mcp-big": ("mcp__docs__big", '{"size": 100000}', 1),
@@ -305,14 +306,14 @@ class FakeChat(FakeServer):
             calls = [_call_start(0, "call_mcp1", "mcp__docs__add"), _call_args(0, '{"a": 2, "b": 3}')]
             calls += [_call_start(1, "call_mcp2", "mcp__docs__add"), _call_args(1, '{"a": 4, "b": 5}')]
             chunks = _text("The tools said: ", " | ".join(told)) if told else [*calls, *SCENARIOS["tool-single"][-1:]]
-        if model in MCP_CALLS or model == "mcp-long-name":  # call a tool of an MCP server, then answer from its output
+        if model in TOOL_CALLS or model == "mcp-long-name":  # call a tool, then answer from its output
             asked = max(i for i, message in enumerate(body["messages"]) if message.get("role") == "user")
             told = [message["content"] for message in body["messages"][asked:] if message.get("role") == "tool"]
             if model == "mcp-long-name":  # the docs server's search, by the name the gateway offered it under
                 offered = next(tool["function"]["name"] for tool in body["tools"] if tool["function"]["name"].startswith("mcp__docs__docs_search"))
                 name, arguments, times = offered, '{"phrase": "rejoinder"}', 1
             else:
-                name, arguments, times = MCP_CALLS[model]
+                name, arguments, times = TOOL_CALLS[model]
             call = [_call_start(0, f"call_mcp{len(told) + 1}", name), _call_args(0, arguments), *SCENARIOS["tool-single"][-1:]]
             chunks = _text("The tool said: ", told[-1]) if len(told) >= times else call
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back

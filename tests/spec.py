@@ -192,41 +192,81 @@ def check_http(method: str, path: str, status: int, body: dict) -> None:
             return
 
 
-class _CheckedEvents(httpx.SyncByteStream):
-    """A server-sent event stream that validates each event as it passes, untouched."""
+class _EventChecker:
+    """Validates the server-sent events of a stream as its bytes pass, numbered in order."""
 
-    def __init__(self, inner: httpx.SyncByteStream, starting_after: int) -> None:
-        self.inner = inner
+    def __init__(self, response: httpx.Response) -> None:
         self.pending = b""
-        self.sequence = starting_after + 1  # a resumed stream goes on after the client's cursor
+        self.sequence = int(response.request.url.params.get("starting_after", "-1")) + 1  # a resumed stream goes on after the cursor
+
+    def feed(self, chunk: bytes) -> bytes:
+        self.pending += chunk
+        *blocks, self.pending = self.pending.split(b"\n\n")
+        for block in blocks:
+            for line in block.split(b"\n"):
+                if line.startswith(b"data: "):
+                    event = json.loads(line[6:])
+                    check_event(event)
+                    if "response" in event:
+                        check_response(event["response"])
+                    assert event["sequence_number"] == self.sequence, event
+                    self.sequence += 1
+        return chunk
+
+
+class _CheckedEvents(httpx.SyncByteStream):
+    def __init__(self, response: httpx.Response) -> None:
+        self.inner, self.checker = response.stream, _EventChecker(response)
 
     def __iter__(self):
         for chunk in self.inner:
-            self.pending += chunk
-            *blocks, self.pending = self.pending.split(b"\n\n")
-            for block in blocks:
-                for line in block.split(b"\n"):
-                    if line.startswith(b"data: "):
-                        event = json.loads(line[6:])
-                        check_event(event)
-                        if "response" in event:
-                            check_response(event["response"])
-                        assert event["sequence_number"] == self.sequence, event
-                        self.sequence += 1
-            yield chunk
+            yield self.checker.feed(chunk)
 
     def close(self) -> None:
         self.inner.close()
 
 
-def _validate(response: httpx.Response) -> None:
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
-        response.stream = _CheckedEvents(response.stream, int(response.request.url.params.get("starting_after", "-1")))
-        return
-    response.read()
+class _CheckedAsyncEvents(httpx.AsyncByteStream):
+    def __init__(self, response: httpx.Response) -> None:
+        self.inner, self.checker = response.stream, _EventChecker(response)
+
+    async def __aiter__(self):
+        async for chunk in self.inner:
+            yield self.checker.feed(chunk)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _streams_events(response: httpx.Response) -> bool:
+    return response.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _check_json(response: httpx.Response) -> None:
     if response.headers.get("content-type", "").startswith("application/json"):
         check_http(response.request.method, response.request.url.path, response.status_code, response.json())
 
 
+def _validate(response: httpx.Response) -> None:
+    if _streams_events(response):
+        response.stream = _CheckedEvents(response)
+        return
+    response.read()
+    _check_json(response)
+
+
+async def _validate_async(response: httpx.Response) -> None:
+    if _streams_events(response):
+        response.stream = _CheckedAsyncEvents(response)
+        return
+    await response.aread()
+    _check_json(response)
+
+
 def validating_client(timeout: float = 30) -> httpx.Client:
     return httpx.Client(timeout=timeout, event_hooks={"response": [_validate]})
+
+
+def validating_async_client(timeout: float = 30) -> httpx.AsyncClient:
+    """The same, for `AsyncOpenAI` (the Agents SDK's client)."""
+    return httpx.AsyncClient(timeout=timeout, event_hooks={"response": [_validate_async]})

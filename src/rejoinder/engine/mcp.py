@@ -140,8 +140,12 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
 
 async def _approved(offered: dict[str, Offered], earlier: list[Item], own_input: list[Item], sessions: Sessions) -> tuple[list[dict[str, Any]], list[Item]]:
     """The calls this request's approval responses approve, run now, and what the model sees of
-    them (of a refused one, `as_functions` tells it)."""
-    asked = {item.raw["id"]: item.raw for item in earlier if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_request"}
+    them (of a refused one, `as_functions` tells it). A client that keeps its own history (the
+    Agents SDK) sends the request back in the input, and the call that ran in a later turn: that
+    call is not run again."""
+    hosted = [item.raw for item in (*earlier, *own_input) if isinstance(item, HostedItem)]
+    asked = {raw["id"]: raw for raw in hosted if raw.get("type") == "mcp_approval_request"}
+    done = {raw.get("approval_request_id") for raw in hosted if raw.get("type") == "mcp_call"}
     ran: list[dict[str, Any]] = []
     answers: list[Item] = []
     for item in own_input:
@@ -150,6 +154,8 @@ async def _approved(offered: dict[str, Offered], earlier: list[Item], own_input:
         request = asked.get(item.raw.get("approval_request_id"))
         if request is None:
             raise invalid("input", f"No MCP approval request '{str(item.raw.get('approval_request_id'))[:64]}' in this response's context.")
+        if request["id"] in done:
+            continue
         name = function_name(request.get("server_label"), request.get("name"))
         if name not in offered:
             raise invalid("tools", f"The MCP tool '{request.get('name')}' of '{request.get('server_label')}' must be in 'tools' to run the approved call.")

@@ -1,0 +1,92 @@
+"""The OpenAI Agents SDK (`openai-agents`) runs its agents on the gateway, its client validating
+every body against the spec: a function tool the agent runs itself, a hosted MCP tool the
+gateway runs (approved by the agent's callback), a streamed run, a run that carries its turns by
+`previous_response_id`, and the SDK's WebSocket model. Tracing is off: it would export to
+OpenAI's host."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import agents
+import pytest
+from conftest import chat_models
+from gateway import Gateway
+from openai import AsyncOpenAI
+from spec import validating_async_client
+from test_mcp import docs, mcp_server  # noqa: F401  (a fixture)
+
+agents.set_tracing_disabled(True)
+
+
+@pytest.fixture(scope="module")
+def gateway(fake_chat, mcp_server, tmp_path_factory):  # noqa: F811
+    workdir = tmp_path_factory.mktemp("agents")
+    config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
+    gw = Gateway(config, workdir).start()
+    yield gw
+    gw.stop()
+
+
+asked: list[str] = []
+
+
+@agents.function_tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    asked.append(city)
+    return f"Sunny in {city}"
+
+
+def _agent(gw: Gateway, model: str, tools: list, websocket: bool = False) -> agents.Agent:
+    client = AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, http_client=validating_async_client())
+    kind = agents.OpenAIResponsesWSModel if websocket else agents.OpenAIResponsesModel
+    return agents.Agent(name="helper", instructions="Be brief.", model=kind(model, client), tools=tools)
+
+
+def test_an_agent_runs_its_function_tool_and_answers(gateway, fake_chat):
+    before = len(fake_chat.requests)
+    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather]), "Weather in Paris?"))
+    assert result.final_output == "The tool said: Sunny in Paris" and asked[-1] == "Paris"
+    first, second = fake_chat.requests[before:]
+    assert first["messages"][0] == {"role": "system", "content": "Be brief."} and first["tools"][0]["function"]["name"] == "get_weather"
+    assert [m["content"] for m in second["messages"] if m["role"] == "tool"] == ["Sunny in Paris"]
+
+
+def test_turns_carried_by_previous_response_id(gateway, fake_chat):
+    """With `auto_previous_response_id` the SDK sends only each turn's new items; the gateway's
+    stored response holds the rest."""
+    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather]), "Weather in Paris?", auto_previous_response_id=True))
+    assert result.final_output == "The tool said: Sunny in Paris" and result.last_response_id.startswith("resp_")
+    history = fake_chat.last()["messages"]
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "tool"] and history[1]["content"] == "Weather in Paris?"
+
+
+def test_a_hosted_mcp_tool_runs_in_the_gateway_after_the_agent_approves(gateway, mcp_server):  # noqa: F811
+    approvals: list[str] = []
+
+    def approve(request: agents.MCPToolApprovalRequest) -> agents.MCPToolApprovalFunctionResult:
+        approvals.append(request.data.name)
+        return {"approve": True}
+
+    tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}  # approval: always
+    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-mcp-add", [agents.HostedMCPTool(tool_config=tool, on_approval_request=approve)]), "2 + 3?"))
+    assert result.final_output == "The tool said: 5" and approvals == ["add"]
+    calls = [item.raw_item for item in result.new_items if getattr(item.raw_item, "type", None) == "mcp_call"]
+    assert len(calls) == 1 and calls[0].output == "5" and json.loads(calls[0].arguments) == {"a": 2, "b": 3}
+
+
+def test_a_streamed_run_with_an_mcp_tool(gateway, mcp_server):  # noqa: F811
+    async def run() -> tuple[list[str], str]:
+        streamed = agents.Runner.run_streamed(_agent(gateway, "mock-mcp-add", [agents.HostedMCPTool(tool_config=docs(mcp_server))]), "2 + 3?")
+        kinds = [event.data.type async for event in streamed.stream_events() if event.type == "raw_response_event"]
+        return kinds, streamed.final_output
+
+    kinds, answer = asyncio.run(run())
+    assert answer == "The tool said: 5" and "response.mcp_call.completed" in kinds and kinds[-1] == "response.completed"
+
+
+def test_the_websocket_model(gateway):
+    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather], websocket=True), "Weather in Paris?"))
+    assert result.final_output == "The tool said: Sunny in Paris"
