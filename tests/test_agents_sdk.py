@@ -14,6 +14,7 @@ import pytest
 from conftest import chat_models
 from gateway import Gateway
 from openai import AsyncOpenAI
+from pydantic import BaseModel
 from spec import validating_async_client
 from test_mcp import docs, mcp_server  # noqa: F401  (a fixture)
 
@@ -39,8 +40,12 @@ def get_weather(city: str) -> str:
     return f"Sunny in {city}"
 
 
-def _agent(gw: Gateway, model: str, tools: list, websocket: bool = False) -> agents.Agent:
-    client = AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, http_client=validating_async_client())
+def _client(gw: Gateway) -> AsyncOpenAI:
+    return AsyncOpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, http_client=validating_async_client())
+
+
+def _agent(gw: Gateway, model: str, tools: list, websocket: bool = False, client: AsyncOpenAI | None = None) -> agents.Agent:
+    client = client or _client(gw)
     kind = agents.OpenAIResponsesWSModel if websocket else agents.OpenAIResponsesModel
     return agents.Agent(name="helper", instructions="Be brief.", model=kind(model, client), tools=tools)
 
@@ -90,3 +95,52 @@ def test_a_streamed_run_with_an_mcp_tool(gateway, mcp_server):  # noqa: F811
 def test_the_websocket_model(gateway):
     result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather], websocket=True), "Weather in Paris?"))
     assert result.final_output == "The tool said: Sunny in Paris"
+
+
+class Weather(BaseModel):
+    city: str
+    temperature_c: int
+
+
+def test_structured_output_as_the_agents_output_type(gateway, fake_chat):
+    agent = _agent(gateway, "mock-json", []).clone(output_type=Weather)
+    result = asyncio.run(agents.Runner.run(agent, "Weather in Paris as JSON?"))
+    assert result.final_output == Weather(city="Paris", temperature_c=21)
+    assert fake_chat.last()["response_format"]["type"] == "json_schema"  # the SDK's strict schema, passed on
+
+
+def test_a_conversations_session_keeps_the_history_on_the_gateway(gateway, fake_chat):
+    """`OpenAIConversationsSession` stores each run's items in a gateway conversation, reads them
+    back for the next run, pops the last and deletes the conversation."""
+
+    async def runs() -> None:
+        client = _client(gateway)
+        session = agents.OpenAIConversationsSession(openai_client=client)
+        first = await agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather], client=client), "Weather in Paris?", session=session)
+        assert first.final_output == "The tool said: Sunny in Paris"
+        second = await agents.Runner.run(_agent(gateway, "mock-text", [], client=client), "Thanks", session=session)
+        assert second.final_output == "Hello, world!"
+        history = fake_chat.last()["messages"]
+        assert [m["content"] for m in history if m["role"] == "user"] == ["Weather in Paris?", "Thanks"]
+        assert any(m["role"] == "tool" and m["content"] == "Sunny in Paris" for m in history)
+        items = await session.get_items()
+        assert [item["type"] for item in items] == ["message", "function_call", "function_call_output", "message", "message", "message"]
+        assert items[0]["content"][0]["text"] == "Weather in Paris?" and items[-1]["content"][0]["text"] == "Hello, world!"
+        popped = await session.pop_item()
+        assert popped is not None and len(await session.get_items()) == len(items) - 1
+        await session.clear_session()
+
+    asyncio.run(runs())
+
+
+def test_a_run_in_a_conversation_the_client_created(gateway, fake_chat):
+    async def runs() -> list[dict]:
+        client = _client(gateway)
+        agent = _agent(gateway, "mock-text", [], client=client)
+        conversation = await client.conversations.create()
+        await agents.Runner.run(agent, "Hello there", conversation_id=conversation.id)
+        await agents.Runner.run(agent, "And again", conversation_id=conversation.id)
+        return fake_chat.last()["messages"]
+
+    history = asyncio.run(runs())
+    assert [m["content"] for m in history if m["role"] == "user"] == ["Hello there", "And again"]

@@ -158,6 +158,22 @@ def test_a_call_that_needs_approval_waits_for_it(client, mcp_server):
     assert stats(mcp_server)["methods"]["tools/call"] == calls + 1
 
 
+def test_a_client_that_keeps_its_own_history(client, mcp_server):
+    """Without `previous_response_id` a client (the Agents SDK) sends back every item: the
+    approval request with its response runs the call, once; sent again later, with the call that
+    ran after it, nothing runs again."""
+    tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}
+    asked = create(client, model="mock-mcp-add", input="What is 2 + 3?", tools=[tool])
+    history = [{"role": "user", "content": "What is 2 + 3?"}, *asked["output"]]
+    history.append({"type": "mcp_approval_response", "approval_request_id": asked["output"][-1]["id"], "approve": True})
+    calls = stats(mcp_server)["methods"].get("tools/call", 0)
+    approved = create(client, model="mock-mcp-add", tools=[tool], input=history)
+    assert [item["type"] for item in approved["output"]] == ["mcp_call", "message"] and approved["output"][0]["output"] == "5"
+    later = create(client, model="mock-mcp-add", tools=[tool], input=[*history, *approved["output"], {"role": "user", "content": "Thanks"}])
+    assert [item["type"] for item in later["output"]] == ["mcp_approval_request"]  # the new question's own call asks anew
+    assert stats(mcp_server)["methods"]["tools/call"] == calls + 1
+
+
 def test_filters_by_name_and_read_only(client, mcp_server, fake_chat):
     """`allowed_tools` and `require_approval` take OpenAI's filters, `{tool_names, read_only}`;
     `add` is the server's one tool annotated read-only (`readOnlyHint`)."""
