@@ -94,9 +94,9 @@ def gateway(fake_chat, tmp_path_factory):
     gw.stop()
 
 
-def sdk(gw: Gateway, key: str = "unused") -> OpenAI:
+def sdk(gw: Gateway, key: str = "unused", timeout: float = 30) -> OpenAI:
     """The official SDK over real HTTP; every body it receives is validated against the specs."""
-    return OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=30, http_client=validating_client())
+    return OpenAI(base_url=gw.url + "/v1", api_key=key, max_retries=0, timeout=timeout, http_client=validating_client(timeout))
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,9 @@ agents.set_tracing_disabled(True)
 @pytest.fixture(scope="module")
 def gateway(fake_chat, mcp_server, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("agents")
-    config = {"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
+    compactor = {"name": "gpt-4.1", "provider": "openai-chat", "base_url": f"http://127.0.0.1:{fake_chat.port}/v1", "upstream_model": "text"}
+    models = [*chat_models(fake_chat), compactor]  # the SDK's compaction session takes only OpenAI's model names
+    config = {"models": models, "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
     gw = Gateway(config, workdir).start()
     yield gw
     gw.stop()
@@ -144,3 +146,30 @@ def test_a_run_in_a_conversation_the_client_created(gateway, fake_chat):
 
     history = asyncio.run(runs())
     assert [m["content"] for m in history if m["role"] == "user"] == ["Hello there", "And again"]
+
+
+def test_a_compaction_session_compacts_on_the_gateway_and_goes_on(gateway, fake_chat):
+    """`OpenAIResponsesCompactionSession` calls `responses.compact` after each run and keeps what
+    it answers (the user's messages and a sealed `compaction` item); the next run sends that back,
+    and the upstream sees the summary in place of the rest."""
+
+    async def runs() -> list[dict]:
+        client = _client(gateway)
+        session = agents.OpenAIResponsesCompactionSession(
+            "s1", agents.SQLiteSession("s1"), client=client, model="gpt-4.1", should_trigger_compaction=lambda _: True
+        )
+        first = await agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather], client=client), "Weather in Paris?", session=session)
+        assert first.final_output == "The tool said: Sunny in Paris"
+        items = await session.get_items()
+        assert [item["type"] if "type" in item else "message" for item in items] == ["message", "compaction"]
+        before = len(fake_chat.requests)
+        await agents.Runner.run(_agent(gateway, "mock-text", [], client=client), "Thanks", session=session)
+        return fake_chat.requests[before]["messages"]  # the run's own turn (its compaction follows)
+
+    history = asyncio.run(runs())
+    assert [m["content"] for m in history] == [
+        "Be brief.",
+        "Weather in Paris?",
+        "Summary of the conversation so far (a context checkpoint):\nHello, world!",  # the fake upstream's summary
+        "Thanks",
+    ]
