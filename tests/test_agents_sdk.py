@@ -1,8 +1,9 @@
 """The OpenAI Agents SDK (`openai-agents`) runs its agents on the gateway, its client validating
 every body against the spec: a function tool the agent runs itself, a hosted MCP tool the
-gateway runs (approved by the agent's callback), a streamed run, a run that carries its turns by
-`previous_response_id`, and the SDK's WebSocket model. Tracing is off: it would export to
-OpenAI's host."""
+gateway runs (approved by the agent's callback), its web search tool searched by the gateway,
+structured output, a streamed run, turns carried by `previous_response_id`, by a gateway
+conversation and by its conversations and compaction sessions, and the SDK's WebSocket model.
+Tracing is off: it would export to OpenAI's host."""
 
 from __future__ import annotations
 
@@ -16,17 +17,19 @@ from gateway import Gateway
 from openai import AsyncOpenAI
 from pydantic import BaseModel
 from spec import validating_async_client
+from test_gateway_search import searxng  # noqa: F401  (a fixture)
 from test_mcp import docs, mcp_server  # noqa: F401  (a fixture)
 
 agents.set_tracing_disabled(True)
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_chat, mcp_server, tmp_path_factory):  # noqa: F811
+def gateway(fake_chat, mcp_server, searxng, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("agents")
     compactor = {"name": "gpt-4.1", "provider": "openai-chat", "base_url": f"http://127.0.0.1:{fake_chat.port}/v1", "upstream_model": "text"}
     models = [*chat_models(fake_chat), compactor]  # the SDK's compaction session takes only OpenAI's model names
     config = {"models": models, "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
+    config["web_search"] = {"backend": "searxng", "url": searxng.url}
     gw = Gateway(config, workdir).start()
     yield gw
     gw.stop()
@@ -92,6 +95,12 @@ def test_a_streamed_run_with_an_mcp_tool(gateway, mcp_server):  # noqa: F811
 
     kinds, answer = asyncio.run(run())
     assert answer == "The tool said: 5" and "response.mcp_call.completed" in kinds and kinds[-1] == "response.completed"
+
+
+def test_the_sdks_web_search_tool_searched_by_the_gateway(gateway, searxng):  # noqa: F811
+    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-searcher", [agents.WebSearchTool()]), "Weather in Oslo?"))
+    assert result.final_output == "Oslo: 18C, clear." and searxng.queries[-1] == "weather in Oslo"
+    assert [getattr(item.raw_item, "type", None) for item in result.new_items][0] == "web_search_call"
 
 
 def test_the_websocket_model(gateway):
