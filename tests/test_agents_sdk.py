@@ -12,7 +12,7 @@ import json
 
 import agents
 import pytest
-from conftest import chat_models
+from conftest import provider_models
 from gateway import Gateway
 from openai import AsyncOpenAI
 from pydantic import BaseModel
@@ -24,10 +24,13 @@ agents.set_tracing_disabled(True)
 
 
 @pytest.fixture(scope="module")
-def gateway(fake_chat, mcp_server, searxng, tmp_path_factory):  # noqa: F811
+def gateway(fake_chat, fake_anthropic, fake_gemini, fake_responses, mcp_server, searxng, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("agents")
     compactor = {"name": "gpt-4.1", "provider": "openai-chat", "base_url": f"http://127.0.0.1:{fake_chat.port}/v1", "upstream_model": "text"}
-    models = [*chat_models(fake_chat), compactor]  # the SDK's compaction session takes only OpenAI's model names
+    models = [
+        *provider_models(fake_chat, fake_anthropic, fake_gemini, fake_responses),
+        compactor,
+    ]  # the SDK's compaction session takes only OpenAI's model names
     config = {"models": models, "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
     config["web_search"] = {"backend": "searxng", "url": searxng.url}
     gw = Gateway(config, workdir).start()
@@ -73,7 +76,10 @@ def test_turns_carried_by_previous_response_id(gateway, fake_chat):
     assert [m["role"] for m in history] == ["system", "user", "assistant", "tool"] and history[1]["content"] == "Weather in Paris?"
 
 
-def test_a_hosted_mcp_tool_runs_in_the_gateway_after_the_agent_approves(gateway, mcp_server):  # noqa: F811
+@pytest.mark.parametrize("model", ["mock-mcp-add", "claude-mcp-add", "gemini-mcp-add", "oai-mcp-add"])
+def test_a_hosted_mcp_tool_runs_in_the_gateway_after_the_agent_approves(gateway, mcp_server, model):  # noqa: F811
+    """On every provider: the SDK sends its whole history back each turn (listing, approval
+    request and response), in each provider's translation."""
     approvals: list[str] = []
 
     def approve(request: agents.MCPToolApprovalRequest) -> agents.MCPToolApprovalFunctionResult:
@@ -81,7 +87,7 @@ def test_a_hosted_mcp_tool_runs_in_the_gateway_after_the_agent_approves(gateway,
         return {"approve": True}
 
     tool = {k: v for k, v in docs(mcp_server).items() if k != "require_approval"}  # approval: always
-    result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-mcp-add", [agents.HostedMCPTool(tool_config=tool, on_approval_request=approve)]), "2 + 3?"))
+    result = asyncio.run(agents.Runner.run(_agent(gateway, model, [agents.HostedMCPTool(tool_config=tool, on_approval_request=approve)]), "2 + 3?"))
     assert result.final_output == "The tool said: 5" and approvals == ["add"]
     calls = [item.raw_item for item in result.new_items if getattr(item.raw_item, "type", None) == "mcp_call"]
     assert len(calls) == 1 and calls[0].output == "5" and json.loads(calls[0].arguments) == {"a": 2, "b": 3}
