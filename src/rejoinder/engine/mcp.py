@@ -25,11 +25,11 @@ import orjson
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine import mcp_filters
 from rejoinder.engine.mcp_guard import guard, http_client
-from rejoinder.engine.mcp_items import as_choice, function_name, protocol_error, told
+from rejoinder.engine.mcp_items import as_choice, function_name, hosted, protocol_error, told
 from rejoinder.engine.mcp_sessions import Held, StdioServer, outlasting
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, HostedItem, Item
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Item
 from rejoinder.protocol.tools import FunctionTool, Tools, relaxed
 
 if TYPE_CHECKING:
@@ -98,11 +98,7 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
     offered: dict[str, Offered] = {}
     listed: list[dict[str, Any]] = []
     kept = []
-    known = {
-        item.raw["server_label"]: item.raw
-        for item in context
-        if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_list_tools" and isinstance(item.raw.get("server_label"), str)
-    }
+    known = {raw["server_label"]: raw for raw in hosted(context, "mcp_list_tools") if isinstance(raw.get("server_label"), str)}
     for index, tool in tools.hosted:
         if tool.get("type") != "mcp":
             kept.append((index, tool))
@@ -132,34 +128,34 @@ async def _offer(tools: Tools, earlier: list[Item], own_input: list[Item], acces
             tools.functions = [*tools.functions, FunctionTool(name, description, entry.get("input_schema") or {"type": "object"})]
     tools.hosted = kept
     tools.choice = as_choice(tools.choice, [(name, entry.server.label, entry.tool) for name, entry in offered.items()])
-    if any(isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_response" for item in own_input):
+    answered = hosted(own_input, "mcp_approval_response")
+    if answered:
         tools.choice = relaxed(tools.choice)  # the call it forced was asked for: the model may now answer
-    ran, answers = await _approved(offered, earlier, own_input, sessions) if running else ([], [])
+    ran, answers = await _approved(offered, context, answered, sessions) if running else ([], [])
     return Prepared(offered, listed, ran, answers, sessions)
 
 
-async def _approved(offered: dict[str, Offered], earlier: list[Item], own_input: list[Item], sessions: Sessions) -> tuple[list[dict[str, Any]], list[Item]]:
-    """The calls this request's approval responses approve, run now, and what the model sees of
-    them (of a refused one, `as_functions` tells it). A client that keeps its own history (the
-    Agents SDK) sends the request back in the input, and the call that ran in a later turn: that
-    call is not run again."""
-    hosted = [item.raw for item in (*earlier, *own_input) if isinstance(item, HostedItem)]
-    asked = {raw["id"]: raw for raw in hosted if raw.get("type") == "mcp_approval_request"}
-    done = {raw.get("approval_request_id") for raw in hosted if raw.get("type") == "mcp_call"}
+async def _approved(
+    offered: dict[str, Offered], context: list[Item], answered: list[dict[str, Any]], sessions: Sessions
+) -> tuple[list[dict[str, Any]], list[Item]]:
+    """The calls this request's approval responses (`answered`) approve, run now, and what the
+    model sees of them (of a refused one, `as_functions` tells it). A client that keeps its own
+    history (the Agents SDK) sends the request back in the input, and the call that ran in a
+    later turn: that call is not run again."""
+    asked = {raw["id"]: raw for raw in hosted(context, "mcp_approval_request")}
+    done = {raw.get("approval_request_id") for raw in hosted(context, "mcp_call")}
     ran: list[dict[str, Any]] = []
     answers: list[Item] = []
-    for item in own_input:
-        if not (isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_response"):
-            continue
-        request = asked.get(item.raw.get("approval_request_id"))
+    for response in answered:
+        request = asked.get(response.get("approval_request_id"))
         if request is None:
-            raise invalid("input", f"No MCP approval request '{str(item.raw.get('approval_request_id'))[:64]}' in this response's context.")
+            raise invalid("input", f"No MCP approval request '{str(response.get('approval_request_id'))[:64]}' in this response's context.")
         if request["id"] in done:
             continue
         name = function_name(request.get("server_label"), request.get("name"))
         if name not in offered:
             raise invalid("tools", f"The MCP tool '{request.get('name')}' of '{request.get('server_label')}' must be in 'tools' to run the approved call.")
-        if not item.raw.get("approve"):
+        if not response.get("approve"):
             continue
         arguments = request.get("arguments") or "{}"
         output, error = await call(offered[name], arguments, sessions)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from rejoinder.protocol.errors import invalid
@@ -30,6 +30,11 @@ def function_name(label: Any, tool: Any) -> str:
     return f"{fit[: MAX_NAME - 9]}_{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+def hosted(items: Iterable[Item], kind: str) -> list[dict[str, Any]]:
+    """The hosted items of one type (`mcp_call` …) among `items`, as the JSON objects they are."""
+    return [item.raw for item in items if isinstance(item, HostedItem) and item.raw.get("type") == kind]
+
+
 def as_functions(items: list[Item]) -> list[Item]:
     """What a model whose MCP tools the gateway runs sees of the MCP items in its context: each
     call as the function call and output it was (under the name it was offered by), a refused
@@ -37,7 +42,7 @@ def as_functions(items: list[Item]) -> list[Item]:
     gateway's own business, shown to no model."""
     if not any(isinstance(item, HostedItem) and str(item.raw.get("type")).startswith("mcp_") for item in items):
         return items
-    asked = {item.raw.get("id"): item.raw for item in items if isinstance(item, HostedItem) and item.raw.get("type") == "mcp_approval_request"}
+    asked = {raw.get("id"): raw for raw in hosted(items, "mcp_approval_request")}
     seen: list[Item] = []
     for item in items:
         kind = item.raw.get("type") if isinstance(item, HostedItem) else None
