@@ -12,7 +12,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from rejoinder.engine.access import Principal
-from rejoinder.protocol.errors import ApiError, invalid, not_found
+from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.response import ItemList, encode_body, parse_include
 from rejoinder.store.repository import Store
@@ -30,10 +30,6 @@ def principal_of(request: web.Request) -> Principal:
 def project_of(request: web.Request) -> str:
     """The project whose stored objects this request may see: to it, any other's do not exist."""
     return request["principal"].project
-
-
-def response_not_found(response_id: str) -> ApiError:
-    return not_found(f"Response with id '{response_id[:64]!s}' not found.")
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -27,15 +27,16 @@ from rejoinder.protocol.errors import ApiError
 
 log = logging.getLogger("rejoinder.sockets")
 
-SESSIONS = web.AppKey("sessions", weakref.WeakSet)
-"""The app's open sessions, so a response deleted over HTTP is forgotten by them too."""
-
 # aiohttp's writer waits for the peer once this much is buffered; with one frame in flight per
 # lane, a connection holds at most this plus a frame per lane, however slowly its client reads.
 _SEND_BUFFER = 64 * 1024
 
 
-async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, metrics: Metrics, limiter: Limiter, config: Config) -> web.StreamResponse:
+async def open_socket(
+    request: web.Request, engine: Engine, prompts: Prompts, metrics: Metrics, limiter: Limiter, config: Config, sessions: weakref.WeakSet[Session]
+) -> web.StreamResponse:
+    """`sessions` holds the instance's open sessions, so a response deleted over HTTP is
+    forgotten by them too."""
     settings = config.websocket
     ws = web.WebSocketResponse(
         heartbeat=settings.heartbeat,
@@ -52,7 +53,7 @@ async def open_socket(request: web.Request, engine: Engine, prompts: Prompts, me
         await ws.send_frame(data, WSMsgType.TEXT)
 
     session = Session(engine, prompts, metrics, limiter, principal_of(request), settings, send)
-    request.app[SESSIONS].add(session)
+    sessions.add(session)
     try:
         async with asyncio.timeout(settings.max_duration):
             async for message in ws:

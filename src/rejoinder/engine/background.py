@@ -23,12 +23,15 @@ from typing import Any
 import msgspec
 import orjson
 
+from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.feed import Feed
+from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.response import skeleton
-from rejoinder.engine.run import Run, encode
+from rejoinder.engine.run import Ending, Run, encode
+from rejoinder.engine.sinks import Stream
 from rejoinder.engine.webhooks import Deliverer
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
@@ -42,20 +45,18 @@ log = logging.getLogger("rejoinder.background")
 _SNAPSHOT_EVERY = 0.25  # seconds: how stale a running run's polled form may be
 
 
-class Journal:
-    """A running background run's record: each batch of events committed to its log, then
-    published; the final form and the last events committed together, once."""
+class Journal(Stream):
+    """A running background run's sink, its record: each batch of events committed to its log,
+    then published; the final form and the last events committed together, once."""
 
     def __init__(self, store: Store, feed: Feed, response: dict[str, Any]) -> None:
+        super().__init__(response, Sequence(lifecycle.QUEUED_EVENTS))  # it goes on after the events logged when it was queued
         self.store = store
         self.feed = feed
-        self.response = response
-        self.sequence = runs.QUEUED_LAST_SEQ + 1  # the run goes on after the events logged when it was queued
         self.snapshot_at = 0.0
         self.lost = False  # another instance ended the run: this one stops writing
-        self.builder: Builder | None = None
 
-    async def sink(self, events: list[tuple[str, bytes]], last: bool) -> None:
+    async def send(self, events: list[tuple[str, bytes]], last: bool) -> None:
         if not events or self.lost:
             return
         first, joined = self._take(events)
@@ -67,12 +68,22 @@ class Journal:
                 self.builder.progress()
             snapshot = encode(self.response)
         try:
-            await self._write(runs.append, self.response["id"], first, joined, self.sequence - 1, self.store.instance, snapshot)
+            await self._write(runs.append, self.response["id"], first, joined, self.sequence.next - 1, self.store.instance, snapshot)
         except runs.LostRun:  # ended elsewhere, or deleted: stop generating it
             self.lost = True
             log.warning("background run %s is no longer this instance's: stopping it", self.response["id"])
             raise asyncio.CancelledError from None
         await self.feed.publish(self.response["id"], first, joined, False)
+
+    async def keep(self, run: Run, ending: Ending) -> None:
+        """The closing event first: it commits with the final form."""
+        ending.close()
+        events = list(ending.events)
+        ending.events.clear()
+        await self.finish(ending.encoded, ending.rows, events, ending.also)
+
+    async def keep_cancelled(self, run: Run, ending: Ending) -> None:
+        await self.finish(ending.encoded, ending.rows, [])
 
     async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None) -> None:
         if self.lost:
@@ -80,9 +91,9 @@ class Journal:
         first, joined = self._take(events)
         response = self.response
         row = {"id": response["id"], "status": response["status"], "body": encoded}
-        outbox = self.store.outbox(response["status"], response["id"])
+        outbox = self.store.endings.outbox(response["status"], response["id"])
         try:
-            await self._write(runs.finish, row, item_rows, first, joined, self.sequence - 1, self.store.instance, outbox, also)
+            await self._write(runs.finish, row, item_rows, first, joined, self.sequence.next - 1, self.store.instance, outbox, also)
         except runs.LostRun:
             log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
             return
@@ -102,12 +113,12 @@ class Journal:
                 await asyncio.sleep(min(10.0, 0.1 * 2**attempt))
 
     def _take(self, events: list[tuple[str, bytes]]) -> tuple[int, bytes]:
-        first = self.sequence
-        self.sequence += len(events)
-        return first, frames(events)
+        """The number of the first of `events` (numbered by the response's sequence, the last
+        of them the latest), and their frames."""
+        return self.sequence.next - len(events), frames(events)
 
 
-def _collecting(response: dict[str, Any], sequence: int) -> tuple[Builder, list[tuple[str, bytes]]]:
+def _collecting(response: dict[str, Any], sequence: Sequence) -> tuple[Builder, list[tuple[str, bytes]]]:
     """A builder whose events are collected: for the events a run logs without a model turn
     (being queued, failing to start)."""
     events: list[tuple[str, bytes]] = []
@@ -119,9 +130,6 @@ _NO_TOOLS = decode_tools([], "auto")
 
 def _nothing(_: Any) -> None:
     pass
-
-
-SHUT_DOWN = {"code": "server_error", "message": "The gateway instance running this response shut down before it finished."}
 
 
 class Runner:
@@ -155,7 +163,7 @@ class Runner:
         turn = await self.engine.prepare(request, principal)  # a bad request is the POST's error, not the run's
         response = skeleton(request)
         response.update(status="queued", background=True)
-        builder, logged = _collecting(response, 0)
+        builder, logged = _collecting(response, Sequence())
         builder.queued()
         room = self.accepting and len(self.running) + self.reserved < self.max_concurrent
         self.reserved += room
@@ -168,6 +176,7 @@ class Runner:
                 msgspec.json.encode(principal),
                 raw,
                 frames(logged),
+                len(logged) - 1,
                 self.store.instance if room else None,
             )
         finally:
@@ -225,7 +234,7 @@ class Runner:
         try:
             run = await self.engine.start(decode_create_response(raw), principal, journal)
         except asyncio.CancelledError:
-            journal.response["status"] = "cancelled"
+            lifecycle.end(journal.response, "cancelled")
             await asyncio.shield(journal.finish(encode(journal.response), [], []))
             return
         except ApiError as exc:  # the model could not start: the run fails with that error
@@ -236,7 +245,7 @@ class Runner:
             await self._fail(journal, ApiError(500, "The gateway failed while starting the response.", type="server_error", code="server_error"))
             return
         try:
-            await run.finish(None)
+            await run.finish()
         except asyncio.CancelledError:
             pass  # the run kept itself as cancelled
         finally:
@@ -269,6 +278,6 @@ class Runner:
             await self.store.write(_nothing)  # the writer is FIFO: the runs' last log writes are in
         for response_id, (_, _, raw) in left.items():
             try:
-                await self.store.transact(runs.end_orphan, response_id, raw, False, SHUT_DOWN, self.store.outbox)
+                await self.store.transact(runs.end_orphan, response_id, raw, False, "shut_down", self.store.endings)
             except Exception as exc:
                 log.error("could not hand back background run %s at shutdown: %s", response_id, type(exc).__name__)

@@ -12,12 +12,13 @@ summary parts into one reasoning item; a part of the other family, a tool call, 
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
+from rejoinder.engine import lifecycle
+from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.response import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -52,7 +53,6 @@ _KINDS = {
         "reasoning", "summary", "summary_text", "text", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "summary_index"
     ),
 }
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter", "steered": "steered"}
 
 
 class _Block:
@@ -76,7 +76,7 @@ class Builder:
         with_logprobs: bool,
         with_encrypted: bool,
         tools: Tools,
-        sequence: int = 0,
+        sequence: Sequence,
     ) -> None:
         self.response = response
         self.tools = tools  # custom tools' calls come back as custom_tool_call, namespaced ones with their namespace
@@ -84,15 +84,14 @@ class Builder:
         self.emit = emit
         self.with_logprobs = with_logprobs
         self.with_encrypted = with_encrypted
-        self.sequence = sequence  # a background run goes on after the events logged when it was queued
+        self.sequence = sequence  # the response's (a background run goes on after the events logged when it was queued)
         self.blocks: dict[str, _Block] = {}
         self.open: tuple[str, dict, int] | None = None  # (family, item, output_index) taking parts
         self.hosted: dict[str, int] = {}  # hosted tool item id → its output index
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
-        fields["sequence_number"] = self.sequence
-        self.sequence += 1
+        fields["sequence_number"] = self.sequence.take()
         self.emit(fields)  # type: ignore[misc]
 
     def _shown(self, item: dict) -> dict:
@@ -279,20 +278,14 @@ class Builder:
         for output_index in self.hosted.values():  # hosted items the upstream never finished
             item = self.output[output_index]
             if item.get("status") == "in_progress":
-                self._done_item(item, output_index, "failed" if item.get("type") == "web_search_call" else "incomplete")  # its statuses lack incomplete
+                self._done_item(item, output_index, lifecycle.cut_short(item.get("type", "")))
 
     def _finish(self, finish: Finish) -> None:
         counts = usage(finish.usage or Usage())
-        incomplete = _INCOMPLETE.get(finish.reason)
-        status = "incomplete" if incomplete else "completed"
+        status, reason = lifecycle.finished(finish.reason)
         self._end_all(status)
-        response = self.response
-        response["status"] = status
-        if incomplete:
-            response["incomplete_details"] = {"reason": incomplete}
-        else:
-            response["completed_at"] = int(time.time())
-        response["usage"] = counts
+        lifecycle.end(self.response, status, reason=reason)
+        self.response["usage"] = counts
 
     def announce(self, type_: str, fields: dict[str, Any]) -> None:
         """An event that is not the model's (steering's), numbered in the stream's order."""
@@ -308,20 +301,19 @@ class Builder:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""
         self._end_all("incomplete")
         if self.emit:
-            # OpenAI's event carries the fields at the top, Open Responses' in `error`: both
-            self._event("error", code=error.code, message=error.message, param=error.param, error=error.envelope()["error"])
-        self.response["status"] = "failed"
-        self.response["error"] = {"code": "rate_limit_exceeded" if error.status == 429 else "server_error", "message": error.message}
+            self._event("error", **lifecycle.error_event(error))
+        lifecycle.end(self.response, "failed", error=error)
 
     def cancel(self) -> None:
         """End the response as cancelled (its client is gone: no more events)."""
         self.emit = None
         self._end_all("incomplete")
-        self.response["status"] = "cancelled"
+        lifecycle.end(self.response, "cancelled")
 
     def terminal(self) -> None:
-        if self.emit:
-            kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(self.response["status"], "response.failed")
+        """The event that closes the stream (none for a cancelled response)."""
+        kind = lifecycle.closing(self.response["status"])
+        if self.emit and kind:
             self._event(kind, response=self._shown_response())
 
 

@@ -23,8 +23,9 @@ from rejoinder.engine.fitting import exceeds, fit
 from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
-from rejoinder.engine.run import Journal, Run, encode, settled
+from rejoinder.engine.run import Run, encode, settled
 from rejoinder.engine.searching import Backend
+from rejoinder.engine.sinks import Sink
 from rejoinder.engine.validated import validated
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
@@ -102,20 +103,20 @@ class Engine:
         self,
         request: Request,
         principal: Principal,
-        background: Journal | None = None,
+        sink: Sink,
         memory: Mapping[str, list[Item]] | None = None,
         generate: bool = True,
     ) -> Run:
-        """Call the model; a `Run` once its first delta is in hand. A background run comes with
-        its `Journal`, which holds the response it continues. With `generate` false the model
-        is not called: the response ends at once with no output, its input kept as context for a
-        later turn (WebSocket mode's warm-up)."""
+        """Call the model; a `Run` once its first delta is in hand, its events and end to go to
+        `sink` (which holds the response it continues, for a background run). With `generate`
+        false the model is not called: the response ends at once with no output, its input kept
+        as context for a later turn (WebSocket mode's warm-up)."""
         params = request.body
         turn = await self.prepare(request, principal, memory, running=True)
-        response = background.response if background is not None else skeleton(request)
+        response = sink.response if sink.response is not None else skeleton(request)
         # A stream shows its id at once: record it as in progress first, while the upstream
         # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response, principal.tenant) if params.store and params.stream and background is None else None
+        begun = _record_in_progress(self.store, response, principal.tenant) if params.store and sink.streams and sink.response is None else None
         called = time.monotonic()
         try:
             turn, batches, first = await self._first(turn, params, generate)
@@ -134,7 +135,7 @@ class Engine:
                 await self.store.delete(response["id"], principal.project)
             raise
         search = self.search if request.tools.searched else None
-        return Run(self.store, request, principal, response, begun, turn, first, batches, background, (called, time.monotonic()), search)
+        return Run(self.store, request, principal, response, begun, turn, first, batches, sink, (called, time.monotonic()), search)
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an

@@ -1,8 +1,11 @@
-"""One response's model turn, driven to its end: build, store, then the terminal event.
+"""One response's model turn, driven to its end: build, keep, then the terminal event.
 
 `Engine.start` (see `engine.engine`) hands a `Run` over once the upstream's first delta is in
-hand; `Run.finish` drives the rest, to a client's stream (a `Sink`), a background run's
-`Journal`, or nowhere (a non-streaming request).
+hand; `Run.finish` drives the rest and hands what it makes to the run's `Sink` (`engine.sinks`):
+a client waiting for JSON, a client's stream, or a background run's log. Each concern has its
+place: generating (`_generate`, with the tool rounds of `engine.rounds` in `_apply`), steering
+(`interject`, `_steered`), keeping the end (`Ending`, `save`, the sink's `keep`), a
+conversation's new items (`_conversation_append`) and a client gone (`_keep_cancelled`).
 """
 
 from __future__ import annotations
@@ -10,16 +13,19 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import orjson
 
+from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
+from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.rounds import Round, summed
 from rejoinder.engine.searching import Backend
+from rejoinder.engine.sinks import Sink
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import encode_item
 from rejoinder.protocol.request import Request
@@ -33,10 +39,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rejoinder.engine")
 
-Sink = Callable[[list[tuple[str, bytes]], bool], Awaitable[None]]
-"""Receives `(event type, event JSON)` pairs, serialized the moment each event happened, and
-whether they are the last (so the transport can finish in the same write)."""
-
 
 def encode(value: Any) -> bytes:
     """JSON for what the gateway emits and stores. orjson is fast but refuses integers beyond
@@ -48,20 +50,6 @@ def encode(value: Any) -> bytes:
         return msgspec.json.encode(value)
 
 
-class Journal(Protocol):
-    """Where a background run's events and final form go (see `engine.background`)."""
-
-    response: dict[str, Any]
-    sequence: int  # the number of the run's next event
-    builder: Builder | None  # the run's, to bring its snapshot up to date
-
-    async def sink(self, events: list[tuple[str, bytes]], last: bool) -> None: ...
-
-    async def finish(
-        self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None
-    ) -> None: ...
-
-
 async def settled(future: asyncio.Future) -> None:
     """Wait until a store write the request did not wait for is committed or has failed (the
     failure is logged once, by `_log_if_failed`; the final save reports its own)."""
@@ -69,6 +57,32 @@ async def settled(future: asyncio.Future) -> None:
         await future
     except Exception:
         pass
+
+
+class Ending:
+    """A run's end, ready to keep: its final form, its item rows, what it adds to a
+    conversation, and the events not sent yet."""
+
+    __slots__ = ("builder", "response", "encoded", "rows", "also", "events", "failure")
+
+    def __init__(self, run: Run, builder: Builder | None, events: list[tuple[str, bytes]]) -> None:
+        self.builder = builder
+        self.response = run.response
+        self.encoded = encode(run.response)
+        self.rows = run.item_rows()
+        self.also = run.conversation_append(self.rows)
+        self.events = events
+        self.failure: ApiError | None = None
+
+    def fail(self, error: ApiError) -> None:
+        """Keeping it failed: the response ends failed instead."""
+        self.failure = error
+        self.builder.fail(error)  # type: ignore[union-attr]
+        self.encoded = encode(self.response)
+
+    def close(self) -> None:
+        """Build the event that closes the stream."""
+        self.builder.terminal()  # type: ignore[union-attr]
 
 
 class Run:
@@ -82,7 +96,7 @@ class Run:
         turn: Turn,
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
-        journal: Journal | None = None,
+        sink: Sink,
         timing: tuple[float, float] = (0.0, 0.0),
         search: Backend | None = None,
     ) -> None:
@@ -92,8 +106,9 @@ class Run:
         self.tools = request.tools
         self.conversation = request.conversation
         self.response = response
+        self.sink = sink
         self.begun = begun  # the in-progress record's write, when there is one
-        self.ended = False  # a final form was built (and stored, if `store`)
+        self.ended = False  # a final form was built (and kept, if asked)
         self.deployment = turn.deployment  # the one that served (see `Engine._first`)
         self.retries = turn.retries
         self.called_at, self.first_at = timing  # monotonic: the upstream call began, its first delta came
@@ -102,10 +117,9 @@ class Run:
         self.first = first
         self.rest = rest
         self.warnings = turn.warnings  # for the client, in `x-rejoinder-warning`
-        self.journal = journal  # a background run's: its events and final form go there
+        self.pending: list[tuple[str, bytes]] = []  # events built, not yet sent
         self.steerable = False  # between the first flush and the upstream's end (see `interject`)
         self.interjections: list[tuple[str, dict[str, Any]]] = []
-        self.sequence = 0  # the number its next event would take, once it has finished
         # tools the gateway runs (web search, MCP; see `engine.rounds`), answered by more model turns
         self.round = None
         if search is not None or turn.mcp_tools.offered:
@@ -113,105 +127,99 @@ class Run:
             self.round = Round(searches, search, turn.mcp_tools, self.params.max_tool_calls, turn.model_request)
         self.sessions = turn.mcp_tools.sessions
 
-    async def finish(self, sink: Sink | None) -> bytes:
-        """Drive the model turn to its end, store the response, then emit the terminal event.
-        Returns the final Response as JSON.
+    @property
+    def events(self) -> Sequence:
+        """The numbers of the response's events (steering's follow the run's)."""
+        return self.sink.sequence
 
-        With no `sink` (non-streaming) a failure is raised as the HTTP error; with one, it
-        becomes `error` + `response.failed`.
-        """
-        pending: list[tuple[str, bytes]] = []
-        if self.journal is not None:
-            sink = self.journal.sink
-
-        def emit(event: dict[str, Any]) -> None:
-            pending.append((event["type"], encode(event)))
-
+    async def finish(self) -> bytes:
+        """Drive the model turn to its end, keep the response, then emit the terminal event.
+        Returns the final Response as JSON. For a client waiting for JSON a failure is raised as
+        the HTTP error; on a stream it becomes `error` + `response.failed`."""
         include = self.params.include or ()
+        emit = (lambda event: self.pending.append((event["type"], encode(event)))) if self.sink.streams else None
         builder = Builder(
-            self.response,
-            emit if sink else None,
-            "message.output_text.logprobs" in include,
-            "reasoning.encrypted_content" in include,
-            self.tools,
-            self.journal.sequence if self.journal is not None else 0,
+            self.response, emit, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include, self.tools, self.sink.sequence
         )
-        failure: ApiError | None = None
-        if self.journal is not None:
-            self.journal.builder = builder  # see `Journal.sink`
+        self.sink.builder = builder
+        failure = await self._generate(builder)
+        self.ended = True
+        if failure is not None:
+            builder.fail(failure)
+        ending = Ending(self, builder, self.pending)
+        await self.sink.keep(self, ending)
+        if self.sink.streams:
+            await self._flush(last=True)
+        elif failure or ending.failure:
+            raise failure or ending.failure  # type: ignore[misc]
+        return ending.encoded
 
-        async def flush(last: bool = False) -> None:
-            if pending or last:
-                await sink(pending, last)  # type: ignore[misc]
-                pending.clear()
+    async def _flush(self, last: bool = False) -> None:
+        if self.pending or last:
+            await self.sink.send(self.pending, last)
+            self.pending.clear()
 
-        # When the upstream's first read already holds the whole answer (and calls no tool the
-        # gateway runs), nothing is shown before the final form is stored; otherwise the
-        # in-progress record is durable before the first flush, so an id a client has seen
-        # always reads back (see `Engine.start`).
+    async def _generate(self, builder: Builder) -> ApiError | None:
+        """The model's turns, up to the response's end; the failure that ended it, if one did.
+        When the upstream's first read already holds the whole answer (and calls no tool the
+        gateway runs), nothing is shown before the final form is kept; otherwise the in-progress
+        record is durable before the first flush, so an id a client has seen always reads back
+        (see `Engine.start`)."""
         whole = isinstance(self.first[-1], Finish)
         try:
-            builder.begin(queued=self.journal is not None)
+            builder.begin(queued=self.sink.response is not None)
             searched = await self._apply(builder, self.first)
             if not whole or searched:
                 if self.begun is not None:
                     await settled(self.begun)
                 self.steerable = True
-                await flush()
-                while True:
-                    searched = False
-                    async for batch in self.rest:
-                        searched = await self._apply(builder, batch)
-                        if searched or self.interjections:
-                            break
-                        await flush()
-                    if not searched:
-                        break
-                    await flush()  # the searches' results, then the next model turn
+                await self._flush()
+                await self._stream_rest(builder)
             self.steerable = False
-            for type_, fields in self.interjections:
-                builder.announce(type_, fields)
-            if self.interjections and self.response["status"] == "in_progress":
-                builder.steered()
+            self._steered(builder)
         except ApiError as exc:
-            failure = exc
+            return exc
         except (asyncio.CancelledError, ConnectionError):
             await self._keep_cancelled(builder)
             raise
         except Exception:
             log.exception("response %s failed inside the gateway", self.response["id"])
-            failure = ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
+            return ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
         finally:
             self.steerable = False
             await self.close()
-        self.ended = True
-        if failure is not None:
-            builder.fail(failure)
-        encoded = encode(self.response)
-        rows = self._item_rows()
-        also = self._conversation_append(rows)
-        if self.journal is not None:  # the final form and the last events commit together
-            builder.terminal()
-            await self.journal.finish(encoded, rows, pending, also)
-            return encoded
-        if self.params.store or also is not None:
-            try:
-                await (
-                    self.store.save(self.response, encoded, self.principal.tenant, rows, self.begun is not None, also)
-                    if self.params.store
-                    else self.store.write(also)
-                )
-            except Exception:
-                failure = ApiError(500, "The response could not be stored.", type="server_error", code="server_error")
-                builder.fail(failure)
-                encoded = encode(self.response)
-        builder.terminal()
-        self.sequence = builder.sequence
-        if sink is not None:
-            await flush(last=True)
-        if failure is not None and sink is None:
-            raise failure
-        return encoded
+        return None
+
+    async def _stream_rest(self, builder: Builder) -> None:
+        """The upstream's later batches, sent as they come; a turn that ends in calls of tools
+        the gateway runs is answered, and the model's next turn streamed on. Steering input
+        stops it at the next batch."""
+        while True:
+            searched = False
+            async for batch in self.rest:
+                searched = await self._apply(builder, batch)
+                if searched or self.interjections:
+                    break
+                await self._flush()
+            if not searched:
+                return
+            await self._flush()  # the searches' results, then the next model turn
+
+    async def save(self, ending: Ending) -> None:
+        """Store the final form (when `store`) and a conversation's new items, committed
+        together; a store that fails ends the response failed."""
+        if not (self.params.store or ending.also is not None):
+            return
+        try:
+            if self.params.store:
+                await self.store.save(self.response, ending.encoded, self.principal.tenant, ending.rows, self.begun is not None, ending.also)
+            else:
+                await self.store.write(ending.also)  # type: ignore[arg-type]
+        except Exception:
+            ending.fail(ApiError(500, "The response could not be stored.", type="server_error", code="server_error"))
+
+    async def store_cancelled(self, ending: Ending) -> None:
+        await self.store.save(self.response, ending.encoded, self.principal.tenant, ending.rows, self.begun is not None)
 
     async def _apply(self, builder: Builder, batch: list[Delta]) -> bool:
         """Apply an upstream batch. A turn that ends in calls of tools the gateway runs is
@@ -251,6 +259,14 @@ class Run:
         self.interjections.append((type_, fields))
         return True
 
+    def _steered(self, builder: Builder) -> None:
+        """Steering input that came while the run went on: its events, in the run's order, and
+        the run ends steered (unless it had ended already)."""
+        for type_, fields in self.interjections:
+            builder.announce(type_, fields)
+        if self.interjections and self.response["status"] == "in_progress":
+            builder.steered()
+
     async def release(self) -> None:
         """The transport is done with this run: release the upstream, and if the run never
         ended (its client left before the stream began), keep it as cancelled."""
@@ -269,14 +285,13 @@ class Run:
         if builder is not None:
             builder.cancel()
         else:
-            self.response["status"] = "cancelled"
+            lifecycle.end(self.response, "cancelled")
         try:
-            encoded = encode(self.response)
-            await asyncio.shield(self.journal.finish(encoded, self._item_rows(), []) if self.journal is not None else self._save(encoded))
+            await asyncio.shield(self.sink.keep_cancelled(self, Ending(self, builder, [])))
         except Exception:
             log.warning("could not store cancelled response %s", self.response["id"])
 
-    def _conversation_append(self, rows: list[dict[str, Any]]) -> Callable[[Any], bool] | None:
+    def conversation_append(self, rows: list[dict[str, Any]]) -> Callable[[Any], bool] | None:
         """What a turn on a conversation adds to it, committed with its final form: its input
         and output items, in order, when it completed or stopped incomplete; nothing else. With
         `store: false` the items still go to the conversation (the client asked for it to be
@@ -292,10 +307,7 @@ class Run:
         await self.rest.aclose()
         self.sessions.release()
 
-    async def _save(self, encoded: bytes) -> None:
-        await self.store.save(self.response, encoded, self.principal.tenant, self._item_rows(), self.begun is not None)
-
-    def _item_rows(self) -> list[dict[str, Any]]:
+    def item_rows(self) -> list[dict[str, Any]]:
         response = self.response
         rows = [
             {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)

@@ -34,6 +34,7 @@ from rejoinder.engine.engine import Engine
 from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.run import Run, encode
+from rejoinder.engine.sinks import Stream
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
@@ -166,7 +167,7 @@ class Session:
             if not steers and previous in self.waiting:  # steering input waited for this request
                 steers = self.waiting.pop(previous)
                 request.items = [item for steer in steers for item in steer.items] + request.items
-            run = await self.engine.start(request, self.principal, memory=self.memory, generate=job.generate)
+            run = await self.engine.start(request, self.principal, Lane(self.send, job.stream_id), memory=self.memory, generate=job.generate)
         except ApiError as exc:
             self.forget(previous)
             self.metrics.turn("websocket", exc.status, arrived, None, self.principal, error_code=exc.code)
@@ -175,14 +176,8 @@ class Session:
             return
         response_id = run.response["id"]
         active = self.active[response_id] = Active(run, job.stream_id)
-        lane = _lane(job.stream_id)
-
-        async def sink(events: list[tuple[str, bytes]], last: bool) -> None:
-            for _, data in events:
-                await self.send(data[:-1] + lane if lane else data)
-
         try:
-            await run.finish(sink)
+            await run.finish()
         except ConnectionError:
             raise
         except Exception:
@@ -229,7 +224,16 @@ class Session:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
-def _lane(stream_id: str | None) -> bytes:
-    """The tail that puts `stream_id` into an event's JSON object (the id's pattern needs no
-    escaping)."""
-    return b',"stream_id":"%s"}' % stream_id.encode() if stream_id is not None else b""
+class Lane(Stream):
+    """A run's sink on this connection: each event one text frame, carrying its lane's
+    `stream_id` when it has one."""
+
+    def __init__(self, send: Send, stream_id: str | None) -> None:
+        super().__init__()
+        self.send_frame = send
+        # the tail that puts `stream_id` into an event's JSON object (the id's pattern needs no escaping)
+        self.tail = b',"stream_id":"%s"}' % stream_id.encode() if stream_id is not None else b""
+
+    async def send(self, events: list[tuple[str, bytes]], last: bool) -> None:
+        for _, data in events:
+            await self.send_frame(data[:-1] + self.tail if self.tail else data)

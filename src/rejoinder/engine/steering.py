@@ -21,6 +21,7 @@ import msgspec
 import orjson
 from msgspec import Struct
 
+from rejoinder.engine.lifecycle import Sequence
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
@@ -57,21 +58,21 @@ async def receive(session: Session, data: bytes) -> None:
         items = decode_input(frame.input, "input")
         _check(items)
     except ApiError as exc:
-        await _failed(session, Steer("", target, frame.input, []), "invalid_input", exc.message, None, 0)
+        await _failed(session, Steer("", target, frame.input, []), "invalid_input", exc.message, None)
         return
     active = session.active.get(target)
     if active is None:
         code = "response_already_completed" if target in session.memory else "response_not_found"
         message = f"Response '{target}' has already completed." if target in session.memory else f"Response '{target}' is not running on this connection."
-        await _failed(session, Steer("", target, frame.input, []), code, message, None, 0)
+        await _failed(session, Steer("", target, frame.input, []), code, message, None)
         return
     if active.run.conversation is not None or active.run.params.context_management:
         message = f"Response '{target}' is bound to a conversation or compacts its context: it cannot be steered."
-        await _failed(session, Steer("", target, frame.input, []), "steering_not_supported", message, active.stream_id, 0)
+        await _failed(session, Steer("", target, frame.input, []), "steering_not_supported", message, active.stream_id)
         return
     if len(active.steers) >= session.config.max_steers:
         message = f"Response '{target}' already has {session.config.max_steers} steering inputs waiting."
-        await _failed(session, Steer("", target, frame.input, []), "too_many_pending_steers", message, active.stream_id, 0)
+        await _failed(session, Steer("", target, frame.input, []), "too_many_pending_steers", message, active.stream_id)
         return
     steer = Steer(new_id("steer"), target, frame.input, items)
     active.steers.append(steer)
@@ -91,10 +92,9 @@ def _check(items: list) -> None:
 async def settle(session: Session, raw: bytes, active: Active) -> bytes | None:
     """After a response's terminal event, what becomes of its steering input; the successor's
     request when one follows (`raw` is the ended response's)."""
-    response, sequence, lane = active.run.response, active.run.sequence, active.stream_id
+    response, sequence, lane = active.run.response, active.run.events, active.stream_id
     for fields in active.late:
-        await session.event({"type": "response.steer.accepted", **fields, "sequence_number": sequence}, lane)
-        sequence += 1
+        await session.event({"type": "response.steer.accepted", **fields, "sequence_number": sequence.take()}, lane)
     steers = active.steers
     if not steers:
         return None
@@ -107,24 +107,26 @@ async def settle(session: Session, raw: bytes, active: Active) -> bytes | None:
         session.waiting[response_id] = steers
         for steer in steers:
             pending = {"steer": {"id": steer.id, "previous_response_id": response_id}, "reason": "waiting_for_required_input", "required_input": required}
-            await session.event({"type": "response.steer.pending", **pending, "sequence_number": sequence}, lane)
-            sequence += 1
+            await session.event({"type": "response.steer.pending", **pending, "sequence_number": sequence.take()}, lane)
         return None
     return _successor(raw, response_id, steers)
 
 
-async def refuse(session: Session, steers: list[Steer], code: str, message: str, stream_id: str | None, sequence: int = 0) -> None:
+async def refuse(session: Session, steers: list[Steer], code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
+    """Give back steering input that cannot be applied, numbered after the response's events
+    (`sequence`) when it was meant for one that ran."""
+    sequence = sequence or Sequence()
     for steer in steers:
         await _failed(session, steer, code, message, stream_id, sequence)
-        sequence += 1
 
 
-async def _failed(session: Session, steer: Steer, code: str, message: str, stream_id: str | None, sequence: int) -> None:
+async def _failed(session: Session, steer: Steer, code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
     shown = {"input": steer.input, "previous_response_id": steer.previous_response_id}
     if steer.id:
         shown["id"] = steer.id
     error = {"code": code, "message": message, "type": "invalid_request_error"}
-    await session.event({"type": "response.steer.failed", "steer": shown, "error": error, "sequence_number": sequence}, stream_id)
+    number = sequence.take() if sequence is not None else 0
+    await session.event({"type": "response.steer.failed", "steer": shown, "error": error, "sequence_number": number}, stream_id)
 
 
 def _stub(item: dict[str, Any]) -> dict[str, Any]:

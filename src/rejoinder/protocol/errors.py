@@ -43,3 +43,7 @@ def invalid(param: str | None, message: str, code: str | None = "invalid_value")
 
 def not_found(message: str, param: str | None = None) -> ApiError:
     return ApiError(404, message, param=param, code="not_found")
+
+
+def response_not_found(response_id: str) -> ApiError:
+    return not_found(f"Response with id '{response_id[:64]!s}' not found.")

@@ -26,32 +26,26 @@ if TYPE_CHECKING:
 log = logging.getLogger("rejoinder.store")
 
 
-INTERRUPTED = {
-    "code": "server_error",
-    "message": "The gateway instance that was generating this response stopped before it finished.",
-}
-
-
 def heartbeat(conn: Connection, instance: str) -> None:
     now = int(time.time())
     if conn.execute(update(instances).where(instances.c.id == instance).values(heartbeat_at=now)).rowcount == 0:
         conn.execute(insert(instances).values(id=instance, heartbeat_at=now))
 
 
-def reap(conn: Connection, ttl: float, outbox: runs.Outbox) -> list[str]:
-    """Mark failed every in-progress response whose owner is gone, and re-queue or end every
-    background run whose owner is gone (`runs.end_orphan`); their ids."""
+def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
+    """End as failed every in-progress response whose owner is gone, and re-queue or end every
+    background run whose owner is gone (`runs.end_orphan`), as `endings` end them; their ids."""
     cutoff = int(time.time() - ttl)
     alive = select(instances.c.id).where(instances.c.heartbeat_at >= cutoff)
     ended = [
-        response_id for response_id, request, cancel in runs.orphans(conn, alive) if runs.end_orphan(conn, response_id, request, cancel, INTERRUPTED, outbox)
+        response_id for response_id, request, cancel in runs.orphans(conn, alive) if runs.end_orphan(conn, response_id, request, cancel, "interrupted", endings)
     ]
     orphans = conn.execute(
         select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(alive) | responses.c.owner.is_(None))
     ).all()
     for response_id, body in orphans:
         response = orjson.loads(body)
-        response.update(status="failed", error=INTERRUPTED)
+        endings.end(response, "failed", "interrupted", None, None)
         conn.execute(
             update(responses)
             .where(responses.c.id == response_id, responses.c.status == "in_progress")
@@ -75,7 +69,7 @@ def maintain(store: Store, instance_ttl: float) -> None:
                 next_beat = time.monotonic() + instance_ttl / 3
                 with store.engine.begin() as conn:
                     heartbeat(conn, store.instance)
-                    ended = reap(conn, instance_ttl, store.outbox)
+                    ended = reap(conn, instance_ttl, store.endings)
                 if ended:
                     log.warning("ended or re-queued %d responses of stopped instances: %s", len(ended), ", ".join(ended[:10]))
             if store.sqlite:

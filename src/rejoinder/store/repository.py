@@ -33,7 +33,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.store.connection import connect
 from rejoinder.store.liveness import maintain
 from rejoinder.store.paging import page_of
-from rejoinder.store.runs import Outbox
+from rejoinder.store.runs import Endings
 from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, secrets
 
 log = logging.getLogger("rejoinder.store")
@@ -86,7 +86,10 @@ class _Write:
 
 
 class Store:
-    def __init__(self, url: str, readers: int = 4) -> None:
+    def __init__(self, url: str, readers: int = 4, endings: Endings | None = None) -> None:
+        """`endings` is how the store ends responses on its own (a dead instance's, a cancelled
+        queued run) and the webhook rows their ends make: the gateway's store needs them, a
+        command-line tool's that only reads and writes keys does not."""
         self.engine: Engine = connect(url, readers)
         self.sqlite = self.engine.dialect.name == "sqlite"
         database = self.engine.url.database
@@ -103,7 +106,7 @@ class Store:
         self.instance = new_id("inst")
         self.stopping = threading.Event()
         self._maintenance: threading.Thread | None = None
-        self.outbox: Outbox = lambda status, response_id: []  # webhook deliveries (see `liveness.reap`)
+        self.endings = endings
 
     def migrate(self) -> None:
         """Bring the schema to the newest revision, serialized across instances that start
@@ -128,6 +131,8 @@ class Store:
     def start_maintenance(self, instance_ttl: float) -> None:
         """Beat this instance's heartbeat, fail the in-progress responses of dead instances
         (see `liveness`), and on SQLite checkpoint the write-ahead log, on a thread of its own."""
+        if self.endings is None:
+            raise RuntimeError("a store that reaps needs its endings (Store(url, endings=...))")
         self._maintenance = threading.Thread(target=maintain, args=(self, instance_ttl), name="rejoinder-db-maintenance", daemon=True)
         self._maintenance.start()
 

@@ -10,20 +10,29 @@ queued runs with `FOR UPDATE SKIP LOCKED` on PostgreSQL, so instances never clai
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
-from rejoinder.protocol.response import shown
-from rejoinder.protocol.sse import frame
 from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, webhook_outbox
 
 Outbox = Callable[[str, str], list[dict[str, Any]]]
 """The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
 
+
+class Endings(NamedTuple):
+    """What the engine decides when the store ends a response on its own (its instance is gone,
+    a queued run is cancelled), given to the `Store` at construction (`engine.lifecycle`)."""
+
+    end: Callable[[dict[str, Any], str, str, bytes | None, int | None], bytes]
+    """`(response, status, why, its request, its log's last event or None)`: ends the response
+    in place (`why` names the reason it failed: `interrupted`, `shut_down`); the frames of the
+    events that close its logged stream."""
+    outbox: Outbox
+
+
 ACTIVE = ("queued", "in_progress")
-QUEUED_LAST_SEQ = 1  # `response.created` and `response.queued`, logged when the run is queued
 
 
 class LostRun(Exception):
@@ -32,17 +41,27 @@ class LostRun(Exception):
 
 
 def enqueue(
-    conn: Connection, response: dict[str, Any], body: bytes, tenant: Tenant, principal: bytes, request: bytes, first_frames: bytes, owner: str | None
+    conn: Connection,
+    response: dict[str, Any],
+    body: bytes,
+    tenant: Tenant,
+    principal: bytes,
+    request: bytes,
+    first_frames: bytes,
+    first_last: int,
+    owner: str | None,
 ) -> bool:
-    """Queue a run of `tenant`'s (for `principal`, as JSON), or hand it straight to `owner`,
-    the instance that accepted it, if no run is waiting (so none is overtaken). Whether `owner`
-    took it."""
+    """Queue a run of `tenant`'s (for `principal`, as JSON) with its first events (numbered 0 to
+    `first_last`), or hand it straight to `owner`, the instance that accepted it, if no run is
+    waiting (so none is overtaken). Whether `owner` took it."""
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
+    if owner is not None:  # taken at once: its column and body say in progress
+        body = orjson.dumps({**response, "status": "in_progress"})
     conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, tenant))
     row = {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
     conn.execute(insert(runs), row)
-    conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": QUEUED_LAST_SEQ, "frames": first_frames})
+    conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": first_last, "frames": first_frames})
     return owner is not None
 
 
@@ -57,7 +76,8 @@ def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes,
     ids = conn.execute(taken).scalars().all()
     if not ids:
         return []
-    conn.execute(update(responses).where(responses.c.id.in_(ids)).values(status="in_progress", owner=instance))
+    for response_id in ids:
+        _set_status(conn, response_id, "in_progress", instance)
     query = select(runs.c.response_id, runs.c.request, responses.c.body, responses.c.project, runs.c.principal)
     rows = conn.execute(query.join(responses, responses.c.id == runs.c.response_id).where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
     return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
@@ -107,14 +127,14 @@ def finish(
         also(conn)
 
 
-def cancel(conn: Connection, response_id: str, outbox: Outbox) -> str:
+def cancel(conn: Connection, response_id: str, endings: Endings) -> str:
     """Ask for a run's cancellation: `cancelled` when it was still queued (it ends here and
     now), `running` when its owner must stop it, `ended` when it had already ended."""
     if conn.execute(delete(runs).where(runs.c.response_id == response_id, runs.c.owner.is_(None))).rowcount:
         body = orjson.loads(conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar_one())
-        body["status"] = "cancelled"
+        endings.end(body, "cancelled", "", None, None)
         conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=orjson.dumps(body), owner=None))
-        deliveries = outbox("cancelled", response_id)
+        deliveries = endings.outbox("cancelled", response_id)
         if deliveries:
             conn.execute(insert(webhook_outbox), deliveries)
         return "cancelled"
@@ -144,37 +164,38 @@ def orphans(conn: Connection, alive: Any) -> list[tuple[str, bytes, bool]]:
     return [(row[0], row[1], row[2]) for row in conn.execute(query)]
 
 
-def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, error: dict[str, str], outbox: Outbox) -> str:
-    """A run whose owner died: back to the queue when it emitted nothing of its own (and no one
-    asked to cancel it), else ended as failed (or cancelled) with a clean terminal event.
+def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, why: str, endings: Endings) -> str:
+    """A run whose owner is gone: back to the queue when it emitted nothing of its own (and no
+    one asked to cancel it), else ended as failed (for the reason `why`) or cancelled, as
+    `endings` end it.
     What became of it: `queued`, `failed` or `cancelled`."""
-    last = conn.execute(select(func.max(events.c.last_seq)).where(events.c.response_id == response_id)).scalar() or 0
-    if last <= QUEUED_LAST_SEQ and not cancel_asked:
+    own = conn.execute(select(func.count()).select_from(events).where(events.c.response_id == response_id, events.c.seq > 0)).scalar()
+    if not own and not cancel_asked:
         conn.execute(update(runs).where(runs.c.response_id == response_id).values(owner=None))
-        conn.execute(update(responses).where(responses.c.id == response_id).values(status="queued", owner=None))
+        _set_status(conn, response_id, "queued", None)
         return "queued"
     found = state(conn, response_id)
     if found is None or found[0] not in ACTIVE:  # deleted, or ended with its queue entry left: nothing to end
         conn.execute(delete(runs).where(runs.c.response_id == response_id))
         return found[0] if found else "deleted"
-    status, body = found
+    last = conn.execute(select(func.max(events.c.last_seq)).where(events.c.response_id == response_id)).scalar() or 0
     status = "cancelled" if cancel_asked else "failed"
-    response = orjson.loads(body)
-    response["status"] = status
-    for item in response["output"]:
-        if item.get("status") == "in_progress":
-            item["status"] = "incomplete"
-    joined = b""
-    if status == "failed":
-        response["error"] = error
-        visible = response if "reasoning.encrypted_content" in (orjson.loads(request).get("include") or ()) else shown(response)
-        failed = {"type": "error", "code": error["code"], "message": error["message"], "param": None, "error": {**error, "type": "server_error", "param": None}}
-        joined = frame("error", orjson.dumps({**failed, "sequence_number": last + 1}))
-        joined += frame("response.failed", orjson.dumps({"type": "response.failed", "response": visible, "sequence_number": last + 2}))
+    response = orjson.loads(found[1])
+    joined = endings.end(response, status, why, request, last)
     conn.execute(update(responses).where(responses.c.id == response_id).values(owner=None))
     row = {"id": response_id, "status": status, "body": orjson.dumps(response)}
-    finish(conn, row, [], last + 1, joined, last + 2, None, outbox(status, response_id))
+    finish(conn, row, [], last + 1, joined, last + 2, None, endings.outbox(status, response_id))
     return status
+
+
+def _set_status(conn: Connection, response_id: str, status: str, owner: str | None) -> None:
+    """Move a run between queued and in progress: its column and its body say the same."""
+    body = conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar()
+    if body is None:
+        return
+    response = orjson.loads(body)
+    response["status"] = status
+    conn.execute(update(responses).where(responses.c.id == response_id).values(status=status, owner=owner, body=orjson.dumps(response)))
 
 
 def queue_depth(conn: Connection) -> int:
