@@ -128,3 +128,24 @@ def test_another_instance_delivers_what_a_dead_one_could_not(fake_chat, tmp_path
         assert not wait_until(lambda: len(receiver.deliveries) > 2, 2)
     finally:
         survivor.stop()
+
+
+def test_a_run_ended_as_the_next_instance_starts_makes_its_webhook(fake_chat, tmp_path, receiver):
+    """The store has its endings and outbox from the start: the reap a new instance does as it
+    starts writes the webhook rows of the runs it ends."""
+    url = f"sqlite:///{tmp_path}/r.db"
+    doomed = _gateway(fake_chat, tmp_path, url, receiver).start()
+    client = sdk(doomed)
+    response_id = client.responses.create(model="mock-slow", input="x", background=True).id
+    assert wait_until(lambda: client.responses.retrieve(response_id).output_text, 10)
+    os.kill(doomed.process.pid, signal.SIGKILL)
+    doomed.process.wait()
+    time.sleep(1.5)  # past instance_ttl: the first reap of the next instance ends the run
+    survivor = _gateway(fake_chat, tmp_path, url, receiver).start()
+    try:
+        assert wait_until(lambda: len(receiver.deliveries) == 1, 10)
+        event = _unwrap(receiver.deliveries[0])
+        assert event.type == "response.failed" and event.data.id == response_id
+        assert sdk(survivor).responses.retrieve(response_id).status == "failed"
+    finally:
+        survivor.stop()
