@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
 import msgspec
 import orjson
@@ -23,7 +23,7 @@ from rejoinder.engine.fitting import exceeds, fit
 from rejoinder.engine.history import History
 from rejoinder.engine.response import skeleton
 from rejoinder.engine.router import Deployment, Router
-from rejoinder.engine.run import Run, encode, settled
+from rejoinder.engine.run import Run, Turn, encode, settled
 from rejoinder.engine.searching import Backend
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.validated import validated
@@ -167,17 +167,6 @@ class Engine:
                 if attempt == len(candidates) - 1 or not (exc.status == 429 or (exc.code or "").startswith("upstream_")):
                     raise
                 log.warning("%s: deployment %d of %d failed (%s), trying the next", params.model, attempt + 1, len(candidates), exc.code)
-
-
-class Turn(NamedTuple):
-    deployment: Deployment
-    model_request: ModelRequest
-    own_input: list[Item]
-    context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
-    warnings: list[str]
-    mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.mcp`)
-    checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
-    retries: int = 0  # deployments that failed before the one that served
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:

@@ -4,7 +4,7 @@
 hand; `Run.finish` drives the rest and hands what it makes to the run's `Sink` (`engine.sinks`):
 a client waiting for JSON, a client's stream, or a background run's log. Each concern has its
 place: generating (`_generate`, with the tool rounds of `engine.rounds` in `_apply`), steering
-(`interject`, `_steered`), keeping the end (`Ending`, `save`, the sink's `keep`), a
+(`interject`, `_steered`), keeping the end (`Ending`, the sink's `keep`), a
 conversation's new items (`_conversation_append`) and a client gone (`_keep_cancelled`).
 """
 
@@ -14,28 +14,26 @@ import asyncio
 import functools
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, NamedTuple
 
 import msgspec
 import orjson
 
-from rejoinder.engine import lifecycle
+from rejoinder.engine import lifecycle, mcp
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.rounds import Round, summed
+from rejoinder.engine.router import Deployment
 from rejoinder.engine.searching import Backend
 from rejoinder.engine.sinks import Sink
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.items import encode_item
+from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
-from rejoinder.providers.base import Delta, Finish
+from rejoinder.providers.base import Delta, Finish, ModelRequest
 from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
-
-if TYPE_CHECKING:
-    from rejoinder.engine.engine import Turn
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -59,13 +57,27 @@ async def settled(future: asyncio.Future) -> None:
         pass
 
 
-class Ending:
-    """A run's end, ready to keep: its final form, its item rows, what it adds to a
-    conversation, and the events not sent yet."""
+class Turn(NamedTuple):
+    """A model turn, prepared (`Engine.prepare`): everything short of calling the model."""
 
-    __slots__ = ("builder", "response", "encoded", "rows", "also", "events", "failure")
+    deployment: Deployment
+    model_request: ModelRequest
+    own_input: list[Item]
+    context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
+    warnings: list[str]
+    mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.mcp`)
+    checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
+    retries: int = 0  # deployments that failed before the one that served
+
+
+class Ending:
+    """A run's end, ready for its sink to keep: its final form, its item rows, what it adds to
+    a conversation, and the events not sent yet."""
+
+    __slots__ = ("run", "builder", "response", "encoded", "rows", "also", "events", "failure")
 
     def __init__(self, run: Run, builder: Builder | None, events: list[tuple[str, bytes]]) -> None:
+        self.run = run
         self.builder = builder
         self.response = run.response
         self.encoded = encode(run.response)
@@ -83,6 +95,24 @@ class Ending:
     def close(self) -> None:
         """Build the event that closes the stream."""
         self.builder.terminal()  # type: ignore[union-attr]
+
+    async def save(self) -> None:
+        """Store the final form (when `store`) and a conversation's new items, committed
+        together; a store that fails ends the response failed."""
+        run = self.run
+        if not (run.params.store or self.also is not None):
+            return
+        try:
+            if run.params.store:
+                await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun is not None, self.also)
+            else:
+                await run.store.write(self.also)  # type: ignore[arg-type]
+        except Exception:
+            self.fail(ApiError(500, "The response could not be stored.", type="server_error", code="server_error"))
+
+    async def save_cancelled(self) -> None:
+        run = self.run
+        await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun is not None)
 
 
 class Run:
@@ -147,7 +177,7 @@ class Run:
         if failure is not None:
             builder.fail(failure)
         ending = Ending(self, builder, self.pending)
-        await self.sink.keep(self, ending)
+        await self.sink.keep(ending)
         if self.sink.streams:
             await self._flush(last=True)
         elif failure or ending.failure:
@@ -204,22 +234,6 @@ class Run:
             if not searched:
                 return
             await self._flush()  # the searches' results, then the next model turn
-
-    async def save(self, ending: Ending) -> None:
-        """Store the final form (when `store`) and a conversation's new items, committed
-        together; a store that fails ends the response failed."""
-        if not (self.params.store or ending.also is not None):
-            return
-        try:
-            if self.params.store:
-                await self.store.save(self.response, ending.encoded, self.principal.tenant, ending.rows, self.begun is not None, ending.also)
-            else:
-                await self.store.write(ending.also)  # type: ignore[arg-type]
-        except Exception:
-            ending.fail(ApiError(500, "The response could not be stored.", type="server_error", code="server_error"))
-
-    async def store_cancelled(self, ending: Ending) -> None:
-        await self.store.save(self.response, ending.encoded, self.principal.tenant, ending.rows, self.begun is not None)
 
     async def _apply(self, builder: Builder, batch: list[Delta]) -> bool:
         """Apply an upstream batch. A turn that ends in calls of tools the gateway runs is
@@ -287,7 +301,7 @@ class Run:
         else:
             lifecycle.end(self.response, "cancelled")
         try:
-            await asyncio.shield(self.sink.keep_cancelled(self, Ending(self, builder, [])))
+            await asyncio.shield(self.sink.keep_cancelled(Ending(self, builder, [])))
         except Exception:
             log.warning("could not store cancelled response %s", self.response["id"])
 

@@ -33,7 +33,7 @@ from rejoinder.engine.access import Principal
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.limits import Limiter
 from rejoinder.engine.prompts import Prompts
-from rejoinder.engine.run import Run, encode
+from rejoinder.engine.run import encode
 from rejoinder.engine.sinks import Stream
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
@@ -70,18 +70,6 @@ class Job(NamedTuple):
     expanded: bool = False
 
 
-class Active:
-    """A response running on this connection, and the steering input sent to it."""
-
-    __slots__ = ("run", "stream_id", "steers", "late")
-
-    def __init__(self, run: Run, stream_id: str | None) -> None:
-        self.run = run
-        self.stream_id = stream_id
-        self.steers: list[steering.Steer] = []
-        self.late: list[dict[str, Any]] = []  # acceptances the run could no longer place among its events
-
-
 class Session:
     def __init__(self, engine: Engine, prompts: Prompts, metrics: Any, limiter: Limiter, principal: Principal, config: WebSocketConfig, send: Send) -> None:
         self.engine = engine
@@ -94,7 +82,7 @@ class Session:
         self.lanes: dict[str | None, deque[Job]] = {}  # lanes with work, each drained by one task
         self.tasks: set[asyncio.Task] = set()
         self.memory: OrderedDict[str, list[Item]] = OrderedDict()  # response id → its whole context
-        self.active: dict[str, Active] = {}
+        self.active: dict[str, steering.Active] = {}
         self.waiting: dict[str, list[steering.Steer]] = {}  # response id → steering input waiting for tool output
 
     async def receive(self, data: bytes) -> None:
@@ -175,7 +163,7 @@ class Session:
             await steering.refuse(self, steers, "successor_creation_failed", f"The response could not be created: {exc.message}", job.stream_id)
             return
         response_id = run.response["id"]
-        active = self.active[response_id] = Active(run, job.stream_id)
+        active = self.active[response_id] = steering.Active(run, job.stream_id)
         try:
             await run.finish()
         except ConnectionError:

@@ -9,13 +9,31 @@ the final form is stored (when asked) before the answer. A client's stream (`api
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rejoinder.engine.lifecycle import Sequence
 
 if TYPE_CHECKING:
     from rejoinder.engine.builder import Builder
-    from rejoinder.engine.run import Ending, Run
+
+
+class Ending(Protocol):
+    """A run's end, ready to keep (`engine.run.Ending`)."""
+
+    encoded: bytes  # the final form
+    rows: list[dict[str, Any]]  # its items
+    also: Callable[[Any], Any] | None  # what it adds to a conversation, committed with it
+    events: list[tuple[str, bytes]]  # the events not sent yet
+
+    def close(self) -> None:
+        """Build the event that closes the stream."""
+
+    async def save(self) -> None:
+        """Store the final form in the store (when asked), or end the response failed."""
+
+    async def save_cancelled(self) -> None:
+        """Store what a run whose client left had made."""
 
 
 class Sink:
@@ -31,15 +49,15 @@ class Sink:
         """`(event type, event JSON)` pairs, serialized the moment each happened; `last` when
         they end the stream (so the transport can finish in the same write)."""
 
-    async def keep(self, run: Run, ending: Ending) -> None:
-        """Keep the run's end, then build its closing event (`ending.close()`): a store that
-        fails turns the ending into a failure the client is told of."""
-        await run.save(ending)
+    async def keep(self, ending: Ending) -> None:
+        """Keep the run's end, then build its closing event: a store that fails turns the
+        ending into a failure the client is told of."""
+        await ending.save()
         ending.close()
 
-    async def keep_cancelled(self, run: Run, ending: Ending) -> None:
+    async def keep_cancelled(self, ending: Ending) -> None:
         """Keep what a run whose client left had made, as cancelled."""
-        await run.store_cancelled(ending)
+        await ending.save_cancelled()
 
 
 class Stream(Sink):

@@ -15,21 +15,21 @@ back whole in `response.steer.failed`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 import orjson
 from msgspec import Struct
 
+from rejoinder.config import WebSocketConfig
 from rejoinder.engine.lifecycle import Sequence
+from rejoinder.engine.run import Run
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import Message
 from rejoinder.protocol.request import decode_input
-
-if TYPE_CHECKING:
-    from rejoinder.engine.session import Active, Session
 
 
 class SteerFrame(Struct):
@@ -45,6 +45,31 @@ class Steer(NamedTuple):
     previous_response_id: str
     input: Any  # as sent: `response.steer.failed` gives it back
     items: list
+
+
+class Active:
+    """A response running on a connection, and the steering input sent to it."""
+
+    __slots__ = ("run", "stream_id", "steers", "late")
+
+    def __init__(self, run: Run, stream_id: str | None) -> None:
+        self.run = run
+        self.stream_id = stream_id
+        self.steers: list[Steer] = []
+        self.late: list[dict[str, Any]] = []  # acceptances the run could no longer place among its events
+
+
+class Session(Protocol):
+    """What steering needs of its WebSocket connection (`engine.session.Session`)."""
+
+    active: dict[str, Active]
+    memory: Mapping[str, Any]
+    waiting: dict[str, list[Steer]]
+    config: WebSocketConfig
+
+    async def event(self, fields: dict[str, Any], stream_id: str | None) -> None: ...
+
+    async def error(self, exc: ApiError, stream_id: str | None) -> None: ...
 
 
 async def receive(session: Session, data: bytes) -> None:

@@ -11,17 +11,14 @@ the run goes back to the queue or ends with a clean terminal event (`runs.end_or
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from typing import TYPE_CHECKING
 
 import orjson
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from rejoinder.store import runs
 from rejoinder.store.schema import instances, responses
-
-if TYPE_CHECKING:
-    from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.store")
 
@@ -55,7 +52,7 @@ def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
     return ended + [response_id for response_id, _ in orphans]
 
 
-def maintain(store: Store, instance_ttl: float) -> None:
+def maintain(engine: Engine, instance: str, endings: runs.Endings, instance_ttl: float, stopping: threading.Event) -> None:
     """The store's maintenance thread: heartbeats (three per time to live) with the reaping
     above, and SQLite's checkpoints. Those run here, off the commit path: commits never
     checkpoint (`wal_autocheckpoint=0`), so none of them pays for the fsync a checkpoint does
@@ -67,15 +64,15 @@ def maintain(store: Store, instance_ttl: float) -> None:
         try:
             if time.monotonic() >= next_beat:
                 next_beat = time.monotonic() + instance_ttl / 3
-                with store.engine.begin() as conn:
-                    heartbeat(conn, store.instance)
-                    ended = reap(conn, instance_ttl, store.endings)
+                with engine.begin() as conn:
+                    heartbeat(conn, instance)
+                    ended = reap(conn, instance_ttl, endings)
                 if ended:
                     log.warning("ended or re-queued %d responses of stopped instances: %s", len(ended), ", ".join(ended[:10]))
-            if store.sqlite:
-                with store.engine.connect() as conn:
+            if engine.dialect.name == "sqlite":
+                with engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
         except Exception as exc:  # a busy or vanished database: try again next time
             log.warning("database maintenance failed: %s", type(exc).__name__)
-        if store.stopping.wait(tick):
+        if stopping.wait(tick):
             return

@@ -133,7 +133,8 @@ class Store:
         (see `liveness`), and on SQLite checkpoint the write-ahead log, on a thread of its own."""
         if self.endings is None:
             raise RuntimeError("a store that reaps needs its endings (Store(url, endings=...))")
-        self._maintenance = threading.Thread(target=maintain, args=(self, instance_ttl), name="rejoinder-db-maintenance", daemon=True)
+        args = (self.engine, self.instance, self.endings, instance_ttl, self.stopping)
+        self._maintenance = threading.Thread(target=maintain, args=args, name="rejoinder-db-maintenance", daemon=True)
         self._maintenance.start()
 
     def close(self) -> None:
