@@ -15,7 +15,7 @@ from harness import finished_run  # bench/ is on the path: this script's folder
 
 from rejoinder.api.observe import AccessLog, Metrics
 from rejoinder.api.usage import Tally
-from rejoinder.engine.limits import Limiter
+from rejoinder.engine.access.limits import Limiter
 from rejoinder.protocol.ids import new_id
 
 

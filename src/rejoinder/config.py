@@ -100,7 +100,7 @@ class WebSocketConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """The search backend the gateway runs web search against, for models whose provider
-    cannot search (see `engine.searching`)."""
+    cannot search (see `engine.tools.searching`)."""
 
     backend: Literal["searxng"]
     url: str  # the instance's base URL (its settings must enable the json format)
@@ -112,7 +112,7 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """An MCP server named in the config: a request's `mcp` tool may give its `server_label`
     alone. The operator chose it, so the address guard does not apply to it. Either a `url`, or
     a `command` the gateway runs as a child process and talks to over stdio (see
-    `engine.mcp_sessions`)."""
+    `engine.tools.mcp.sessions`)."""
 
     label: str
     url: str | None = None  # its streamable HTTP (or SSE) endpoint
@@ -123,7 +123,7 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class McpLimitsConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    """Bounds on the MCP work the gateway does for one response (see `engine.mcp`)."""
+    """Bounds on the MCP work the gateway does for one response (see `engine.tools.mcp.client`)."""
 
     list_timeout: float = 10.0  # seconds to open a session with a server and list its tools
     call_timeout: float = 60.0  # seconds for one call
@@ -182,7 +182,7 @@ class Config(Struct, forbid_unknown_fields=True):
     projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
     web_search: WebSearchConfig | None = None  # the gateway searches for models whose provider cannot
     # MCP server hosts (`host` or `host:port`) allowed past the guard that refuses plain http and
-    # loopback, private, link-local and metadata addresses (see `engine.mcp`)
+    # loopback, private, link-local and metadata addresses (see `engine.tools.mcp.client`)
     mcp_allow_hosts: list[str] = []
     mcp_servers: list[McpServerConfig] = []
     mcp_limits: McpLimitsConfig = McpLimitsConfig()

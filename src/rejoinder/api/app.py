@@ -3,7 +3,7 @@ with it) and the guard every route passes. The handlers live in their own module
 (`api.responses`, `api.conversations`, …); no business logic lives in `api/`.
 
 One middleware guards every route: who is asking on `/v1/` and `/metrics` (the master key, a
-project's API key, or anyone on a gateway without a master key; see `engine.access`), the
+project's API key, or anyone on a gateway without a master key; see `engine.access.keys`), the
 master key alone on the organization API and `/metrics`, and OpenAI's error envelope for every
 failure, including aiohttp's own (unknown route, wrong method, body too large), so no client
 ever sees a bare 500 or a stack trace.
@@ -21,18 +21,15 @@ from aiohttp import web
 from rejoinder.api import console, conversations, observe, organization, prompts, responses, sockets, usage
 from rejoinder.api.replies import STORE, json_response
 from rejoinder.config import Config, sealing_secrets
-from rejoinder.engine import lifecycle, webhooks
-from rejoinder.engine.access import Access
-from rejoinder.engine.background import Runner
+from rejoinder.engine import lifecycle
+from rejoinder.engine.access import Access, Limiter
+from rejoinder.engine.background import Deliverer, Runner, open_feed, outbox
+from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.feed import open_feed
-from rejoinder.engine.limits import Limiter
-from rejoinder.engine.mcp import McpAccess
-from rejoinder.engine.mcp_sessions import stdio_servers
-from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.responses import Responses
 from rejoinder.engine.router import Router
-from rejoinder.engine.searching import SearXNG
+from rejoinder.engine.tools import SearXNG
+from rejoinder.engine.tools.mcp import McpAccess, stdio_servers
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers import state
 from rejoinder.providers.http import close_session
@@ -102,7 +99,7 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(config: Config) -> web.Application:
     router = Router(config.models)
-    store = Store(config.database_url, endings=lifecycle.store_endings(webhooks.outbox(config.webhooks)))
+    store = Store(config.database_url, endings=lifecycle.store_endings(outbox(config.webhooks)))
     access = Access(store, config.master_key)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(access)])
     app[organization.ACCESS] = access
@@ -120,7 +117,7 @@ def create_app(config: Config) -> web.Application:
     app[responses.ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     feed = open_feed(config.redis_url)
-    deliverer = webhooks.Deliverer(store, config.webhooks)
+    deliverer = Deliverer(store, config.webhooks)
     app[responses.RUNNER] = runner = Runner(engine, store, feed, deliverer, config.background.max_concurrent, config.background.poll, observed.ended)
     app[responses.RESPONSES] = stored = Responses(store, runner, feed)
     app.router.add_get("/health", health)

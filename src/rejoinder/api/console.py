@@ -15,7 +15,7 @@ from aiohttp import web
 
 from rejoinder.api.prompts import PROMPTS, shown
 from rejoinder.api.replies import STORE, json_response, limit_after, object_list, principal_of, project_of, read_body
-from rejoinder.engine.prompts import check_template
+from rejoinder.engine.context import check_template
 from rejoinder.protocol.checks import decode_body
 from rejoinder.protocol.errors import invalid
 from rejoinder.store import listings

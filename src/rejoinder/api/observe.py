@@ -19,8 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from rejoinder.api.usage import Tally
-from rejoinder.engine.access import Principal
-from rejoinder.engine.limits import Limiter
+from rejoinder.engine.access import Limiter, Principal
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.run import Run
 from rejoinder.protocol.ids import is_valid_id, new_id

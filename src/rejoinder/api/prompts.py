@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
 from rejoinder.api.replies import STORE, json_response, project_of, read_body
-from rejoinder.engine.prompts import Found, Prompts, check_template, found_of
+from rejoinder.engine.context import Found, Prompts, check_template, found_of
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.prompts import decode_create, decode_default, decode_version

@@ -14,10 +14,9 @@ from aiohttp import web
 
 from rejoinder.api.prompts import PROMPTS
 from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, principal_of, project_of, read_body
-from rejoinder.engine.access import Principal
+from rejoinder.engine.access import Limiter, Principal
 from rejoinder.engine.background import Runner
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.limits import Limiter
 from rejoinder.engine.responses import Responses
 from rejoinder.engine.router import Router
 from rejoinder.engine.sinks import Sink, Stream
@@ -121,7 +120,7 @@ async def input_tokens(request: web.Request) -> web.Response:
 
 
 async def compact_response(request: web.Request) -> web.Response:
-    """A context compacted: its user messages and a sealed summary of the rest (`engine.compaction`)."""
+    """A context compacted: its user messages and a sealed summary of the rest (`engine.context.compaction`)."""
     principal = await _admitted(request)
     decoded, _ = await request.app[PROMPTS].decode(await read_body(request), principal.project)
     return json_response(await request.app[ENGINE].compact(decoded, principal))

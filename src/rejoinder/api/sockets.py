@@ -1,6 +1,6 @@
 """WebSocket mode's transport: `GET /v1/responses` with an upgrade, one persistent socket per
 agent session (what `client.responses.connect()` opens). What the frames mean is
-`engine.session`'s; this module owns the socket: authentication (the bearer header, checked by
+`engine.sockets.session`'s; this module owns the socket: authentication (the bearer header, checked by
 the app's guard before the upgrade), the frame size limit, ping/pong, the connection's time
 limit, and a send path that waits for a slow reader instead of queueing without bound.
 
@@ -19,10 +19,10 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from rejoinder.api.observe import Metrics
 from rejoinder.api.replies import principal_of
 from rejoinder.config import Config
+from rejoinder.engine.access import Limiter
+from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.limits import Limiter
-from rejoinder.engine.prompts import Prompts
-from rejoinder.engine.session import Session
+from rejoinder.engine.sockets import Session
 from rejoinder.protocol.errors import ApiError
 
 log = logging.getLogger("rejoinder.sockets")

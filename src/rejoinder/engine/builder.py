@@ -19,7 +19,7 @@ import orjson
 
 from rejoinder.engine import lifecycle
 from rejoinder.engine.lifecycle import Sequence
-from rejoinder.engine.response import usage
+from rejoinder.engine.skeleton import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.response import shown, without_encrypted

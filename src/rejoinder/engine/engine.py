@@ -16,17 +16,13 @@ from typing import Any
 import msgspec
 import orjson
 
-from rejoinder.engine import compaction, mcp, mcp_items, searching
 from rejoinder.engine.access import Principal
-from rejoinder.engine.context import check_sealed, earlier_items, model_view, resolve_input
-from rejoinder.engine.fitting import exceeds, fit
-from rejoinder.engine.history import History
-from rejoinder.engine.response import skeleton
+from rejoinder.engine.context import History, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Run, Turn, encode, settled
-from rejoinder.engine.searching import Backend
 from rejoinder.engine.sinks import Sink
-from rejoinder.engine.validated import validated
+from rejoinder.engine.skeleton import skeleton
+from rejoinder.engine.tools import TOOL, TOOL_NAME, Backend, mcp
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
@@ -73,7 +69,7 @@ class Engine:
         tools = mcp.Prepared({}, [], [], [], mcp.Sessions(self.mcp_access.limits))
         seen = context  # what the model is shown of it (before `model_view`)
         if deployment.runs_mcp:
-            seen = mcp_items.as_functions(context)
+            seen = mcp.as_functions(context)
             if any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
                 tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access, running)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
@@ -124,8 +120,8 @@ class Engine:
                 first = [HostedOutput(turn.checkpoint), *first]
             # MCP servers listed for this turn, and the calls this request approved, before the model's output
             first = [
-                *(d for item in turn.mcp_tools.listed for d in mcp_items.listing(item)),
-                *(d for item in turn.mcp_tools.ran for d in mcp_items.ran_deltas(item)),
+                *(d for item in turn.mcp_tools.listed for d in mcp.listing(item)),
+                *(d for item in turn.mcp_tools.ran for d in mcp.ran_deltas(item)),
                 *first,
             ]
         except BaseException:
@@ -200,11 +196,11 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
         if tool["type"] in runs:
             continue
         own = searches and tool["type"] in WEB_SEARCH_TOOL_TYPES and forced in (None, *WEB_SEARCH_TOOL_TYPES)
-        if own and (tools.searched or all(function.name != searching.TOOL_NAME for function in tools.functions)):
+        if own and (tools.searched or all(function.name != TOOL_NAME for function in tools.functions)):
             if not tools.searched:
-                tools.functions, tools.searched = [*tools.functions, searching.TOOL], True
+                tools.functions, tools.searched = [*tools.functions, TOOL], True
             if forced is not None:  # a forced search: the gateway's search function, called once
-                tools.choice = NamedFunction(searching.TOOL_NAME)
+                tools.choice = NamedFunction(TOOL_NAME)
             continue
         policy = deployment.hosted_tools or ("drop" if tool["type"] in WEB_SEARCH_TOOL_TYPES else "refuse")
         if policy == "refuse" or isinstance(tools.choice, dict):  # a forced hosted tool cannot be dropped

@@ -13,15 +13,13 @@ from typing import TYPE_CHECKING
 import orjson
 
 from rejoinder.engine import lifecycle
-from rejoinder.engine.background import Runner
-from rejoinder.engine.feed import Feed
-from rejoinder.engine.follow import Send, follow
+from rejoinder.engine.background import Feed, Runner, Send, follow
 from rejoinder.protocol.errors import invalid, response_not_found
 from rejoinder.store import runs
 from rejoinder.store.repository import Store
 
 if TYPE_CHECKING:
-    from rejoinder.engine.session import Session
+    from rejoinder.engine.sockets.session import Session
 
 _CANCEL_WAIT = 5.0  # seconds a cancel waits for the running instance to stop the run
 
@@ -53,7 +51,7 @@ class Responses:
         await self._background(response_id, project, "stream", "This response cannot be streamed: only responses created with background=true can be.")
 
     async def follow(self, response_id: str, starting_after: int, send: Send) -> None:
-        """A background run's events after `starting_after`, until it ends (see `engine.follow`)."""
+        """A background run's events after `starting_after`, until it ends (see `engine.background.follow`)."""
         await follow(self.store, self.feed, response_id, starting_after, send)
 
     async def cancel(self, response_id: str, project: str) -> bytes:

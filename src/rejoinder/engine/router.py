@@ -32,7 +32,7 @@ class Deployment(Struct):
 
     @property
     def runs_mcp(self) -> bool:
-        """Whether the gateway runs this model's `mcp` tools (see `engine.mcp`)."""
+        """Whether the gateway runs this model's `mcp` tools (see `engine.tools.mcp.client`)."""
         return not (self.mcp_upstream and "mcp" in self.provider.hosted_tool_types)
 
 

@@ -3,7 +3,7 @@
 `Engine.start` (see `engine.engine`) hands a `Run` over once the upstream's first delta is in
 hand; `Run.finish` drives the rest and hands what it makes to the run's `Sink` (`engine.sinks`):
 a client waiting for JSON, a client's stream, or a background run's log. Each concern has its
-place: generating (`_generate`, with the tool rounds of `engine.rounds` in `_apply`), steering
+place: generating (`_generate`, with the tool rounds of `engine.tools.rounds` in `_apply`), steering
 (`interject`, `_steered`), keeping the end (`Ending`, the sink's `keep`), a
 conversation's new items (`_conversation_append`) and a client gone (`_keep_cancelled`).
 """
@@ -19,14 +19,13 @@ from typing import Any, NamedTuple
 import msgspec
 import orjson
 
-from rejoinder.engine import lifecycle, mcp
+from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.lifecycle import Sequence
-from rejoinder.engine.rounds import Round, summed
 from rejoinder.engine.router import Deployment
-from rejoinder.engine.searching import Backend
 from rejoinder.engine.sinks import Sink
+from rejoinder.engine.tools import Backend, Round, mcp, summed
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import Item, encode_item
 from rejoinder.protocol.request import Request
@@ -65,7 +64,7 @@ class Turn(NamedTuple):
     own_input: list[Item]
     context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
-    mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.mcp`)
+    mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.tools.mcp.client`)
     checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
     retries: int = 0  # deployments that failed before the one that served
 
@@ -150,7 +149,7 @@ class Run:
         self.pending: list[tuple[str, bytes]] = []  # events built, not yet sent
         self.steerable = False  # between the first flush and the upstream's end (see `interject`)
         self.interjections: list[tuple[str, dict[str, Any]]] = []
-        # tools the gateway runs (web search, MCP; see `engine.rounds`), answered by more model turns
+        # tools the gateway runs (web search, MCP; see `engine.tools.rounds`), answered by more model turns
         self.round = None
         if search is not None or turn.mcp_tools.offered:
             searches = Searches(list(self.params.include or ()))

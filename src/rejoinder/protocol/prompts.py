@@ -1,5 +1,5 @@
 """Prompt templates API bodies (`/v1/prompts…`), as a client sends them. What a template may
-hold is checked by `engine.prompts.check_template`."""
+hold is checked by `engine.context.prompt_templates.check_template`."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ class CreateResponse(Struct, kw_only=True):
     truncation: Literal["auto", "disabled"] | None = "disabled"
     context_management: Annotated[list[ContextManagement], Meta(min_length=1)] | None = None
     # The gateway's own: with a json_schema text format, output that does not match is generated
-    # again up to this many times (see engine.validated); usually set by a prompt template.
+    # again up to this many times (see engine.context.retries); usually set by a prompt template.
     retries: Annotated[int, Meta(ge=0, le=10)] | None = None
     service_tier: Literal["auto", "default", "flex", "scale", "priority"] | None = "auto"
     max_tool_calls: Count | None = None

@@ -92,7 +92,7 @@ class Tools(Struct):
     hosted: list[tuple[int, dict[str, Any]]]  # (index in `tools`, tool) of tools only an upstream runs
     echo: list[dict[str, Any]]  # the Response's `tools`
     choice: Any  # the validated `tool_choice` (a custom tool's named as the function it is offered as)
-    searched: bool = False  # web search is run by the gateway, offered as a function (see `engine.searching`)
+    searched: bool = False  # web search is run by the gateway, offered as a function (see `engine.tools.searching`)
 
 
 def decode_tools(raw_tools: list[dict[str, Any]], raw_choice: Any) -> Tools:

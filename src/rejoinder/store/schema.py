@@ -131,7 +131,7 @@ conversation_items = Table(
     Index("ix_conversation_items_id", "project", "conversation_id", "id"),
 )
 
-# Prompt templates made through the API (see `engine.prompts`; those from `prompts_dir` live in
+# Prompt templates made through the API (see `engine.context.prompt_templates`; those from `prompts_dir` live in
 # files). Versions are immutable: a change is a new version.
 prompts = Table(
     "prompts",

@@ -11,7 +11,7 @@ responses, stored or not: a turn that continues one of them reads nothing from t
 and a `store: false` chain works at all. A continuation that fails forgets the response it
 continued, as OpenAI's connection-local cache does; a reconnect forgets everything.
 
-Steering (`response.steer`) is in `engine.steering`.
+Steering (`response.steer`) is in `engine.sockets.steering`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,12 @@ import orjson
 from msgspec import Meta, Struct
 
 from rejoinder.config import WebSocketConfig
-from rejoinder.engine import steering
-from rejoinder.engine.access import Principal
+from rejoinder.engine.access import Limiter, Principal
+from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.limits import Limiter
-from rejoinder.engine.prompts import Prompts
 from rejoinder.engine.run import encode
 from rejoinder.engine.sinks import Stream
+from rejoinder.engine.sockets import steering
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item, decode_item

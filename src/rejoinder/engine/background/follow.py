@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from rejoinder.engine.feed import Feed
+from rejoinder.engine.background.feed import Feed
 from rejoinder.protocol.sse import after, count
 from rejoinder.store import runs
 from rejoinder.store.repository import Store

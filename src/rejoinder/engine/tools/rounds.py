@@ -1,5 +1,5 @@
-"""A model turn's calls of tools the gateway runs itself: web search (`engine.searching`) and
-MCP tools (`engine.mcp`), offered to the model as functions.
+"""A model turn's calls of tools the gateway runs itself: web search (`engine.tools.searching`) and
+MCP tools (`engine.tools.mcp.client`), offered to the model as functions.
 
 Their calls never reach the client as function calls. `Round.filter` turns the provider's
 tool-call deltas into the items OpenAI shows (`web_search_call`, `mcp_call`, with their events);
@@ -17,8 +17,8 @@ from typing import Any
 
 import msgspec
 
-from rejoinder.engine import mcp, mcp_items, searching
 from rejoinder.engine.context import model_view
+from rejoinder.engine.tools import mcp, searching
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, decode_item
 from rejoinder.protocol.tools import relaxed
@@ -125,7 +125,7 @@ class Round:
 
     def give_up(self) -> list[Delta]:
         """The calls of a turn past `MAX_ROUNDS` or `max_tool_calls`: ended as failed, unrun."""
-        why = mcp_items.protocol_error(_UNRUN if self.exhausted() else "Too many tool rounds in one response.")
+        why = mcp.protocol_error(_UNRUN if self.exhausted() else "Too many tool rounds in one response.")
         deltas = [delta for call in self.ended for delta in self._ended(call, None, why)]
         self.ended = []
         return deltas
@@ -137,14 +137,14 @@ class Round:
         runnable = len(self.ended) if self.budget is None else max(0, min(self.budget, len(self.ended)))
         if self.budget is not None:
             self.budget -= runnable
-        unrun = (None, mcp_items.protocol_error(_UNRUN), [])
+        unrun = (None, mcp.protocol_error(_UNRUN), [])
         outcomes = [*await asyncio.gather(*(self._run(call) for call in self.ended[:runnable])), *[unrun] * (len(self.ended) - runnable)]
         deltas: list[Delta] = []
         items: list[Any] = []
         for call, (output, error, found) in zip(self.ended, outcomes, strict=True):
             deltas += self._ended(call, output, error, found)
             arguments = "".join(call.chunks) or "{}"
-            items += [FunctionCall(call.call_id, call.name, arguments), FunctionCallOutput(call.call_id, mcp_items.told(output, error))]
+            items += [FunctionCall(call.call_id, call.name, arguments), FunctionCallOutput(call.call_id, mcp.told(output, error))]
         self.ended = []
         return deltas, items
 
@@ -159,7 +159,7 @@ class Round:
             return text, None, [r.url for r in results]
         left = self.deadline - asyncio.get_running_loop().time()
         if left <= 0.01:  # spent (asyncio may wake the previous call's timeout a hair early)
-            return None, mcp_items.protocol_error(f"This response's MCP calls took their {self.sessions.limits.response_time:g} s: not run."), []
+            return None, mcp.protocol_error(f"This response's MCP calls took their {self.sessions.limits.response_time:g} s: not run."), []
         output, error = await mcp.call(self.offered[call.name], arguments, self.sessions, min(self.sessions.limits.call_timeout, left))
         return output, error, []
 

@@ -1,7 +1,7 @@
 """Prompt templates: where they come from, and how a request's `prompt` becomes its body.
 
 A template is a create-request body without `prompt`: a model and settings, and `instructions`
-and `input` messages whose text is Jinja2 (see `engine.templating`). Templates come from
+and `input` messages whose text is Jinja2 (see `engine.context.rendering`). Templates come from
 `prompts_dir` (YAML files with explicit versions, read at start and on SIGHUP; they win over
 the database for an id in both) or from the REST API (`api.prompts`, the database).
 
@@ -25,7 +25,7 @@ import msgspec
 import orjson
 import yaml
 
-from rejoinder.engine import templating
+from rejoinder.engine.context import rendering
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import PromptRef, Request, decode_create_response
@@ -64,9 +64,9 @@ def check_template(template: Any) -> dict[str, Any]:
         exc.param = f"template.{exc.param}" if exc.param else "template"
         raise
     if isinstance(template.get("instructions"), str):
-        templating.check(template["instructions"], "template.instructions")
+        rendering.check(template["instructions"], "template.instructions")
     for where, text in _texts(template.get("input")):
-        templating.check(text, f"template.{where}")
+        rendering.check(text, f"template.{where}")
     return template
 
 
@@ -219,7 +219,7 @@ def _render(template: dict[str, Any], texts: dict[str, str], parts: dict[str, di
     placed_only = set(parts) - set(texts)
     instructions = template.get("instructions")
     if isinstance(instructions, str):
-        instructions = templating.render(instructions, texts, "instructions", placed_only)
+        instructions = rendering.render(instructions, texts, "instructions", placed_only)
     input_ = template.get("input", [])
     messages = [{"role": "user", "content": input_}] if isinstance(input_, str) else input_
     rendered = []
@@ -239,11 +239,11 @@ def _part(part: Any, texts: dict[str, str], parts: dict[str, dict[str, Any]], wh
     placed = _PLACED.match(part["text"])
     if placed and placed.group(1) in parts:
         return parts[placed.group(1)]
-    return {**part, "text": templating.render(part["text"], texts, f"{where}.text", placed_only)}
+    return {**part, "text": rendering.render(part["text"], texts, f"{where}.text", placed_only)}
 
 
 def _part_or_text(text: str, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
     placed = _PLACED.match(text)
     if placed and placed.group(1) in parts:
         return [parts[placed.group(1)]]
-    return templating.render(text, texts, where, placed_only)
+    return rendering.render(text, texts, where, placed_only)

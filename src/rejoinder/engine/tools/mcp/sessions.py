@@ -106,7 +106,7 @@ class StdioServer:
         if self.held is None or not self.held.alive:
             if time.monotonic() < self.retry_at:
                 raise ConnectionError(f"the MCP server {self.label} failed to start; not tried again for {RETRY_AFTER:g} s")
-            from mcp import Client  # imported at first use (see `engine.mcp._client`)
+            from mcp import Client  # imported at first use (see `engine.tools.mcp.client._client`)
             from mcp.client.stdio import StdioServerParameters
 
             command, args, env = self.program

@@ -60,7 +60,7 @@ class Active:
 
 
 class Session(Protocol):
-    """What steering needs of its WebSocket connection (`engine.session.Session`)."""
+    """What steering needs of its WebSocket connection (`engine.sockets.session.Session`)."""
 
     active: dict[str, Active]
     memory: Mapping[str, Any]

@@ -1,4 +1,4 @@
-"""What the model sees: the earlier chain's items (or a conversation's, see `engine.history`),
+"""What the model sees: the earlier chain's items (or a conversation's, see `engine.context.history`),
 then this request's input.
 
 `previous_response_id` brings back every input and output item of the chain (never its

@@ -3,7 +3,7 @@ the local model), against a configured backend (`web_search:` in the config; Sea
 
 The model is offered a `web_search` function. Its calls never reach the client as function
 calls: each becomes a `web_search_call` item with OpenAI's events, and runs when the model's
-turn ends (see `engine.rounds`). A backend is one small class with `search(query)`.
+turn ends (see `engine.tools.rounds`). A backend is one small class with `search(query)`.
 """
 
 from __future__ import annotations

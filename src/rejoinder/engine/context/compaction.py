@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import orjson
 
-from rejoinder.engine.response import usage
+from rejoinder.engine.skeleton import usage
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import InputText, Item, Message, encode_item
 from rejoinder.providers import state

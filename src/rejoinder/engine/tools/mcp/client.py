@@ -1,13 +1,13 @@
 """MCP tools run by the gateway, on every provider (the native OpenAI upstream too, unless the
 model passes them through), with the official `mcp` SDK as the client: streamable HTTP, or the
 older SSE transport for a server that answers only that, or stdio for a server the config runs
-as a process (see `engine.mcp_sessions`).
+as a process (see `engine.tools.mcp.sessions`).
 
-Before a turn: each `mcp` tool's server is checked (the SSRF guard, `engine.mcp_guard`), its
+Before a turn: each `mcp` tool's server is checked (the SSRF guard, `engine.tools.mcp.guard`), its
 tools are listed (an `mcp_list_tools` item), unless the context already holds a listing of
 that server, which is reused, and offered to the model as functions named
 `mcp__<label>__<tool>`. The model's calls become `mcp_call` items and run when its turn ends
-(see `engine.rounds.Round`), on the session the listing opened. Later turns show the model
+(see `engine.tools.rounds.Round`), on the session the listing opened. Later turns show the model
 its earlier calls as the function calls they were (`as_functions`).
 
 Header values and `authorization` are never echoed, stored or logged.
@@ -23,10 +23,10 @@ import httpx2
 import orjson
 
 from rejoinder.config import McpLimitsConfig, McpServerConfig
-from rejoinder.engine import mcp_filters
-from rejoinder.engine.mcp_guard import guard, http_client
-from rejoinder.engine.mcp_items import as_choice, function_name, hosted, protocol_error, told
-from rejoinder.engine.mcp_sessions import Held, StdioServer, outlasting
+from rejoinder.engine.tools.mcp import filters as mcp_filters
+from rejoinder.engine.tools.mcp.guard import guard, http_client
+from rejoinder.engine.tools.mcp.items import as_choice, function_name, hosted, protocol_error, told
+from rejoinder.engine.tools.mcp.sessions import Held, StdioServer, outlasting
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Item
@@ -243,7 +243,7 @@ async def list_tools(server: Server, sessions: Sessions) -> list[dict[str, Any]]
 class Sessions:
     """The MCP sessions of one response (or of its preparation): one per server, opened by its
     listing or its first call and used by all the others, released when the response ends; a
-    server the config runs as a process keeps its own (see `engine.mcp_sessions`)."""
+    server the config runs as a process keeps its own (see `engine.tools.mcp.sessions`)."""
 
     def __init__(self, limits: McpLimitsConfig) -> None:
         self.limits = limits

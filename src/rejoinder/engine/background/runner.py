@@ -5,7 +5,7 @@ A `background: true` request is checked like any other, then queued with its fir
 (`response.created`, `response.queued`) and answered at once. Each instance's `Runner` claims
 the oldest queued runs, up to `background.max_concurrent` at a time, and drives each through the
 same engine as a foreground stream; its `Journal` commits every batch of events to the run's
-log, then publishes it on the feed (`engine.feed`). A run's lease is its instance's heartbeat:
+log, then publishes it on the feed (`engine.background.feed`). A run's lease is its instance's heartbeat:
 when that lapses, another instance re-queues the run or ends it (`store.runs.end_orphan`).
 Cancelling sets a flag the owner polls (`poll` seconds), or ends a queued run on the spot.
 """
@@ -25,14 +25,14 @@ import orjson
 
 from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
+from rejoinder.engine.background.feed import Feed
+from rejoinder.engine.background.webhooks import Deliverer
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.feed import Feed
 from rejoinder.engine.lifecycle import Sequence
-from rejoinder.engine.response import skeleton
 from rejoinder.engine.run import Run, encode
 from rejoinder.engine.sinks import Ending, Stream
-from rejoinder.engine.webhooks import Deliverer
+from rejoinder.engine.skeleton import skeleton
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
 from rejoinder.protocol.sse import frames
