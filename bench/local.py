@@ -53,7 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="rejoinder-local-bench-"))
     port = free_port()
-    (work / "rejoinder.yaml").write_text(f"models:\n  - {{name: local-smollm2, provider: local, threads: 2}}\ndatabase_url: sqlite:///{work}/r.db\n")
+    (work / "rejoinder.yaml").write_text(f"models:\n  - {{name: local-smollm2, provider: local, local: {{threads: 2}}}}\ndatabase_url: sqlite:///{work}/r.db\n")
     gateway = subprocess.Popen(
         [sys.executable, "-m", "rejoinder", "serve", "--config", str(work / "rejoinder.yaml"), "--port", str(port), "--log-level", "warning"],
         cwd=work,

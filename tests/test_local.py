@@ -38,7 +38,7 @@ TIME = {
 @pytest.fixture(scope="module")
 def local_gateway(tmp_path_factory, mcp_server):  # noqa: F811
     workdir = tmp_path_factory.mktemp("local")
-    model = {"name": MODEL, "provider": "local", "context_tokens": 2048, "threads": 2}
+    model = {"name": MODEL, "provider": "local", "local": {"context_tokens": 2048, "threads": 2}}
     config = {"models": [model], "database_url": f"sqlite:///{workdir}/r.db", "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
     gw = Gateway(config, workdir).start()
     yield gw

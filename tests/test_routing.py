@@ -86,7 +86,8 @@ def test_never_retried_once_streaming_began(routed, fake_chat):
     [
         ({"name": "x", "provider": "openai-chat", "deployments": [{"provider": "openai-chat"}]}, "either provider"),
         ({"name": "x"}, "either provider"),
-        ({"name": "x", "deployments": [{"provider": "openai-chat", "weight": 0}]}, "weight above 0"),
+        ({"name": "x", "deployments": [{"provider": "openai-chat", "weight": 0}]}, r"deployments\[0\]\.weight: Expected `float` > 0"),
+        ({"name": "x", "deployments": [{"provider": "local"}]}, "a deployment needs a remote provider"),
         ({"name": "x", "provider": "openai-chat", "fallbacks": ["nowhere"]}, "not configured: nowhere"),
     ],
 )

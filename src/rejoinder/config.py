@@ -8,17 +8,18 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 import yaml
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from rejoinder.protocol.access import Limits, check_limits
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
+from rejoinder.providers.http import UpstreamLimits
 
-Provider = Literal["openai-chat", "openai", "anthropic", "gemini", "local"]
+ProviderName = Literal["openai-chat", "openai", "anthropic", "gemini", "local"]
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 OPENAI_MODELS = ("gpt-*", "chatgpt-*", "o1*", "o3*", "o4*")
 # Provider keys in the environment and the model names they serve when there is no config file.
@@ -34,14 +35,25 @@ class ConfigError(Exception):
     """A configuration the gateway refuses to start with; the message says what to fix."""
 
 
-class DeploymentConfig(Struct, forbid_unknown_fields=True):
-    """One of several upstreams serving a model (`deployments:`); the model's other settings apply."""
+class Endpoint(UpstreamLimits, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where an upstream is and what it may take: its provider, address, key and model name, and
+    the limits on each call to it (`providers.http.UpstreamLimits`: seconds, and bytes)."""
 
-    provider: Provider
+    provider: ProviderName | None = None
     base_url: str | None = None
     api_key: str | None = None
     upstream_model: str | None = None
-    weight: float = 1.0  # its share of requests, among those not cooling down
+
+
+class DeploymentConfig(Endpoint, frozen=True, kw_only=True):
+    """One of several upstreams serving a model (`deployments:`), with its own limits; the
+    model's other settings apply."""
+
+    weight: Annotated[float, Meta(gt=0)] = 1.0  # its share of requests, among those not cooling down
+
+    def __post_init__(self) -> None:
+        if self.provider is None or self.provider == "local":
+            raise ValueError("a deployment needs a remote provider (openai-chat, openai, anthropic or gemini)")
 
 
 class Price(Struct, forbid_unknown_fields=True, frozen=True):
@@ -51,26 +63,24 @@ class Price(Struct, forbid_unknown_fields=True, frozen=True):
     output: float
 
 
-class ModelConfig(Struct, forbid_unknown_fields=True):
-    name: str
-    provider: Provider | None = None  # or `deployments`
-    base_url: str | None = None
-    api_key: str | None = None
-    upstream_model: str | None = None
-    # upstream limits (see providers.http.Limits): seconds, and bytes
-    connect_timeout: float | None = None
-    first_event_timeout: float | None = None
-    timeout: float | None = None  # between two events
-    total_timeout: float | None = None
-    max_event_bytes: int | None = None
-    max_response_bytes: int | None = None
+class LocalModelConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """A model run in-process (`provider: local`) with llama-cpp-python."""
+
+    model_path: str | None = None  # a GGUF file (default: the bundled SmolLM2-135M-Instruct)
+    context_tokens: Annotated[int, Meta(ge=16)] = 4096  # the context window to allocate
+    threads: Annotated[int, Meta(ge=1)] | None = None  # inference threads (default: llama.cpp's choice)
+
+
+class ModelConfig(Endpoint, frozen=True, kw_only=True):
+    """A model name clients send, and what serves it: one upstream (its `Endpoint` fields), or
+    several `deployments`."""
+
+    name: Annotated[str, Meta(min_length=1)]
     # hosted tools (web search …) this provider cannot run: refuse with a 400, or drop them
     # from the model's view with a warning; default: drop web search, refuse the rest
     hosted_tools: Literal["refuse", "drop"] | None = None
-    model_path: str | None = None  # local: a GGUF file (default: the bundled SmolLM2-135M-Instruct)
-    context_tokens: int = 4096  # local: the context window to allocate
-    context_window: int | None = None  # tokens; default: the model family's known window (see engine.router)
-    threads: int | None = None  # local: inference threads (default: llama.cpp's choice)
+    context_window: Annotated[int, Meta(ge=1)] | None = None  # tokens; default: the model family's known window (see engine.router)
+    local: LocalModelConfig | None = None  # provider local: its settings (the defaults when left out)
     # Routing (see engine.router): several upstreams picked by weight, a 429/5xx/connect failure
     # before the first byte tries the next, then the `fallbacks` models, in order.
     deployments: list[DeploymentConfig] = []
@@ -80,22 +90,49 @@ class ModelConfig(Struct, forbid_unknown_fields=True):
     # items and events are the same everywhere), or, on an openai upstream, OpenAI itself
     mcp: Literal["gateway", "passthrough"] = "gateway"
 
+    def __post_init__(self) -> None:
+        if "*" in self.name[:-1]:
+            raise ValueError(f"'*' may only end a name (a prefix pattern), got {self.name!r}")
+        if (self.provider is None) == (not self.deployments):
+            raise ValueError(f"{self.name}: give either provider (and its base_url, api_key …) or deployments")
+        if self.deployments and ("*" in self.name or any(getattr(self, name) != getattr(_DEFAULT_LIMITS, name) for name in UpstreamLimits.__struct_fields__)):
+            raise ValueError(f"{self.name}: deployments serve a plain name, and each sets its own limits (timeout …)")
+        if self.local is not None and self.provider != "local":
+            raise ValueError(f"{self.name}: local settings are for provider local")
+        if self.provider == "local":
+            _check_local(self)
+        if self.mcp == "passthrough" and {self.provider, *(d.provider for d in self.deployments)} - {None} != {"openai"}:
+            raise ValueError(f"{self.name}: mcp: passthrough needs the openai provider, the one upstream that runs MCP tools")
+
+    @property
+    def local_model(self) -> LocalModelConfig:
+        return self.local or _DEFAULT_LOCAL
+
+
+_DEFAULT_LIMITS = UpstreamLimits()
+_DEFAULT_LOCAL = LocalModelConfig()
+
+
+_Count = Annotated[int, Meta(ge=1)]
+_Seconds = Annotated[float, Meta(gt=0)]
+_Url = Annotated[str, Meta(pattern="^https?://")]
+
 
 class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
-    max_concurrent: int = 16  # background runs one instance runs at once; the rest wait, FIFO
-    poll: float = 0.25  # seconds between looks at the queue and at cancellations
+    max_concurrent: _Count = 16  # background runs one instance runs at once; the rest wait, FIFO
+    poll: _Seconds = 0.25  # seconds between looks at the queue and at cancellations
 
 
 class WebSocketConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """WebSocket mode (`GET /v1/responses` with an upgrade): what one connection may hold."""
 
-    max_streams: int = 16  # lanes (`stream_id`s) with work at once; more → websocket_stream_limit_reached
-    max_queued: int = 64  # requests waiting in one lane
-    remembered: int = 16  # latest responses kept in memory, so `store: false` turns can chain
-    max_steers: int = 8  # steering inputs waiting for one response
-    max_duration: float = 3600.0  # seconds a connection lives (websocket_connection_limit_reached)
-    heartbeat: float = 30.0  # seconds between pings; a peer that misses a pong is closed
-    max_frame_bytes: int | None = None  # a client frame's size limit (default: max_body_bytes)
+    max_streams: _Count = 16  # lanes (`stream_id`s) with work at once; more → websocket_stream_limit_reached
+    max_queued: _Count = 64  # requests waiting in one lane
+    remembered: _Count = 16  # latest responses kept in memory, so `store: false` turns can chain
+    max_steers: _Count = 8  # steering inputs waiting for one response
+    max_duration: _Seconds = 3600.0  # seconds a connection lives (websocket_connection_limit_reached)
+    heartbeat: _Seconds = 30.0  # seconds between pings; a peer that misses a pong is closed
+    max_frame_bytes: _Count | None = None  # a client frame's size limit (default: max_body_bytes)
 
 
 class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -103,9 +140,9 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
     cannot search (see `engine.tools.searching`)."""
 
     backend: Literal["searxng"]
-    url: str  # the instance's base URL (its settings must enable the json format)
-    max_results: int = 5
-    timeout: float = 10.0  # seconds a search may take
+    url: _Url  # the instance's base URL (its settings must enable the json format)
+    max_results: _Count = 5
+    timeout: _Seconds = 10.0  # seconds a search may take
 
 
 class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -115,20 +152,24 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     `engine.tools.mcp.sessions`)."""
 
     label: str
-    url: str | None = None  # its streamable HTTP (or SSE) endpoint
+    url: _Url | None = None  # its streamable HTTP (or SSE) endpoint
     headers: dict[str, str] = {}  # sent on every request to it (`${TOKEN}` from the environment)
     command: str | None = None  # the program to run, found on PATH
     args: list[str] = []
     env: dict[str, str] = {}  # set for it, over a minimal environment (PATH, HOME …)
 
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.command is None):
+            raise ValueError(f"MCP server {self.label!r}: give either an http(s):// url or a command")
+
 
 class McpLimitsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """Bounds on the MCP work the gateway does for one response (see `engine.tools.mcp.client`)."""
 
-    list_timeout: float = 10.0  # seconds to open a session with a server and list its tools
-    call_timeout: float = 60.0  # seconds for one call
-    response_time: float = 300.0  # seconds all of one response's calls may take, from its start
-    max_output: int = 65536  # characters of a call's output kept (and shown to the model)
+    list_timeout: _Seconds = 10.0  # seconds to open a session with a server and list its tools
+    call_timeout: _Seconds = 60.0  # seconds for one call
+    response_time: _Seconds = 300.0  # seconds all of one response's calls may take, from its start
+    max_output: _Count = 65536  # characters of a call's output kept (and shown to the model)
 
 
 class KeyConfig(Limits, kw_only=True):
@@ -152,8 +193,8 @@ WebhookEvent = Literal["response.completed", "response.failed", "response.cancel
 
 
 class WebhookConfig(Struct, forbid_unknown_fields=True):
-    url: str
-    secret: str  # `whsec_<base64>`, as OpenAI's dashboard gives it
+    url: _Url
+    secret: Annotated[str, Meta(pattern="^whsec_")]  # `whsec_<base64>`, as OpenAI's dashboard gives it
     events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(get_args(WebhookEvent)))
 
 
@@ -165,10 +206,10 @@ class Config(Struct, forbid_unknown_fields=True):
     # opens: rotation); with neither, REJOINDER_SECRET_KEY, else a secret kept in the database
     secret_key: str | None = None
     secret_keys: list[str] = []
-    max_body_bytes: int = 32 * 1024 * 1024
+    max_body_bytes: _Count = 32 * 1024 * 1024
     # seconds without a heartbeat before an instance counts as dead and its in-progress
     # responses are marked failed by the others
-    instance_ttl: float = 30.0
+    instance_ttl: _Seconds = 30.0
     # live events of background runs reach every instance through Redis; without it, followers
     # on other instances read the database's event log on a short timer
     redis_url: str | None = None
@@ -187,6 +228,24 @@ class Config(Struct, forbid_unknown_fields=True):
     mcp_servers: list[McpServerConfig] = []
     mcp_limits: McpLimitsConfig = McpLimitsConfig()
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
+
+    def __post_init__(self) -> None:
+        """What no one field can say alone: each raises a `ValueError` naming the key at fault."""
+        if any(len(key) < 16 for key in sealing_secrets(self)):
+            raise ValueError("secret_key and secret_keys must each be at least 16 characters long")
+        if not self.database_url.startswith(("sqlite", "postgres")):
+            raise ValueError(f"database_url must be sqlite:///… or postgresql://…, got {self.database_url.split(':')[0]}:…")
+        names = [model.name for model in self.models]
+        for i, model in enumerate(self.models):
+            if model.name in names[:i]:
+                raise ValueError(f"models[{i}]: the name {model.name!r} is used twice")
+            unknown = [name for name in model.fallbacks if not any(other == name or (other.endswith("*") and name.startswith(other[:-1])) for other in names)]
+            if unknown:
+                raise ValueError(f"models[{i}]: fallbacks name models that are not configured: {', '.join(unknown)}")
+        labels = [server.label for server in self.mcp_servers]
+        if len(set(labels)) != len(labels):
+            raise ValueError("mcp_servers: each needs a label of its own")
+        _check_projects(self.projects)
 
 
 def expand(value: Any, environ: dict[str, str]) -> Any:
@@ -209,39 +268,82 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     if path is None:
         return from_environment(environ)
     try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        text = Path(path).read_text()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
     try:
-        config = msgspec.convert(expand(raw, environ), Config)
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+    data = expand(raw, environ)
+    if isinstance(data, dict) and not data.get("secret_key") and not data.get("secret_keys"):
+        data["secret_key"] = environ.get("REJOINDER_SECRET_KEY") or None
+    try:
+        return msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
-    if config.secret_key is None and not config.secret_keys:
-        config.secret_key = environ.get("REJOINDER_SECRET_KEY") or None
-    check(config)
-    return config
+        raise ConfigError(_located(path, text, str(exc))) from None
+
+
+def _located(path: str, text: str, message: str) -> str:
+    """A validation error, with the line of the key it names: msgspec's ``- at `$.a[0].b` ``,
+    or a cross-field check's ``a[0]: …``."""
+    found = re.search(r" - at `\$((?:\.\w+|\[\d+\])*)`$", message)
+    if found:
+        message, key = message[: found.start()], found.group(1).lstrip(".")
+    else:
+        prefix = re.match(r"(\w+(?:\[\d+\])*(?:\.\w+(?:\[\d+\])*)*): ", message)
+        key = prefix.group(1) if prefix else ""
+        if prefix and key.split("[")[0] in Config.__struct_fields__:
+            message = message[prefix.end() :]
+        else:
+            key = ""
+    line = _line(text, key) if key else None
+    return f"config file {path}" + (f", line {line}" if line else "") + (f", at {key}" if key else "") + f": {message}"
+
+
+def _line(text: str, key: str) -> int | None:
+    """The line of `key` (`models[0].timeout`) in the YAML `text`, or of the nearest enclosing
+    key it has (a default the file leaves out)."""
+    try:
+        node = yaml.compose(text)
+    except yaml.YAMLError:
+        return None
+    line = None
+    for part in re.findall(r"\w+|\[\d+\]", key):
+        if isinstance(node, yaml.MappingNode) and not part.startswith("["):
+            found = next(((k, v) for k, v in node.value if k.value == part), None)
+            if found is None:
+                break
+            line, node = found[0].start_mark.line + 1, found[1]
+        elif isinstance(node, yaml.SequenceNode) and part.startswith("[") and int(part[1:-1]) < len(node.value):
+            node = node.value[int(part[1:-1])]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
 
 
 def from_environment(environ: dict[str, str]) -> Config:
     from rejoinder.providers import local
 
-    models = [ModelConfig(local.DEFAULT_NAME, "local")] if local.available() else []
+    models = [ModelConfig(name=local.DEFAULT_NAME, provider="local")] if local.available() else []
     for variable, provider, names in ENVIRONMENT_PROVIDERS:
         key = environ.get(variable) or (environ.get("GOOGLE_API_KEY") if provider == "gemini" else None)
         if key:
             base_url = environ.get("OPENAI_BASE_URL") if provider == "openai-chat" else None
-            models += [ModelConfig(name, provider, base_url, key) for name in names]
-    config = Config(
-        models=models,
-        database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
-        master_key=environ.get("REJOINDER_MASTER_KEY") or None,
-        secret_key=environ.get("REJOINDER_SECRET_KEY") or None,
-        redis_url=environ.get("REJOINDER_REDIS_URL") or None,
-    )
-    check(config)
-    return config
+            models += [ModelConfig(name=name, provider=provider, base_url=base_url, api_key=key) for name in names]
+    try:
+        return Config(
+            models=models,
+            database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            master_key=environ.get("REJOINDER_MASTER_KEY") or None,
+            secret_key=environ.get("REJOINDER_SECRET_KEY") or None,
+            redis_url=environ.get("REJOINDER_REDIS_URL") or None,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"the environment's settings: {exc}") from None
 
 
 def sealing_secrets(config: Config) -> list[str]:
@@ -249,80 +351,32 @@ def sealing_secrets(config: Config) -> list[str]:
     return ([config.secret_key] if config.secret_key else []) + [key for key in config.secret_keys if key]
 
 
-def check(config: Config) -> None:
-    if any(len(key) < 16 for key in sealing_secrets(config)):
-        raise ConfigError("secret_key and secret_keys must each be at least 16 characters long")
-    seen = set()
-    for i, model in enumerate(config.models):
-        if model.name in seen:
-            raise ConfigError(f"models[{i}]: the name {model.name!r} is used twice")
-        seen.add(model.name)
-        if "*" in model.name[:-1]:
-            raise ConfigError(f"models[{i}]: '*' may only end a name (a prefix pattern), got {model.name!r}")
-        if model.provider == "local":
-            _check_local(i, model)
-        if (model.provider is None) == (not model.deployments):
-            raise ConfigError(f"models[{i}] ({model.name}): give either provider (and its base_url, api_key …) or deployments")
-        if any(d.provider == "local" or d.weight <= 0 for d in model.deployments) or (model.deployments and "*" in model.name):
-            raise ConfigError(f"models[{i}] ({model.name}): deployments must be remote providers with a weight above 0, on a plain name")
-        if model.mcp == "passthrough" and {model.provider, *(d.provider for d in model.deployments)} - {None} != {"openai"}:
-            raise ConfigError(f"models[{i}] ({model.name}): mcp: passthrough needs the openai provider, the one upstream that runs MCP tools")
-    for i, model in enumerate(config.models):
-        unknown = [
-            name
-            for name in model.fallbacks
-            if name not in seen and not any(other.name.endswith("*") and name.startswith(other.name[:-1]) for other in config.models)
-        ]
-        if unknown:
-            raise ConfigError(f"models[{i}] ({model.name}): fallbacks name models that are not configured: {', '.join(unknown)}")
-    if config.background.max_concurrent < 1 or config.background.poll <= 0:
-        raise ConfigError("background.max_concurrent must be at least 1 and background.poll above 0")
-    sockets = config.websocket
-    if min(sockets.max_streams, sockets.max_queued, sockets.remembered, sockets.max_steers) < 1 or min(sockets.max_duration, sockets.heartbeat) <= 0:
-        raise ConfigError("websocket: max_streams, max_queued, remembered and max_steers must be at least 1, max_duration and heartbeat above 0")
-    for i, hook in enumerate(config.webhooks):
-        if not hook.url.startswith(("http://", "https://")) or not hook.secret.startswith("whsec_"):
-            raise ConfigError(f"webhooks[{i}]: url must be http(s)://… and secret whsec_…")
-    _check_projects(config.projects)
-    labels = [server.label for server in config.mcp_servers]
-    if len(set(labels)) != len(labels) or any((server.url is None) == (server.command is None) for server in config.mcp_servers):
-        raise ConfigError("mcp_servers: each needs a label of its own, and either an http(s):// url or a command")
-    if any(server.url is not None and not server.url.startswith(("http://", "https://")) for server in config.mcp_servers):
-        raise ConfigError("mcp_servers: a url must be http(s)://…")
-    if min(msgspec.structs.astuple(config.mcp_limits)) <= 0:
-        raise ConfigError("mcp_limits: every bound must be above 0")
-    search = config.web_search
-    if search is not None and (not search.url.startswith(("http://", "https://")) or search.max_results < 1 or search.timeout <= 0):
-        raise ConfigError("web_search: url must be http(s)://…, max_results at least 1 and timeout above 0")
-    if not config.database_url.startswith(("sqlite", "postgres")):
-        raise ConfigError(f"database_url must be sqlite:///… or postgresql://…, got {config.database_url.split(':')[0]}:…")
-
-
 def _check_projects(projects: list[ProjectConfig]) -> None:
     values = set()
     for i, project in enumerate(projects):
         if not is_valid_id(project.id) or project.id == "proj_default" or project.id in (p.id for p in projects[:i]):
-            raise ConfigError(f"projects[{i}]: id {project.id!r} must be 1 to 64 printable characters, unique, and not proj_default")
+            raise ValueError(f"projects[{i}]: id {project.id!r} must be 1 to 64 printable characters, unique, and not proj_default")
         for j, key in enumerate(project.keys):
             where = f"projects[{i}].keys[{j}] ({key.name})"
             if not key.value.startswith("sk-rj-") or len(key.value) < 32 or key.value in values:
-                raise ConfigError(f"{where}: value must start with sk-rj-, be at least 32 characters long and be used once")
+                raise ValueError(f"{where}: value must start with sk-rj-, be at least 32 characters long and be used once")
             if key.name in (other.name for other in project.keys[:j]):
-                raise ConfigError(f"{where}: two keys of one project have this name")
+                raise ValueError(f"{where}: two keys of one project have this name")
             values.add(key.value)
         for where, body in [(f"projects[{i}]", project)] + [(f"projects[{i}].keys[{j}]", key) for j, key in enumerate(project.keys)]:
             try:
                 check_limits(body)
             except ApiError as exc:
-                raise ConfigError(f"{where}: {exc.message}") from None
+                raise ValueError(f"{where}: {exc.message}") from None
 
 
-def _check_local(i: int, model: ModelConfig) -> None:
+def _check_local(model: ModelConfig) -> None:
     from rejoinder.providers import local
 
-    if not local.available() and model.model_path is None:
-        raise ConfigError(f"models[{i}] ({model.name}): provider local needs the 'local' extra: pip install 'rejoinder[local]'")
-    if model.model_path is not None and not Path(model.model_path).is_file():
-        raise ConfigError(f"models[{i}] ({model.name}): model_path {model.model_path} is not a file")
+    path = model.local_model.model_path
+    if not local.available() and path is None:
+        raise ValueError(f"{model.name}: provider local needs the 'local' extra: pip install 'rejoinder[local]'")
+    if path is not None and not Path(path).is_file():
+        raise ValueError(f"{model.name}: model_path {path} is not a file")
     if "*" in model.name:
-        raise ConfigError(f"models[{i}]: a local model needs a plain name, not a pattern")
+        raise ValueError("a local model needs a plain name, not a pattern")

@@ -6,15 +6,13 @@ import math
 import random
 import time
 
-import msgspec
 from msgspec import Struct
 
-from rejoinder.config import DeploymentConfig, ModelConfig, Price
+from rejoinder.config import DeploymentConfig, Endpoint, ModelConfig, Price
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.anthropic import Anthropic
 from rejoinder.providers.base import Provider
 from rejoinder.providers.gemini import Gemini
-from rejoinder.providers.http import Limits
 from rejoinder.providers.openai_chat import OpenAIChat
 from rejoinder.providers.openai_responses import OpenAIResponses
 
@@ -52,11 +50,12 @@ KNOWN_WINDOWS = (
 )
 
 
-def _made(model: ModelConfig, name: str, provider: Provider, owned_by: str) -> Deployment:
-    """The deployment `name` resolves to, from its config entry (a pool's entry is merged with
-    the model's own first)."""
-    upstream = model.upstream_model or name
-    return Deployment(name, provider, upstream, owned_by, model.hosted_tools, window(model, upstream), model.name, model.price, model.mcp == "passthrough")
+def _made(model: ModelConfig, name: str, provider: Provider, endpoint: Endpoint) -> Deployment:
+    """The deployment `name` resolves to: its model's settings, called at `endpoint` (the model's
+    own, or one of its `deployments`)."""
+    upstream = endpoint.upstream_model or model.upstream_model or name
+    owner = endpoint.provider or ""
+    return Deployment(name, provider, upstream, owner, model.hosted_tools, window(model, upstream), model.name, model.price, model.mcp == "passthrough")
 
 
 def window(model: ModelConfig, upstream_model: str) -> int | None:
@@ -65,23 +64,20 @@ def window(model: ModelConfig, upstream_model: str) -> int | None:
     if model.context_window is not None:
         return model.context_window
     if model.provider == "local":
-        return model.context_tokens
+        return model.local_model.context_tokens
     known = [size for prefix, size in KNOWN_WINDOWS if upstream_model.startswith(prefix)]
     return known[0] if known else None
 
 
-def provider_for(model: ModelConfig) -> Provider:
-    if model.provider == "local":
+def provider_for(model: ModelConfig, endpoint: Endpoint) -> Provider:
+    """The provider that calls `endpoint` (an endpoint is its own upstream limits)."""
+    if endpoint.provider == "local":
         from rejoinder.providers.local import LocalModel, default_model_path
 
-        return LocalModel(model.model_path or default_model_path() or "", model.context_tokens, model.threads)
-    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "anthropic": Anthropic, "gemini": Gemini}[model.provider]
-    return remote(model.base_url, model.api_key, limits(model))
-
-
-def limits(model: ModelConfig) -> Limits:
-    """The deployment's upstream limits: what its config sets, the defaults elsewhere."""
-    return Limits(**{name: getattr(model, name) for name in Limits.__struct_fields__ if getattr(model, name) is not None})
+        local = model.local_model
+        return LocalModel(local.model_path or default_model_path() or "", local.context_tokens, local.threads)
+    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "anthropic": Anthropic, "gemini": Gemini}[endpoint.provider]  # type: ignore[index]
+    return remote(endpoint.base_url, endpoint.api_key, endpoint)
 
 
 class Router:
@@ -106,18 +102,15 @@ class Router:
                 self.pooled.update(id(deployment.provider) for deployment, _ in self.pools[model.name])
                 self.exact[model.name] = self.pools[model.name][0][0]
                 continue
-            provider = provider_for(model)
+            provider = provider_for(model, model)
             if model.name.endswith("*"):
                 self.prefixes.append((model.name[:-1], model, provider))
             else:
-                self.exact[model.name] = _made(model, model.name, provider, model.provider)
+                self.exact[model.name] = _made(model, model.name, provider, model)
 
     @staticmethod
     def _deployment(model: ModelConfig, one: DeploymentConfig) -> Deployment:
-        merged = msgspec.structs.replace(
-            model, provider=one.provider, base_url=one.base_url, api_key=one.api_key, upstream_model=one.upstream_model or model.upstream_model, deployments=[]
-        )
-        return _made(merged, model.name, provider_for(merged), one.provider)
+        return _made(model, model.name, provider_for(model, one), one)
 
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
@@ -128,7 +121,7 @@ class Router:
             return deployment
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
-                return _made(model, name, provider, model.provider)
+                return _made(model, name, provider, model)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
 
     def candidates(self, name: str) -> list[Deployment]:

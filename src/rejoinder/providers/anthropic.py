@@ -21,7 +21,7 @@ from rejoinder.providers import web_search
 from rejoinder.providers.anthropic_body import COUNTED, messages_body
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.failures import read_json, stream_error
-from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream, versioned
+from rejoinder.providers.http import EndsWithAnEvent, Upstream, UpstreamLimits, versioned
 from rejoinder.providers.state import seal
 from rejoinder.providers.web_search import Searches, citation, query_of
 
@@ -33,7 +33,7 @@ _STOP = {"max_tokens": "length", "model_context_window_exceeded": "length", "too
 class Anthropic:
     hosted_tool_types = web_search.HOSTED_TOOL_TYPES
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
         self.url = versioned(base_url or DEFAULT_BASE_URL, "v1") + "/messages"
         self.api_key = api_key
         headers = {"Content-Type": "application/json", "anthropic-version": VERSION}

@@ -40,7 +40,7 @@ from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers import web_search
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.failures import cut_short, read_json, stream_error
-from rejoinder.providers.http import Limits, Upstream, versioned
+from rejoinder.providers.http import Upstream, UpstreamLimits, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
 from rejoinder.providers.web_search import Searches, citation
@@ -53,7 +53,7 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 class Gemini:
     hosted_tool_types = web_search.HOSTED_TOOL_TYPES  # Google Search grounding
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
         self.base = versioned(base_url or DEFAULT_BASE_URL, "v1beta")
         self.api_key = api_key
         headers = {"Content-Type": "application/json"}

@@ -12,12 +12,12 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from msgspec import Struct
+from msgspec import Meta, Struct
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.failures import cut_short, error_from_status, read_json, too_large, unreachable
@@ -55,26 +55,30 @@ def versioned(base_url: str, version: str) -> str:
     return f"{base}/{version}"
 
 
-class Limits(Struct, frozen=True):
+_Seconds = Annotated[float, Meta(gt=0)]
+_Bytes = Annotated[int, Meta(gt=0)]
+
+
+class UpstreamLimits(Struct, frozen=True, kw_only=True):
     """How long and how much one upstream call may take; each deployment sets its own.
 
     Timeouts count whole events, not bytes, so an upstream that drips a byte a second cannot
     hold a request past them; size caps keep one event or body from filling memory.
     """
 
-    connect_timeout: float = 10.0  # to open the connection
-    first_event_timeout: float = 600.0  # from the call to the stream's first complete event
-    timeout: float = 600.0  # between two events (for a whole body, between two reads)
-    total_timeout: float = 3600.0  # the whole call
-    max_event_bytes: int = 16 * 1024 * 1024  # one server-sent event
-    max_response_bytes: int = 64 * 1024 * 1024  # a non-streaming body
+    connect_timeout: _Seconds = 10.0  # to open the connection
+    first_event_timeout: _Seconds = 600.0  # from the call to the stream's first complete event
+    timeout: _Seconds = 600.0  # between two events (for a whole body, between two reads)
+    total_timeout: _Seconds = 3600.0  # the whole call
+    max_event_bytes: _Bytes = 16 * 1024 * 1024  # one server-sent event
+    max_response_bytes: _Bytes = 64 * 1024 * 1024  # a non-streaming body
 
 
 class Upstream:
     """The HTTP side of one deployment: its headers (with its key), the key to scrub from
     whatever the upstream says back, and its limits. Every HTTP provider calls through one."""
 
-    def __init__(self, headers: dict[str, str], secret: str | None, limits: Limits) -> None:
+    def __init__(self, headers: dict[str, str], secret: str | None, limits: UpstreamLimits) -> None:
         self.headers = headers
         self.secret = secret
         self.limits = limits

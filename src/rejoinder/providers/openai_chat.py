@@ -20,7 +20,7 @@ from rejoinder.protocol.ids import new_id
 from rejoinder.providers import tokens
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.failures import cut_short, stream_error, unreadable
-from rejoinder.providers.http import Limits, Upstream
+from rejoinder.providers.http import Upstream, UpstreamLimits
 from rejoinder.providers.openai_chat_body import chat_body
 from rejoinder.providers.translate import TextRun
 
@@ -96,7 +96,7 @@ class OpenAIChat:
 
     hosted_tool_types: frozenset[str] = frozenset()
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
         base_url = base_url or DEFAULT_BASE_URL
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.api_key = api_key

@@ -31,7 +31,7 @@ from rejoinder.providers.base import (
     Usage,
 )
 from rejoinder.providers.failures import read_json, stream_error
-from rejoinder.providers.http import EndsWithAnEvent, Limits, Upstream
+from rejoinder.providers.http import EndsWithAnEvent, Upstream, UpstreamLimits
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import sampling
 
@@ -53,7 +53,7 @@ _HOSTED_EVENTS = (
 class OpenAIResponses:
     hosted_tool_types = HOSTED_TOOL_TYPES  # web search, file search, MCP … run on the upstream's side
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: Limits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
         self.url = (base_url or DEFAULT_BASE_URL).rstrip("/") + "/responses"
         self.api_key = api_key
         headers = {"Content-Type": "application/json"}

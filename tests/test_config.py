@@ -1,0 +1,59 @@
+"""The config is validated by its types: each error names the file, the line and the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from rejoinder.config import ConfigError, load
+
+BAD = [  # (YAML, line, key, complaint)
+    ("models:\n  - name: a\n    provider: openai-chat\n    timeout: 0\n", 4, "models[0].timeout", "Expected `float` > 0.0"),
+    ("models:\n  - name: a\n    provider: openai-chat\n    thredas: 2\n", 2, "models[0]", "unknown field `thredas`"),
+    ("models:\n  - {name: a, provider: openai-chat}\n  - {name: a, provider: anthropic}\n", 3, "models[1]", "the name 'a' is used twice"),
+    ("models:\n  - name: p\n    timeout: 5\n    deployments:\n      - {provider: openai-chat}\n", 2, "models[0]", "each sets its own limits"),
+    ("models:\n  - name: a\n    provider: openai-chat\n    local: {threads: 2}\n", 2, "models[0]", "local settings are for provider local"),
+    ("models:\n  - name: 'a*b'\n    provider: openai-chat\n", 2, "models[0]", "'*' may only end a name"),
+    ("background:\n  poll: 0\n", 2, "background.poll", "Expected `float` > 0.0"),
+    ("websocket:\n  max_streams: 0\n", 2, "websocket.max_streams", "Expected `int` >= 1"),
+    ("webhooks:\n  - url: ftp://x\n    secret: whsec_x\n", 2, "webhooks[0].url", "Expected `str` matching regex"),
+    ("mcp_servers:\n  - label: a\n", 2, "mcp_servers[0]", "either an http(s):// url or a command"),
+    ("secret_key: short\n", None, "", "at least 16 characters"),
+    ("database_url: mysql://x\n", None, "", "database_url must be sqlite"),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "complaint"), BAD)
+def test_an_error_names_the_file_line_and_key(tmp_path, text, line, key, complaint):
+    path = tmp_path / "rejoinder.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        load(str(path), {})
+    message = str(caught.value)
+    where = f"config file {path}" + (f", line {line}" if line else "") + (f", at {key}" if key else "")
+    assert message.startswith(where + ": ") and complaint in message, message
+
+
+def test_a_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    path = tmp_path / "rejoinder.yaml"
+    path.write_text("models:\n  - name: a\n   bad: [\n")
+    with pytest.raises(ConfigError, match=rf"config file {path}, line 3, column 4 is not valid YAML"):
+        load(str(path), {})
+
+
+def test_limits_and_local_settings_compose(tmp_path):
+    path = tmp_path / "rejoinder.yaml"
+    path.write_text(
+        "models:\n"
+        "  - {name: a, provider: openai-chat, timeout: 5}\n"
+        "  - name: pool\n"
+        "    deployments:\n"
+        "      - {provider: openai-chat, base_url: 'http://127.0.0.1:9/v1', first_event_timeout: 2}\n"
+        "      - {provider: anthropic}\n"
+        "  - {name: l, provider: local, local: {context_tokens: 2048}}\n"
+    )
+    a, pool, local = load(str(path), {}).models
+    assert a.timeout == 5 and a.connect_timeout == 10  # a model is its own upstream limits, the defaults elsewhere
+    first, second = pool.deployments
+    assert first.first_event_timeout == 2 and second.first_event_timeout == 600  # each deployment its own
+    assert local.local_model.context_tokens == 2048 and local.local_model.threads is None
+    assert a.local_model.context_tokens == 4096
