@@ -23,8 +23,8 @@ from harness import finished_run  # bench/ is on the path: this script's folder
 
 from rejoinder.api.observe import Metrics
 from rejoinder.api.usage import Tally
-from rejoinder.engine.access.keys import Access, principal_of
 from rejoinder.engine.access.limits import Limiter
+from rejoinder.engine.access.principals import Access, principal_of
 from rejoinder.protocol.access import Limits
 from rejoinder.protocol.errors import ApiError
 from rejoinder.store.access import Holder

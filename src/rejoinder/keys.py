@@ -1,6 +1,6 @@
 """`rejoinder keys …` and `rejoinder projects …`: projects and API keys managed from a shell,
 on the database the config names, with no gateway running (the gateways see a change within a
-second: see `engine.access.keys`)."""
+second: see `engine.access.principals`)."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ with it) and the guard every route passes. The handlers live in their own module
 (`api.responses`, `api.conversations`, …); no business logic lives in `api/`.
 
 One middleware guards every route: who is asking on `/v1/` and `/metrics` (the master key, a
-project's API key, or anyone on a gateway without a master key; see `engine.access.keys`), the
+project's API key, or anyone on a gateway without a master key; see `engine.access.principals`), the
 master key alone on the organization API and `/metrics`, and OpenAI's error envelope for every
 failure, including aiohttp's own (unknown route, wrong method, body too large), so no client
 ever sees a bare 500 or a stack trace.

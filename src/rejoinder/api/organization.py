@@ -1,6 +1,6 @@
 """The organization API, for the master key only: projects and their API keys
 (`/v1/organization/projects…`), shaped as OpenAI's organization objects. A key's value is shown
-once, in the answer that creates it; the gateway keeps only its digest (see `engine.access.keys`).
+once, in the answer that creates it; the gateway keeps only its digest (see `engine.access.principals`).
 Projects and keys declared in the config file are shown here but change only there."""
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from rejoinder.engine.builder import Builder
 
 
-class Ending(Protocol):
-    """A run's end, ready to keep (`engine.run.Ending`)."""
+class Finished(Protocol):
+    """A run's end as its sink sees it (`engine.run.Ending`), ready to keep."""
 
     encoded: bytes  # the final form
     rows: list[dict[str, Any]]  # its items
@@ -49,13 +49,13 @@ class Sink:
         """`(event type, event JSON)` pairs, serialized the moment each happened; `last` when
         they end the stream (so the transport can finish in the same write)."""
 
-    async def keep(self, ending: Ending) -> None:
+    async def keep(self, ending: Finished) -> None:
         """Keep the run's end, then build its closing event: a store that fails turns the
         ending into a failure the client is told of."""
         await ending.save()
         ending.close()
 
-    async def keep_cancelled(self, ending: Ending) -> None:
+    async def keep_cancelled(self, ending: Finished) -> None:
         """Keep what a run whose client left had made, as cancelled."""
         await ending.save_cancelled()
 

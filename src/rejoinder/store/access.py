@@ -1,6 +1,6 @@
 """Projects and their API keys in the database. Every function takes an open connection inside
 a transaction; every change moves `access_revision` on in the same transaction, which is how
-the other instances learn that a key they hold was revoked (see `engine.access.keys`)."""
+the other instances learn that a key they hold was revoked (see `engine.access.principals`)."""
 
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from rejoinder.engine.access.keys import Principal, Window
+from rejoinder.engine.access.principals import Principal, Window
 from rejoinder.protocol.errors import ApiError
 
 log = logging.getLogger("rejoinder.limits")

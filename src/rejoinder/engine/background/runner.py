@@ -31,7 +31,7 @@ from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.run import Run, encode
-from rejoinder.engine.sinks import Ending, Stream
+from rejoinder.engine.sinks import Finished, Stream
 from rejoinder.engine.skeleton import skeleton
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
@@ -75,14 +75,14 @@ class Journal(Stream):
             raise asyncio.CancelledError from None
         await self.feed.publish(self.response["id"], first, joined, False)
 
-    async def keep(self, ending: Ending) -> None:
+    async def keep(self, ending: Finished) -> None:
         """The closing event first: it commits with the final form."""
         ending.close()
         events = list(ending.events)
         ending.events.clear()
         await self.finish(ending.encoded, ending.rows, events, ending.also)
 
-    async def keep_cancelled(self, ending: Ending) -> None:
+    async def keep_cancelled(self, ending: Finished) -> None:
         await self.finish(ending.encoded, ending.rows, [])
 
     async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None) -> None:

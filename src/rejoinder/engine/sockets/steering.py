@@ -59,7 +59,7 @@ class Active:
         self.late: list[dict[str, Any]] = []  # acceptances the run could no longer place among its events
 
 
-class Session(Protocol):
+class Connection(Protocol):
     """What steering needs of its WebSocket connection (`engine.sockets.session.Session`)."""
 
     active: dict[str, Active]
@@ -72,7 +72,7 @@ class Session(Protocol):
     async def error(self, exc: ApiError, stream_id: str | None) -> None: ...
 
 
-async def receive(session: Session, data: bytes) -> None:
+async def receive(session: Connection, data: bytes) -> None:
     try:
         frame = _decoder.decode(data)
     except msgspec.ValidationError as exc:
@@ -114,7 +114,7 @@ def _check(items: list) -> None:
             raise invalid(f"input[{i}]", f"Invalid 'input[{i}]': steering takes only messages with the 'user' role.")
 
 
-async def settle(session: Session, raw: bytes, active: Active) -> bytes | None:
+async def settle(session: Connection, raw: bytes, active: Active) -> bytes | None:
     """After a response's terminal event, what becomes of its steering input; the successor's
     request when one follows (`raw` is the ended response's)."""
     response, sequence, lane = active.run.response, active.run.events, active.stream_id
@@ -137,7 +137,7 @@ async def settle(session: Session, raw: bytes, active: Active) -> bytes | None:
     return _successor(raw, response_id, steers)
 
 
-async def refuse(session: Session, steers: list[Steer], code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
+async def refuse(session: Connection, steers: list[Steer], code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
     """Give back steering input that cannot be applied, numbered after the response's events
     (`sequence`) when it was meant for one that ran."""
     sequence = sequence or Sequence()
@@ -145,7 +145,7 @@ async def refuse(session: Session, steers: list[Steer], code: str, message: str,
         await _failed(session, steer, code, message, stream_id, sequence)
 
 
-async def _failed(session: Session, steer: Steer, code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
+async def _failed(session: Connection, steer: Steer, code: str, message: str, stream_id: str | None, sequence: Sequence | None = None) -> None:
     shown = {"input": steer.input, "previous_response_id": steer.previous_response_id}
     if steer.id:
         shown["id"] = steer.id

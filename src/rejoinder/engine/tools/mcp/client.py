@@ -25,8 +25,8 @@ import orjson
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.tools.mcp import filters as mcp_filters
 from rejoinder.engine.tools.mcp.guard import guard, http_client
-from rejoinder.engine.tools.mcp.items import as_choice, function_name, hosted, protocol_error, told
 from rejoinder.engine.tools.mcp.sessions import Held, StdioServer, outlasting
+from rejoinder.engine.tools.mcp.views import as_choice, function_name, hosted, protocol_error, told
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, Item
