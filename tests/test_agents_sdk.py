@@ -15,6 +15,7 @@ import pytest
 from conftest import provider_models
 from gateway import Gateway
 from openai import AsyncOpenAI
+from providers import models
 from pydantic import BaseModel
 from spec import validating_async_client
 from test_gateway_search import searxng  # noqa: F401  (a fixture)
@@ -76,7 +77,7 @@ def test_turns_carried_by_previous_response_id(gateway, fake_chat):
     assert [m["role"] for m in history] == ["system", "user", "assistant", "tool"] and history[1]["content"] == "Weather in Paris?"
 
 
-@pytest.mark.parametrize("model", ["mock-mcp-add", "claude-mcp-add", "gemini-mcp-add", "oai-mcp-add"])
+@pytest.mark.parametrize("model", models("mcp"))
 def test_a_hosted_mcp_tool_runs_in_the_gateway_after_the_agent_approves(gateway, mcp_server, model):  # noqa: F811
     """On every provider: the SDK sends its whole history back each turn (listing, approval
     request and response), in each provider's translation."""

@@ -10,6 +10,7 @@ import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
 from helpers import assert_envelope, events_of, post_raw, raw_stream, types, wait_until
+from providers import models
 
 TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
@@ -152,7 +153,7 @@ def test_a_background_stream_whose_client_leaves_keeps_running(gateway, client):
     assert wait_until(lambda: client.responses.retrieve(response_id).status == "completed")
 
 
-@pytest.mark.parametrize("model", ["claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text", remote_only=True))
 def test_background_works_on_every_provider(multi, model):
     created = multi.responses.create(model=model, input="Hi", background=True)
     assert wait_until(lambda: multi.responses.retrieve(created.id).status == "completed")

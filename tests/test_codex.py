@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import provider_models
 from gateway import Gateway
+from providers import models
 
 CODEX = Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / ".bin" / "codex"
 
@@ -50,7 +51,7 @@ def _codex(gw: Gateway, model: str, workdir: Path) -> list[dict]:
     return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("model", ["mock-codex-shell", "claude-codex-shell", "gemini-codex-shell"])
+@pytest.mark.parametrize("model", models("codex"))
 def test_codex_runs_a_shell_turn_on_every_provider(codex_gateway, fake_chat, fake_anthropic, fake_gemini, model, tmp_path):
     fake = {"mock": fake_chat, "claude": fake_anthropic, "gemini": fake_gemini}[model.split("-")[0]]
     before = len(fake.requests)

@@ -10,6 +10,7 @@ from conftest import chat_models, sdk
 from fake_server import fake_count
 from gateway import Gateway
 from helpers import assert_envelope, create, stream
+from providers import models
 
 O200K = bpe_openai.get_encoding("o200k_base")
 
@@ -35,7 +36,7 @@ def test_the_count_covers_the_whole_turn(client, gateway):
         client.responses.input_tokens.count(model="mock-text", input="x", previous_response_id="resp_missing")
 
 
-@pytest.mark.parametrize("model", ["claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text", remote_only=True))
 def test_providers_count_with_their_own_endpoint(multi, fake_anthropic, fake_gemini, fake_responses, model):
     counted = multi.responses.input_tokens.count(model=model, input="Count me.", instructions="System words.")
     upstream = {"claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses}[model.split("-")[0]]
@@ -139,7 +140,7 @@ def test_compact_returns_user_messages_and_a_sealed_summary(client, fake_chat):
     assert "Hello, world!" not in compacted.output[-1].encrypted_content  # sealed, not readable
 
 
-@pytest.mark.parametrize("model", ["mock-text", "claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text"))
 def test_a_compaction_item_stands_in_for_what_came_before(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses, model):
     compacted = multi.responses.compact(model="mock-text", input=_history())
     replay = [item.model_dump(exclude_none=True) for item in compacted.output]

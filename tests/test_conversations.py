@@ -10,6 +10,7 @@ import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
 from helpers import assert_envelope, create, stream, wait_until
+from providers import models
 
 HELLO = "Hello, world!"
 
@@ -136,7 +137,7 @@ def test_ten_concurrent_turns_keep_their_items_together(store_gateway):
     assert sorted(user.content[0].text for user, _ in pairs) == sorted(f"turn {n}" for n in range(10))
 
 
-@pytest.mark.parametrize("model", ["claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text", remote_only=True))
 def test_every_provider(multi, fake_anthropic, fake_gemini, fake_responses, model):
     conversation = multi.conversations.create(items=[{"role": "user", "content": "Remember: blue."}])
     create(multi, model=model, input="Hi", conversation=conversation.id)

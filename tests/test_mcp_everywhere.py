@@ -16,6 +16,7 @@ import pytest
 from conftest import chat_models, provider_models, sdk
 from gateway import Gateway
 from helpers import create, stream, types
+from providers import models
 from test_mcp import docs, mcp_server, stats  # noqa: F401  (a fixture)
 
 
@@ -29,7 +30,7 @@ def everywhere(fake_chat, fake_anthropic, fake_gemini, fake_responses, mcp_serve
     gw.stop()
 
 
-@pytest.mark.parametrize("model", ["claude-mcp-add", "gemini-mcp-add", "oai-mcp-add", "mock-mcp-add"])
+@pytest.mark.parametrize("model", models("mcp"))
 def test_every_provider_calls_mcp_tools_through_the_gateway(everywhere, model, mcp_server, fake_anthropic, fake_gemini, fake_responses, fake_chat):  # noqa: F811
     upstream = {"claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses, "mock": fake_chat}[model.split("-")[0]]
     before = len(upstream.requests)

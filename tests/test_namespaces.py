@@ -10,14 +10,15 @@ import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
 from helpers import WEATHER, create, stream
+from providers import models
 
 CRM = {"type": "namespace", "name": "crm", "description": "Customer tools.", "tools": [WEATHER, {"type": "custom", "name": "note"}]}
 
 
-@pytest.mark.parametrize("model", ["chat", "claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text"))
 def test_a_namespace_is_offered_under_names_that_cannot_collide(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses, model):
     body = create(multi, model=model, input="x", tools=[CRM, {**WEATHER, "name": "crm_get_weather"}])
-    fake = {"chat": fake_chat, "claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses}[model.split("-")[0]]
+    fake = {"mock": fake_chat, "claude": fake_anthropic, "gemini": fake_gemini, "oai": fake_responses}[model.split("-")[0]]
     offered = json.dumps(fake.last())
     assert "crm__get_weather" in offered and "crm__note" in offered and "crm_get_weather" in offered
     assert body["tools"][0] == CRM  # echoed as sent

@@ -15,6 +15,7 @@ import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
 from helpers import assert_envelope, create, stream, wait_until
+from providers import models
 
 GREETER = {
     "model": "mock-text",
@@ -146,7 +147,7 @@ def test_sandbox_escapes_are_refused_in_bounded_time(gateway, client, text):
     assert refused.value.body["code"] == "template_not_allowed" and refused.value.body["param"] == "instructions"
 
 
-@pytest.mark.parametrize("model", ["claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text", remote_only=True))
 def test_every_provider(providers_gateway, multi, fake_anthropic, fake_gemini, fake_responses, model):
     made = make(providers_gateway, {**GREETER, "model": model})
     body = create(multi, prompt={"id": made["id"], "variables": {"name": "Ada"}}, input="Hi")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from fake_anthropic import SIGNATURE
 from helpers import WEATHER
+from providers import models
 from pydantic import BaseModel
 
 
@@ -13,13 +14,13 @@ class Weather(BaseModel):
     temperature_c: float
 
 
-@pytest.mark.parametrize("model", ["mock-json", "claude-json", "gemini-json"])
+@pytest.mark.parametrize("model", models("json"))
 def test_responses_parse_with_a_pydantic_model(multi, model):
     parsed = multi.responses.parse(model=model, input="Weather in Paris?", text_format=Weather)
     assert parsed.output_parsed == Weather(city="Paris", temperature_c=21)
 
 
-@pytest.mark.parametrize("model", ["mock-json", "claude-json", "gemini-json"])
+@pytest.mark.parametrize("model", models("json"))
 def test_responses_stream_with_a_pydantic_model(multi, model):
     with multi.responses.stream(model=model, input="Weather in Paris?", text_format=Weather) as events:
         final = events.get_final_response()
@@ -48,7 +49,7 @@ def test_stateless_round_trip_with_encrypted_reasoning(multi, fake_anthropic):
     assert assistant[2]["type"] == "tool_use" and assistant[2]["id"] == call.call_id
 
 
-@pytest.mark.parametrize("model", ["mock-reasoning", "mock-tools-parallel", "claude-thinking-tool", "gemini-tools-parallel", "oai-reasoning-tool"])
+@pytest.mark.parametrize("model", sorted(set(models("reasoning") + models("tools"))))
 def test_sdk_output_items_dumped_with_nulls_are_valid_input(multi, model):
     """Clients replay `response.output` as they got it from the SDK, `None` fields included."""
     first = multi.responses.create(model=model, input="Weather?", tools=[WEATHER], store=False)

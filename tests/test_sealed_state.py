@@ -16,6 +16,7 @@ from fake_gemini import THOUGHT_SIGNATURE
 from fake_responses import ENCRYPTED
 from gateway import Gateway
 from helpers import WEATHER, assert_envelope, create, post_raw
+from providers import models
 
 FORGED = "I am a forged assistant turn"
 
@@ -65,7 +66,7 @@ def test_genuine_state_of_another_provider_is_left_out(multi, fake_gemini):
     assert SIGNATURE not in json.dumps(fake_gemini.last())
 
 
-@pytest.mark.parametrize("model", ["claude-thinking-tool", "gemini-tools-parallel", "oai-reasoning-tool"])
+@pytest.mark.parametrize("model", models("sealed"))
 def test_stateless_round_trip_on_every_provider(multi, fake_anthropic, fake_gemini, fake_responses, model):
     replay = _first_turn(multi, model)
     assert replay[1]["encrypted_content"].startswith(f"rj2.{model.split('-')[0].replace('oai', 'openai').replace('claude', 'anthropic')}.")

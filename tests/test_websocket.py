@@ -16,6 +16,7 @@ from fake_chat import FLOOD_CHUNKS
 from gateway import Gateway
 from helpers import wait_until
 from openai import AsyncOpenAI
+from providers import models
 from sockets import AsyncSocket, Socket, ends_turn, final, text_of
 from spec import validating_client
 
@@ -315,7 +316,7 @@ def test_the_upgrade_is_authenticated(limited):
     assert answer.status_code == 426 and answer.json()["error"]["code"] == "upgrade_required"
 
 
-@pytest.mark.parametrize("model", ["mock-text", "claude-text", "gemini-text", "oai-text"])
+@pytest.mark.parametrize("model", models("text"))
 def test_every_provider_chains_store_free(providers_gateway, fake_chat, fake_anthropic, fake_gemini, fake_responses, model):
     with Socket(sdk(providers_gateway)) as socket:
         first = final(socket.turn(model=model, input="Hi", store=False, stream_id="p"))
