@@ -16,7 +16,10 @@ import asyncio
 import tempfile
 import time
 
+import msgspec
+
 from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.response import Response
 from rejoinder.store.repository import Store
 from rejoinder.store.schema import Tenant
 
@@ -28,13 +31,13 @@ async def run(store: Store, count: int, streamed: bool, first_token: float) -> f
 
     async def one() -> None:
         async with gate:
-            response = {"id": new_id("resp"), "created_at": int(time.time()), "previous_response_id": None, "status": "in_progress", "model": "m"}
-            rows = [{"response_id": response["id"], "role": "output", "position": 0, "id": new_id("msg"), "body": BODY}]
+            response = Response(id=new_id("resp"), created_at=int(time.time()), model="m")
+            rows = [{"response_id": response.id, "role": "output", "position": 0, "id": new_id("msg"), "body": BODY}]
             begun = store.begin(response, BODY, Tenant("proj_default")) if streamed else None
             await asyncio.sleep(first_token)
             if begun is not None:
                 await begun
-            await store.save({**response, "status": "completed"}, BODY, Tenant("proj_default"), rows, replaces=streamed)
+            await store.save(msgspec.structs.replace(response, status="completed"), BODY, Tenant("proj_default"), rows, replaces=streamed)
 
     started = time.process_time()
     await asyncio.gather(*(one() for _ in range(count)))

@@ -10,6 +10,7 @@ terminal event and in `GET`, the same statuses on the items it cut short.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -208,17 +209,18 @@ def test_the_stores_ending_cuts_items_short_by_their_own_schema():
         "status": "in_progress",
         "content": [{"type": "output_text", "text": "Part", "annotations": [], "logprobs": []}],
     }
-    response = _skeleton([search, message])
-    closing = endings.end(response, "failed", "interrupted", b'{"include": []}', 4)
+    body, closing = endings.end(json.dumps(_skeleton([search, message])).encode(), "failed", "interrupted", b'{"include": []}', 4)
+    response = json.loads(body)
     assert [item["status"] for item in response["output"]] == ["failed", "incomplete"]
     check_response(response)
     check("Response", response)
     frames = closing.decode().split("\n\n")[:-1]
     assert [frame.split("\n")[0] for frame in frames] == ["event: error", "event: response.failed"]
     assert '"sequence_number":5' in frames[0] and '"sequence_number":6' in frames[1]
-    cancelled = _skeleton([dict(search, status="in_progress")])
-    assert endings.end(cancelled, "cancelled", "", None, None) == b"" and cancelled["status"] == "cancelled"
-    assert cancelled["output"][0]["status"] == "failed"
+    assert json.loads(frames[1].split("\n")[1].removeprefix("data: "))["response"] == response
+    body, closing = endings.end(json.dumps(_skeleton([dict(search, status="in_progress")])).encode(), "cancelled", "", None, None)
+    cancelled = json.loads(body)
+    assert closing == b"" and cancelled["status"] == "cancelled" and cancelled["output"][0]["status"] == "failed"
 
 
 def _skeleton(output: list[dict]) -> dict:

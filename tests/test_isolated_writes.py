@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from helpers import post_raw
 
+from rejoinder.protocol.response import Response
 from rejoinder.store.repository import Store
 from rejoinder.store.schema import Tenant
 
@@ -48,8 +49,8 @@ def _final(payload: dict) -> dict:
     return payload["events"][-1]["response"] if "events" in payload else payload
 
 
-def _response(i: int) -> dict:
-    return {"id": f"resp_isolated{i:04d}", "created_at": 1, "previous_response_id": None, "status": "completed", "model": "m"}
+def _response(i: int) -> Response:
+    return Response(id=f"resp_isolated{i:04d}", created_at=1, status="completed", model="m")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

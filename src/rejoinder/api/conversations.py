@@ -19,7 +19,7 @@ from rejoinder.protocol.conversations import Conversation, ConversationDeleted, 
 from rejoinder.protocol.errors import ApiError, not_found
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.items import encode_item
-from rejoinder.protocol.response import encode_body, item_view, parse_include
+from rejoinder.protocol.response import encode, item_view, parse_include
 from rejoinder.store import conversations
 from rejoinder.store.conversations import Row
 from rejoinder.store.repository import Store
@@ -37,7 +37,7 @@ def _id(request: web.Request, name: str = "conversation_id") -> str:
 
 
 def _shown(row: tuple[str, int, bytes]) -> web.Response:
-    return json_response(encode_body(Conversation(row[0], row[1], msgspec.Raw(row[2]))))
+    return json_response(encode(Conversation(row[0], row[1], msgspec.Raw(row[2]))))
 
 
 async def rows(store: Store, items: list, project: str) -> list[Row]:
@@ -76,7 +76,7 @@ async def delete_conversation(request: web.Request) -> web.Response:
     conversation_id = _id(request)
     if not await request.app[STORE].write(conversations.remove, conversation_id, project_of(request)):
         raise conversation_not_found(conversation_id)
-    return json_response(encode_body(ConversationDeleted(conversation_id)))
+    return json_response(encode(ConversationDeleted(conversation_id)))
 
 
 async def add_items(request: web.Request) -> web.Response:

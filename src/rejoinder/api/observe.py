@@ -107,17 +107,17 @@ class Metrics:
     def _used(self, run: Run, principal: Principal | None, requests: int, error: bool, tokens_in: Any, tokens_out: Any) -> None:
         """A turn's tokens: counted, in the usage records, and spent against its principal's limits."""
         deployment = run.deployment
-        usage = run.response.get("usage") or {}
-        used_in, used_out = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        usage = run.response.usage
+        used_in, used_out = (usage.input_tokens, usage.output_tokens) if usage is not None else (0, 0)
         tokens_in.inc(used_in)
         tokens_out.inc(used_out)
-        failed = run.response["status"] == "failed"
+        failed = run.response.status == "failed"
         self.tally.count(*_whose(principal), deployment.route, error or failed, used_in, used_out, requests)
         if principal is not None:
             price = deployment.price  # dollars per million tokens: micro-dollars per token
             self.limiter.spend(principal, used_in + used_out, round(used_in * price.input + used_out * price.output) if price is not None else 0)
         if failed:
-            code = (run.response.get("error") or {}).get("code") or "unknown"
+            code = run.response.error.code if run.response.error is not None else "unknown"
             self.upstream_errors.labels(deployment.route, deployment.owned_by, code).inc()
 
     def exposition(self, queued: int) -> bytes:
@@ -196,8 +196,11 @@ class AccessLog(AbstractAccessLogger):
         if "mode" in request:
             line["mode"] = request["mode"]
         if run is not None:
-            usage = run.response.get("usage") or {}
+            usage = run.response.usage
             line.update(
-                model=run.deployment.route, response_id=run.response["id"], input_tokens=usage.get("input_tokens"), output_tokens=usage.get("output_tokens")
+                model=run.deployment.route,
+                response_id=run.response.id,
+                input_tokens=usage.input_tokens if usage is not None else None,
+                output_tokens=usage.output_tokens if usage is not None else None,
             )
         self.logger.info("%s", orjson.dumps(line).decode())

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import msgspec
-import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
@@ -14,7 +13,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from rejoinder.engine.access import Principal
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import is_valid_id
-from rejoinder.protocol.response import ItemList, encode_body, parse_include
+from rejoinder.protocol.response import ItemList, encode, parse_include
 from rejoinder.store.repository import Store
 
 STORE = web.AppKey("store", Store)
@@ -33,7 +32,7 @@ def project_of(request: web.Request) -> str:
 
 
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    raw = body if isinstance(body, bytes) else orjson.dumps(body)
+    raw = body if isinstance(body, bytes) else encode(body)
     return web.Response(body=raw, status=status, content_type="application/json", headers=headers)
 
 
@@ -77,7 +76,7 @@ def object_list(data: list[dict[str, Any]], has_more: bool) -> web.Response:
 def item_list(rows: list[Any], has_more: bool) -> web.Response:
     """A page of `(id, body)` rows as a list object, each body embedded as stored."""
     ids = [row[0] for row in rows]
-    return json_response(encode_body(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else "", ids[-1] if ids else "", has_more)))
+    return json_response(encode(ItemList([msgspec.Raw(row[1]) for row in rows], ids[0] if ids else "", ids[-1] if ids else "", has_more)))
 
 
 async def read_body(request: web.Request) -> bytes:

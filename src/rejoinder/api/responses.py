@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 
-import orjson
 from aiohttp import web
 
 from rejoinder.api.prompts import PROMPTS
@@ -23,7 +22,7 @@ from rejoinder.engine.sinks import Sink, Stream
 from rejoinder.protocol.errors import ApiError, invalid, response_not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import Request
-from rejoinder.protocol.response import Deleted, Model, ModelList, encode_body, parse_include, view
+from rejoinder.protocol.response import Deleted, Model, ModelList, encode, parse_include, view
 from rejoinder.protocol.sse import frames
 
 log = logging.getLogger("rejoinder.api")
@@ -52,7 +51,7 @@ async def list_models(request: web.Request) -> web.Response:
     """The models this key may use."""
     principal = principal_of(request)
     models = [Model(name, owner) for name, owner in request.app[ROUTER].names() if principal.allows(name)]
-    return json_response(encode_body(ModelList(models)))
+    return json_response(encode(ModelList(models)))
 
 
 async def get_model(request: web.Request) -> web.Response:
@@ -60,7 +59,7 @@ async def get_model(request: web.Request) -> web.Response:
     deployment = request.app[ROUTER].resolve(name)  # 404 for an unknown name
     if not principal_of(request).allows(name):
         raise ApiError(404, f"The model '{name[:128]}' does not exist or you do not have access to it.", param="model", code="model_not_found")
-    return json_response(encode_body(Model(deployment.name, deployment.owned_by)))
+    return json_response(encode(Model(deployment.name, deployment.owned_by)))
 
 
 async def _admitted(request: web.Request) -> Principal:
@@ -94,9 +93,9 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         await stream.prepare(request)
         await run.finish()
     except ConnectionError:
-        log.info("client went away during %s", run.response["id"])
+        log.info("client went away during %s", run.response.id)
     except Exception:  # the headers are out: a second HTTP response cannot follow; end the body
-        log.exception("stream of %s broke after it started", run.response["id"])
+        log.exception("stream of %s broke after it started", run.response.id)
         stream.force_close()
     finally:
         await run.release()  # a client gone before the first byte still releases the upstream
@@ -107,8 +106,8 @@ async def _create_background(request: web.Request, decoded: Request, raw: bytes)
     """Queue the run and answer at once: its `queued` form, or its stream from the start."""
     response, warnings = await request.app[RUNNER].submit(decoded, principal_of(request), raw)
     if not decoded.body.stream:
-        return json_response(view(orjson.dumps(response), decoded.body.include), headers=_warned(warnings))
-    return await _follow(request, response["id"], -1, _warned(warnings))
+        return json_response(view(encode(response), decoded.body.include), headers=_warned(warnings))
+    return await _follow(request, response.id, -1, _warned(warnings))
 
 
 async def input_tokens(request: web.Request) -> web.Response:
@@ -167,7 +166,7 @@ async def cancel_response(request: web.Request) -> web.Response:
 async def delete_response(request: web.Request) -> web.Response:
     response_id = _response_id(request)
     await request.app[RESPONSES].delete(response_id, project_of(request))
-    return json_response(encode_body(Deleted(response_id)))
+    return json_response(encode(Deleted(response_id)))
 
 
 async def list_input_items(request: web.Request) -> web.Response:

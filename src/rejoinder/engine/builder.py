@@ -22,7 +22,8 @@ from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.skeleton import usage
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id, new_id
-from rejoinder.protocol.response import shown, without_encrypted
+from rejoinder.protocol.items import Compaction, CustomToolCall, FunctionCall, Message, OutputText, Reasoning, ReasoningText, Refusal, SummaryText, decode_item
+from rejoinder.protocol.response import Response, encode, shown, without_encrypted
 from rejoinder.protocol.tools import Tools
 from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
 
@@ -32,10 +33,10 @@ Emit = Callable[[dict[str, Any]], None]
 class _Kind:
     """How one kind of block appears: its item family, its part, and its event names."""
 
-    def __init__(self, family: str, field: str, part_type: str, text_field: str, delta: str, done: str, index: str = "content_index") -> None:
+    def __init__(self, family: str, field: str, part: Any, text_field: str, delta: str, done: str, index: str = "content_index") -> None:
         self.family = family  # "message" or "reasoning": the item the part joins
         self.field = field  # the item's list the part goes in
-        self.part_type = part_type
+        self.part = part  # the part's struct
         self.text_field = text_field
         self.delta = delta
         self.done = done
@@ -46,11 +47,11 @@ class _Kind:
 
 
 _KINDS = {
-    "text": _Kind("message", "content", "output_text", "text", "response.output_text.delta", "response.output_text.done"),
-    "refusal": _Kind("message", "content", "refusal", "refusal", "response.refusal.delta", "response.refusal.done"),
-    "reasoning": _Kind("reasoning", "content", "reasoning_text", "text", "response.reasoning_text.delta", "response.reasoning_text.done"),
+    "text": _Kind("message", "content", OutputText, "text", "response.output_text.delta", "response.output_text.done"),
+    "refusal": _Kind("message", "content", Refusal, "refusal", "response.refusal.delta", "response.refusal.done"),
+    "reasoning": _Kind("reasoning", "content", ReasoningText, "text", "response.reasoning_text.delta", "response.reasoning_text.done"),
     "summary": _Kind(
-        "reasoning", "summary", "summary_text", "text", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "summary_index"
+        "reasoning", "summary", SummaryText, "text", "response.reasoning_summary_text.delta", "response.reasoning_summary_text.done", "summary_index"
     ),
 }
 
@@ -58,7 +59,7 @@ _KINDS = {
 class _Block:
     __slots__ = ("kind", "item", "output_index", "part", "index", "chunks", "logprobs")
 
-    def __init__(self, kind: str, item: dict, output_index: int, part: dict | None, index: int) -> None:
+    def __init__(self, kind: str, item: Any, output_index: int, part: Any, index: int) -> None:
         self.kind = kind
         self.item = item
         self.output_index = output_index
@@ -71,7 +72,7 @@ class _Block:
 class Builder:
     def __init__(
         self,
-        response: dict[str, Any],
+        response: Response,
         emit: Emit | None,
         with_logprobs: bool,
         with_encrypted: bool,
@@ -80,13 +81,13 @@ class Builder:
     ) -> None:
         self.response = response
         self.tools = tools  # custom tools' calls come back as custom_tool_call, namespaced ones with their namespace
-        self.output: list[dict] = response["output"]
+        self.output: list[Any] = response.output
         self.emit = emit
         self.with_logprobs = with_logprobs
         self.with_encrypted = with_encrypted
         self.sequence = sequence  # the response's (a background run goes on after the events logged when it was queued)
         self.blocks: dict[str, _Block] = {}
-        self.open: tuple[str, dict, int] | None = None  # (family, item, output_index) taking parts
+        self.open: tuple[str, Any, int] | None = None  # (family, item, output_index) taking parts
         self.hosted: dict[str, int] = {}  # hosted tool item id → its output index
 
     def _event(self, type_: str, **fields: Any) -> None:
@@ -94,11 +95,11 @@ class Builder:
         fields["sequence_number"] = self.sequence.take()
         self.emit(fields)  # type: ignore[misc]
 
-    def _shown(self, item: dict) -> dict:
+    def _shown(self, item: Any) -> Any:
         """An item as events show it: opaque reasoning state only when the client asked."""
         return item if self.with_encrypted else without_encrypted(item)
 
-    def _shown_response(self) -> dict:
+    def _shown_response(self) -> Response:
         return self.response if self.with_encrypted else shown(self.response)
 
     def queued(self) -> None:
@@ -129,14 +130,15 @@ class Builder:
         else:
             self._finish(delta)
 
-    def _add_item(self, item: dict) -> int:
+    def _add_item(self, item: Any) -> int:
         self.output.append(item)
         if self.emit:
             self._event("response.output_item.added", output_index=len(self.output) - 1, item=self._shown(item))
         return len(self.output) - 1
 
-    def _done_item(self, item: dict, output_index: int, status: str = "completed") -> None:
-        item["status"] = status
+    def _done_item(self, item: Any, output_index: int, status: str = "completed") -> None:
+        if not isinstance(item, Compaction):  # the one item without a status
+            item.status = status
         if self.emit:
             self._event("response.output_item.done", output_index=output_index, item=self._shown(item))
 
@@ -146,43 +148,45 @@ class Builder:
             self.open = None
             self._done_item(item, output_index, status)
 
-    def _container(self, family: str) -> tuple[dict, int]:
+    def _container(self, family: str) -> tuple[Any, int]:
         """The open item of `family`, opening a new one (and closing any other) as needed."""
         if self.open is not None and self.open[0] == family:
             return self.open[1], self.open[2]
         self._close()
+        item: Any
         if family == "message":
-            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "content": [], "role": "assistant"}
+            item = Message("assistant", [], id=new_id("msg"), status="in_progress")
         else:
-            item = {"id": new_id("rs"), "type": "reasoning", "summary": []}
+            item = Reasoning([], id=new_id("rs"))
         self.open = (family, item, self._add_item(item))
         return item, self.open[2]
 
     def _start(self, start: BlockStart) -> None:
         if start.kind == "tool_call":
             self._close()
+            item: Any
             if start.name in self.tools.custom:
-                item = {"id": new_id("ctc"), "type": "custom_tool_call", "status": "in_progress", "call_id": start.call_id, "name": start.name, "input": ""}
+                item = CustomToolCall(start.call_id, start.name, "", id=new_id("ctc"), status="in_progress")
                 kind = "custom_call"
             else:
-                item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress", "arguments": "", "call_id": start.call_id, "name": start.name}
+                item = FunctionCall(start.call_id, start.name, "", id=new_id("fc"), status="in_progress")
                 kind = "tool_call"
             if start.name in self.tools.namespaced:
-                item["namespace"], item["name"] = self.tools.namespaced[start.name]
+                item.namespace, item.name = self.tools.namespaced[start.name]
             self.blocks[start.block] = _Block(kind, item, self._add_item(item), None, 0)
             return
         kind = _KINDS[start.kind]
         item, output_index = self._container(kind.family)
-        part: dict[str, Any] = {"type": kind.part_type, kind.text_field: ""}
-        if start.kind == "text":
-            part["annotations"] = []
-            part["logprobs"] = []
-        parts = item.setdefault(kind.field, [])
+        part = kind.part("")
+        parts = getattr(item, kind.field)
+        if not parts:  # a reasoning item's `content` starts unset
+            parts = []
+            setattr(item, kind.field, parts)
         parts.append(part)
         block = _Block(start.kind, item, output_index, part, len(parts) - 1)
         self.blocks[start.block] = block
         if self.emit:
-            self._event(kind.part_added, item_id=item["id"], output_index=output_index, **{kind.index: block.index}, part=part)
+            self._event(kind.part_added, item_id=item.id, output_index=output_index, **{kind.index: block.index}, part=part)
 
     def _delta(self, delta: BlockDelta) -> None:
         block = self.blocks[delta.block]
@@ -192,7 +196,7 @@ class Builder:
             block.logprobs.extend(logprobs)
         if not self.emit or block.kind == "custom_call":  # its input is known only whole: see _end
             return
-        ids = {"item_id": block.item["id"], "output_index": block.output_index}
+        ids = {"item_id": block.item.id, "output_index": block.output_index}
         if block.kind == "tool_call":
             self._event("response.function_call_arguments.delta", **ids, delta=delta.text)
             return
@@ -204,37 +208,37 @@ class Builder:
     def _end(self, block: _Block, status: str = "completed") -> None:
         text = "".join(block.chunks)
         if block.kind == "custom_call":
-            block.item["input"] = text = _custom_input(text)
+            block.item.input = text = _custom_input(text)
             if self.emit:
-                ids = {"item_id": block.item["id"], "output_index": block.output_index}
+                ids = {"item_id": block.item.id, "output_index": block.output_index}
                 self._event("response.custom_tool_call_input.delta", **ids, delta=text)
                 self._event("response.custom_tool_call_input.done", **ids, input=text)
             self._done_item(block.item, block.output_index, status)
             return
         if block.kind == "tool_call":
-            block.item["arguments"] = text
+            block.item.arguments = text
             if self.emit:
                 self._event(
-                    "response.function_call_arguments.done", item_id=block.item["id"], output_index=block.output_index, name=block.item["name"], arguments=text
+                    "response.function_call_arguments.done", item_id=block.item.id, output_index=block.output_index, name=block.item.name, arguments=text
                 )
             self._done_item(block.item, block.output_index, status)
             return
         kind = _KINDS[block.kind]
         part = block.part
-        part[kind.text_field] = text
+        setattr(part, kind.text_field, text)
         extra: dict[str, Any] = {}
         if block.kind == "text":
-            part["logprobs"] = extra["logprobs"] = block.logprobs
+            part.logprobs = extra["logprobs"] = block.logprobs
         if self.emit:
-            ids = {"item_id": block.item["id"], "output_index": block.output_index, kind.index: block.index}
+            ids = {"item_id": block.item.id, "output_index": block.output_index, kind.index: block.index}
             self._event(kind.done, **ids, **{kind.text_field: text}, **extra)
             self._event(kind.part_done, **ids, part=part)
 
     def _annotate(self, block: _Block, annotation: dict[str, Any]) -> None:
-        annotations = block.part["annotations"]
+        annotations = block.part.annotations
         annotations.append(annotation)
         if self.emit:
-            ids = {"item_id": block.item["id"], "output_index": block.output_index, "content_index": block.index}
+            ids = {"item_id": block.item.id, "output_index": block.output_index, "content_index": block.index}
             self._event("response.output_text.annotation.added", **ids, annotation_index=len(annotations) - 1, annotation=annotation)
 
     def _hosted(self, delta: HostedStart | HostedEvent | HostedOutput) -> None:
@@ -245,20 +249,22 @@ class Builder:
                 self._event(delta.type, **delta.fields, item_id=delta.item_id, output_index=output_index)
             return
         item = delta.item
-        if not is_valid_id(item.get("id")):
-            raise ApiError(502, "The upstream model provider sent a tool item without a usable id.", type="server_error", code="upstream_error")
-        output_index = self.hosted.get(item["id"])
+        if isinstance(item, dict):  # an upstream's (the gateway's own compaction comes typed)
+            if not is_valid_id(item.get("id")):
+                raise ApiError(502, "The upstream model provider sent a tool item without a usable id.", type="server_error", code="upstream_error")
+            item = _typed(item)
+        output_index = self.hosted.get(item.id)
         if output_index is None:
             self._close()
-            output_index = self.hosted[item["id"]] = self._add_item(item)
+            output_index = self.hosted[item.id] = self._add_item(item)
         if isinstance(delta, HostedOutput):
             self.output[output_index] = item
-            self._done_item(item, output_index, item.get("status") or "completed")
+            self._done_item(item, output_index, getattr(item, "status", None) or "completed")
 
     def _reasoning_end(self, end: ReasoningEnd) -> None:
         item, _ = self._container("reasoning")
         if end.encrypted is not None:
-            item["encrypted_content"] = end.encrypted
+            item.encrypted_content = end.encrypted
         self._close()
 
     def progress(self) -> None:
@@ -266,9 +272,9 @@ class Builder:
         joined only when they end), for a reader of a background run in progress."""
         for block in self.blocks.values():
             if block.kind == "tool_call":
-                block.item["arguments"] = "".join(block.chunks)
+                block.item.arguments = "".join(block.chunks)
             elif block.kind != "custom_call":
-                block.part[_KINDS[block.kind].text_field] = "".join(block.chunks)
+                setattr(block.part, _KINDS[block.kind].text_field, "".join(block.chunks))
 
     def _end_all(self, status: str) -> None:
         for block in list(self.blocks.values()):
@@ -277,15 +283,15 @@ class Builder:
         self._close(status)
         for output_index in self.hosted.values():  # hosted items the upstream never finished
             item = self.output[output_index]
-            if item.get("status") == "in_progress":
-                self._done_item(item, output_index, lifecycle.cut_short(item.get("type", "")))
+            if getattr(item, "status", None) == "in_progress":
+                self._done_item(item, output_index, lifecycle.cut_short(item.type))
 
     def _finish(self, finish: Finish) -> None:
         counts = usage(finish.usage or Usage())
         status, reason = lifecycle.finished(finish.reason)
         self._end_all(status)
         lifecycle.end(self.response, status, reason=reason)
-        self.response["usage"] = counts
+        self.response.usage = counts
 
     def announce(self, type_: str, fields: dict[str, Any]) -> None:
         """An event that is not the model's (steering's), numbered in the stream's order."""
@@ -312,7 +318,7 @@ class Builder:
 
     def terminal(self) -> None:
         """The event that closes the stream (none for a cancelled response)."""
-        kind = lifecycle.closing(self.response["status"])
+        kind = lifecycle.closing(self.response.status)
         if self.emit and kind:
             self._event(kind, response=self._shown_response())
 
@@ -324,3 +330,9 @@ def _custom_input(arguments: str) -> str:
     except orjson.JSONDecodeError:
         return arguments  # cut short: what there is
     return value.get("input", "") if isinstance(value, dict) else arguments
+
+
+def _typed(item: dict[str, Any]) -> Any:
+    """A hosted item as the output holds it: a struct where the type has one (a compaction),
+    else a `HostedItem` around the JSON object it is."""
+    return decode_item(encode(item))

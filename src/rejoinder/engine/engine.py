@@ -14,18 +14,18 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import msgspec
-import orjson
 
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import History, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
 from rejoinder.engine.router import Deployment, Router
-from rejoinder.engine.run import Run, Turn, encode, settled
+from rejoinder.engine.run import Run, Turn, settled
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.skeleton import skeleton
 from rejoinder.engine.tools import TOOL, TOOL_NAME, Backend, mcp
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import Item, decode_item
+from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
+from rejoinder.protocol.response import Response, encode
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
@@ -80,7 +80,7 @@ class Engine:
         if threshold is not None and await exceeds(deployment.provider, model_request, threshold):
             summary, _ = await compaction.summarize(deployment.provider, model_request)
             checkpoint = compaction.item(summary)
-            model_request = msgspec.structs.replace(model_request, items=model_view([*seen, decode_item(orjson.dumps(checkpoint))]))
+            model_request = msgspec.structs.replace(model_request, items=model_view([*seen, checkpoint]))
         model_request = await fit(deployment, model_request, params.truncation)
         return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint)
 
@@ -128,7 +128,7 @@ class Engine:
             turn.mcp_tools.sessions.release()
             if begun is not None:  # the client gets a plain HTTP error and never sees this id
                 await settled(begun)
-                await self.store.delete(response["id"], principal.project)
+                await self.store.delete(response.id, principal.project)
             raise
         search = self.search if request.tools.searched else None
         return Run(self.store, request, principal, response, begun, turn, first, batches, sink, (called, time.monotonic()), search)
@@ -216,7 +216,7 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
     return warnings
 
 
-def _record_in_progress(store: Store, response: dict[str, Any], tenant: Tenant) -> asyncio.Future:
+def _record_in_progress(store: Store, response: Response, tenant: Tenant) -> asyncio.Future:
     """Enqueue the response's in-progress record; the future settles once it is committed."""
     begun = store.begin(response, encode(response), tenant)
     begun.add_done_callback(_log_if_failed)

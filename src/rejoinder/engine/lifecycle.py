@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.response import shown
+from rejoinder.protocol.response import IncompleteDetails, Response, ResponseError, decode_response, encode, shown
 from rejoinder.protocol.sse import frames
 from rejoinder.store.runs import Endings, Outbox
 
@@ -74,21 +74,21 @@ def finished(reason: str) -> tuple[str, str | None]:
     return ("incomplete", incomplete) if incomplete else ("completed", None)
 
 
-def end(response: dict[str, Any], status: str, *, error: ApiError | None = None, reason: str | None = None) -> None:
+def end(response: Response, status: str, *, error: ApiError | None = None, reason: str | None = None) -> None:
     """End `response` with `status`: its items still open are cut short (the builder ends its
     own open items first, with their events), and the fields of that ending are set (`error`
     for failed, `incomplete_details` for incomplete, `completed_at` for completed)."""
-    for item in response["output"]:
-        if item.get("status") in _UNFINISHED:
-            item["status"] = cut_short(item.get("type", ""))
-    response["status"] = status
+    for item in response.output:
+        if getattr(item, "status", None) in _UNFINISHED:
+            item.status = cut_short(item.type)
+    response.status = status
     if status == "failed":
         assert error is not None
-        response["error"] = {"code": "rate_limit_exceeded" if error.status == 429 else "server_error", "message": error.message}
+        response.error = ResponseError("rate_limit_exceeded" if error.status == 429 else "server_error", error.message)
     elif status == "incomplete":
-        response["incomplete_details"] = {"reason": reason}
+        response.incomplete_details = IncompleteDetails(reason)
     elif status == "completed":
-        response["completed_at"] = int(time.time())
+        response.completed_at = int(time.time())
 
 
 def error_event(error: ApiError) -> dict[str, Any]:
@@ -107,20 +107,21 @@ def store_endings(outbox: Outbox) -> Endings:
     return Endings(_ended_by_store, outbox)
 
 
-def _ended_by_store(response: dict[str, Any], status: str, why: str, request: bytes | None, after: int | None) -> bytes:
-    """End a response whose instance is gone (failed, for the reason `why` names) or a queued
-    run that was cancelled; with `after` (its log's last event), the events that close its
-    logged stream, numbered on from there. `request` says whether the client wanted reasoning
-    state."""
+def _ended_by_store(body: bytes, status: str, why: str, request: bytes | None, after: int | None) -> tuple[bytes, bytes]:
+    """End a stored response (`body`) whose instance is gone (failed, for the reason `why`
+    names) or a queued run that was cancelled: its new body, and with `after` (its log's last
+    event) the events that close its logged stream, numbered on from there. `request` says
+    whether the client wanted reasoning state."""
+    response = decode_response(body)
     error = ApiError(500, _WHY[why], type="server_error", code="server_error") if status == "failed" else None
     end(response, status, error=error)
     kind = closing(status)
     if after is None or kind is None:
-        return b""
+        return encode(response), b""
     wanted = request is not None and "reasoning.encrypted_content" in (orjson.loads(request).get("include") or ())
     sequence = Sequence(after + 1)
     events = []
     if error is not None:
         events.append({"type": "error", **error_event(error), "sequence_number": sequence.take()})
     events.append({"type": kind, "response": response if wanted else shown(response), "sequence_number": sequence.take()})
-    return frames([(event["type"], orjson.dumps(event)) for event in events])
+    return encode(response), frames([(event["type"], encode(event)) for event in events])

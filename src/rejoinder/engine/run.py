@@ -16,9 +16,6 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any, NamedTuple
 
-import msgspec
-import orjson
-
 from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
@@ -27,24 +24,15 @@ from rejoinder.engine.router import Deployment
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.tools import Backend, Round, mcp, summed
 from rejoinder.protocol.errors import ApiError
-from rejoinder.protocol.items import Item, encode_item
+from rejoinder.protocol.items import Compaction, Item, encode_item
 from rejoinder.protocol.request import Request
+from rejoinder.protocol.response import Response, encode
 from rejoinder.providers.base import Delta, Finish, ModelRequest
 from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
-
-
-def encode(value: Any) -> bytes:
-    """JSON for what the gateway emits and stores. orjson is fast but refuses integers beyond
-    64 bits and very deep nesting; anything an upstream sent (msgspec decoded it) msgspec can
-    encode back, so an odd upstream value never breaks a stream after it started."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:
-        return msgspec.json.encode(value)
 
 
 async def settled(future: asyncio.Future) -> None:
@@ -65,7 +53,7 @@ class Turn(NamedTuple):
     context: list[Item]  # what the model sees, before `model_view`: the earlier chain, then own_input
     warnings: list[str]
     mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.tools.mcp.client`)
-    checkpoint: dict[str, Any] | None = None  # the compaction item `context_management` made of the context
+    checkpoint: Compaction | None = None  # the compaction item `context_management` made of the context
     retries: int = 0  # deployments that failed before the one that served
 
 
@@ -120,7 +108,7 @@ class Run:
         store: Store,
         request: Request,
         principal: Principal,
-        response: dict[str, Any],
+        response: Response,
         begun: asyncio.Future | None,
         turn: Turn,
         first: list[Delta],
@@ -212,7 +200,7 @@ class Run:
             await self._keep_cancelled(builder)
             raise
         except Exception:
-            log.exception("response %s failed inside the gateway", self.response["id"])
+            log.exception("response %s failed inside the gateway", self.response.id)
             return ApiError(500, "The gateway failed while generating the response.", type="server_error", code="server_error")
         finally:
             self.steerable = False
@@ -277,7 +265,7 @@ class Run:
         the run ends steered (unless it had ended already)."""
         for type_, fields in self.interjections:
             builder.announce(type_, fields)
-        if self.interjections and self.response["status"] == "in_progress":
+        if self.interjections and self.response.status == "in_progress":
             builder.steered()
 
     async def release(self) -> None:
@@ -302,14 +290,14 @@ class Run:
         try:
             await asyncio.shield(self.sink.keep_cancelled(Ending(self, builder, [])))
         except Exception:
-            log.warning("could not store cancelled response %s", self.response["id"])
+            log.warning("could not store cancelled response %s", self.response.id)
 
     def conversation_append(self, rows: list[dict[str, Any]]) -> Callable[[Any], bool] | None:
         """What a turn on a conversation adds to it, committed with its final form: its input
         and output items, in order, when it completed or stopped incomplete; nothing else. With
         `store: false` the items still go to the conversation (the client asked for it to be
         kept), the response itself does not."""
-        if self.conversation is None or self.response["status"] not in ("completed", "incomplete"):
+        if self.conversation is None or self.response.status not in ("completed", "incomplete"):
             return None
         return functools.partial(
             conversations.append, conversation_id=self.conversation, project=self.principal.project, rows=[(row["id"], row["body"]) for row in rows]
@@ -321,12 +309,9 @@ class Run:
         self.sessions.release()
 
     def item_rows(self) -> list[dict[str, Any]]:
-        response = self.response
-        rows = [
-            {"response_id": response["id"], "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)
-        ]
+        response_id = self.response.id
+        rows = [{"response_id": response_id, "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)]
         rows += [
-            {"response_id": response["id"], "role": "output", "position": i, "id": item["id"], "body": encode(item)}
-            for i, item in enumerate(response["output"])
+            {"response_id": response_id, "role": "output", "position": i, "id": item.id, "body": encode(item)} for i, item in enumerate(self.response.output)
         ]
         return rows

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rejoinder.engine.lifecycle import Sequence
+from rejoinder.protocol.response import Response
 
 if TYPE_CHECKING:
     from rejoinder.engine.builder import Builder
@@ -40,7 +41,7 @@ class Sink:
     streams = False
     """Whether events are built and sent (a JSON body needs none)."""
 
-    def __init__(self, response: dict[str, Any] | None = None, sequence: Sequence | None = None) -> None:
+    def __init__(self, response: Response | None = None, sequence: Sequence | None = None) -> None:
         self.response = response  # one recorded before the run (a background run's, queued): the run continues it
         self.sequence = sequence or Sequence()  # the response's event numbers: steering's events follow the run's
         self.builder: Builder | None = None  # the run's, for a sink that shows the snapshot as it goes

@@ -7,14 +7,16 @@ import time
 from typing import Any
 
 import msgspec
+from msgspec import UNSET
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.request import Request, TextFormatJsonSchema, TextFormatText
+from rejoinder.protocol.response import ConversationRef, InputTokensDetails, OutputTokensDetails, Response, ResponseUsage
 from rejoinder.providers.base import Usage
 
 
-def skeleton(request: Request) -> dict[str, Any]:
+def skeleton(request: Request) -> Response:
     """The Response object as OpenAI returns it, every request field echoed, status in_progress."""
     params = request.body
     text = params.text
@@ -25,56 +27,45 @@ def skeleton(request: Request) -> dict[str, Any]:
             del text_echo["format"]["description"]
         text_echo["format"]["strict"] = bool(fmt.strict)  # OpenAI's default; Open Responses wants a boolean
     reasoning = params.reasoning
-    response = {
-        "id": new_id("resp"),
-        "object": "response",
-        "created_at": int(time.time()),
-        "status": "in_progress",
-        "background": False,
-        "completed_at": None,
-        "error": None,
-        "incomplete_details": None,
-        "instructions": params.instructions,
-        "max_output_tokens": params.max_output_tokens,
-        "max_tool_calls": params.max_tool_calls,
-        "model": params.model,
-        "output": [],
-        "parallel_tool_calls": params.parallel_tool_calls if params.parallel_tool_calls is not None else True,
-        "previous_response_id": params.previous_response_id,
-        "prompt_cache_key": params.prompt_cache_key,
-        "reasoning": {"effort": reasoning.effort if reasoning else None, "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None},
-        "safety_identifier": params.safety_identifier,
-        "service_tier": "default" if params.service_tier in (None, "auto") else params.service_tier,
-        "store": bool(params.store),
-        "temperature": params.temperature if params.temperature is not None else 1.0,
-        "text": text_echo,
-        "tool_choice": params.tool_choice,
-        "tools": request.tools.echo,
-        "top_logprobs": params.top_logprobs or 0,
-        "top_p": params.top_p if params.top_p is not None else 1.0,
-        "truncation": params.truncation or "disabled",
-        "metadata": params.metadata or {},
-        "presence_penalty": params.presence_penalty or 0.0,
-        "frequency_penalty": params.frequency_penalty or 0.0,
-        "usage": None,  # known at the end
-    }
-    if params.user is not None:  # the spec allows a string or nothing
-        response["user"] = params.user
-    if request.conversation is not None:
-        response["conversation"] = {"id": request.conversation}
-    if params.prompt is not None:
-        response["prompt"] = msgspec.to_builtins(params.prompt)
-    return response
+    return Response(
+        id=new_id("resp"),
+        created_at=int(time.time()),
+        instructions=params.instructions,
+        max_output_tokens=params.max_output_tokens,
+        max_tool_calls=params.max_tool_calls,
+        model=params.model,
+        output=[],
+        parallel_tool_calls=params.parallel_tool_calls if params.parallel_tool_calls is not None else True,
+        previous_response_id=params.previous_response_id,
+        prompt_cache_key=params.prompt_cache_key,
+        reasoning={"effort": reasoning.effort if reasoning else None, "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None},
+        safety_identifier=params.safety_identifier,
+        service_tier="default" if params.service_tier in (None, "auto") else params.service_tier,
+        store=bool(params.store),
+        temperature=params.temperature if params.temperature is not None else 1.0,
+        text=text_echo,
+        tool_choice=params.tool_choice,
+        tools=request.tools.echo,
+        top_logprobs=params.top_logprobs or 0,
+        top_p=params.top_p if params.top_p is not None else 1.0,
+        truncation=params.truncation or "disabled",
+        metadata=params.metadata or {},
+        presence_penalty=params.presence_penalty or 0.0,
+        frequency_penalty=params.frequency_penalty or 0.0,
+        user=params.user if params.user is not None else UNSET,
+        conversation=ConversationRef(request.conversation) if request.conversation is not None else UNSET,
+        prompt=msgspec.to_builtins(params.prompt) if params.prompt is not None else UNSET,
+    )
 
 
-def usage(usage: Usage) -> dict[str, Any]:
+def usage(usage: Usage) -> ResponseUsage:
     """The Response's `usage`; counts no real upstream could report are an upstream fault."""
     if not all(type(n) is int and 0 <= n < 2**53 for n in msgspec.structs.astuple(usage)):
         raise ApiError(502, "The upstream model provider reported token counts this gateway could not read.", type="server_error", code="upstream_error")
-    return {
-        "input_tokens": usage.input_tokens,
-        "input_tokens_details": {"cached_tokens": usage.cached_tokens, "cache_write_tokens": usage.cache_write_tokens},
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": usage.input_tokens + usage.output_tokens,
-    }
+    return ResponseUsage(
+        input_tokens=usage.input_tokens,
+        input_tokens_details=InputTokensDetails(usage.cached_tokens, usage.cache_write_tokens),
+        output_tokens=usage.output_tokens,
+        output_tokens_details=OutputTokensDetails(usage.reasoning_tokens),
+        total_tokens=usage.input_tokens + usage.output_tokens,
+    )

@@ -21,6 +21,11 @@ class _Nullable(Struct):
     """Clients replay items as the SDK dumped them, `None` for every absent field: a null in an
     optional field means absent, so the stored form stays the canonical one."""
 
+    @property
+    def type(self) -> str:
+        """Its `type`, as every item (a `HostedItem` too) answers it."""
+        return self.__struct_config__.tag  # type: ignore[return-value]
+
     def __post_init__(self) -> None:
         for name in self.__struct_fields__:
             if getattr(self, name) is None and name in self._absent_when_null:
@@ -188,6 +193,18 @@ class HostedItem:
     @property
     def id(self) -> str:
         return self.raw["id"]
+
+    @property
+    def type(self) -> str:
+        return self.raw["type"]
+
+    @property
+    def status(self) -> Any:
+        return self.raw.get("status")
+
+    @status.setter
+    def status(self, value: str) -> None:
+        self.raw["status"] = value
 
     def upstream_form(self) -> dict[str, Any]:
         left_out = ("id",) if self.id.startswith(self.GATEWAY_PREFIX + "_") else ()

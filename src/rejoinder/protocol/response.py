@@ -1,8 +1,10 @@
-"""How a stored or freshly built Response is shown to a client, honouring `include`, and the
-other bodies the API answers with (models, item lists, deletions), as typed structs.
+"""The Response object, typed from the builder to the store to the wire, and the other bodies the
+API answers with (models, item lists, deletions).
 
-Reasoning items keep their provider-opaque `encrypted_content` in storage always; it is shown
-only when the client asks for `reasoning.encrypted_content`.
+A Response's output items are the same structs as input items (`protocol.items`), and a hosted
+tool's record a `HostedItem`; one encoder writes them all, once per form. Reasoning items keep
+their provider-opaque `encrypted_content` in storage always; it is shown only when the client
+asks for `reasoning.encrypted_content`.
 """
 
 from __future__ import annotations
@@ -10,15 +12,113 @@ from __future__ import annotations
 from typing import Any, Literal, get_args
 
 import msgspec
-import orjson
-from msgspec import Struct
+from msgspec import UNSET, Struct, UnsetType
 from multidict import MultiMapping
 
 from rejoinder.protocol.errors import invalid
+from rejoinder.protocol.items import HostedItem, Item, Reasoning, decode_item
 from rejoinder.protocol.request import Include
 
 _INCLUDABLE = frozenset(get_args(Include))
 _ENCRYPTED = "reasoning.encrypted_content"
+
+OutputItem = Item | HostedItem
+
+
+class ResponseError(Struct):
+    code: str
+    message: str
+
+
+class IncompleteDetails(Struct):
+    reason: str | None
+
+
+class InputTokensDetails(Struct):
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+
+
+class OutputTokensDetails(Struct):
+    reasoning_tokens: int = 0
+
+
+class ResponseUsage(Struct):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails
+    total_tokens: int
+
+
+class ConversationRef(Struct):
+    id: str
+
+
+class Response(Struct, kw_only=True):
+    """The Response object as OpenAI returns it. Each field has a default so that a stored one
+    from an older release still reads."""
+
+    id: str
+    object: Literal["response"] = "response"
+    created_at: int = 0
+    status: str = "in_progress"
+    background: bool = False
+    completed_at: int | None = None
+    error: ResponseError | None = None
+    incomplete_details: IncompleteDetails | None = None
+    instructions: Any = None
+    max_output_tokens: int | None = None
+    max_tool_calls: int | None = None
+    model: str = ""
+    output: list[Any] = []  # `OutputItem`s
+    parallel_tool_calls: bool = True
+    previous_response_id: str | None = None
+    prompt_cache_key: str | None = None
+    reasoning: Any = None
+    safety_identifier: str | None = None
+    service_tier: str = "default"
+    store: bool = True
+    temperature: float = 1.0
+    text: Any = msgspec.field(default_factory=lambda: {"format": {"type": "text"}, "verbosity": "medium"})
+    tool_choice: Any = "auto"
+    tools: list[Any] = []
+    top_logprobs: int = 0
+    top_p: float = 1.0
+    truncation: str = "disabled"
+    metadata: dict[str, str] = {}
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    usage: ResponseUsage | None = None
+    user: str | UnsetType = UNSET  # the spec allows a string or nothing
+    conversation: ConversationRef | UnsetType = UNSET
+    prompt: Any = UNSET
+
+
+class _Stored(Response, kw_only=True):
+    """A stored Response as read: its items still JSON, each then read as input items are."""
+
+    output: list[msgspec.Raw] = []
+
+
+def _hosted(value: Any) -> Any:
+    if isinstance(value, HostedItem):
+        return value.raw
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+encode = msgspec.json.Encoder(enc_hook=_hosted).encode
+"""JSON for everything the gateway emits and stores: Responses, their items, events (dicts
+holding those), lists."""
+
+_read_stored = msgspec.json.Decoder(_Stored).decode
+
+
+def decode_response(body: bytes) -> Response:
+    """A stored Response, typed."""
+    stored = _read_stored(body)
+    stored.output = [decode_item(raw) for raw in stored.output]  # type: ignore[misc]
+    return stored
 
 
 def parse_include(query: MultiMapping[str]) -> list[str]:
@@ -34,28 +134,28 @@ def view(response: bytes, include: list[str] | None) -> bytes:
     """The JSON a client receives for a Response (given as its stored JSON)."""
     if b'"encrypted_content"' not in response or (include and _ENCRYPTED in include):
         return response
-    return orjson.dumps(shown(orjson.loads(response)))
+    return encode(shown(decode_response(response)))
 
 
 def item_view(item: bytes, include: list[str] | None) -> bytes:
     """The JSON a client receives for a stored item (a conversation's), honouring `include`."""
     if b'"encrypted_content"' not in item or (include and _ENCRYPTED in include):
         return item
-    return orjson.dumps(without_encrypted(orjson.loads(item)))
+    return encode(without_encrypted(decode_item(item)))
 
 
-def shown(response: dict[str, Any]) -> dict[str, Any]:
-    """A Response (as a dict) without its reasoning items' opaque state, for a client that did
-    not ask for it; the same dict when there is none."""
-    if not any("encrypted_content" in item for item in response["output"]):
+def shown(response: Response) -> Response:
+    """A Response without its reasoning items' opaque state, for a client that did not ask for
+    it; the same Response when there is none."""
+    if not any(isinstance(item, Reasoning) and item.encrypted_content for item in response.output):
         return response
-    return {**response, "output": [without_encrypted(item) for item in response["output"]]}
+    return msgspec.structs.replace(response, output=[without_encrypted(item) for item in response.output])
 
 
-def without_encrypted(item: dict[str, Any]) -> dict[str, Any]:
+def without_encrypted(item: Any) -> Any:
     """A reasoning item without its opaque state, for a client that did not ask for it."""
-    if item.get("type") == "reasoning" and "encrypted_content" in item:
-        return {k: v for k, v in item.items() if k != "encrypted_content"}
+    if isinstance(item, Reasoning) and item.encrypted_content:
+        return msgspec.structs.replace(item, encrypted_content=UNSET)
     return item
 
 
@@ -86,6 +186,3 @@ class ItemList(Struct):
     last_id: str
     has_more: bool
     object: Literal["list"] = "list"
-
-
-encode_body = msgspec.json.Encoder().encode

@@ -89,9 +89,10 @@ class Annotation(Struct):
 
 
 class HostedStart(Struct):
-    """An item of a tool the upstream runs itself (a web search, …) has begun."""
+    """An item of a tool the upstream runs itself (a web search, …) has begun: its JSON object
+    (or, for the gateway's own items, the typed item)."""
 
-    item: dict[str, Any]
+    item: Any
 
 
 class HostedEvent(Struct):
@@ -103,9 +104,9 @@ class HostedEvent(Struct):
 
 
 class HostedOutput(Struct):
-    """A finished item of a tool the upstream ran itself, kept as it is."""
+    """A finished item of a tool the upstream ran itself, kept as it is (as `HostedStart`'s)."""
 
-    item: dict[str, Any]
+    item: Any
 
 
 class ReasoningEnd(Struct):

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 
-import orjson
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
 from rejoinder.store import runs
@@ -41,12 +40,9 @@ def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
         select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(alive) | responses.c.owner.is_(None))
     ).all()
     for response_id, body in orphans:
-        response = orjson.loads(body)
-        endings.end(response, "failed", "interrupted", None, None)
+        failed, _ = endings.end(body, "failed", "interrupted", None, None)
         conn.execute(
-            update(responses)
-            .where(responses.c.id == response_id, responses.c.status == "in_progress")
-            .values(status="failed", owner=None, body=orjson.dumps(response))
+            update(responses).where(responses.c.id == response_id, responses.c.status == "in_progress").values(status="failed", owner=None, body=failed)
         )
     conn.execute(delete(instances).where(instances.c.heartbeat_at < cutoff))
     return ended + [response_id for response_id, _ in orphans]

@@ -30,6 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 from rejoinder.protocol.ids import new_id
+from rejoinder.protocol.response import Response
 from rejoinder.store.connection import connect
 from rejoinder.store.liveness import maintain
 from rejoinder.store.paging import page_of
@@ -149,7 +150,7 @@ class Store:
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
-    def begin(self, response: dict[str, Any], body: bytes, tenant: Tenant) -> asyncio.Future:
+    def begin(self, response: Response, body: bytes, tenant: Tenant) -> asyncio.Future:
         """Record a response as in progress, owned by this instance, before its client sees its
         id; the returned future settles once that is committed. If this instance dies before the
         response finishes, another instance's maintenance (`liveness.reap`) marks it failed, so the
@@ -158,7 +159,7 @@ class Store:
 
     async def save(
         self,
-        response: dict[str, Any],
+        response: Response,
         body: bytes,
         tenant: Tenant,
         item_rows: list[dict[str, Any]],
@@ -186,10 +187,10 @@ class Store:
             return fn(conn, *args)
 
     def _enqueue(
-        self, response: dict[str, Any], body: bytes, tenant: Tenant, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
+        self, response: Response, body: bytes, tenant: Tenant, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
     ) -> asyncio.Future:
         loop = asyncio.get_running_loop()
-        row = response_row(response, body, response["status"], self.instance if begin else None, tenant)
+        row = response_row(response, body, response.status, self.instance if begin else None, tenant)
         future = loop.create_future()
         self._writes.put(_Write(loop, future, row, item_rows, begin, replaces, op))
         return future

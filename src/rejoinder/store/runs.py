@@ -15,6 +15,7 @@ from typing import Any, Callable, NamedTuple
 import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
+from rejoinder.protocol.response import Response
 from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, webhook_outbox
 
 Outbox = Callable[[str, str], list[dict[str, Any]]]
@@ -25,10 +26,10 @@ class Endings(NamedTuple):
     """What the engine decides when the store ends a response on its own (its instance is gone,
     a queued run is cancelled), given to the `Store` at construction (`engine.lifecycle`)."""
 
-    end: Callable[[dict[str, Any], str, str, bytes | None, int | None], bytes]
-    """`(response, status, why, its request, its log's last event or None)`: ends the response
-    in place (`why` names the reason it failed: `interrupted`, `shut_down`); the frames of the
-    events that close its logged stream."""
+    end: Callable[[bytes, str, str, bytes | None, int | None], tuple[bytes, bytes]]
+    """`(its stored body, status, why, its request, its log's last event or None)` → its body
+    as ended (`why` names the reason it failed: `interrupted`, `shut_down`), and the frames of
+    the events that close its logged stream."""
     outbox: Outbox
 
 
@@ -42,7 +43,7 @@ class LostRun(Exception):
 
 def enqueue(
     conn: Connection,
-    response: dict[str, Any],
+    response: Response,
     body: bytes,
     tenant: Tenant,
     principal: bytes,
@@ -57,11 +58,11 @@ def enqueue(
     if owner is not None and conn.execute(select(runs.c.response_id).where(runs.c.owner.is_(None)).limit(1)).first() is not None:
         owner = None
     if owner is not None:  # taken at once: its column and body say in progress
-        body = orjson.dumps({**response, "status": "in_progress"})
+        body = _with_status(body, "in_progress")
     conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, tenant))
-    row = {"response_id": response["id"], "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
+    row = {"response_id": response.id, "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
     conn.execute(insert(runs), row)
-    conn.execute(insert(events), {"response_id": response["id"], "seq": 0, "last_seq": first_last, "frames": first_frames})
+    conn.execute(insert(events), {"response_id": response.id, "seq": 0, "last_seq": first_last, "frames": first_frames})
     return owner is not None
 
 
@@ -131,9 +132,8 @@ def cancel(conn: Connection, response_id: str, endings: Endings) -> str:
     """Ask for a run's cancellation: `cancelled` when it was still queued (it ends here and
     now), `running` when its owner must stop it, `ended` when it had already ended."""
     if conn.execute(delete(runs).where(runs.c.response_id == response_id, runs.c.owner.is_(None))).rowcount:
-        body = orjson.loads(conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar_one())
-        endings.end(body, "cancelled", "", None, None)
-        conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=orjson.dumps(body), owner=None))
+        body, _ = endings.end(conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar_one(), "cancelled", "", None, None)
+        conn.execute(update(responses).where(responses.c.id == response_id).values(status="cancelled", body=body, owner=None))
         deliveries = endings.outbox("cancelled", response_id)
         if deliveries:
             conn.execute(insert(webhook_outbox), deliveries)
@@ -180,10 +180,9 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
         return found[0] if found else "deleted"
     last = conn.execute(select(func.max(events.c.last_seq)).where(events.c.response_id == response_id)).scalar() or 0
     status = "cancelled" if cancel_asked else "failed"
-    response = orjson.loads(found[1])
-    joined = endings.end(response, status, why, request, last)
+    body, joined = endings.end(found[1], status, why, request, last)
     conn.execute(update(responses).where(responses.c.id == response_id).values(owner=None))
-    row = {"id": response_id, "status": status, "body": orjson.dumps(response)}
+    row = {"id": response_id, "status": status, "body": body}
     finish(conn, row, [], last + 1, joined, last + 2, None, endings.outbox(status, response_id))
     return status
 
@@ -193,9 +192,13 @@ def _set_status(conn: Connection, response_id: str, status: str, owner: str | No
     body = conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar()
     if body is None:
         return
+    conn.execute(update(responses).where(responses.c.id == response_id).values(status=status, owner=owner, body=_with_status(body, status)))
+
+
+def _with_status(body: bytes, status: str) -> bytes:
     response = orjson.loads(body)
     response["status"] = status
-    conn.execute(update(responses).where(responses.c.id == response_id).values(status=status, owner=owner, body=orjson.dumps(response)))
+    return orjson.dumps(response)
 
 
 def queue_depth(conn: Connection) -> int:

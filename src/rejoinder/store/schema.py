@@ -4,6 +4,8 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
+from rejoinder.protocol.response import Response
+
 metadata = MetaData()
 DEFAULT_PROJECT = "proj_default"  # what the master key, and a gateway without keys, act in
 
@@ -33,15 +35,15 @@ responses = Table(
 )
 
 
-def response_row(response: dict[str, Any], body: bytes, status: str, owner: str | None, tenant: Tenant) -> dict[str, Any]:
+def response_row(response: Response, body: bytes, status: str, owner: str | None, tenant: Tenant) -> dict[str, Any]:
     """The `responses` row of a Response: its columns, and its JSON as stored."""
     return {
         "project": tenant.project,
         "key_id": tenant.key_id,
-        "model": response["model"][:128],
-        "id": response["id"],
-        "created_at": response["created_at"],
-        "previous_response_id": response["previous_response_id"],
+        "model": response.model[:128],
+        "id": response.id,
+        "created_at": response.created_at,
+        "previous_response_id": response.previous_response_id,
         "status": status,
         "owner": owner,
         "body": body,

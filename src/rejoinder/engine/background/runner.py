@@ -21,7 +21,6 @@ from functools import partial
 from typing import Any
 
 import msgspec
-import orjson
 
 from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
@@ -30,11 +29,12 @@ from rejoinder.engine.background.webhooks import Deliverer
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.lifecycle import Sequence
-from rejoinder.engine.run import Run, encode
+from rejoinder.engine.run import Run
 from rejoinder.engine.sinks import Finished, Stream
 from rejoinder.engine.skeleton import skeleton
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.request import Request, decode_create_response
+from rejoinder.protocol.response import Response, decode_response, encode
 from rejoinder.protocol.sse import frames
 from rejoinder.protocol.tools import decode_tools
 from rejoinder.store import runs
@@ -49,7 +49,7 @@ class Journal(Stream):
     """A running background run's sink, its record: each batch of events committed to its log,
     then published; the final form and the last events committed together, once."""
 
-    def __init__(self, store: Store, feed: Feed, response: dict[str, Any]) -> None:
+    def __init__(self, store: Store, feed: Feed, response: Response) -> None:
         super().__init__(response, Sequence(lifecycle.QUEUED_EVENTS))  # it goes on after the events logged when it was queued
         self.store = store
         self.feed = feed
@@ -68,12 +68,12 @@ class Journal(Stream):
                 self.builder.progress()
             snapshot = encode(self.response)
         try:
-            await self._write(runs.append, self.response["id"], first, joined, self.sequence.next - 1, self.store.instance, snapshot)
+            await self._write(runs.append, self.response.id, first, joined, self.sequence.next - 1, self.store.instance, snapshot)
         except runs.LostRun:  # ended elsewhere, or deleted: stop generating it
             self.lost = True
-            log.warning("background run %s is no longer this instance's: stopping it", self.response["id"])
+            log.warning("background run %s is no longer this instance's: stopping it", self.response.id)
             raise asyncio.CancelledError from None
-        await self.feed.publish(self.response["id"], first, joined, False)
+        await self.feed.publish(self.response.id, first, joined, False)
 
     async def keep(self, ending: Finished) -> None:
         """The closing event first: it commits with the final form."""
@@ -90,14 +90,14 @@ class Journal(Stream):
             return
         first, joined = self._take(events)
         response = self.response
-        row = {"id": response["id"], "status": response["status"], "body": encoded}
-        outbox = self.store.endings.outbox(response["status"], response["id"])
+        row = {"id": response.id, "status": response.status, "body": encoded}
+        outbox = self.store.endings.outbox(response.status, response.id)
         try:
             await self._write(runs.finish, row, item_rows, first, joined, self.sequence.next - 1, self.store.instance, outbox, also)
         except runs.LostRun:
-            log.warning("background run %s was ended elsewhere; its result here is dropped", response["id"])
+            log.warning("background run %s was ended elsewhere; its result here is dropped", response.id)
             return
-        await self.feed.publish(response["id"], first, joined, True)
+        await self.feed.publish(response.id, first, joined, True)
 
     async def _write(self, fn: Any, *args: Any) -> None:
         """Commit through the store's writer, trying again while the database refuses (the run
@@ -109,7 +109,7 @@ class Journal(Stream):
             except runs.LostRun:
                 raise
             except Exception as exc:
-                log.error("background run %s: could not write its log (%s), attempt %d", self.response["id"], type(exc).__name__, attempt + 1)
+                log.error("background run %s: could not write its log (%s), attempt %d", self.response.id, type(exc).__name__, attempt + 1)
                 await asyncio.sleep(min(10.0, 0.1 * 2**attempt))
 
     def _take(self, events: list[tuple[str, bytes]]) -> tuple[int, bytes]:
@@ -118,7 +118,7 @@ class Journal(Stream):
         return self.sequence.next - len(events), frames(events)
 
 
-def _collecting(response: dict[str, Any], sequence: Sequence) -> tuple[Builder, list[tuple[str, bytes]]]:
+def _collecting(response: Response, sequence: Sequence) -> tuple[Builder, list[tuple[str, bytes]]]:
     """A builder whose events are collected: for the events a run logs without a model turn
     (being queued, failing to start)."""
     events: list[tuple[str, bytes]] = []
@@ -156,13 +156,13 @@ class Runner:
     def start(self) -> None:
         self.loop_task = asyncio.get_running_loop().create_task(self._loop())
 
-    async def submit(self, request: Request, principal: Principal, raw: bytes) -> tuple[dict[str, Any], list[str]]:
+    async def submit(self, request: Request, principal: Principal, raw: bytes) -> tuple[Response, list[str]]:
         """Check and queue a background request; its response (status `queued`) and the
         warnings. With room here and no run waiting, this instance takes the run as it queues it,
         sparing a claim."""
         turn = await self.engine.prepare(request, principal)  # a bad request is the POST's error, not the run's
         response = skeleton(request)
-        response.update(status="queued", background=True)
+        response.status, response.background = "queued", True
         builder, logged = _collecting(response, Sequence())
         builder.queued()
         room = self.accepting and len(self.running) + self.reserved < self.max_concurrent
@@ -182,7 +182,7 @@ class Runner:
         finally:
             self.reserved -= room
         if here:
-            self._launch(response["id"], raw, dict(response), principal)
+            self._launch(response.id, raw, msgspec.structs.replace(response, output=[]), principal)
         else:
             self.backlog = True
         return response, turn.warnings
@@ -196,7 +196,7 @@ class Runner:
                     self.backlog = len(claimed) == free
                     for response_id, request, body, project, principal in claimed:
                         queued_by = msgspec.json.decode(principal, type=Principal) if principal is not None else Principal(project, None, False)
-                        self._launch(response_id, request, orjson.loads(body), queued_by)
+                        self._launch(response_id, request, decode_response(body), queued_by)
                 if self.running:
                     for response_id in await self.store.transact(runs.cancels, self.store.instance):
                         self.stop(response_id)
@@ -210,9 +210,9 @@ class Runner:
                 pass
             self.wake.clear()
 
-    def _launch(self, response_id: str, raw: bytes, response: dict[str, Any], principal: Principal) -> None:
+    def _launch(self, response_id: str, raw: bytes, response: Response, principal: Principal) -> None:
         """Run it for `principal`, who queued it: in their project, spending from their limits."""
-        response["status"] = "in_progress"
+        response.status = "in_progress"
         journal = Journal(self.store, self.feed, response)
         task = asyncio.create_task(self._run(journal, raw, principal))
         self.running[response_id] = (task, journal, raw)
@@ -241,7 +241,7 @@ class Runner:
             await self._fail(journal, exc)
             return
         except Exception:
-            log.exception("background run %s could not start", journal.response["id"])
+            log.exception("background run %s could not start", journal.response.id)
             await self._fail(journal, ApiError(500, "The gateway failed while starting the response.", type="server_error", code="server_error"))
             return
         try:

@@ -14,11 +14,10 @@ import time
 from typing import Any
 
 import msgspec
-import orjson
 
 from rejoinder.engine.skeleton import usage
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import InputText, Item, Message, encode_item
+from rejoinder.protocol.items import Compaction, InputText, Item, Message
 from rejoinder.providers import state
 from rejoinder.providers.base import Finish, ModelRequest, Provider, Usage, text_of
 
@@ -39,8 +38,8 @@ async def summarize(provider: Provider, request: ModelRequest) -> tuple[str, Usa
     return text_of(deltas), (finish.usage if finish is not None and finish.usage is not None else Usage())
 
 
-def item(summary: str) -> dict[str, Any]:
-    return {"type": "compaction", "id": new_id("cmp"), "encrypted_content": state.seal("compaction", {"summary": summary})}
+def item(summary: str) -> Compaction:
+    return Compaction(state.seal("compaction", {"summary": summary}), id=new_id("cmp"))
 
 
 def kept(context: list[Item]) -> list[Item]:
@@ -50,5 +49,5 @@ def kept(context: list[Item]) -> list[Item]:
 
 def compacted_response(context: list[Item], summary: str, cost: Usage) -> dict[str, Any]:
     """The body of `POST /v1/responses/compact`."""
-    output = [orjson.loads(encode_item(entry)) for entry in kept(context)] + [item(summary)]
+    output = [*kept(context), item(summary)]
     return {"id": new_id("resp"), "object": "response.compaction", "output": output, "created_at": int(time.time()), "usage": usage(cost)}

@@ -31,12 +31,11 @@ from rejoinder.config import WebSocketConfig
 from rejoinder.engine.access import Limiter, Principal
 from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
-from rejoinder.engine.run import encode
 from rejoinder.engine.sinks import Stream
 from rejoinder.engine.sockets import steering
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
-from rejoinder.protocol.items import Item, decode_item
+from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import decode_create_response
 
 log = logging.getLogger("rejoinder.sockets")
@@ -161,7 +160,7 @@ class Session:
             await self.error(exc, job.stream_id)
             await steering.refuse(self, steers, "successor_creation_failed", f"The response could not be created: {exc.message}", job.stream_id)
             return
-        response_id = run.response["id"]
+        response_id = run.response.id
         active = self.active[response_id] = steering.Active(run, job.stream_id)
         try:
             await run.finish()
@@ -174,8 +173,8 @@ class Session:
             del self.active[response_id]
             self.metrics.turn("websocket", 200, arrived, run, self.principal)
         response = run.response
-        if response["status"] in ("completed", "incomplete"):
-            self._remember(response_id, run.context + [decode_item(encode(item)) for item in response["output"]])
+        if response.status in ("completed", "incomplete"):
+            self._remember(response_id, [*run.context, *response.output])
         else:
             self.forget(previous)
         successor = await steering.settle(self, raw, active)

@@ -28,7 +28,7 @@ from rejoinder.engine.run import Run
 from rejoinder.protocol.checks import validation_error
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import Message
+from rejoinder.protocol.items import CustomToolCall, FunctionCall, Message
 from rejoinder.protocol.request import decode_input
 
 
@@ -123,11 +123,11 @@ async def settle(session: Connection, raw: bytes, active: Active) -> bytes | Non
     steers = active.steers
     if not steers:
         return None
-    response_id, status = response["id"], response["status"]
+    response_id, status = response.id, response.status
     if status not in ("completed", "incomplete"):
         await refuse(session, steers, "response_not_active", f"Response '{response_id}' ended {status} before its steering input was applied.", lane, sequence)
         return None
-    required = [_stub(item) for item in response["output"] if item["type"] in ("function_call", "custom_tool_call") and item["status"] == "completed"]
+    required = [_stub(item) for item in response.output if isinstance(item, (FunctionCall, CustomToolCall)) and item.status == "completed"]
     if required:
         session.waiting[response_id] = steers
         for steer in steers:
@@ -154,11 +154,11 @@ async def _failed(session: Connection, steer: Steer, code: str, message: str, st
     await session.event({"type": "response.steer.failed", "steer": shown, "error": error, "sequence_number": number}, stream_id)
 
 
-def _stub(item: dict[str, Any]) -> dict[str, Any]:
+def _stub(item: FunctionCall | CustomToolCall) -> dict[str, Any]:
     """What the client must supply for one of its tool calls: identifying fields only."""
-    if item["type"] == "function_call":
-        return {"type": "function_call_output", "call_id": item["call_id"], "name": item["name"]}
-    return {"type": "custom_tool_call_output", "call_id": item["call_id"]}
+    if isinstance(item, FunctionCall):
+        return {"type": "function_call_output", "call_id": item.call_id, "name": item.name}
+    return {"type": "custom_tool_call_output", "call_id": item.call_id}
 
 
 def _successor(raw: bytes, response_id: str, steers: list[Steer]) -> bytes:

@@ -20,7 +20,7 @@ import msgspec
 from rejoinder.engine.context import model_view
 from rejoinder.engine.tools import mcp, searching
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, decode_item
+from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
 from rejoinder.protocol.tools import relaxed
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, Usage
 from rejoinder.providers.web_search import Searches, query_of
@@ -112,11 +112,11 @@ class Round:
         given up (past a limit)."""
         return (await self.answer())[0] if self.asked else self.give_up()
 
-    def next_request(self, finish: Finish, output: list[dict[str, Any]], answers: list[Any]) -> ModelRequest:
+    def next_request(self, finish: Finish, output: list[Any], answers: list[Any]) -> ModelRequest:
         """The model's next turn: what it said in the last (its gateway-run calls only as the
         function calls and outputs `answers` holds), then those."""
         self.spent = added(self.spent, finish.usage)
-        said = [decode_item(msgspec.json.encode(item)) for item in output[self.turn_start :] if item["type"] not in SHOWN_AS_CALLS]
+        said = [item for item in output[self.turn_start :] if item.type not in SHOWN_AS_CALLS]
         settings = msgspec.structs.replace(self.model_request.settings, choice=relaxed(self.model_request.settings.choice))  # a forced call was made
         self.model_request = msgspec.structs.replace(self.model_request, settings=settings, items=[*self.model_request.items, *model_view(said), *answers])
         self.turn_start = len(output)
