@@ -12,7 +12,7 @@ import logging
 from aiohttp import web
 
 from rejoinder.api.prompts import PROMPTS
-from rejoinder.api.replies import SSE_HEADERS, STORE, item_list, json_response, page_query, principal_of, project_of, read_body
+from rejoinder.api.replies import SSE_HEADERS, item_list, json_response, page_query, principal_of, project_of, read_body
 from rejoinder.engine.access import Limiter, Principal
 from rejoinder.engine.background import Runner
 from rejoinder.engine.engine import Engine
@@ -172,10 +172,7 @@ async def delete_response(request: web.Request) -> web.Response:
 async def list_input_items(request: web.Request) -> web.Response:
     page = page_query(request)
     response_id = _response_id(request)
-    found = await request.app[STORE].input_items(response_id, project_of(request), page.after, page.limit, page.descending)
-    if found is None:
-        raise response_not_found(response_id)
-    return item_list(*found)
+    return item_list(*await request.app[RESPONSES].input_items(response_id, project_of(request), page.after, page.limit, page.descending))
 
 
 def add_routes(app: web.Application) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -36,6 +36,13 @@ class Responses:
         if body is None:
             raise response_not_found(response_id)
         return body
+
+    async def input_items(self, response_id: str, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[Any], bool]:
+        """A page of its input items as `(id, body)` rows, and whether more follow."""
+        found = await self.store.input_items(response_id, project, after, limit, descending)
+        if found is None:
+            raise response_not_found(response_id)
+        return found
 
     async def delete(self, response_id: str, project: str) -> None:
         """Delete a response: a background run going on here stops (elsewhere, it ends unseen),
