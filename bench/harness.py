@@ -21,6 +21,9 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 def finished_run() -> SimpleNamespace:
     """What the metrics read of a run that has just ended (for the in-process benches)."""
     from rejoinder.engine.router import Deployment
+    from rejoinder.engine.skeleton import usage
+    from rejoinder.protocol.response import Response
+    from rejoinder.providers.base import Usage
 
     now = time.monotonic()
     return SimpleNamespace(
@@ -28,7 +31,7 @@ def finished_run() -> SimpleNamespace:
         retries=0,
         called_at=now,
         first_at=now + 0.001,
-        response={"id": "resp_1", "status": "completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
+        response=Response(id="resp_1", status="completed", usage=usage(Usage(input_tokens=10, output_tokens=5))),
     )
 
 

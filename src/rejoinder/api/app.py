@@ -128,8 +128,7 @@ def create_app(config: Config) -> web.Application:
     async def open_socket(request: web.Request) -> web.StreamResponse:
         return await sockets.open_socket(request, engine, templates, observed, limiter, config, stored.sessions)
 
-    app.router.add_get("/v1/responses", open_socket)
-    responses.add_routes(app)
+    responses.add_routes(app, open_socket)
     conversations.add_routes(app)
     prompts.add_routes(app)
     organization.add_routes(app)

@@ -8,6 +8,7 @@ engine's (`engine.engine` starts one, `engine.responses` reads, follows, cancels
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -26,6 +27,7 @@ from rejoinder.protocol.response import Deleted, Model, ModelList, encode, parse
 from rejoinder.protocol.sse import frames
 
 log = logging.getLogger("rejoinder.api")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 ENGINE = web.AppKey("engine", Engine)
 ROUTER = web.AppKey("router", Router)
@@ -175,10 +177,13 @@ async def list_input_items(request: web.Request) -> web.Response:
     return item_list(*await request.app[RESPONSES].input_items(response_id, project_of(request), page.after, page.limit, page.descending))
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(app: web.Application, open_socket: Handler) -> None:
+    """The routes, `POST /v1/responses` first and with WebSocket mode's `GET` on the same
+    resource (the router finds the hot path at once)."""
+    app.router.add_post("/v1/responses", create_response)
+    app.router.add_get("/v1/responses", open_socket)
     app.router.add_get("/v1/models", list_models)
     app.router.add_get("/v1/models/{model:.+}", get_model)
-    app.router.add_post("/v1/responses", create_response)
     app.router.add_post("/v1/responses/input_tokens", input_tokens)
     app.router.add_post("/v1/responses/compact", compact_response)
     app.router.add_get("/v1/responses/{response_id}", get_response)

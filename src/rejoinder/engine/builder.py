@@ -92,7 +92,9 @@ class Builder:
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
-        fields["sequence_number"] = self.sequence.take()
+        sequence = self.sequence  # `Sequence.take`, inline: every event passes here
+        fields["sequence_number"] = sequence.next
+        sequence.next += 1
         self.emit(fields)  # type: ignore[misc]
 
     def _shown(self, item: Any) -> Any:

@@ -17,9 +17,14 @@ from rejoinder.protocol.ids import ID_PATTERN, new_id
 Id = Annotated[str, Meta(pattern=ID_PATTERN)]
 
 
-class _Nullable(Struct):
+class _Nullable(Struct, gc=False):
     """Clients replay items as the SDK dumped them, `None` for every absent field: a null in an
-    optional field means absent, so the stored form stays the canonical one."""
+    optional field means absent, so the stored form stays the canonical one.
+
+    Items and their parts are never part of a reference cycle, so they are not tracked by the
+    garbage collector (`gc=False`): a streamed response makes a dozen, and tracking them made
+    the collector's passes cost ~20 µs a request (profiled with cProfile against the commit
+    before typed outputs)."""
 
     @property
     def type(self) -> str:
@@ -59,15 +64,15 @@ class OutputText(_Nullable, tag="output_text", tag_field="type"):
     _absent_when_null = {"annotations": list, "logprobs": list}
 
 
-class Refusal(Struct, tag="refusal", tag_field="type"):
+class Refusal(Struct, tag="refusal", tag_field="type", gc=False):
     refusal: str
 
 
-class SummaryText(Struct, tag="summary_text", tag_field="type"):
+class SummaryText(Struct, tag="summary_text", tag_field="type", gc=False):
     text: str
 
 
-class ReasoningText(Struct, tag="reasoning_text", tag_field="type"):
+class ReasoningText(Struct, tag="reasoning_text", tag_field="type", gc=False):
     text: str
 
 

@@ -55,9 +55,10 @@ class ConversationRef(Struct):
     id: str
 
 
-class Response(Struct, kw_only=True):
+class Response(Struct, kw_only=True, gc=False):
     """The Response object as OpenAI returns it. Each field has a default so that a stored one
-    from an older release still reads."""
+    from an older release still reads. Never part of a reference cycle: not tracked by the
+    garbage collector (see `protocol.items._Nullable`)."""
 
     id: str
     object: Literal["response"] = "response"
