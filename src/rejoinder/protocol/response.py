@@ -16,13 +16,11 @@ from msgspec import UNSET, Struct, UnsetType
 from multidict import MultiMapping
 
 from rejoinder.protocol.errors import invalid
-from rejoinder.protocol.items import HostedItem, Item, Reasoning, decode_item
+from rejoinder.protocol.items import HostedItem, Reasoning, decode_item
 from rejoinder.protocol.request import Include
 
 _INCLUDABLE = frozenset(get_args(Include))
 _ENCRYPTED = "reasoning.encrypted_content"
-
-OutputItem = Item | HostedItem
 
 
 class ResponseError(Struct):
@@ -72,7 +70,7 @@ class Response(Struct, kw_only=True, gc=False):
     max_output_tokens: int | None = None
     max_tool_calls: int | None = None
     model: str = ""
-    output: list[Any] = []  # `OutputItem`s
+    output: list[Any] = []  # items (`protocol.items`) and `HostedItem`s
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
     prompt_cache_key: str | None = None
