@@ -2,8 +2,8 @@
 
 A `Run` (see `engine.run`) drives a response to its end and hands what it makes to its sink. This
 base is a client that waits for the whole Response (a JSON body): no event is even built, and
-the final form is stored (when asked) before the answer. A client's stream (`api.streams`'s SSE,
-`engine.sockets.session`'s WebSocket lane) sends the events as they come; a background run's log
+the final form is stored (when asked) before the answer. A client's stream (`api.responses.SseStream`,
+`engine.sockets.session.Lane`) sends the events as they come; a background run's log
 (`engine.background.runner.Journal`) commits them, and keeps the final form with its last events.
 """
 
