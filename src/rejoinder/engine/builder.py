@@ -92,9 +92,7 @@ class Builder:
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
-        sequence = self.sequence  # `Sequence.take`, inline: every event passes here
-        fields["sequence_number"] = sequence.next
-        sequence.next += 1
+        fields["sequence_number"] = self.sequence.take()
         self.emit(fields)  # type: ignore[misc]
 
     def _shown(self, item: Any) -> Any:

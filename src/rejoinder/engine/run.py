@@ -5,7 +5,7 @@ hand; `Run.finish` drives the rest and hands what it makes to the run's `Sink` (
 a client waiting for JSON, a client's stream, or a background run's log. Each concern has its
 place: generating (`_generate`, with the tool rounds of `engine.tools.rounds` in `_apply`), steering
 (`interject`, `_steered`), keeping the end (`Ending`, the sink's `keep`), a
-conversation's new items (`_conversation_append`) and a client gone (`_keep_cancelled`).
+conversation's new items (`conversation_append`) and a client gone (`_keep_cancelled`).
 """
 
 from __future__ import annotations

@@ -77,11 +77,14 @@ def claim(conn: Connection, instance: str, limit: int) -> list[tuple[str, bytes,
     ids = conn.execute(taken).scalars().all()
     if not ids:
         return []
-    for response_id in ids:
-        _set_status(conn, response_id, "in_progress", instance)
     query = select(runs.c.response_id, runs.c.request, responses.c.body, responses.c.project, runs.c.principal)
     rows = conn.execute(query.join(responses, responses.c.id == runs.c.response_id).where(runs.c.response_id.in_(ids)).order_by(runs.c.queued_at)).all()
-    return [(row[0], row[1], row[2], row[3], row[4]) for row in rows]
+    claimed = []
+    for response_id, request, body, project, principal in rows:  # its column and its body say in progress
+        body = _with_status(body, "in_progress")
+        conn.execute(update(responses).where(responses.c.id == response_id).values(status="in_progress", owner=instance, body=body))
+        claimed.append((response_id, request, body, project, principal))
+    return claimed
 
 
 def cancels(conn: Connection, instance: str) -> list[str]:
@@ -169,16 +172,18 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
     one asked to cancel it), else ended as failed (for the reason `why`) or cancelled, as
     `endings` end it.
     What became of it: `queued`, `failed` or `cancelled`."""
-    own = conn.execute(select(func.count()).select_from(events).where(events.c.response_id == response_id, events.c.seq > 0)).scalar()
-    if not own and not cancel_asked:
+    last_batch, last = conn.execute(select(func.max(events.c.seq), func.max(events.c.last_seq)).where(events.c.response_id == response_id)).one()
+    if not last_batch and not cancel_asked:  # its log holds only the batch logged when it was queued
         conn.execute(update(runs).where(runs.c.response_id == response_id).values(owner=None))
-        _set_status(conn, response_id, "queued", None)
+        body = conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar()
+        if body is not None:  # back in the queue: its column and its body say so
+            conn.execute(update(responses).where(responses.c.id == response_id).values(status="queued", owner=None, body=_with_status(body, "queued")))
         return "queued"
     found = state(conn, response_id)
     if found is None or found[0] not in ACTIVE:  # deleted, or ended with its queue entry left: nothing to end
         conn.execute(delete(runs).where(runs.c.response_id == response_id))
         return found[0] if found else "deleted"
-    last = conn.execute(select(func.max(events.c.last_seq)).where(events.c.response_id == response_id)).scalar() or 0
+    last = last or 0
     status = "cancelled" if cancel_asked else "failed"
     body, joined = endings.end(found[1], status, why, request, last)
     conn.execute(update(responses).where(responses.c.id == response_id).values(owner=None))
@@ -187,15 +192,8 @@ def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked:
     return status
 
 
-def _set_status(conn: Connection, response_id: str, status: str, owner: str | None) -> None:
-    """Move a run between queued and in progress: its column and its body say the same."""
-    body = conn.execute(select(responses.c.body).where(responses.c.id == response_id)).scalar()
-    if body is None:
-        return
-    conn.execute(update(responses).where(responses.c.id == response_id).values(status=status, owner=owner, body=_with_status(body, status)))
-
-
 def _with_status(body: bytes, status: str) -> bytes:
+    """A stored Response's JSON with the status a queue move gave it."""
     response = orjson.loads(body)
     response["status"] = status
     return orjson.dumps(response)
