@@ -4,6 +4,7 @@ content parts, versions, and every way it can be refused)."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -127,24 +128,46 @@ def test_refusals(gateway, client):
 
 
 @pytest.mark.parametrize(
-    "text",
+    "text, param",
     [
-        "{{ ''.__class__.__mro__[1].__subclasses__() }}",
-        "{{ cycler.__init__.__globals__.os }}",
-        "{{ name.__class__.__base__ }}",
-        "{{ range(10**9) | list }}",
-        "{{ 'x' * 10**9 }}",
-        "{{ '{:>999999999}'.format(name) }}",
-        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        ("{{ ''.__class__.__mro__[1].__subclasses__() }}", "instructions"),
+        ("{{ cycler.__init__.__globals__.os }}", "instructions"),
+        ("{{ name.__class__.__base__ }}", "instructions"),
+        ("{{ range(10**9) | list }}", "instructions"),
+        ("{{ 'x' * 10**9 }}", "instructions"),
+        ("{{ '{:>999999999}'.format(name) }}", "instructions"),
+        ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "prompt"),
+        ("{{ ((7 ** 4096) ** 4096) is number }}", "prompt"),  # one C-level step of a minute: the cage's deadline
+        ("{{ ('x'*999999)|replace('x','y'*1000)|length }}", "instructions"),  # a gigabyte: the cage's memory limit
+        ("{{ ('%s' * 999999) % (('y'*999,) * 999999) }}", "instructions"),
+        ("{{ ('y'*999999)|list|join('z'*1000) }}", "instructions"),
     ],
 )
-def test_sandbox_escapes_are_refused_in_bounded_time(gateway, client, text):
+def test_sandbox_escapes_are_refused_in_bounded_time(gateway, client, text, param):
     made = make(gateway, {"model": "mock-text", "instructions": text})
     started = time.monotonic()
     with pytest.raises(openai.BadRequestError) as refused:
         client.responses.create(prompt={"id": made["id"], "variables": {"name": "A"}}, input="Hi")
     assert time.monotonic() - started < 10
-    assert refused.value.body["code"] == "template_not_allowed" and refused.value.body["param"] == "instructions"
+    assert_envelope(refused.value.response.json(), param, "template_not_allowed")
+
+
+def test_a_template_that_runs_long_stalls_nobody_else(gateway, client):
+    """The render runs in a worker process: while it burns its second, the gateway answers."""
+    body = {"template": {"model": "m", "instructions": "{{ ((7 ** 4096) ** 4096) is number }}"}, "variables": {}}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        attack = pool.submit(api, gateway, "POST", "/console/prompts/preview", body)
+        answered_meanwhile = 0
+        with httpx.Client(timeout=30) as http:
+            while not attack.done():
+                assert http.get(gateway.url + "/health").status_code == 200
+                answered_meanwhile += not attack.done()
+                time.sleep(0.05)
+        refused = attack.result()
+    assert refused.status_code == 400
+    assert_envelope(refused.json(), "prompt", "template_not_allowed")
+    assert answered_meanwhile >= 3
+    assert create(client, prompt={"id": make(gateway, GREETER)["id"], "variables": {"name": "Ada"}}, input="Hi")["status"] == "completed"
 
 
 @pytest.mark.parametrize("model", models("text", remote_only=True))

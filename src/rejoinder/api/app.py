@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from rejoinder.api import console, conversations, observe, organization, prompts, responses, sockets, usage
-from rejoinder.api.replies import STORE, json_response
+from rejoinder.api.replies import CLIENT_TIMEOUT, STORE, json_response
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Access, Limiter
@@ -46,7 +46,7 @@ def error_response(error: ApiError) -> web.Response:
     return response
 
 
-def _guard(access: Access):
+def _guard(access: Access, max_body: int):
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         try:
@@ -55,6 +55,9 @@ def _guard(access: Access):
                 request["principal"] = principal = await access.principal(request.headers.get("Authorization"), request.headers.get("OpenAI-Project"))
                 if path.startswith("/v1/organization/") or path == "/metrics":
                     organization.require_admin(principal)
+            length = request.content_length
+            if length is not None and length > max_body:  # refused before a byte of it is read
+                raise _too_large(max_body)
             return await handler(request)
         except ApiError as exc:
             return error_response(exc)
@@ -75,9 +78,12 @@ def _http_error(request: web.Request, exc: web.HTTPException) -> ApiError:
     if exc.status == 405:
         return ApiError(405, f"Method {request.method} is not allowed for {request.path}.", code="method_not_allowed")
     if exc.status == 413:
-        limit = request.app._client_max_size  # noqa: SLF001 - aiohttp keeps the limit here
-        return ApiError(413, f"The request body is larger than this gateway accepts ({limit} bytes).", code="request_too_large")
+        return _too_large(request.app._client_max_size)  # noqa: SLF001 - aiohttp keeps the limit here
     return ApiError(exc.status, exc.reason or "HTTP error", code=None)
+
+
+def _too_large(limit: int) -> ApiError:
+    return ApiError(413, f"The request body is larger than this gateway accepts ({limit} bytes).", code="request_too_large")
 
 
 async def health(_: web.Request) -> web.Response:
@@ -101,7 +107,8 @@ def create_app(config: Config) -> web.Application:
     router = Router(config.models)
     store = Store(config.database_url, endings=lifecycle.store_endings(outbox(config.webhooks)))
     access = Access(store, config.master_key)
-    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(access)])
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=[observe.observe, _guard(access, config.max_body_bytes)])
+    app[CLIENT_TIMEOUT] = config.client_timeout
     app[organization.ACCESS] = access
     app.on_response_prepare.append(observe.add_request_id)
     tally = usage.Tally(store)
@@ -150,6 +157,7 @@ def create_app(config: Config) -> web.Application:
         await feed.close()
         await limiter.close()
         await mcp_access.close()
+        await templates.cage.close()
         store.close()
 
     app.on_startup.append(start)

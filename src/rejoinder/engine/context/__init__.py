@@ -1,7 +1,7 @@
 """What a model turn sees and must give back: the earlier chain and item references
 (`assemble`), a conversation's items (`history`), the context fitted to the model's window
-(`fitting`) or compacted (`compaction`), prompt templates and their sandboxed rendering
-(`prompt_templates`, `rendering`), and output held to its schema (`retries`)."""
+(`fitting`) or compacted (`compaction`), prompt templates (`prompt_templates`; their text is
+rendered by `engine.templating`), and output held to its schema (`retries`)."""
 
 from rejoinder.engine.context import compaction
 from rejoinder.engine.context.assemble import check_sealed, earlier_items, model_view, resolve_input

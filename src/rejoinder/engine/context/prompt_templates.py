@@ -1,7 +1,7 @@
 """Prompt templates: where they come from, and how a request's `prompt` becomes its body.
 
 A template is a create-request body without `prompt`: a model and settings, and `instructions`
-and `input` messages whose text is Jinja2 (see `engine.context.rendering`). Templates come from
+and `input` messages whose text is Jinja2 (see `engine.templating`). Templates come from
 `prompts_dir` (YAML files with explicit versions, read at start and on SIGHUP; they win over
 the database for an id in both) or from the REST API (`api.prompts`, the database).
 
@@ -14,10 +14,7 @@ variables (and `input_text` parts) can also be written anywhere in text.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,7 @@ import msgspec
 import orjson
 import yaml
 
-from rejoinder.engine.context import rendering
+from rejoinder.engine import templating
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id
 from rejoinder.protocol.request import PromptRef, Request, decode_create_response
@@ -34,7 +31,6 @@ from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.prompts")
 
-_PLACED = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 _PART_TYPES = ("input_text", "input_image", "input_file")
 
 
@@ -64,9 +60,9 @@ def check_template(template: Any) -> dict[str, Any]:
         exc.param = f"template.{exc.param}" if exc.param else "template"
         raise
     if isinstance(template.get("instructions"), str):
-        rendering.check(template["instructions"], "template.instructions")
+        templating.check(template["instructions"], "template.instructions")
     for where, text in _texts(template.get("input")):
-        rendering.check(text, f"template.{where}")
+        templating.check(text, f"template.{where}")
     return template
 
 
@@ -93,7 +89,7 @@ class Prompts:
         self.store = store
         self.directory = Path(directory) if directory else None
         self.files: dict[str, dict[str, Any]] = {}  # id → {"default_version", "versions": {version: template}, "created_at"}
-        self._renderer = ThreadPoolExecutor(2, thread_name_prefix="rejoinder-templates")
+        self.cage = templating.Cage()
         self.reload()
 
     def reload(self) -> None:
@@ -177,7 +173,7 @@ class Prompts:
         """A checked template's instructions and input messages for these variables (what a
         request naming it runs with; the console previews it)."""
         texts, parts = _variables(variables)
-        return await asyncio.get_running_loop().run_in_executor(self._renderer, _render, template, texts, parts)
+        return await self.cage.render(template, texts, parts)
 
 
 def found_of(row: stored.Version) -> Found:
@@ -211,39 +207,3 @@ def _variables(variables: dict[str, Any]) -> tuple[dict[str, str], dict[str, dic
         else:
             raise invalid(f"prompt.variables.{name}", f"Invalid 'prompt.variables.{name}': expected a string or an input_text, input_image or input_file part.")
     return texts, parts
-
-
-def _render(template: dict[str, Any], texts: dict[str, str], parts: dict[str, dict[str, Any]]) -> tuple[str | None, list[Any]]:
-    """The template's instructions and input messages, rendered (on a worker thread: a render
-    is bounded in time by tracing itself, see `templating`)."""
-    placed_only = set(parts) - set(texts)
-    instructions = template.get("instructions")
-    if isinstance(instructions, str):
-        instructions = rendering.render(instructions, texts, "instructions", placed_only)
-    input_ = template.get("input", [])
-    messages = [{"role": "user", "content": input_}] if isinstance(input_, str) else input_
-    rendered = []
-    for i, item in enumerate(messages):
-        content = item.get("content") if isinstance(item, dict) and item.get("type", "message") == "message" else None
-        if isinstance(content, str):
-            item = {**item, "content": _part_or_text(content, texts, parts, f"input[{i}].content", placed_only)}
-        elif isinstance(content, list):
-            item = {**item, "content": [_part(part, texts, parts, f"input[{i}].content[{j}]", placed_only) for j, part in enumerate(content)]}
-        rendered.append(item)
-    return instructions, rendered
-
-
-def _part(part: Any, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
-    if not isinstance(part, dict) or not isinstance(part.get("text"), str):
-        return part
-    placed = _PLACED.match(part["text"])
-    if placed and placed.group(1) in parts:
-        return parts[placed.group(1)]
-    return {**part, "text": rendering.render(part["text"], texts, f"{where}.text", placed_only)}
-
-
-def _part_or_text(text: str, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
-    placed = _PLACED.match(text)
-    if placed and placed.group(1) in parts:
-        return [parts[placed.group(1)]]
-    return rendering.render(text, texts, where, placed_only)

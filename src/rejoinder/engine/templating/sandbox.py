@@ -3,9 +3,11 @@ variables, and bounds on what a template may cost.
 
 The sandbox refuses attribute walks (`__class__`, `__subclasses__`, `mro` …) and changes to
 objects; on top of it a render may not repeat a string or list into more than `_MAX_OUTPUT`
-characters, raise a number to a huge power, or run longer than `_DEADLINE` seconds (the
-thread rendering it traces itself and stops at the deadline). Every refusal is an `ApiError`
-(a 400) that names what was wrong and, for a syntax error, the line.
+characters or raise a number to a huge power. These checks are the first line; the second is
+the cage (`engine.templating.cage`): a render runs in a separate process under CPU and memory
+limits, killed past its deadline, because one C-level step (a big-integer power, a `replace`)
+can take seconds and gigabytes without a Python check in between. Every refusal is an
+`ApiError` (a 400) that names what was wrong and, for a syntax error, the line.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from __future__ import annotations
 import functools
 import operator
 import re
-import sys
-import time
 from typing import Any
 
 import jinja2
@@ -25,9 +25,9 @@ from rejoinder.protocol.errors import invalid
 
 _MAX_OUTPUT = 1_000_000  # characters one render, or one repetition in it, may make
 _MAX_POWER = 4096
-_DEADLINE = 1.0  # seconds
 
 
+PLACED = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")  # a variable alone: it may be a content part
 _WIDE = re.compile(r"\d{7,}")  # a width or precision in a format string that would make megabytes
 _PADDING = frozenset(("center", "ljust", "rjust", "zfill", "expandtabs"))
 
@@ -92,10 +92,6 @@ for _name in ("center", "indent", "wordwrap", "truncate"):
 _ENVIRONMENT.filters["format"] = _checked(lambda value, *args, **kwargs: _format(value) or jinja2.filters.do_format(value, *args, **kwargs), lambda _: None)
 
 
-class _Overtime(Exception):
-    pass
-
-
 def check(text: str, where: str) -> None:
     """That `text` compiles: a template is checked when it is saved, not first when it is used."""
     try:
@@ -111,15 +107,6 @@ def render(text: str, variables: dict[str, str], where: str, placed_only: set[st
         template = _ENVIRONMENT.from_string(text)
     except TemplateSyntaxError as exc:
         raise invalid(where, f"Template error in '{where}', line {exc.lineno}: {exc.message}.", "invalid_template") from None
-    deadline = time.monotonic() + _DEADLINE
-
-    def trace(frame: Any, event: str, arg: Any) -> Any:
-        if time.monotonic() > deadline:
-            raise _Overtime
-        return trace
-
-    previous = sys.gettrace()
-    sys.settrace(trace)
     try:
         rendered = template.render(variables)
     except UndefinedError as exc:
@@ -131,14 +118,46 @@ def render(text: str, variables: dict[str, str], where: str, placed_only: set[st
         raise invalid(f"prompt.variables.{name}", f"Missing prompt variable '{name}' (used in '{where}').", "missing_required_parameter") from None
     except SecurityError as exc:
         raise invalid(where, f"The template in '{where}' tried something the sandbox forbids: {exc}.", "template_not_allowed") from None
-    except _Overtime:
-        raise invalid(where, f"The template in '{where}' took longer than {_DEADLINE:g} s to render.", "template_not_allowed") from None
     except (OverflowError, MemoryError, RecursionError) as exc:
         raise invalid(where, f"The template in '{where}' asked for too much ({type(exc).__name__}).", "template_not_allowed") from None
     except Exception as exc:  # a filter or test failing on a value: the template's own error
         raise invalid(where, f"Template error in '{where}': {type(exc).__name__}: {exc}.", "invalid_template") from None
-    finally:
-        sys.settrace(previous)
     if len(rendered) > _MAX_OUTPUT:
         raise invalid(where, f"The template in '{where}' rendered more than {_MAX_OUTPUT:,} characters.", "template_not_allowed")
     return rendered
+
+
+def render_template(template: dict[str, Any], texts: dict[str, str], parts: dict[str, dict[str, Any]]) -> tuple[str | None, list[Any]]:
+    """A checked template's instructions and input messages, rendered with text variables
+    `texts` and content-part variables `parts` (run inside the cage's workers)."""
+    placed_only = set(parts) - set(texts)
+    instructions = template.get("instructions")
+    if isinstance(instructions, str):
+        instructions = render(instructions, texts, "instructions", placed_only)
+    input_ = template.get("input", [])
+    messages = [{"role": "user", "content": input_}] if isinstance(input_, str) else input_
+    rendered = []
+    for i, item in enumerate(messages):
+        content = item.get("content") if isinstance(item, dict) and item.get("type", "message") == "message" else None
+        if isinstance(content, str):
+            item = {**item, "content": _part_or_text(content, texts, parts, f"input[{i}].content", placed_only)}
+        elif isinstance(content, list):
+            item = {**item, "content": [_part(part, texts, parts, f"input[{i}].content[{j}]", placed_only) for j, part in enumerate(content)]}
+        rendered.append(item)
+    return instructions, rendered
+
+
+def _part(part: Any, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
+    if not isinstance(part, dict) or not isinstance(part.get("text"), str):
+        return part
+    placed = PLACED.match(part["text"])
+    if placed and placed.group(1) in parts:
+        return parts[placed.group(1)]
+    return {**part, "text": render(part["text"], texts, f"{where}.text", placed_only)}
+
+
+def _part_or_text(text: str, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
+    placed = PLACED.match(text)
+    if placed and placed.group(1) in parts:
+        return [parts[placed.group(1)]]
+    return render(text, texts, where, placed_only)
