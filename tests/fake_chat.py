@@ -407,6 +407,18 @@ async def _drip(request: web.Request, body: dict) -> web.StreamResponse:
     return response
 
 
+async def _drip_body(request: web.Request, body: dict) -> web.StreamResponse:
+    """A non-streaming completion whose headers come at once and whose body comes a byte every
+    100 ms: each read is quick, the whole body would take a minute."""
+    whole = json.dumps(_completion(body["model"], SCENARIOS["text"])).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json", "Content-Length": str(len(whole))})
+    await response.prepare(request)
+    for byte in whole[:600]:
+        await asyncio.sleep(0.1)
+        await response.write(bytes([byte]))
+    return response
+
+
 async def _late_headers(request: web.Request, body: dict) -> web.StreamResponse:
     await asyncio.sleep(30)
     return web.json_response({})
@@ -475,6 +487,7 @@ HOSTILE = {
     "echo-key": _echo_key,
     "drip": _drip,
     "drip-after-first": _drip,
+    "drip-body": _drip_body,
     "late-headers": _late_headers,
     "endless-line": _endless_line,
     "huge-body": _huge_body,

@@ -52,6 +52,36 @@ def test_a_stream_that_goes_quiet_between_events_fails_cleanly_and_is_stored(bou
     assert stored.status == "failed" and stored.output[0].content[0].text == "Partial"
 
 
+@pytest.fixture(scope="module")
+def patient_first(fake_chat, tmp_path_factory):
+    """A deployment that waits long for the first event and little between events."""
+    workdir = tmp_path_factory.mktemp("patient")
+    limits = {**LIMITS, "first_event_timeout": 30, "timeout": 2, "total_timeout": 120}
+    model = {"name": "mock-*", "provider": "openai-chat", "base_url": fake_chat.url + "/v1", **limits}
+    gw = Gateway({"models": [model], "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    yield gw
+    gw.stop()
+
+
+def test_the_between_events_deadline_fires_before_the_first_events(patient_first):
+    """After the first event, `timeout` (2 s) counts, not `first_event_timeout` (30 s)."""
+    started = time.monotonic()
+    events = stream(sdk(patient_first), model="mock-drip-after-first", input="x")
+    took = time.monotonic() - started
+    assert events[-1]["type"] == "response.failed"
+    assert events[-1]["response"]["error"]["message"].endswith("(timeout: 2 s).")
+    assert took < 8  # the drip lasts 30 s
+
+
+def test_a_body_that_drips_is_cut_at_the_read_deadline(patient_first):
+    """A whole body must arrive within `timeout` of its headers, though every read is quick."""
+    status, payload, took = _post(patient_first, "mock-drip-body", streaming=False)
+    assert status == 504, payload
+    assert_envelope(payload, code="upstream_timeout")
+    assert "(timeout: 2 s)" in payload["error"]["message"]
+    assert took < 8  # the body would take a minute
+
+
 def _rss_kib(gw: Gateway) -> int:
     for line in Path(f"/proc/{gw.process.pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

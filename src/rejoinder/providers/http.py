@@ -68,7 +68,7 @@ class UpstreamLimits(Struct, frozen=True, kw_only=True):
 
     connect_timeout: _Seconds = 10.0  # to open the connection
     first_event_timeout: _Seconds = 600.0  # from the call to the stream's first complete event
-    timeout: _Seconds = 600.0  # between two events (for a whole body, between two reads)
+    timeout: _Seconds = 600.0  # between two events (for a whole body, its headers and then all of it)
     total_timeout: _Seconds = 3600.0  # the whole call
     max_event_bytes: _Bytes = 16 * 1024 * 1024  # one server-sent event
     max_response_bytes: _Bytes = 64 * 1024 * 1024  # a non-streaming body
@@ -153,8 +153,12 @@ class Reply:
         self.started = started
 
     async def body(self) -> bytes:
-        """A whole (non-streaming) body, no larger than `max_response_bytes`."""
-        return await read_capped(self.response, self.upstream.limits.max_response_bytes)
+        """A whole (non-streaming) body, no larger than `max_response_bytes`, read within
+        `timeout` of its headers: a body is one event, so an upstream that drips it a byte at a
+        time cannot hold the request (aiohttp's read timeout starts again with every byte)."""
+        limits = self.upstream.limits
+        async with asyncio.timeout(limits.timeout):
+            return await read_capped(self.response, limits.max_response_bytes)
 
     async def deltas(self, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
         """Per network read, the deltas `translate` makes of each event's data; the stream's
@@ -227,6 +231,9 @@ class _Deadline:
     def expect(self, due: float, limit: str) -> None:
         self.paused = False
         self.due, self.limit = (due, limit) if due < self.end else (self.end, "total_timeout")
+        if self.due < self.handle.when():  # a shorter deadline than the timer's (`timeout` after `first_event_timeout`)
+            self.handle.cancel()
+            self.handle = self.loop.call_at(self.due, self._check)
 
     def _check(self) -> None:
         if self.paused or self.loop.time() < self.due:
