@@ -15,9 +15,9 @@ import sys
 import tempfile
 
 import uvloop
-from aiohttp import web
 
 from rejoinder import __version__
+from rejoinder.api import wire
 from rejoinder.api.app import create_app
 from rejoinder.api.observe import AccessLog
 from rejoinder.config import Config, ConfigError
@@ -50,16 +50,15 @@ def _migrate(config: Config) -> None:
 
 
 def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
-    web.run_app(
+    wire.run(
         create_app(config),
-        host=host,
-        port=port,
+        host,
+        port,
         reuse_port=reuse_port,
+        client_timeout=config.client_timeout,
+        shutdown_timeout=config.shutdown_grace,
         access_log=logging.getLogger("rejoinder.access") if access_log else None,
         access_log_class=AccessLog,
-        handler_cancellation=True,
-        shutdown_timeout=config.shutdown_grace,
-        print=None,
         loop=uvloop.new_event_loop(),
     )
 

@@ -3,6 +3,7 @@ lists and server-sent event streams."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, NamedTuple
 
 import msgspec
@@ -17,6 +18,7 @@ from rejoinder.protocol.response import ItemList, encode, parse_include
 from rejoinder.store.repository import Store
 
 STORE = web.AppKey("store", Store)
+CLIENT_TIMEOUT = web.AppKey("client_timeout", float)  # seconds a request's body may take to arrive
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
@@ -80,7 +82,13 @@ def item_list(rows: list[Any], has_more: bool) -> web.Response:
 
 
 async def read_body(request: web.Request) -> bytes:
+    """The request's whole body, which must arrive within `client_timeout`: a client that stops
+    sending gets a 408, and aiohttp closes the connection after its short lingering read."""
     try:
-        return await request.read()
+        async with asyncio.timeout(request.app[CLIENT_TIMEOUT]):
+            return await request.read()
     except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
         raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None
+    except TimeoutError:
+        seconds = request.app[CLIENT_TIMEOUT]
+        raise ApiError(408, f"The request body did not arrive within {seconds:g} s.", code="request_timeout") from None
