@@ -23,6 +23,7 @@ from referencing.jsonschema import DRAFT202012
 SPECS = Path(__file__).with_name("specs")
 _OPENAI = json.loads((SPECS / "openai-openapi.json").read_text())
 _OPEN = json.loads((SPECS / "openresponses-openapi.json").read_text())
+_OPENAI_AS_PUBLISHED = json.loads((SPECS / "openai-openapi.json").read_text())  # without the patches below
 # Where OpenAI's file is stricter than OpenAI's live API and its own SDK's types, the live API
 # wins, and each such place is patched here, by name: a Response's `usage` is null until the
 # response ends (the live API sends `"usage": null` in `response.created`; the SDK types it
@@ -270,3 +271,29 @@ def validating_client(timeout: float = 30) -> httpx.Client:
 def validating_async_client(timeout: float = 30) -> httpx.AsyncClient:
     """The same, for `AsyncOpenAI` (the Agents SDK's client)."""
     return httpx.AsyncClient(timeout=timeout, event_hooks={"response": [_validate_async]})
+
+
+# The hosted-tool items the gateway checks at run time (`rejoinder.protocol.hosted_schemas`), each
+# with the schemas of OpenAI's file that describe it as input and as output.
+HOSTED_ITEM_UNIONS = ("Item", "OutputItem")
+
+
+def hosted_item_schemas(hosted_types: frozenset[str]) -> dict[str, Any]:
+    """The part of OpenAI's file that describes `hosted_types`: `{"items": {type: [schema
+    names]}, "schemas": {name: schema}}`, the schemas closed over their `$ref`s (what
+    `src/rejoinder/protocol/hosted_items.json` holds; `test_conformance` keeps the two equal)."""
+    schemas = _OPENAI_AS_PUBLISHED["components"]["schemas"]
+    items: dict[str, list[str]] = {}
+    for union in HOSTED_ITEM_UNIONS:
+        for ref in schemas[union].get("oneOf", schemas[union].get("anyOf", [])):
+            name = ref.get("$ref", "").rsplit("/", 1)[-1]
+            kind = schemas.get(name, {}).get("properties", {}).get("type", {}).get("enum", [None])[0]
+            if kind in hosted_types and name not in items.setdefault(kind, []):
+                items[kind].append(name)
+    needed, todo = {}, [name for names in items.values() for name in names]
+    while todo:
+        name = todo.pop()
+        if name not in needed:
+            needed[name] = schemas[name]
+            todo += re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(schemas[name]))
+    return {"items": {kind: sorted(names) for kind, names in sorted(items.items())}, "schemas": dict(sorted(needed.items()))}

@@ -80,7 +80,9 @@ def test_five_hundred_slow_loris_connections_delay_no_one(bounded_gateway):
             sockets.append(sock)
         body = json.dumps({"model": "chat", "input": "hi"}).encode()
         for _ in range(5):
-            status, _, payload = post_raw(bounded_gateway, "POST", "/v1/responses", body, {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"})
+            status, _, payload = post_raw(
+                bounded_gateway, "POST", "/v1/responses", body, {"Authorization": f"Bearer {MASTER}", "Content-Type": "application/json"}
+            )
             assert status == 200 and payload["status"] == "completed"
     finally:
         for sock in sockets:

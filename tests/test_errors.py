@@ -38,6 +38,12 @@ from helpers import assert_envelope, post_raw
         (b'{"model": "chat", "input": "x", "messages": []}', "messages"),
         (b'{"model": "chat", "input": "x", "background": true, "store": false}', "background"),
         (b'{"model": "chat", "input": "x", "stream": "yes"}', "stream"),
+        (b'{"model": "chat", "input": "x", "conversation": "no-prefix"}', "conversation"),
+        (b'{"model": "chat", "input": [{"type": "function_call_output", "call_id": "call_nowhere", "output": "x"}]}', "input"),
+        (b'{"model": "chat", "input": [{"type": "custom_tool_call_output", "call_id": "call_nowhere", "output": "x"}]}', "input"),
+        (b'{"model": "chat", "input": [{"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": "yes"}]}', "input[0].approve"),
+        (b'{"model": "chat", "input": [{"type": "web_search_call", "id": "ws_1", "status": "done", "action": {"type": "search"}}]}', "input[0].status"),
+        (b'{"model": "chat", "input": [{"type": "mcp_call", "id": "mcp_1", "server_label": "docs", "name": "add"}]}', "input[0]"),
     ],
 )
 def test_bad_requests_get_400_naming_the_param(gateway, fake_chat, body, param):

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 
 from rejoinder.engine.access import Principal
-from rejoinder.engine.context import History, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
+from rejoinder.engine.context import History, check_calls, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Run, Turn, settled
 from rejoinder.engine.sinks import Sink
@@ -66,6 +66,7 @@ class Engine:
             earlier = await earlier_items(self.store, params.previous_response_id, project)
         own_input = await resolve_input(self.store, request.items, project)
         context = earlier + own_input
+        check_calls(own_input, context)
         tools = mcp.Prepared({}, [], [], [], mcp.Sessions(self.mcp_access.limits))
         seen = context  # what the model is shown of it (before `model_view`)
         if deployment.runs_mcp:

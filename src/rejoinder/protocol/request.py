@@ -14,6 +14,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from rejoinder.protocol.checks import check_json, decode_body, type_of, validation_error
 from rejoinder.protocol.errors import invalid
+from rejoinder.protocol.hosted_schemas import check_hosted
 from rejoinder.protocol.ids import ID_PATTERN, is_valid_id
 from rejoinder.protocol.items import HOSTED_ITEM_TYPES, HostedItem, InputItem, ItemReference, Message, normalize
 from rejoinder.protocol.tools import Tools, decode_tools
@@ -176,6 +177,8 @@ def _conversation(request: CreateResponse) -> str | None:
     conversation_id = given.get("id") if isinstance(given, dict) else given
     if not isinstance(conversation_id, str) or not is_valid_id(conversation_id):
         raise invalid("conversation", "Invalid 'conversation': expected a conversation id, or an object with its 'id'.")
+    if not conversation_id.startswith("conv"):
+        raise invalid("conversation", "Invalid 'conversation': expected an ID that begins with 'conv'.")
     if request.previous_response_id:
         raise invalid("conversation", "Provide either 'conversation' or 'previous_response_id', not both.", "conflicting_parameters")
     return conversation_id
@@ -201,6 +204,7 @@ def _items(raw: list[dict[str, Any]], name: str) -> list:
     for i, item in hosted.items():
         if not is_valid_id(item.id):
             raise invalid(f"{name}[{i}].id", f"Invalid '{name}[{i}].id': expected an id of 1 to 64 printable ASCII characters.")
+        check_hosted(item.raw, f"{name}[{i}]")
     try:  # hosted records hold their place with a stand-in, so error paths keep their index
         items = msgspec.convert([_STAND_IN if i in hosted else entry for i, entry in enumerate(typed)], _INPUT_ITEMS)
     except msgspec.ValidationError as exc:

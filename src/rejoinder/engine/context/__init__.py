@@ -4,7 +4,7 @@
 rendered by `engine.templating`), and output held to its schema (`retries`)."""
 
 from rejoinder.engine.context import compaction
-from rejoinder.engine.context.assemble import check_sealed, earlier_items, model_view, resolve_input
+from rejoinder.engine.context.assemble import check_calls, check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.context.fitting import exceeds, fit
 from rejoinder.engine.context.history import History
 from rejoinder.engine.context.prompt_templates import Found, Prompts, check_template, found_of
@@ -14,6 +14,7 @@ __all__ = [
     "Found",
     "History",
     "Prompts",
+    "check_calls",
     "check_sealed",
     "check_template",
     "compaction",

@@ -42,6 +42,23 @@ def check_sealed(items: list[Item]) -> None:
                 raise invalid(param, f"Invalid '{param}': {exc}.", "invalid_encrypted_content") from None
 
 
+def check_calls(own_input: list[Item], context: list[Item]) -> None:
+    """Every tool output a request sends answers a call in its context (earlier turns or its own
+    input), as OpenAI requires: an output that answers nothing is a 400, not a turn the model
+    would see without its call."""
+    outputs = [(i, item) for i, item in enumerate(own_input) if type(item) in _OUTPUTS]
+    if not outputs:
+        return
+    calls = {item.call_id for item in context if type(item) in _CALLS}
+    for i, item in outputs:
+        if item.call_id not in calls:
+            raise invalid("input", f"No tool call found for function call output with call_id {item.call_id[:64]}.", "invalid_value")
+
+
+_CALLS = frozenset((FunctionCall, CustomToolCall))
+_OUTPUTS = frozenset((FunctionCallOutput, CustomToolCallOutput))
+
+
 async def resolve_input(store: Store, items: list, project: str) -> list[Item]:
     """This request's own input with references (to its project's items) resolved: what
     `input_items` will list."""
