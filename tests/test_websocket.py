@@ -368,3 +368,40 @@ def test_200_sockets_5_turns_each(gateway):
     results = asyncio.run(main())
     assert results == [[HELLO] * 5] * 200
     print(f"200 sockets x 5 turns in {time.monotonic() - started:.1f} s")
+
+
+def _frame(payload: bytes, mask: bytes | None) -> bytes:
+    """One text frame, masked with `mask` (as RFC 6455 requires of clients) or not."""
+    head = bytes([0x81, (0x80 if mask else 0) | 126]) + len(payload).to_bytes(2, "big")
+    if mask is None:
+        return head + payload
+    return head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+def _socket_exchange(gateway, frame: bytes) -> bytes:
+    """Open a WebSocket by hand, send `frame` in two reads' worth of pieces, and read what comes
+    back until the gateway closes or a completed response arrives."""
+    import socket as sockets
+
+    with sockets.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(
+            b"GET /v1/responses HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        sock.sendall(frame[:3])  # a header split across reads
+        time.sleep(0.05)
+        sock.sendall(frame[3:])
+        received = answer.partition(b"\r\n\r\n")[2]
+        while b"response.completed" not in received and (chunk := sock.recv(65536)):
+            received += chunk
+        return received
+
+
+def test_a_client_frame_must_be_masked(gateway):
+    request = json.dumps({"type": "response.create", "model": "mock-text", "input": "hi"}).encode()
+    assert b"response.completed" in _socket_exchange(gateway, _frame(request, b"\x01\x02\x03\x04"))
+    assert b"response." not in _socket_exchange(gateway, _frame(request, None))  # closed, nothing run

@@ -2,7 +2,8 @@
 agent session (what `client.responses.connect()` opens). What the frames mean is
 `engine.sockets.session`'s; this module owns the socket: authentication (the bearer header, checked by
 the app's guard before the upgrade), the frame size limit, ping/pong, the connection's time
-limit, and a send path that waits for a slow reader instead of queueing without bound.
+limit, a send path that waits for a slow reader instead of queueing without bound, and the
+rule that a client's frames are masked.
 
 Per-message compression is declined: its zlib state would cost every idle socket far more
 memory than the socket itself.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
@@ -48,6 +50,8 @@ async def open_socket(
     if not ws.can_prepare(request).ok:
         raise ApiError(426, "GET /v1/responses opens a WebSocket (WebSocket mode): send an upgrade request, or POST /v1/responses.", code="upgrade_required")
     await ws.prepare(request)
+    protocol = request.protocol
+    protocol._payload_parser = _MaskedOnly(protocol._payload_parser, request.transport)  # noqa: SLF001 - aiohttp's frame reader, wrapped
 
     async def send(data: bytes) -> None:
         await ws.send_frame(data, WSMsgType.TEXT)
@@ -80,3 +84,51 @@ async def open_socket(
         await session.close()
         await ws.close()
     return ws
+
+
+class _MaskedOnly:
+    """aiohttp's frame reader, behind a check it does not make: RFC 6455 (5.1) has a server
+    close the connection when a client's frame is not masked. Only frame headers are looked at
+    (a payload is skipped by its length), so the check costs next to nothing per frame."""
+
+    def __init__(self, reader: Any, transport: asyncio.BaseTransport | None) -> None:
+        self.reader = reader
+        self.transport = transport
+        self.head = b""  # a frame header that arrived in parts
+        self.skip = 0  # payload bytes still to pass
+        self.refused = False
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self.refused or not self._all_masked(data):
+            if not self.refused and self.transport is not None:
+                log.info("WebSocket closed: a client frame was not masked")
+                self.transport.close()
+            self.refused = True
+            return True, b""
+        return self.reader.feed_data(data)
+
+    def feed_eof(self) -> None:
+        self.reader.feed_eof()
+
+    def _all_masked(self, data: bytes) -> bool:
+        at, end = 0, len(data)
+        while at < end:
+            if self.skip:
+                step = min(self.skip, end - at)
+                self.skip -= step
+                at += step
+                continue
+            had = len(self.head)
+            head = self.head + data[at : at + 14 - had]
+            if len(head) >= 2 and not head[1] & 0x80:
+                return False
+            flag = head[1] & 0x7F if len(head) >= 2 else 0
+            extended = 2 if flag == 126 else 8 if flag == 127 else 0
+            size = 2 + extended + 4
+            if len(head) < size:  # the rest of the header comes in a later read
+                self.head = head
+                return True
+            self.skip = int.from_bytes(head[2 : 2 + extended], "big") if extended else flag
+            self.head = b""
+            at += size - had
+        return True
