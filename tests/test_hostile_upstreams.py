@@ -119,3 +119,34 @@ def test_an_event_name_that_is_not_utf8_does_no_harm(bounded):
     events = stream(sdk(bounded), model="mock-odd-event-name", input="x")
     assert events[-1]["type"] == "response.completed"
     assert events[-1]["response"]["output"][0]["content"][0]["text"] == "Hello, world!"
+
+
+def _connections_to(gw: Gateway, port: int) -> int:
+    """The gateway process's open TCP connections to `port` on this machine."""
+    inodes = set()
+    for fd in Path(f"/proc/{gw.process.pid}/fd").iterdir():
+        try:
+            target = fd.readlink().name
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path(f"/proc/{gw.process.pid}/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def test_idle_upstream_connections_are_capped_after_a_burst(bounded, fake_chat):
+    """A hundred calls at once open a hundred connections; once they end, at most 32 stay."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rejoinder.providers.http import IDLE_PER_HOST
+
+    body = json.dumps({"model": "mock-pause", "input": "x", "stream": True}).encode()
+    with ThreadPoolExecutor(100) as pool:
+        statuses = list(pool.map(lambda _: post_raw(bounded, "POST", "/v1/responses", body)[0], range(100)))
+    assert statuses == [200] * 100
+    assert 0 < _connections_to(bounded, fake_chat.port) <= IDLE_PER_HOST

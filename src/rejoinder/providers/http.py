@@ -27,11 +27,24 @@ log = logging.getLogger("rejoinder.upstream")
 _session: aiohttp.ClientSession | None = None
 
 
+IDLE_PER_HOST = 32  # idle keep-alive connections kept to one upstream
+
+
+class _Pool(aiohttp.TCPConnector):
+    """aiohttp's connector with no cap on connections in use, and at most `IDLE_PER_HOST` idle
+    ones kept to one upstream: after a burst the rest are closed when they come back, instead
+    of a thousand lingering for `keepalive_timeout`."""
+
+    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
+        idle = self._conns.get(key)
+        super()._release(key, protocol, should_close=should_close or (idle is not None and len(idle) >= IDLE_PER_HOST))
+
+
 def session() -> aiohttp.ClientSession:
     """The process's upstream client, created on first use inside the running loop."""
     global _session
     if _session is None or _session.closed:
-        connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
+        connector = _Pool(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
         _session = aiohttp.ClientSession(connector=connector)
     return _session
 
