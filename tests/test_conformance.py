@@ -120,9 +120,10 @@ def test_the_hosted_item_schemas_the_gateway_ships_are_openais():
     """`protocol/hosted_items.json` is the part of the vendored spec that describes hosted items."""
     from pathlib import Path
 
+    from spec import hosted_item_schemas
+
     from rejoinder.protocol import hosted_schemas
     from rejoinder.protocol.items import HOSTED_ITEM_TYPES
-    from spec import hosted_item_schemas
 
     shipped = json.loads(Path(hosted_schemas.__file__).with_name("hosted_items.json").read_text())
     assert shipped == hosted_item_schemas(HOSTED_ITEM_TYPES)

@@ -31,7 +31,7 @@ log = logging.getLogger("rejoinder.prompts")
 
 DEADLINE = 1.0  # seconds one render may take, its worker's start not counted
 MEMORY_BYTES = 512 * 1024 * 1024  # address space a worker may add to what it starts with
-NICENESS = 10  # a worker's priority below the gateway's
+NICENESS = 19  # a worker's priority below the gateway's
 HEADER = struct.Struct(">I")
 
 
