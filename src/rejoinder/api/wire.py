@@ -42,10 +42,11 @@ class _Connection(RequestHandler):
     """aiohttp's connection handler, its own error answers in OpenAI's envelope."""
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None, message: str | None = None) -> web.StreamResponse:
+        kind = type(exc).__name__ if exc else "no exception"
         if status >= 500:
-            log.error("the HTTP server failed a request (%s)", type(exc).__name__ if exc else status)
+            log.error("the HTTP server failed a request: %s (HTTP %d)", kind, status)
         else:  # the client's fault: what it sent may hold a secret, so only its kind is logged
-            log.info("refused a request that could not be parsed (%s)", type(exc).__name__ if exc else status)
+            log.info("refused a request that could not be parsed: %s (HTTP %d)", kind, status)
         if request.writer.output_size > 0:
             raise ConnectionError("the answer had begun: no error can follow it")
         error = _error_of(status, exc)
