@@ -62,7 +62,7 @@ def _guard(access: Access, max_body: int):
         except ApiError as exc:
             return error_response(exc)
         except web.HTTPException as exc:
-            return error_response(_http_error(request, exc))
+            return error_response(_http_error(request, exc, max_body))
         except ConnectionError:
             raise
         except Exception:
@@ -72,13 +72,13 @@ def _guard(access: Access, max_body: int):
     return guard
 
 
-def _http_error(request: web.Request, exc: web.HTTPException) -> ApiError:
+def _http_error(request: web.Request, exc: web.HTTPException, max_body: int) -> ApiError:
     if exc.status == 404:
         return ApiError(404, f"Invalid URL ({request.method} {request.path})", code="unknown_url")
     if exc.status == 405:
         return ApiError(405, f"Method {request.method} is not allowed for {request.path}.", code="method_not_allowed")
     if exc.status == 413:
-        return _too_large(request.app._client_max_size)  # noqa: SLF001 - aiohttp keeps the limit here
+        return _too_large(max_body)
     return ApiError(exc.status, exc.reason or "HTTP error", code=None)
 
 

@@ -84,11 +84,11 @@ def item_list(rows: list[Any], has_more: bool) -> web.Response:
 async def read_body(request: web.Request) -> bytes:
     """The request's whole body, which must arrive within `client_timeout`: a client that stops
     sending gets a 408, and aiohttp closes the connection after its short lingering read."""
+    seconds = request.app[CLIENT_TIMEOUT]
     try:
-        async with asyncio.timeout(request.app[CLIENT_TIMEOUT]):
+        async with asyncio.timeout(seconds):
             return await request.read()
     except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
         raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None
     except TimeoutError:
-        seconds = request.app[CLIENT_TIMEOUT]
         raise ApiError(408, f"The request body did not arrive within {seconds:g} s.", code="request_timeout") from None

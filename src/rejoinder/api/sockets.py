@@ -99,13 +99,14 @@ class _MaskedOnly:
         self.refused = False
 
     def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        if self.refused or not self._all_masked(data):
-            if not self.refused and self.transport is not None:
-                log.info("WebSocket closed: a client frame was not masked")
-                self.transport.close()
+        if not self.refused and self._all_masked(data):
+            return self.reader.feed_data(data)
+        if not self.refused:
             self.refused = True
-            return True, b""
-        return self.reader.feed_data(data)
+            log.info("WebSocket closed: a client frame was not masked")
+            if self.transport is not None:
+                self.transport.close()
+        return True, b""  # nothing more is read
 
     def feed_eof(self) -> None:
         self.reader.feed_eof()

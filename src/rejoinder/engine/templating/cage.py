@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from rejoinder.protocol.errors import ApiError, invalid
+from rejoinder.protocol.errors import invalid
 
 log = logging.getLogger("rejoinder.prompts")
 
@@ -63,7 +63,7 @@ class Cage:
             self._idle.append(worker)
         if "error" in reply:
             error = reply["error"]
-            raise ApiError(400, error["message"], param=error["param"], code=error["code"])
+            raise invalid(error["param"], error["message"], error["code"])
         instructions, rendered = reply["ok"]
         return instructions, rendered
 

@@ -27,7 +27,7 @@ _MAX_OUTPUT = 1_000_000  # characters one render, or one repetition in it, may m
 _MAX_POWER = 4096
 
 
-PLACED = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")  # a variable alone: it may be a content part
+_PLACED = re.compile(r"^\s*\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")  # a variable alone: it may be a content part
 _WIDE = re.compile(r"\d{7,}")  # a width or precision in a format string that would make megabytes
 _PADDING = frozenset(("center", "ljust", "rjust", "zfill", "expandtabs"))
 
@@ -147,17 +147,19 @@ def render_template(template: dict[str, Any], texts: dict[str, str], parts: dict
     return instructions, rendered
 
 
+def _placed(text: str, parts: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The part variable `text` places alone (`{{ photo }}`), if it is one."""
+    placed = _PLACED.match(text)
+    return parts.get(placed.group(1)) if placed else None
+
+
 def _part(part: Any, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
     if not isinstance(part, dict) or not isinstance(part.get("text"), str):
         return part
-    placed = PLACED.match(part["text"])
-    if placed and placed.group(1) in parts:
-        return parts[placed.group(1)]
-    return {**part, "text": render(part["text"], texts, f"{where}.text", placed_only)}
+    placed = _placed(part["text"], parts)
+    return placed if placed is not None else {**part, "text": render(part["text"], texts, f"{where}.text", placed_only)}
 
 
 def _part_or_text(text: str, texts: dict[str, str], parts: dict[str, dict[str, Any]], where: str, placed_only: set[str]) -> Any:
-    placed = PLACED.match(text)
-    if placed and placed.group(1) in parts:
-        return [parts[placed.group(1)]]
-    return render(text, texts, where, placed_only)
+    placed = _placed(text, parts)
+    return [placed] if placed is not None else render(text, texts, where, placed_only)

@@ -22,14 +22,13 @@ from rejoinder.protocol.errors import ApiError
 def _serve() -> None:
     """A worker's life: limit itself, then render each job it reads until its input closes."""
     os.nice(NICENESS)
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as statm:
-        allowed = int(statm.read().split()[0]) * resource.getpagesize() + MEMORY_BYTES
-    resource.setrlimit(resource.RLIMIT_AS, (allowed if hard == resource.RLIM_INFINITY else min(allowed, hard), hard))
+        _limit(resource.RLIMIT_AS, int(statm.read().split()[0]) * resource.getpagesize() + MEMORY_BYTES)
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     while header := source.read(HEADER.size):
         template, texts, parts = orjson.loads(source.read(HEADER.unpack(header)[0]))
-        _limit_cpu(DEADLINE + 1)
+        used = resource.getrusage(resource.RUSAGE_SELF)  # CPU time: this render's, then SIGXCPU ends the worker
+        _limit(resource.RLIMIT_CPU, math.ceil(used.ru_utime + used.ru_stime + DEADLINE + 1))
         try:
             reply = {"ok": render_template(template, texts, parts)}
         except ApiError as exc:
@@ -39,12 +38,10 @@ def _serve() -> None:
         sink.flush()
 
 
-def _limit_cpu(seconds: float) -> None:
-    """This process may use `seconds` more CPU time, then it gets SIGXCPU (which ends it)."""
-    used = resource.getrusage(resource.RUSAGE_SELF)
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = math.ceil(used.ru_utime + used.ru_stime + seconds)
-    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+def _limit(which: int, soft: int) -> None:
+    """Set a resource's soft limit to `soft`, or to its hard limit where that is lower."""
+    _, hard = resource.getrlimit(which)
+    resource.setrlimit(which, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
 
 
 if __name__ == "__main__":
