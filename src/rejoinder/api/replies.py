@@ -83,9 +83,13 @@ def item_list(rows: list[Any], has_more: bool) -> web.Response:
 
 async def read_body(request: web.Request) -> bytes:
     """The request's whole body, which must arrive within `client_timeout`: a client that stops
-    sending gets a 408, and aiohttp closes the connection after its short lingering read."""
+    sending gets a 408, and aiohttp closes the connection after its short lingering read. A body
+    that came whole with its headers (most do) has nothing to wait for, and no timer is set
+    (one costs ~5 µs, 1 % of a request)."""
     seconds = request.app[CLIENT_TIMEOUT]
     try:
+        if request.content.is_eof():
+            return await request.read()
         async with asyncio.timeout(seconds):
             return await request.read()
     except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
