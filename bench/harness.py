@@ -50,6 +50,17 @@ def rss_mb(pids: list[int]) -> float:
 
 
 @contextlib.contextmanager
+def fresh_database() -> Iterator[str]:
+    """The URL of a new database on the PostgreSQL at 127.0.0.1:5432 (as the test suite makes
+    one), dropped afterwards."""
+    sys.path.insert(0, str(TESTS))
+    from conftest import _database
+
+    with _database() as url:
+        yield url
+
+
+@contextlib.contextmanager
 def gateway_on_fake(**config: Any) -> Iterator[tuple[Any, Any]]:
     """`(gateway, fake upstream)`: the test suite's `chat_models` on the fake, `config` added."""
     sys.path.insert(0, str(TESTS))

@@ -21,7 +21,7 @@ import msgspec
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.response import Response
 from rejoinder.store.repository import Store
-from rejoinder.store.schema import Tenant
+from rejoinder.store.schema import ItemRow, Tenant
 
 BODY = b'{"object":"response","output":[],"text":"' + b"x" * 1500 + b'"}'
 
@@ -32,7 +32,7 @@ async def run(store: Store, count: int, streamed: bool, first_token: float) -> f
     async def one() -> None:
         async with gate:
             response = Response(id=new_id("resp"), created_at=int(time.time()), model="m")
-            rows = [{"response_id": response.id, "role": "output", "position": 0, "id": new_id("msg"), "body": BODY}]
+            rows = [ItemRow(response.id, "output", 0, new_id("msg"), BODY)]
             begun = store.begin(response, BODY, Tenant("proj_default")) if streamed else None
             await asyncio.sleep(first_token)
             if begun is not None:

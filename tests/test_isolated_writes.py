@@ -14,7 +14,7 @@ from helpers import post_raw
 
 from rejoinder.protocol.response import Response
 from rejoinder.store.repository import Store
-from rejoinder.store.schema import Tenant
+from rejoinder.store.schema import ItemRow, Tenant
 
 BAD_BODIES = [
     {"model": "chat", "input": [{"role": "user", "content": "x", "id": "a" * 65}]},
@@ -70,7 +70,7 @@ def test_the_writer_retries_a_failed_batch_member_by_member(database, caplog):
     async def blast() -> list:
         saves = []
         for i in range(40):
-            rows = [{"response_id": f"resp_isolated{i:04d}", "role": "output", "position": 0, "id": bad_id if i == 37 else f"msg_{i}", "body": b"{}"}]
+            rows = [ItemRow(f"resp_isolated{i:04d}", "output", 0, bad_id if i == 37 else f"msg_{i}", b"{}")]
             saves.append(store.save(_response(i), b"{}", Tenant("proj_default"), rows))
         return await asyncio.gather(*saves, return_exceptions=True)
 

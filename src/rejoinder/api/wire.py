@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 from typing import Any
 
@@ -66,6 +67,20 @@ class _Runner(web.AppRunner):
         return functools.partial(_Connection, made, loop=made._loop, **made._kwargs)  # noqa: SLF001 - what web.Server passes its handlers
 
 
+GC_YOUNGEST = 20_000  # allocations between two collections of the youngest generation (CPython's default: 700)
+
+
+def settle_garbage_collector() -> None:
+    """Once the app is up: what it made to start (modules, the app, the config: ~300,000
+    objects) is frozen out of the collector's reach, so a full collection no longer walks it,
+    and the youngest generation is collected every `GC_YOUNGEST` allocations rather than 700.
+    A request's objects die young and mostly by reference counting; measured (bench/cost_map.py),
+    the collector took 12-17 % of a request's CPU before."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNGEST, 10, 10)
+
+
 def run(
     app: web.Application,
     host: str,
@@ -92,6 +107,7 @@ def run(
     async def serve() -> None:
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        settle_garbage_collector()
         await asyncio.Event().wait()  # until a signal raises GracefulExit
 
     asyncio.set_event_loop(loop)

@@ -31,6 +31,7 @@ from rejoinder.providers.base import Delta, Finish, ModelRequest
 from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
+from rejoinder.store.schema import ItemRow
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -292,7 +293,7 @@ class Run:
         except Exception:
             log.warning("could not store cancelled response %s", self.response.id)
 
-    def conversation_append(self, rows: list[dict[str, Any]]) -> Callable[[Any], bool] | None:
+    def conversation_append(self, rows: list[ItemRow]) -> Callable[[Any], bool] | None:
         """What a turn on a conversation adds to it, committed with its final form: its input
         and output items, in order, when it completed or stopped incomplete; nothing else. With
         `store: false` the items still go to the conversation (the client asked for it to be
@@ -300,7 +301,7 @@ class Run:
         if self.conversation is None or self.response.status not in ("completed", "incomplete"):
             return None
         return functools.partial(
-            conversations.append, conversation_id=self.conversation, project=self.principal.project, rows=[(row["id"], row["body"]) for row in rows]
+            conversations.append, conversation_id=self.conversation, project=self.principal.project, rows=[(row.id, row.body) for row in rows]
         )
 
     async def close(self) -> None:
@@ -308,10 +309,7 @@ class Run:
         await self.rest.aclose()
         self.sessions.release()
 
-    def item_rows(self) -> list[dict[str, Any]]:
+    def item_rows(self) -> list[ItemRow]:
         response_id = self.response.id
-        rows = [{"response_id": response_id, "role": "input", "position": i, "id": item.id, "body": encode_item(item)} for i, item in enumerate(self.own_input)]
-        rows += [
-            {"response_id": response_id, "role": "output", "position": i, "id": item.id, "body": encode(item)} for i, item in enumerate(self.response.output)
-        ]
-        return rows
+        rows = [ItemRow(response_id, "input", i, item.id, encode_item(item)) for i, item in enumerate(self.own_input)]
+        return rows + [ItemRow(response_id, "output", i, item.id, encode(item)) for i, item in enumerate(self.response.output)]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rejoinder.engine.lifecycle import Sequence
 from rejoinder.protocol.response import Response
+from rejoinder.store.schema import ItemRow
 
 if TYPE_CHECKING:
     from rejoinder.engine.builder import Builder
@@ -23,7 +24,7 @@ class Finished(Protocol):
     """A run's end as its sink sees it (`engine.run.Ending`), ready to keep."""
 
     encoded: bytes  # the final form
-    rows: list[dict[str, Any]]  # its items
+    rows: list[ItemRow]  # its items
     also: Callable[[Any], Any] | None  # what it adds to a conversation, committed with it
     events: list[tuple[str, bytes]]  # the events not sent yet
 

@@ -45,7 +45,9 @@ def session() -> aiohttp.ClientSession:
     global _session
     if _session is None or _session.closed:
         connector = _Pool(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
-        _session = aiohttp.ClientSession(connector=connector)
+        # No cookie jar: what one tenant's upstream sets must never ride along on another's call
+        # (and filtering cookies on every call costs time).
+        _session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
     return _session
 
 
@@ -123,9 +125,11 @@ class Upstream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            # A stream's headers come before its first event, so that deadline covers them too.
-            async with asyncio.timeout_at(started + self.limits.first_event_timeout if stream else None):
-                response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout if stream else self.body_timeout)
+            if stream:  # a stream's headers come before its first event, so that deadline covers them too
+                async with asyncio.timeout_at(started + self.limits.first_event_timeout):
+                    response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout)
+            else:  # a whole body's headers: aiohttp's own read timeout (`timeout`) and total
+                response = await session().post(url, data=body, headers=self.headers, timeout=self.body_timeout)
         except asyncio.TimeoutError:
             raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
         except aiohttp.ClientError as exc:
@@ -133,7 +137,7 @@ class Upstream:
         try:
             if response.status >= 400:
                 raise error_from_status(response.status, await read_capped(response, 65536, keep=True), response.headers, self.secret, url)
-            yield Reply(self, response, started)
+            yield Reply(self, response, loop, started)
         except asyncio.TimeoutError:
             raise self._late("timeout" if loop.time() - started < self.limits.total_timeout else "total_timeout") from None
         except aiohttp.ClientPayloadError:
@@ -160,18 +164,26 @@ class Upstream:
 class Reply:
     """A successful upstream response, read within its deployment's limits."""
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, started: float) -> None:
+    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, loop: asyncio.AbstractEventLoop, started: float) -> None:
         self.upstream = upstream
         self.response = response
+        self.loop = loop
         self.started = started
 
     async def body(self) -> bytes:
         """A whole (non-streaming) body, no larger than `max_response_bytes`, read within
         `timeout` of its headers: a body is one event, so an upstream that drips it a byte at a
-        time cannot hold the request (aiohttp's read timeout starts again with every byte)."""
+        time cannot hold the request (aiohttp's read timeout starts again with every byte).
+        A body that came with its headers (most do) needs no timer."""
         limits = self.upstream.limits
-        async with asyncio.timeout(limits.timeout):
+        content = self.response.content
+        if content.is_eof():
             return await read_capped(self.response, limits.max_response_bytes)
+        deadline = _Deadline(self.loop, content, self.loop.time() + limits.timeout, "timeout", self.started + limits.total_timeout)
+        try:  # its TimeoutError is told apart from `total_timeout` by `Upstream.call`
+            return await read_capped(self.response, limits.max_response_bytes)
+        finally:
+            deadline.cancel()
 
     async def deltas(self, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
         """Per network read, the deltas `translate` makes of each event's data; the stream's
@@ -206,7 +218,7 @@ class Reply:
         """
         limits = self.upstream.limits
         content = self.response.content
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         end = self.started + limits.total_timeout
         deadline = _Deadline(loop, content, self.started + limits.first_event_timeout, "first_event_timeout", end)
         pending = carry = b""

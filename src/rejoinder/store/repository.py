@@ -24,7 +24,7 @@ from typing import Any, Callable, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Connection, Engine, delete, insert, select, text
+from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -35,7 +35,7 @@ from rejoinder.store.connection import connect
 from rejoinder.store.liveness import maintain
 from rejoinder.store.paging import page_of
 from rejoinder.store.runs import Endings
-from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, secrets
+from rejoinder.store.schema import ItemRow, ResponseRow, Tenant, events, insert_sql, items, response_row, responses, runs, secrets
 
 log = logging.getLogger("rejoinder.store")
 T = TypeVar("T")
@@ -74,7 +74,14 @@ class _Write:
     __slots__ = ("loop", "future", "row", "item_rows", "begin", "replaces", "op", "result")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future, row: dict | None, item_rows: list[dict], begin: bool, replaces: bool, op=None
+        self,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future,
+        row: ResponseRow | None,
+        item_rows: list[ItemRow],
+        begin: bool,
+        replaces: bool,
+        op=None,
     ) -> None:
         self.loop = loop
         self.future = future
@@ -94,10 +101,13 @@ class Store:
         self.engine: Engine = connect(url, readers)
         self.sqlite = self.engine.dialect.name == "sqlite"
         database = self.engine.url.database
-        # A final form over its in-progress record: one upsert, cheaper than delete + insert.
         self._insert = sqlite_insert if self.sqlite else postgresql_insert  # with ON CONFLICT clauses
-        upsert = self._insert(responses)
-        self._upsert = upsert.on_conflict_do_update(index_elements=[responses.c.id], set_={name: upsert.excluded[name] for name in _REPLACED})
+        # The writer's statements, as the driver takes them; a final form over its in-progress
+        # record is one upsert, cheaper than delete + insert.
+        marker = "?" if self.sqlite else "%s"
+        self._insert_response = insert_sql(responses, marker)
+        self._upsert_response = self._insert_response + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in _REPLACED)
+        self._insert_items = insert_sql(items, marker)
         self._file = database if self.sqlite and database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()
@@ -162,7 +172,7 @@ class Store:
         response: Response,
         body: bytes,
         tenant: Tenant,
-        item_rows: list[dict[str, Any]],
+        item_rows: list[ItemRow],
         replaces: bool = False,
         also: Callable[[Connection], Any] | None = None,
     ) -> None:
@@ -186,9 +196,7 @@ class Store:
         with self.engine.begin() as conn:
             return fn(conn, *args)
 
-    def _enqueue(
-        self, response: Response, body: bytes, tenant: Tenant, item_rows: list[dict[str, Any]], begin: bool, replaces: bool, op=None
-    ) -> asyncio.Future:
+    def _enqueue(self, response: Response, body: bytes, tenant: Tenant, item_rows: list[ItemRow], begin: bool, replaces: bool, op=None) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         row = response_row(response, body, response.status, self.instance if begin else None, tenant)
         future = loop.create_future()
@@ -218,7 +226,7 @@ class Store:
                 outcomes = [(write, outcome) for write in batch]
             for write, failed in outcomes:
                 if failed is not None and write.row is not None:
-                    log.error("could not store response %s: %s", write.row["id"], type(failed).__name__)
+                    log.error("could not store response %s: %s", write.row.id, type(failed).__name__)
             for loop in {write.loop for write in batch}:  # one wake-up per event loop and batch
                 loop.call_soon_threadsafe(_settle, [(write.future, failed, write.result) for write, failed in outcomes if write.loop is loop])
             if stop:
@@ -228,24 +236,26 @@ class Store:
 
     def _commit(self, batch: list[_Write]) -> BaseException | None:
         """Write `batch` in one transaction; the failure, if any. A response finished in the
-        same batch as its in-progress record is written once, in its final form."""
+        same batch as its in-progress record is written once, in its final form. Rows go
+        straight to the driver (`executemany` of plain statements); `op`s get the SQLAlchemy
+        connection, in the same transaction."""
         ops = [write for write in batch if write.op is not None]
         batch = [write for write in batch if write.row is not None]
-        finished = {write.row["id"] for write in batch if not write.begin}
-        writes = [write for write in batch if not (write.begin and write.row["id"] in finished)]
+        finished = {write.row.id for write in batch if not write.begin}
+        writes = [write for write in batch if not (write.begin and write.row.id in finished)]
         new = [write.row for write in writes if not write.replaces]
         replacing = [write.row for write in writes if write.replaces]
         try:
             if self._connection is None:  # the writer keeps one connection: no pool round trip per batch
                 self._connection = self.engine.connect()
-            with self._connection.begin():
+            with self._connection.begin(), contextlib.closing(self._connection.connection.driver_connection.cursor()) as cursor:
                 if new:
-                    self._connection.execute(insert(responses), new)
+                    cursor.executemany(self._insert_response, new)
                 if replacing:
-                    self._connection.execute(self._upsert, replacing)
+                    cursor.executemany(self._upsert_response, replacing)
                 rows = [row for write in writes for row in write.item_rows]
                 if rows:
-                    self._connection.execute(insert(items), rows)
+                    cursor.executemany(self._insert_items, rows)
                 for write in ops:
                     write.result = write.op(self._connection)
         except Exception as exc:

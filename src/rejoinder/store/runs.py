@@ -16,7 +16,7 @@ import orjson
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from rejoinder.protocol.response import Response
-from rejoinder.store.schema import Tenant, events, items, response_row, responses, runs, webhook_outbox
+from rejoinder.store.schema import ItemRow, Tenant, events, items, response_row, responses, runs, webhook_outbox
 
 Outbox = Callable[[str, str], list[dict[str, Any]]]
 """The webhook deliveries a background run's end makes: `(status, response id)` → outbox rows."""
@@ -59,7 +59,7 @@ def enqueue(
         owner = None
     if owner is not None:  # taken at once: its column and body say in progress
         body = _with_status(body, "in_progress")
-    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, tenant))
+    conn.execute(insert(responses), response_row(response, body, "in_progress" if owner else "queued", owner, tenant)._asdict())
     row = {"response_id": response.id, "queued_at": time.time_ns() // 1000, "request": request, "owner": owner, "principal": principal}
     conn.execute(insert(runs), row)
     conn.execute(insert(events), {"response_id": response.id, "seq": 0, "last_seq": first_last, "frames": first_frames})
@@ -104,7 +104,7 @@ def append(conn: Connection, response_id: str, first: int, joined: bytes, last: 
 def finish(
     conn: Connection,
     row: dict[str, Any],
-    item_rows: list[dict[str, Any]],
+    item_rows: list[ItemRow],
     first: int,
     joined: bytes,
     last: int,
@@ -121,7 +121,7 @@ def finish(
     if ended.rowcount == 0:
         raise LostRun(row["id"])
     if item_rows:
-        conn.execute(insert(items), item_rows)
+        conn.execute(insert(items), [row._asdict() for row in item_rows])
     if joined:
         conn.execute(insert(events), {"response_id": row["id"], "seq": first, "last_seq": last, "frames": joined})
     conn.execute(delete(runs).where(runs.c.response_id == row["id"]))

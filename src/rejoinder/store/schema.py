@@ -1,6 +1,6 @@
 """The tables. Bodies are stored as the exact JSON the API returns, so reads never rebuild them."""
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, LargeBinary, MetaData, String, Table, false, text
 
@@ -35,19 +35,26 @@ responses = Table(
 )
 
 
-def response_row(response: Response, body: bytes, status: str, owner: str | None, tenant: Tenant) -> dict[str, Any]:
+class ResponseRow(NamedTuple):
+    """A `responses` row, its fields in the table's column order: as it is, the parameters of
+    the writer's plain INSERT (see `insert_sql`)."""
+
+    id: str
+    created_at: int
+    previous_response_id: str | None
+    status: str
+    owner: str | None  # the instance making an in-progress response
+    body: bytes
+    project: str
+    key_id: str | None
+    model: str
+
+
+def response_row(response: Response, body: bytes, status: str, owner: str | None, tenant: Tenant) -> ResponseRow:
     """The `responses` row of a Response: its columns, and its JSON as stored."""
-    return {
-        "project": tenant.project,
-        "key_id": tenant.key_id,
-        "model": response.model[:128],
-        "id": response.id,
-        "created_at": response.created_at,
-        "previous_response_id": response.previous_response_id,
-        "status": status,
-        "owner": owner,
-        "body": body,
-    }
+    return ResponseRow(
+        response.id, response.created_at, response.previous_response_id, status, owner, body, tenant.project, tenant.key_id, response.model[:128]
+    )
 
 
 instances = Table(
@@ -67,6 +74,25 @@ items = Table(
     Column("body", LargeBinary, nullable=False),
     Index("ix_items_id", "id"),
 )
+
+
+class ItemRow(NamedTuple):
+    """An `items` row, its fields in the table's column order (see `ResponseRow`)."""
+
+    response_id: str
+    role: str  # "input" or "output"
+    position: int
+    id: str
+    body: bytes
+
+
+def insert_sql(table: Table, marker: str) -> str:
+    """A plain INSERT of every column of `table`, in order, with the driver's own parameter
+    `marker` (`?` for sqlite3, `%s` for psycopg): what the store's writer sends on the hot path,
+    where compiling a statement and binding a dict per row cost more than the write itself."""
+    columns = [column.name for column in table.columns]
+    return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
+
 
 secrets = Table(
     "secrets",

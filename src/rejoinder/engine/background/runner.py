@@ -39,6 +39,7 @@ from rejoinder.protocol.sse import frames
 from rejoinder.protocol.tools import decode_tools
 from rejoinder.store import runs
 from rejoinder.store.repository import Store
+from rejoinder.store.schema import ItemRow
 
 log = logging.getLogger("rejoinder.background")
 
@@ -85,7 +86,7 @@ class Journal(Stream):
     async def keep_cancelled(self, ending: Finished) -> None:
         await self.finish(ending.encoded, ending.rows, [])
 
-    async def finish(self, encoded: bytes, item_rows: list[dict[str, Any]], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None) -> None:
+    async def finish(self, encoded: bytes, item_rows: list[ItemRow], events: list[tuple[str, bytes]], also: Callable[[Any], Any] | None = None) -> None:
         if self.lost:
             return
         first, joined = self._take(events)
