@@ -7,7 +7,6 @@ delta is in hand; only then does the API layer commit to a stream.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -18,18 +17,16 @@ import msgspec
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import History, check_calls, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
 from rejoinder.engine.router import Deployment, Router
-from rejoinder.engine.run import Run, Turn, settled
+from rejoinder.engine.run import Run, Turn
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.skeleton import skeleton
 from rejoinder.engine.tools import TOOL, TOOL_NAME, Backend, mcp
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
-from rejoinder.protocol.response import Response, encode
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
 from rejoinder.store.repository import Store
-from rejoinder.store.schema import Tenant
 
 log = logging.getLogger("rejoinder.engine")
 
@@ -111,9 +108,6 @@ class Engine:
         params = request.body
         turn = await self.prepare(request, principal, memory, running=True)
         response = sink.response if sink.response is not None else skeleton(request)
-        # A stream shows its id at once: record it as in progress first, while the upstream
-        # thinks, so that even a crash leaves the id readable (see `store.liveness`).
-        begun = _record_in_progress(self.store, response, principal.tenant) if params.store and sink.streams and sink.response is None else None
         called = time.monotonic()
         try:
             turn, batches, first = await self._first(turn, params, generate)
@@ -127,12 +121,9 @@ class Engine:
             ]
         except BaseException:
             turn.mcp_tools.sessions.release()
-            if begun is not None:  # the client gets a plain HTTP error and never sees this id
-                await settled(begun)
-                await self.store.delete(response.id, principal.project)
             raise
         search = self.search if request.tools.searched else None
-        return Run(self.store, request, principal, response, begun, turn, first, batches, sink, (called, time.monotonic()), search)
+        return Run(self.store, request, principal, response, turn, first, batches, sink, (called, time.monotonic()), search)
 
     async def _first(self, turn: Turn, params: Any, generate: bool) -> tuple[Turn, AsyncIterator[list[Delta]], list[Delta]]:
         """The upstream's first batch, from the first candidate deployment that gives one: an
@@ -215,18 +206,6 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
     if warnings:
         log.info("%s: %s", deployment.name, "; ".join(warnings))
     return warnings
-
-
-def _record_in_progress(store: Store, response: Response, tenant: Tenant) -> asyncio.Future:
-    """Enqueue the response's in-progress record; the future settles once it is committed."""
-    begun = store.begin(response, encode(response), tenant)
-    begun.add_done_callback(_log_if_failed)
-    return begun
-
-
-def _log_if_failed(future: asyncio.Future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("could not record a response as in progress: %s", type(future.exception()).__name__)
 
 
 def _retry_after(exc: ApiError) -> float:

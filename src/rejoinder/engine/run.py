@@ -36,15 +36,6 @@ from rejoinder.store.schema import ItemRow
 log = logging.getLogger("rejoinder.engine")
 
 
-async def settled(future: asyncio.Future) -> None:
-    """Wait until a store write the request did not wait for is committed or has failed (the
-    failure is logged once, by `_log_if_failed`; the final save reports its own)."""
-    try:
-        await future
-    except Exception:
-        pass
-
-
 class Turn(NamedTuple):
     """A model turn, prepared (`Engine.prepare`): everything short of calling the model."""
 
@@ -92,7 +83,7 @@ class Ending:
             return
         try:
             if run.params.store:
-                await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun is not None, self.also)
+                await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun, self.also)
             else:
                 await run.store.write(self.also)  # type: ignore[arg-type]
         except Exception:
@@ -100,7 +91,7 @@ class Ending:
 
     async def save_cancelled(self) -> None:
         run = self.run
-        await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun is not None)
+        await run.store.save(self.response, self.encoded, run.principal.tenant, self.rows, run.begun)
 
 
 class Run:
@@ -110,7 +101,6 @@ class Run:
         request: Request,
         principal: Principal,
         response: Response,
-        begun: asyncio.Future | None,
         turn: Turn,
         first: list[Delta],
         rest: AsyncIterator[list[Delta]],
@@ -125,7 +115,11 @@ class Run:
         self.conversation = request.conversation
         self.response = response
         self.sink = sink
-        self.begun = begun  # the in-progress record's write, when there is one
+        # A client's stream of a stored response shows its id with its first events: recorded
+        # as in progress before them, so that even a crash leaves the id readable (see
+        # `store.liveness`). One whose first read holds the whole answer is never in progress.
+        self.records_progress = bool(self.params.store and sink.streams and sink.response is None)
+        self.begun = False  # the in-progress record was written
         self.ended = False  # a final form was built (and kept, if asked)
         self.deployment = turn.deployment  # the one that served (see `Engine._first`)
         self.retries = turn.retries
@@ -181,15 +175,14 @@ class Run:
         """The model's turns, up to the response's end; the failure that ended it, if one did.
         When the upstream's first read already holds the whole answer (and calls no tool the
         gateway runs), nothing is shown before the final form is kept; otherwise the in-progress
-        record is durable before the first flush, so an id a client has seen always reads back
-        (see `Engine.start`)."""
+        record is durable before the first flush, so an id a client has seen always reads back."""
         whole = isinstance(self.first[-1], Finish)
         try:
             builder.begin(queued=self.sink.response is not None)
             searched = await self._apply(builder, self.first)
             if not whole or searched:
-                if self.begun is not None:
-                    await settled(self.begun)
+                if self.records_progress:
+                    await self._record_in_progress()
                 self.steerable = True
                 await self._flush()
                 await self._stream_rest(builder)
@@ -207,6 +200,15 @@ class Run:
             self.steerable = False
             await self.close()
         return None
+
+    async def _record_in_progress(self) -> None:
+        """Commit the response as it stands, in progress and owned by this instance; a failure
+        is logged, and the stream goes on (its final form is saved as a whole)."""
+        try:
+            await self.store.begin(self.response, encode(self.response), self.principal.tenant)
+            self.begun = True
+        except Exception as exc:
+            log.warning("could not record response %s as in progress: %s", self.response.id, type(exc).__name__)
 
     async def _stream_rest(self, builder: Builder) -> None:
         """The upstream's later batches, sent as they come; a turn that ends in calls of tools
