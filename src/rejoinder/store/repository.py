@@ -22,8 +22,6 @@ from pathlib import Path
 from secrets import token_urlsafe
 from typing import Any, Callable, TypeVar
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy import Connection, Engine, delete, select, text
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -122,6 +120,9 @@ class Store:
     def migrate(self) -> None:
         """Bring the schema to the newest revision, serialized across instances that start
         together: PostgreSQL's advisory lock, or a lock file beside the SQLite database."""
+        from alembic import command  # only what migrates imports Alembic (see `server`)
+        from alembic.config import Config as AlembicConfig
+
         with self._migration_lock(), self.engine.begin() as conn:
             if not self.sqlite:
                 conn.execute(text("SELECT pg_advisory_xact_lock(7305402)"))

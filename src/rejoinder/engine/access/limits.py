@@ -23,8 +23,6 @@ import time
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from rejoinder.engine.access.principals import Principal, Window
 from rejoinder.protocol.errors import ApiError
@@ -92,7 +90,11 @@ def period_of(period: str, now: float) -> tuple[str, int]:
 
 class Limiter:
     def __init__(self, redis_url: str | None) -> None:
-        self.redis = Redis.from_url(redis_url) if redis_url else None
+        self.redis = None
+        if redis_url:
+            from redis.asyncio import Redis  # a gateway without Redis never imports redis-py (6 MB)
+
+            self.redis = Redis.from_url(redis_url)
         self._script = self.redis.register_script(_SCRIPT) if self.redis is not None else None
         self.counts: dict[tuple[str, int], list[int]] = {}  # without Redis: (scope, minute) → [requests, tokens]
         self.spent: dict[tuple[str, str], int] = {}  # without Redis: (scope, period) → micro-dollars
@@ -161,6 +163,8 @@ class Limiter:
     async def _calls(self) -> None:
         """Call Redis until nothing waits: each call takes every request and all the spending
         that came while the one before it was out."""
+        from redis.exceptions import RedisError  # imported with Redis itself, in __init__
+
         try:
             while self.waiting or self.unspent:
                 batch, self.waiting = self.waiting, []

@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers.base import Delta, ModelRequest, Provider, text_of
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 log = logging.getLogger("rejoinder.engine")
 
 
 async def validated(provider: Provider, request: ModelRequest, schema: dict[str, Any], retries: int) -> AsyncIterator[list[Delta]]:
     """The first attempt whose text matches `schema`, as one batch."""
+    from jsonschema import Draft202012Validator  # imported by the first request that asks for retries
+
     validator = Draft202012Validator(schema)
     problem = ""
     for attempt in range(retries + 1):
@@ -40,11 +43,13 @@ async def validated(provider: Provider, request: ModelRequest, schema: dict[str,
     )
 
 
-def _mismatch(deltas: list[Delta], validator: Draft202012Validator) -> str:
+def _mismatch(deltas: list[Delta], validator: Validator) -> str:
     """What is wrong with the attempt's text, or "" when it matches."""
     try:
         value = orjson.loads(text_of(deltas))
     except orjson.JSONDecodeError:
         return "it is not JSON"
+    from jsonschema.exceptions import best_match
+
     error = best_match(validator.iter_errors(value))
     return "" if error is None else f"{error.message} (at {'/'.join(map(str, error.absolute_path)) or 'the top'})"
