@@ -30,8 +30,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from harness import cpu_seconds
-from responses import MODES, bench_gateway, wrk
+from responses import MODES, bench_gateway, loaded, wrk
 
 # (stage, a pattern one frame matches): a request's own work, claimed innermost first.
 STAGES = [
@@ -114,10 +113,7 @@ def main() -> None:
         pid = gateway.pids[0]
         for mode, model, _, stream in MODES:
             body = {"model": model, "input": "Hello", "store": True, "stream": stream}
-            wrk(gateway.url, body, 8, 2, gateway.work, key=gateway.key)  # warm-up
-            before = cpu_seconds([pid])
-            load = wrk(gateway.url, body, 32, 8, gateway.work, key=gateway.key)
-            cpu_us = (cpu_seconds([pid]) - before) / load["requests"] * 1e6
+            load, cpu_us = loaded(gateway, body, 8)
             profile = (args.save or gateway.work) / f"{mode}.txt"
             command = [spy, "record", "--pid", str(pid), "--native", "--format", "raw", "--rate", str(args.rate)]
             sampler = subprocess.Popen([*command, "--duration", str(args.duration + 2), "-o", str(profile)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

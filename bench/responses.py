@@ -120,6 +120,15 @@ def wrk(url: str, body: dict, connections: int, seconds: int, work: Path, latenc
     return result
 
 
+def loaded(gateway: SimpleNamespace, body: dict, seconds: int) -> tuple[dict, float]:
+    """After a warm-up, `body` at concurrency 32 for `seconds`: wrk's figures, and the gateway's
+    CPU per request in µs."""
+    wrk(gateway.url, body, 8, 2, gateway.work, key=gateway.key)  # warm-up
+    before = cpu_seconds(gateway.pids)
+    load = wrk(gateway.url, body, 32, seconds, gateway.work, key=gateway.key)
+    return load, (cpu_seconds(gateway.pids) - before) / load["requests"] * 1e6
+
+
 def gateway_pids(parent: subprocess.Popen) -> list[int]:
     children = Path(f"/proc/{parent.pid}/task/{parent.pid}/children").read_text().split()
     return [int(c) for c in children] or [parent.pid]
@@ -207,10 +216,7 @@ def main() -> None:
         for mode, model, direct_path, stream in MODES:
             body = {"model": model, "input": "Hello", "store": args.store, "stream": stream}
             direct_body = {"model": "bench", "messages": [{"role": "user", "content": "Hello"}], "stream": stream}
-            wrk(gateway.url, body, 8, 2, gateway.work, key=gateway.key)  # warm-up
-            cpu_before = cpu_seconds(gateway.pids)
-            load = wrk(gateway.url, body, 32, args.duration, gateway.work, key=gateway.key)
-            cpu_per_request_us = (cpu_seconds(gateway.pids) - cpu_before) / load["requests"] * 1e6
+            load, cpu_per_request_us = loaded(gateway, body, args.duration)
             through = wrk(gateway.url, body, 1, max(5, args.duration // 2), gateway.work, latency=True, key=gateway.key)
             direct = wrk(gateway.upstream + direct_path, direct_body, 1, max(5, args.duration // 2), gateway.work, latency=True)
             rows.append((mode, load["rps"], through["p50"], through["p99"], direct["p50"], direct["p99"], cpu_per_request_us))

@@ -71,7 +71,7 @@ GC_YOUNGEST = 20_000  # allocations between two collections of the youngest gene
 
 
 def settle_garbage_collector() -> None:
-    """Once the app is up: what it made to start (modules, the app, the config: ~300,000
+    """Once the app is up: what it made to start (modules, the app, the config: about 100,000
     objects) is frozen out of the collector's reach, so a full collection no longer walks it,
     and the youngest generation is collected every `GC_YOUNGEST` allocations rather than 700.
     A request's objects die young and mostly by reference counting; measured (bench/cost_map.py),

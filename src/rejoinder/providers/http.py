@@ -11,7 +11,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -125,11 +125,10 @@ class Upstream:
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
-            if stream:  # a stream's headers come before its first event, so that deadline covers them too
-                async with asyncio.timeout_at(started + self.limits.first_event_timeout):
-                    response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout)
-            else:  # a whole body's headers: aiohttp's own read timeout (`timeout`) and total
-                response = await session().post(url, data=body, headers=self.headers, timeout=self.body_timeout)
+            # A stream's headers come before its first event, so that deadline covers them too; a
+            # whole body's have aiohttp's own read timeout and total (no asyncio.timeout to pay for).
+            async with asyncio.timeout_at(started + self.limits.first_event_timeout) if stream else nullcontext():
+                response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout if stream else self.body_timeout)
         except asyncio.TimeoutError:
             raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
         except aiohttp.ClientError as exc:

@@ -103,9 +103,9 @@ class Store:
         # The writer's statements, as the driver takes them; a final form over its in-progress
         # record is one upsert, cheaper than delete + insert.
         marker = "?" if self.sqlite else "%s"
-        self._insert_response = insert_sql(responses, marker)
+        self._insert_response = insert_sql(responses, ResponseRow, marker)
         self._upsert_response = self._insert_response + " ON CONFLICT (id) DO UPDATE SET " + ", ".join(f"{name} = excluded.{name}" for name in _REPLACED)
-        self._insert_items = insert_sql(items, marker)
+        self._insert_items = insert_sql(items, ItemRow, marker)
         self._file = database if self.sqlite and database not in (None, "", ":memory:") else None
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="rejoinder-db")
         self._writes: queue.SimpleQueue[_Write | None] = queue.SimpleQueue()

@@ -36,8 +36,8 @@ responses = Table(
 
 
 class ResponseRow(NamedTuple):
-    """A `responses` row, its fields in the table's column order: as it is, the parameters of
-    the writer's plain INSERT (see `insert_sql`)."""
+    """A `responses` row as the writer inserts it: its fields name the columns, in the order of
+    the plain INSERT's parameters (see `insert_sql`)."""
 
     id: str
     created_at: int
@@ -77,7 +77,7 @@ items = Table(
 
 
 class ItemRow(NamedTuple):
-    """An `items` row, its fields in the table's column order (see `ResponseRow`)."""
+    """An `items` row as the writer inserts it (see `ResponseRow`)."""
 
     response_id: str
     role: str  # "input" or "output"
@@ -86,11 +86,13 @@ class ItemRow(NamedTuple):
     body: bytes
 
 
-def insert_sql(table: Table, marker: str) -> str:
-    """A plain INSERT of every column of `table`, in order, with the driver's own parameter
-    `marker` (`?` for sqlite3, `%s` for psycopg): what the store's writer sends on the hot path,
-    where compiling a statement and binding a dict per row cost more than the write itself."""
-    columns = [column.name for column in table.columns]
+def insert_sql(table: Table, row: type[tuple], marker: str) -> str:
+    """A plain INSERT into `table` of the columns a `row` type's fields name, in their order,
+    with the driver's own parameter `marker` (`?` for sqlite3, `%s` for psycopg): what the
+    store's writer sends on the hot path, where compiling a statement and binding a dict per row
+    cost more than the write itself. A row is its parameters as it is, whatever order the
+    table's columns are in."""
+    columns = row._fields  # type: ignore[attr-defined]
     return f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join([marker] * len(columns))})"
 
 
