@@ -26,12 +26,14 @@ def finished_run() -> SimpleNamespace:
     from rejoinder.providers.base import Usage
 
     now = time.monotonic()
+    used = Usage(input_tokens=10, output_tokens=5)
     return SimpleNamespace(
         deployment=Deployment("mock-text", None, "text", "openai-chat", None, None, "mock-*"),
         retries=0,
         called_at=now,
         first_at=now + 0.001,
-        response=Response(id="resp_1", status="completed", usage=usage(Usage(input_tokens=10, output_tokens=5))),
+        response=Response(id="resp_1", status="completed", usage=usage(used)),
+        used=used,
     )
 
 

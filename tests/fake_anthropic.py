@@ -7,7 +7,9 @@ Scenarios are the stream's event list (`message_start`, `content_block_*` with `
 
 from __future__ import annotations
 
+import hashlib
 import json
+import time
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
@@ -178,6 +180,10 @@ ERRORS = {
 }
 
 
+def _marks_a_breakpoint(body: dict) -> bool:
+    return "cache_control" in json.dumps(body)
+
+
 def _assemble(events: list[dict]) -> dict:
     """The non-streaming Message built from a scenario's events."""
     message = dict(events[0]["message"])
@@ -208,7 +214,101 @@ def _assemble(events: list[dict]) -> dict:
     return message
 
 
+class PromptCache:
+    """Anthropic's prompt cache, as its documentation states the rules: a request's prefix
+    (tools, then system, then messages, in that order) is cached only up to a block that
+    carries `cache_control`, at most four of them; a later request reads it back only up to
+    a breakpoint an earlier one also marked, within its TTL (5 minutes, or `"ttl": "1h"`,
+    refreshed by each hit), and only when that prefix holds at least the model's minimum
+    tokens. `cache_control` on a thinking or empty text block, a fifth breakpoint, an unknown
+    TTL, or a longer TTL after a shorter one is a 400. Tokens are this fake's own count, a
+    block's JSON length over four."""
+
+    TTL = {"5m": 300.0, "1h": 3600.0}
+
+    def __init__(self) -> None:
+        self.entries: dict[str, float] = {}  # a prefix's hash → when it expires (monotonic)
+
+    @staticmethod
+    def minimum(model: str) -> int:
+        return 4096 if model.startswith(("claude-opus-4-5", "claude-haiku-4-5")) else 1024
+
+    def account(self, body: dict) -> dict | str:
+        """The request's usage (`input_tokens`, `cache_creation_input_tokens`,
+        `cache_read_input_tokens`, `cache_creation`), or why it is refused."""
+        blocks: list[tuple[dict, dict | None]] = []  # each block without its cache_control, and that
+        for tool in body.get("tools", ()):
+            blocks.append(self._split(tool))
+        system = body.get("system")
+        for block in [{"type": "text", "text": system}] if isinstance(system, str) else system or ():
+            blocks.append(self._split(block))
+        for message in body["messages"]:
+            content = message["content"]
+            for block in [{"type": "text", "text": content}] if isinstance(content, str) else content:
+                blocks.append(self._split(block))
+        marks = [i for i, (_, control) in enumerate(blocks) if control is not None]
+        if len(marks) > 4:
+            return f"A maximum of 4 blocks with cache_control may be provided. Found {len(marks)}."
+        ttls = []
+        for i in marks:
+            block, control = blocks[i]
+            if block.get("type") in ("thinking", "redacted_thinking") or (block.get("type") == "text" and not block.get("text")):
+                return "cache_control cannot be set on this block."
+            if control.get("type") != "ephemeral" or control.get("ttl", "5m") not in self.TTL or set(control) - {"type", "ttl"}:
+                return "cache_control: expected {type: ephemeral, ttl?: 5m | 1h}."
+            ttls.append(self.TTL[control.get("ttl", "5m")])
+        if ttls != sorted(ttls, reverse=True):
+            return "a ttl='1h' cache_control block must not come after a ttl='5m' one."
+        sizes = [len(json.dumps(block, sort_keys=True)) // 4 for block, _ in blocks]
+        ends = [sum(sizes[: i + 1]) for i in range(len(sizes))]
+        minimum, now = self.minimum(body["model"]), time.monotonic()
+        keys = {i: hashlib.sha256(json.dumps([b for b, _ in blocks[: i + 1]], sort_keys=True).encode()).hexdigest() for i in marks}
+        hit = max((i for i in marks if ends[i] >= minimum and self.entries.get(keys[i], 0) > now), default=None)
+        read = ends[hit] if hit is not None else 0
+        written = {"5m": 0, "1h": 0}
+        for i, lifetime in zip(marks, ttls, strict=True):
+            if ends[i] < minimum:
+                continue
+            self.entries[keys[i]] = max(self.entries.get(keys[i], 0), now + lifetime)
+            if hit is None or i > hit:
+                label = "1h" if lifetime > 300 else "5m"
+                last = ends[i] - read - sum(written.values())
+                written[label] += last
+        created = sum(written.values())
+        return {
+            "input_tokens": sum(sizes) - read - created,
+            "cache_creation_input_tokens": created,
+            "cache_read_input_tokens": read,
+            "cache_creation": {"ephemeral_5m_input_tokens": written["5m"], "ephemeral_1h_input_tokens": written["1h"]},
+        }
+
+    @staticmethod
+    def _split(block: dict) -> tuple[dict, dict | None]:
+        block = dict(block)
+        return block, block.pop("cache_control", None)
+
+
+def _cached(events: list[dict], usage: dict) -> list[dict]:
+    """A scenario's events with the usage the cache accounted for the request."""
+    start = {**events[0], "message": {**events[0]["message"], "usage": {**usage, "output_tokens": 1}}}
+    return [start, *events[1:]]
+
+
+def _agent(body: dict) -> list[dict]:
+    """`agent`: a coding agent's model: each turn runs one more shell command, until it has seen
+    the output of eight, then answers."""
+    outputs = sum(1 for m in body["messages"] if isinstance(m["content"], list) for b in m["content"] if b.get("type") == "tool_result")
+    if outputs >= 8:
+        return [_start(), *_text(0, "All checks passed."), *_end("end_turn", 12)]
+    command = json.dumps({"command": ["bash", "-lc", f"pytest -q tests/test_step_{outputs}.py"]})
+    return [_start(), *_text(0, f"Running step {outputs}."), *_tool(1, f"toolu_agent{outputs}", SHELL_TOOL, command), *_end("tool_use", 60)]
+
+
 class FakeAnthropic(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = PromptCache()
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/messages", self._handle)
         app.router.add_post("/v1/messages/count_tokens", self._count)
@@ -225,7 +325,7 @@ class FakeAnthropic(FakeServer):
         if model in ERRORS:
             status, error, headers = ERRORS[model]
             return web.json_response(error, status=status, headers={"request-id": "req_fake", **headers})
-        events = SCENARIOS.get(model) or self._structured(model, body) or SCENARIOS["text"]
+        events = SCENARIOS.get(model) or self._structured(model, body) or (_agent(body) if model == "agent" else SCENARIOS["text"])
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(isinstance(m["content"], list) and any(b.get("type") == "tool_result" for b in m["content"]) for m in body["messages"])
             events = SCENARIOS["text"] if answered else [_start(), *_tool(0, "toolu_sh1", SHELL_TOOL, SHELL_ARGUMENTS), *_end("tool_use")]
@@ -234,6 +334,12 @@ class FakeAnthropic(FakeServer):
             told = [block["content"] for block in last if isinstance(block, dict) and block.get("type") == "tool_result"] if isinstance(last, list) else []
             said = [_start(), *_text(0, "The tool said: ", told[-1] if told else ""), *_end("end_turn")]
             events = said if told else [_start(), *_tool(0, "toolu_mcp1", "mcp__docs__add", '{"a": 2, ', '"b": 3}'), *_end("tool_use")]
+        if _marks_a_breakpoint(body):  # a request that uses the cache is billed by it
+            usage = self.cache.account(body)
+            if isinstance(usage, str):
+                error = {"type": "error", "error": {"type": "invalid_request_error", "message": usage}}
+                return web.json_response(error, status=400, headers={"request-id": "req_fake"})
+            events = _cached(events, usage)
         if not body.get("stream"):
             return web.json_response(_assemble(events))
         frames = [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]

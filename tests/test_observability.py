@@ -92,7 +92,7 @@ def usage_today(gw: Gateway, model: str = "mock-*") -> dict:
     answer = httpx.get(gw.url + "/v1/organization/usage", params={"group_by": "model"})
     assert answer.status_code == 200, answer.text
     rows = [row for row in answer.json()["data"] if row["model"] == model]
-    return rows[0] if rows else {"requests": 0, "errors": 0, "input_tokens": 0, "output_tokens": 0}
+    return rows[0] if rows else dict.fromkeys(("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "upstream_calls"), 0)
 
 
 def test_usage_is_recorded_by_day_and_model(store_gateway):
@@ -107,12 +107,15 @@ def test_usage_is_recorded_by_day_and_model(store_gateway):
         "errors": before["errors"] + 1,
         "input_tokens": before["input_tokens"] + 57,
         "output_tokens": before["output_tokens"] + 30,
+        "cached_tokens": before["cached_tokens"] + 12,
+        "upstream_calls": before["upstream_calls"] + 3,
     }
     assert wait_until(lambda: {name: usage_today(store_gateway)[name] for name in expected} == expected)  # written within a few seconds
     answer = httpx.get(store_gateway.url + "/v1/organization/usage", params={"group_by": "weekday"})
     assert answer.status_code == 400 and answer.json()["error"]["param"] == "group_by"
     rows = httpx.get(store_gateway.url + "/v1/organization/usage").json()["data"]
-    assert all(set(row) == {"day", "model", "requests", "errors", "input_tokens", "output_tokens"} for row in rows)
+    counts = {"requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "web_searches", "upstream_calls", "cost"}
+    assert all(set(row) == {"day", "model", *counts} for row in rows) and all(row["cost"] == 0 for row in rows)  # no price: free
 
 
 def test_usage_adds_up_over_instances(fake_chat, fresh_postgres_url, tmp_path):

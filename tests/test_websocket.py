@@ -107,6 +107,8 @@ def test_steering_ends_the_response_and_starts_a_successor(client, fake_chat):
     assert steered["id"] == steered_id and steered["incomplete_details"] == {"reason": "steered"}
     partial = steered["output"][0]["content"][0]["text"]
     assert steered["output"][0]["status"] == "incomplete" and partial.startswith("t0 ") and len(partial) < len("t0 " * 30)
+    # the cut call never reported its usage: it is estimated, not left out
+    assert steered["usage"]["input_tokens"] >= 5 and steered["usage"]["output_tokens"] >= 2
     successor = final(frames)
     assert types.index("response.steer.accepted") < types.index("response.incomplete") < types.index("response.completed")
     assert successor["previous_response_id"] == steered_id and successor["instructions"] == "Count." and successor["status"] == "completed"

@@ -17,6 +17,7 @@ from msgspec import Meta, Struct
 from rejoinder.protocol.access import Limits, check_limits
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import is_valid_id
+from rejoinder.providers.base import Usage
 from rejoinder.providers.http import UpstreamLimits
 
 ProviderName = Literal["openai-chat", "openai", "anthropic", "gemini", "local"]
@@ -56,11 +57,29 @@ class DeploymentConfig(Endpoint, frozen=True, kw_only=True):
             raise ValueError("a deployment needs a remote provider (openai-chat, openai, anthropic or gemini)")
 
 
-class Price(Struct, forbid_unknown_fields=True, frozen=True):
-    """Dollars per million tokens, what budgets (see `projects`) are spent at."""
+_Dollars = Annotated[float, Meta(ge=0)]
 
-    input: float
-    output: float
+
+class Price(Struct, forbid_unknown_fields=True, frozen=True):
+    """What a model's use costs, as its provider lists it: dollars per million tokens, and per
+    thousand billed web searches. Budgets (see `projects`) are spent at it and the usage
+    records count it. Cached tokens cost `cached_input` and tokens written to the cache
+    `cache_write` (Anthropic: a tenth, and 1.25 times, the input price); either left out costs
+    `input`."""
+
+    input: _Dollars
+    output: _Dollars
+    cached_input: _Dollars | None = None
+    cache_write: _Dollars | None = None
+    web_search: _Dollars = 0.0  # per 1,000 searches the upstream ran (Anthropic's server tool)
+
+    def micros(self, used: Usage) -> int:
+        """The cost of `used`, in micro-dollars (dollars per million tokens: micro-dollars a token)."""
+        cached = self.input if self.cached_input is None else self.cached_input
+        write = self.input if self.cache_write is None else self.cache_write
+        plain = used.input_tokens - used.cached_tokens - used.cache_write_tokens
+        cost = plain * self.input + used.cached_tokens * cached + used.cache_write_tokens * write + used.output_tokens * self.output
+        return round(cost + used.web_searches * self.web_search * 1000)
 
 
 class LocalModelConfig(Struct, forbid_unknown_fields=True, frozen=True):
@@ -86,6 +105,9 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
     deployments: list[DeploymentConfig] = []
     fallbacks: list[str] = []
     price: Price | None = None  # what its tokens cost, for budgets; none: free
+    # Anthropic prompt-cache breakpoints (see providers.anthropic_cache): the gateway places
+    # them (auto), or none are sent, a client's `prompt_cache_breakpoint` included (off)
+    prompt_caching: Literal["auto", "off"] = "auto"
     # who runs a request's `mcp` tools: the gateway (the default, on every provider, so that
     # items and events are the same everywhere), or, on an openai upstream, OpenAI itself
     mcp: Literal["gateway", "passthrough"] = "gateway"

@@ -23,6 +23,7 @@ from rejoinder.engine.access import Limiter, Principal
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.run import Run
 from rejoinder.protocol.ids import is_valid_id, new_id
+from rejoinder.providers.base import Usage
 
 REQUEST_ID = "x-request-id"
 _SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
@@ -86,7 +87,7 @@ class Metrics:
         requests.inc()
         duration.observe(time.monotonic() - arrived)
         if run is None:
-            self.tally.count(*_whose(principal), model, status >= 400, 0, 0)
+            self.tally.count(*_whose(principal), model, status >= 400, None)
             if error_code == "rate_limit_exceeded":
                 self.refusals.inc()
             elif error_code and error_code.startswith("upstream"):
@@ -105,20 +106,30 @@ class Metrics:
         self._used(run, principal, 0, False, self.tokens.labels(model, "input"), self.tokens.labels(model, "output"))
 
     def _used(self, run: Run, principal: Principal | None, requests: int, error: bool, tokens_in: Any, tokens_out: Any) -> None:
-        """A turn's tokens: counted, in the usage records, and spent against its principal's limits."""
+        """A turn's use of its upstream calls: tokens counted, in the usage records, and spent
+        against its principal's limits."""
         deployment = run.deployment
-        usage = run.response.usage
-        used_in, used_out = (usage.input_tokens, usage.output_tokens) if usage is not None else (0, 0)
-        tokens_in.inc(used_in)
-        tokens_out.inc(used_out)
-        failed = run.response.status == "failed"
-        self.tally.count(*_whose(principal), deployment.route, error or failed, used_in, used_out, requests)
-        if principal is not None:
-            price = deployment.price  # dollars per million tokens: micro-dollars per token
-            self.limiter.spend(principal, used_in + used_out, round(used_in * price.input + used_out * price.output) if price is not None else 0)
-        if failed:
+        self.spent(deployment, principal, run.used, requests, error or run.response.status == "failed", tokens_in, tokens_out)
+        if run.response.status == "failed":
             code = run.response.error.code if run.response.error is not None else "unknown"
             self.upstream_errors.labels(deployment.route, deployment.owned_by, code).inc()
+
+    def compacted(self, deployment: Deployment, principal: Principal, used: Usage) -> None:
+        """`POST /v1/responses/compact`'s summary call."""
+        model = deployment.route
+        self.spent(deployment, principal, used, 0, False, self.tokens.labels(model, "input"), self.tokens.labels(model, "output"))
+
+    def spent(
+        self, deployment: Deployment, principal: Principal | None, used: Usage | None, requests: int, error: bool, tokens_in: Any, tokens_out: Any
+    ) -> None:
+        used_in, used_out = (used.input_tokens, used.output_tokens) if used is not None else (0, 0)
+        tokens_in.inc(used_in)
+        tokens_out.inc(used_out)
+        price = deployment.price
+        cost = price.micros(used) if price is not None and used is not None else 0
+        self.tally.count(*_whose(principal), deployment.route, error, used, requests, cost)
+        if principal is not None:
+            self.limiter.spend(principal, used_in + used_out, cost)
 
     def exposition(self, queued: int) -> bytes:
         from prometheus_client import REGISTRY, CollectorRegistry, generate_latest

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from rejoinder.api.observe import OBSERVED
 from rejoinder.api.prompts import PROMPTS
 from rejoinder.api.replies import SSE_HEADERS, item_list, json_response, page_query, principal_of, project_of, read_body
 from rejoinder.engine.access import Limiter, Principal
@@ -124,7 +125,9 @@ async def compact_response(request: web.Request) -> web.Response:
     """A context compacted: its user messages and a sealed summary of the rest (`engine.context.compaction`)."""
     principal = await _admitted(request)
     decoded, _ = await request.app[PROMPTS].decode(await read_body(request), principal.project)
-    return json_response(await request.app[ENGINE].compact(decoded, principal))
+    body, deployment, used = await request.app[ENGINE].compact(decoded, principal)
+    request.app[OBSERVED].compacted(deployment, principal, used)
+    return json_response(body)
 
 
 def _response_id(request: web.Request) -> str:

@@ -16,6 +16,7 @@ from aiohttp import web
 
 from rejoinder.api.replies import STORE, json_response
 from rejoinder.protocol.errors import invalid
+from rejoinder.providers.base import Usage
 from rejoinder.store import usage
 from rejoinder.store.repository import Store
 
@@ -31,15 +32,22 @@ class Tally:
         self.task: asyncio.Task | None = None
         self._day = (0, "")  # (days since the epoch, its date): one strftime a day
 
-    def count(self, project: str, key_id: str, model: str, error: bool, input_tokens: int, output_tokens: int, requests: int = 1) -> None:
+    def count(self, project: str, key_id: str, model: str, error: bool, used: Usage | None, requests: int = 1, cost: int = 0) -> None:
+        """Add a request (or a turn's use, `requests` 0) to today's counts; `cost` in micro-dollars."""
         days = int(time.time() // 86400)
         if days != self._day[0]:
             self._day = (days, (datetime.date(1970, 1, 1) + datetime.timedelta(days=days)).isoformat())
-        counts = self.pending.setdefault((self._day[1], project, key_id, model), [0, 0, 0, 0])
+        counts = self.pending.setdefault((self._day[1], project, key_id, model), [0] * len(usage.COUNTS))
         counts[0] += requests
         counts[1] += error
-        counts[2] += input_tokens
-        counts[3] += output_tokens
+        if used is not None:
+            counts[2] += used.input_tokens
+            counts[3] += used.output_tokens
+            counts[4] += used.cached_tokens
+            counts[5] += used.cache_write_tokens
+            counts[6] += used.web_searches
+            counts[7] += used.calls
+        counts[8] += cost
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._every())
@@ -66,14 +74,15 @@ class Tally:
         except Exception as exc:  # kept for the next flush, not lost
             log.warning("usage counts could not be written (%s); they are kept for the next try", type(exc).__name__)
             for key, counts in pending.items():
-                kept = self.pending.setdefault(key, [0, 0, 0, 0])
+                kept = self.pending.setdefault(key, [0] * len(usage.COUNTS))
                 for i, value in enumerate(counts):
                     kept[i] += value
 
 
 async def report(request: web.Request) -> web.Response:
     """`GET /v1/organization/usage?start_date=&end_date=&group_by=`: counts summed by day,
-    project, key and/or model (default: the last 30 days, by day and model)."""
+    project, key and/or model (default: the last 30 days, by day and model), and their cost in
+    dollars."""
     query = request.query
     today = datetime.date.today()
     start = _day(query.get("start_date"), today - datetime.timedelta(days=29), "start_date")
@@ -83,6 +92,8 @@ async def report(request: web.Request) -> web.Response:
         if name not in usage.GROUPS:
             raise invalid("group_by", f"Invalid 'group_by' value '{name[:32]}': expected some of {', '.join(usage.GROUPS)}.")
     rows = await request.app[STORE].transact(usage.grouped, start, end, list(dict.fromkeys(by)))
+    for row in rows:
+        row["cost"] = row["cost"] / 1e6  # dollars
     return json_response({"object": "list", "start_date": start, "end_date": end, "group_by": by, "data": rows})
 
 

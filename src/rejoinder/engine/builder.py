@@ -25,7 +25,20 @@ from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.items import Compaction, CustomToolCall, FunctionCall, Message, OutputText, Reasoning, ReasoningText, Refusal, SummaryText, decode_item
 from rejoinder.protocol.response import Response, encode, shown, without_encrypted
 from rejoinder.protocol.tools import Tools
-from rejoinder.providers.base import Annotation, BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ReasoningEnd, Usage
+from rejoinder.providers.base import (
+    Annotation,
+    BlockDelta,
+    BlockEnd,
+    BlockStart,
+    Delta,
+    Finish,
+    HostedEvent,
+    HostedOutput,
+    HostedStart,
+    ReasoningEnd,
+    Usage,
+    added,
+)
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -89,6 +102,8 @@ class Builder:
         self.blocks: dict[str, _Block] = {}
         self.open: tuple[str, Any, int] | None = None  # (family, item, output_index) taking parts
         self.hosted: dict[str, int] = {}  # hosted tool item id → its output index
+        self.spent: Usage | None = None  # upstream calls before the last (see `spend`)
+        self.used: Usage | None = None  # every upstream call's, once the response ended (for usage records and budgets)
 
     def _event(self, type_: str, **fields: Any) -> None:
         fields["type"] = type_
@@ -286,8 +301,14 @@ class Builder:
             if getattr(item, "status", None) == "in_progress":
                 self._done_item(item, output_index, lifecycle.cut_short(item.type))
 
+    def spend(self, used: Usage | None) -> None:
+        """Upstream calls made for the response before its last one (a tool round, a
+        compaction): their usage is added to the last one's when it ends."""
+        self.spent = added(self.spent, used)
+
     def _finish(self, finish: Finish) -> None:
-        counts = usage(finish.usage or Usage())
+        self.used = added(self.spent, finish.usage or Usage())
+        counts = usage(self.used)  # type: ignore[arg-type]
         status, reason = lifecycle.finished(finish.reason)
         self._end_all(status)
         lifecycle.end(self.response, status, reason=reason)
@@ -298,10 +319,10 @@ class Builder:
         if self.emit:
             self._event(type_, **fields)
 
-    def steered(self) -> None:
+    def steered(self, partial: Usage) -> None:
         """Steering stopped the run between two upstream batches: what there is ends incomplete.
-        The upstream reports usage only at its end, so a steered response counts none."""
-        self._finish(Finish("steered"))
+        The upstream reports usage only at its end, so the cut call's is `partial`, estimated."""
+        self._finish(Finish("steered", partial))
 
     def fail(self, error: ApiError) -> None:
         """End the response as failed: open items are marked incomplete, an `error` event is sent."""

@@ -25,7 +25,7 @@ from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
-from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage
+from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage, added
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -73,20 +73,21 @@ class Engine:
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(seen) + tools.answers, deployment.upstream_model, streamed)
-        checkpoint = None
+        checkpoint = spent = None
         threshold = next((entry.compact_threshold for entry in params.context_management or () if entry.compact_threshold), None)
         if threshold is not None and await exceeds(deployment.provider, model_request, threshold):
-            summary, _ = await compaction.summarize(deployment.provider, model_request)
+            summary, spent = await compaction.summarize(deployment.provider, model_request)
             checkpoint = compaction.item(summary)
             model_request = msgspec.structs.replace(model_request, items=model_view([*seen, checkpoint]))
         model_request = await fit(deployment, model_request, params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint)
+        return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint, spent)
 
-    async def compact(self, request: Request, principal: Principal) -> dict[str, Any]:
-        """What `POST /v1/responses/compact` answers for this context."""
+    async def compact(self, request: Request, principal: Principal) -> tuple[dict[str, Any], Deployment, Usage]:
+        """What `POST /v1/responses/compact` answers for this context, the deployment that
+        summarized it, and what that cost."""
         turn = await self.prepare(request, principal)
         summary, cost = await compaction.summarize(turn.deployment.provider, turn.model_request)
-        return compaction.compacted_response(turn.context, summary, cost)
+        return compaction.compacted_response(turn.context, summary, cost), turn.deployment, added(turn.spent, cost)  # type: ignore[return-value]
 
     async def input_tokens(self, request: Request, principal: Principal) -> int:
         """What `POST /v1/responses/input_tokens` answers: the turn as it would run, counted."""
@@ -158,7 +159,7 @@ class Engine:
 
 
 async def _unanswered() -> AsyncIterator[list[Delta]]:
-    yield [Finish("stop", Usage())]
+    yield [Finish("stop", Usage(calls=0))]
 
 
 def settings(request: Request) -> Settings:

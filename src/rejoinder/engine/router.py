@@ -76,7 +76,9 @@ def provider_for(model: ModelConfig, endpoint: Endpoint) -> Provider:
 
         local = model.local_model
         return LocalModel(local.model_path or default_model_path() or "", local.context_tokens, local.threads)
-    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "anthropic": Anthropic, "gemini": Gemini}[endpoint.provider]  # type: ignore[index]
+    if endpoint.provider == "anthropic":
+        return Anthropic(endpoint.base_url, endpoint.api_key, endpoint, model.prompt_caching)
+    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "gemini": Gemini}[endpoint.provider]  # type: ignore[index]
     return remote(endpoint.base_url, endpoint.api_key, endpoint)
 
 

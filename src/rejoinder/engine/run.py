@@ -19,15 +19,16 @@ from typing import Any, NamedTuple
 from rejoinder.engine import lifecycle
 from rejoinder.engine.access import Principal
 from rejoinder.engine.builder import Builder
+from rejoinder.engine.context import estimated_usage
 from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.sinks import Sink
-from rejoinder.engine.tools import Backend, Round, mcp, summed
+from rejoinder.engine.tools import Backend, Round, mcp
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import Compaction, Item, encode_item
 from rejoinder.protocol.request import Request
 from rejoinder.protocol.response import Response, encode
-from rejoinder.providers.base import Delta, Finish, ModelRequest
+from rejoinder.providers.base import Delta, Finish, ModelRequest, Usage
 from rejoinder.providers.web_search import Searches
 from rejoinder.store import conversations
 from rejoinder.store.repository import Store
@@ -46,6 +47,7 @@ class Turn(NamedTuple):
     warnings: list[str]
     mcp_tools: mcp.Prepared  # MCP tools offered and listed, approved calls run, their sessions (see `engine.tools.mcp.client`)
     checkpoint: Compaction | None = None  # the compaction item `context_management` made of the context
+    spent: Usage | None = None  # what making it cost
     retries: int = 0  # deployments that failed before the one that served
 
 
@@ -126,6 +128,8 @@ class Run:
         self.called_at, self.first_at = timing  # monotonic: the upstream call began, its first delta came
         self.own_input = turn.own_input
         self.context = turn.context
+        self.model_request = turn.model_request
+        self.spent = turn.spent  # upstream calls made before the turn's own (a compaction's summary)
         self.first = first
         self.rest = rest
         self.warnings = turn.warnings  # for the client, in `x-rejoinder-warning`
@@ -138,6 +142,11 @@ class Run:
             searches = Searches(list(self.params.include or ()))
             self.round = Round(searches, search, turn.mcp_tools, self.params.max_tool_calls, turn.model_request)
         self.sessions = turn.mcp_tools.sessions
+
+    @property
+    def used(self) -> Usage | None:
+        """Every upstream call's usage, once the response ended (see `Builder.spend`)."""
+        return self.sink.builder.used if self.sink.builder is not None else None
 
     @property
     def events(self) -> Sequence:
@@ -154,6 +163,7 @@ class Run:
             self.response, emit, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include, self.tools, self.sink.sequence
         )
         self.sink.builder = builder
+        builder.spend(self.spent)
         failure = await self._generate(builder)
         self.ended = True
         if failure is not None:
@@ -240,17 +250,17 @@ class Run:
                     return True
                 for last in await self.round.last():
                     builder.apply(last)
-                delta = summed(delta, self.round.spent)  # the response's usage: every turn's
             for shown in self.round.filter(delta):
                 builder.apply(shown)
         return False
 
     async def _next_turn(self, builder: Builder, finish: Finish) -> None:
         """Run the turn's calls of gateway-run tools, then call the model again with their results."""
+        builder.spend(finish.usage)
         deltas, answers = await self.round.answer()  # type: ignore[union-attr]
         for delta in deltas:
             builder.apply(delta)
-        request = self.round.next_request(finish, builder.output, answers)  # type: ignore[union-attr]
+        request = self.round.next_request(builder.output, answers)  # type: ignore[union-attr]
         await self.rest.aclose()
         self.rest = aiter(self.deployment.provider.stream(request))
 
@@ -269,7 +279,8 @@ class Run:
         for type_, fields in self.interjections:
             builder.announce(type_, fields)
         if self.interjections and self.response.status == "in_progress":
-            builder.steered()
+            request = self.round.model_request if self.round is not None else self.model_request
+            builder.steered(estimated_usage(request, builder.output))
 
     async def release(self) -> None:
         """The transport is done with this run: release the upstream, and if the run never

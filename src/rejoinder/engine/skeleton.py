@@ -11,7 +11,7 @@ from msgspec import UNSET
 
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.ids import new_id
-from rejoinder.protocol.request import Request, TextFormatJsonSchema, TextFormatText
+from rejoinder.protocol.request import PromptCacheOptions, Request, TextFormatJsonSchema, TextFormatText
 from rejoinder.protocol.response import ConversationRef, InputTokensDetails, OutputTokensDetails, Response, ResponseUsage
 from rejoinder.providers.base import Usage
 
@@ -38,6 +38,7 @@ def skeleton(request: Request) -> Response:
         parallel_tool_calls=params.parallel_tool_calls if params.parallel_tool_calls is not None else True,
         previous_response_id=params.previous_response_id,
         prompt_cache_key=params.prompt_cache_key,
+        prompt_cache_options=_cache_options(params.prompt_cache_options),
         reasoning={"effort": reasoning.effort if reasoning else None, "summary": (reasoning.summary or reasoning.generate_summary) if reasoning else None},
         safety_identifier=params.safety_identifier,
         service_tier="default" if params.service_tier in (None, "auto") else params.service_tier,
@@ -56,6 +57,13 @@ def skeleton(request: Request) -> Response:
         conversation=ConversationRef(request.conversation) if request.conversation is not None else UNSET,
         prompt=msgspec.to_builtins(params.prompt) if params.prompt is not None else UNSET,
     )
+
+
+def _cache_options(options: PromptCacheOptions | None) -> Any:
+    """`prompt_cache_options` as applied (OpenAI's defaults filled in), when the request set it."""
+    if options is None:
+        return UNSET
+    return {"ttl": options.ttl or "30m", "mode": options.mode or "implicit"}
 
 
 def usage(usage: Usage) -> ResponseUsage:

@@ -39,14 +39,28 @@ class _Nullable(Struct, gc=False):
     _absent_when_null: ClassVar[dict[str, Any]] = {}
 
 
-class InputText(Struct, tag="input_text", tag_field="type"):
+class CacheBreakpoint(Struct, forbid_unknown_fields=True, gc=False):
+    """`prompt_cache_breakpoint` on an input part: a reusable prefix ends here (OpenAI's
+    explicit breakpoint; see `providers.anthropic_cache` for what Anthropic makes of it)."""
+
+    mode: Literal["explicit"] = "explicit"
+
+
+_NO_BREAKPOINT = {"prompt_cache_breakpoint": lambda: UNSET}
+
+
+class InputText(_Nullable, tag="input_text", tag_field="type"):
     text: str
+    prompt_cache_breakpoint: CacheBreakpoint | None | UnsetType = UNSET
+    _absent_when_null = _NO_BREAKPOINT
 
 
-class InputImage(Struct, tag="input_image", tag_field="type"):
+class InputImage(_Nullable, tag="input_image", tag_field="type"):
     image_url: str | None | UnsetType = UNSET
     file_id: str | None | UnsetType = UNSET
     detail: Literal["low", "high", "auto", "original"] = "auto"
+    prompt_cache_breakpoint: CacheBreakpoint | None | UnsetType = UNSET
+    _absent_when_null = _NO_BREAKPOINT
 
 
 class InputFile(_Nullable, tag="input_file", tag_field="type"):
@@ -54,7 +68,8 @@ class InputFile(_Nullable, tag="input_file", tag_field="type"):
     file_data: str | None | UnsetType = UNSET
     file_url: str | None | UnsetType = UNSET
     filename: str | None | UnsetType = UNSET
-    _absent_when_null = {"file_data": lambda: UNSET, "file_url": lambda: UNSET, "filename": lambda: UNSET}
+    prompt_cache_breakpoint: CacheBreakpoint | None | UnsetType = UNSET
+    _absent_when_null = {"file_data": lambda: UNSET, "file_url": lambda: UNSET, "filename": lambda: UNSET, **_NO_BREAKPOINT}
 
 
 class OutputText(_Nullable, tag="output_text", tag_field="type"):

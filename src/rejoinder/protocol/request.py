@@ -71,6 +71,15 @@ class PromptRef(Struct, forbid_unknown_fields=True):
     variables: dict[str, Any] | None = None
 
 
+class PromptCacheOptions(Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """`prompt_cache_options`: a cache entry's minimum lifetime (OpenAI offers 30 minutes), and
+    whether the gateway places breakpoints of its own (`implicit`, the default) or only the
+    client's `prompt_cache_breakpoint`s count (`explicit`)."""
+
+    ttl: Literal["30m"] | None = None
+    mode: Literal["implicit", "explicit"] | None = None
+
+
 class ContextManagement(Struct, forbid_unknown_fields=True):
     type: Literal["compaction"]
     compact_threshold: Annotated[int, Meta(ge=1000)] | None = None
@@ -100,6 +109,7 @@ class CreateResponse(Struct, kw_only=True):
     user: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
+    prompt_cache_options: PromptCacheOptions | None = None
     store: bool | None = True
     include: list[Include] | None = None
     stream: bool | None = False

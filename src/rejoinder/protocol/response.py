@@ -74,6 +74,7 @@ class Response(Struct, kw_only=True, gc=False):
     parallel_tool_calls: bool = True
     previous_response_id: str | None = None
     prompt_cache_key: str | None = None
+    prompt_cache_options: Any = UNSET  # as applied: echoed when the request set it
     reasoning: Any = None
     safety_identifier: str | None = None
     service_tier: str = "default"

@@ -33,8 +33,9 @@ _STOP = {"max_tokens": "length", "model_context_window_exceeded": "length", "too
 class Anthropic:
     hosted_tool_types = web_search.HOSTED_TOOL_TYPES
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits, caching: str = "auto") -> None:
         self.url = versioned(base_url or DEFAULT_BASE_URL, "v1") + "/messages"
+        self.caching = caching  # the model's `prompt_caching` (see `providers.anthropic_cache`)
         self.api_key = api_key
         headers = {"Content-Type": "application/json", "anthropic-version": VERSION}
         if api_key:
@@ -42,7 +43,7 @@ class Anthropic:
         self.upstream = Upstream(headers, api_key, limits)
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
-        body, format_tool = messages_body(request)
+        body, format_tool = messages_body(request, self.caching)
         async with self.upstream.call(self.url, orjson.dumps(body), request.stream) as reply:
             translator = _Translator(format_tool, Searches(request.settings.include))
             if not request.stream:
@@ -53,7 +54,7 @@ class Anthropic:
 
     async def count_tokens(self, request: ModelRequest) -> int:
         """Anthropic's own count (`/v1/messages/count_tokens`) of the request as it would go."""
-        body, _ = messages_body(request)
+        body, _ = messages_body(request, "off")
         return await self.upstream.count(self.url + "/count_tokens", {key: body[key] for key in COUNTED if key in body}, "input_tokens")
 
 
@@ -199,6 +200,8 @@ class _Translator(EndsWithAnEvent):
             self.usage.cache_write_tokens = written
         if "output_tokens" in usage:
             self.usage.output_tokens = usage.get("output_tokens") or 0
+        if usage.get("server_tool_use"):
+            self.usage.web_searches = usage["server_tool_use"].get("web_search_requests") or 0
 
     def _finish(self) -> Finish:
         reason = self.stop

@@ -26,7 +26,7 @@ from rejoinder.protocol.items import (
 )
 from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.protocol.tools import NamedFunction
-from rejoinder.providers import web_search
+from rejoinder.providers import anthropic_cache, web_search
 from rejoinder.providers.base import ModelRequest
 from rejoinder.providers.state import unseal
 from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
@@ -37,8 +37,9 @@ THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, 
 COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking")  # what count_tokens takes
 
 
-def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
-    """The Messages API request, and the name of the structured-output tool if one is used."""
+def messages_body(request: ModelRequest, caching: str = "auto") -> tuple[dict[str, Any], str | None]:
+    """The Messages API request, and the name of the structured-output tool if one is used;
+    its prompt-cache breakpoints by `caching` (the model's `prompt_caching`)."""
     params = request.settings
     system, messages = _conversation(request)
     body: dict[str, Any] = {"model": request.upstream_model, "messages": messages}
@@ -74,6 +75,7 @@ def messages_body(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
             body["tool_choice"] = {"type": "tool", "name": "web_search"}
     if system:
         body["system"] = "\n\n".join(system)
+    anthropic_cache.place(body, params, caching)
     return body, format_tool
 
 
@@ -130,7 +132,7 @@ def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]
                 if text:
                     add("assistant", [{"type": "text", "text": text}])
             else:
-                add("user", [_block(part) for part in item.content])
+                add("user", [_marked(part, _block(part)) for part in item.content])
         elif isinstance(item, FunctionCall):
             add("assistant", [{"type": "tool_use", "id": item.call_id, "name": item.name, "input": arguments(item.arguments)}])
         elif isinstance(item, FunctionCallOutput):
@@ -141,6 +143,13 @@ def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]
             if blocks:
                 add("assistant", blocks)
     return system, messages
+
+
+def _marked(part: Any, block: dict[str, Any]) -> dict[str, Any]:
+    """The block, flagged where the client put a `prompt_cache_breakpoint` (see `anthropic_cache`)."""
+    if getattr(part, "prompt_cache_breakpoint", None):
+        block[anthropic_cache.CLIENT_MARK] = True
+    return block
 
 
 def _block(part: Any) -> dict[str, Any]:

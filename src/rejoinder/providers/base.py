@@ -17,7 +17,7 @@ from typing import Any, Literal, Protocol
 from msgspec import Struct
 
 from rejoinder.protocol.items import Item
-from rejoinder.protocol.request import ReasoningParam, TextParam
+from rejoinder.protocol.request import PromptCacheOptions, ReasoningParam, TextParam
 from rejoinder.protocol.tools import FunctionTool
 
 # text and refusal parts form a message; reasoning (raw reasoning text) and summary parts form
@@ -41,6 +41,7 @@ class Settings(Struct, kw_only=True):
     safety_identifier: str | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
+    prompt_cache_options: PromptCacheOptions | None = None
     service_tier: str | None = None
     truncation: str | None = None
     text: TextParam | None = None
@@ -117,11 +118,23 @@ class ReasoningEnd(Struct):
 
 
 class Usage(Struct):
+    """What upstream calls used: one call's, as its provider reports it, or the sum over every
+    call made for one response (`added`)."""
+
     input_tokens: int = 0  # everything read, cached tokens included, as OpenAI counts
     output_tokens: int = 0  # everything written, reasoning included
-    cached_tokens: int = 0
-    cache_write_tokens: int = 0
+    cached_tokens: int = 0  # read from the upstream's prompt cache
+    cache_write_tokens: int = 0  # written to it (Anthropic bills these above the input price)
     reasoning_tokens: int = 0
+    web_searches: int = 0  # searches the upstream ran and bills by the call (Anthropic's server tool)
+    calls: int = 1  # upstream calls
+
+
+def added(total: Usage | None, more: Usage | None) -> Usage | None:
+    """The usage of two sets of upstream calls together."""
+    if more is None or total is None:
+        return more or total
+    return Usage(*(getattr(total, name) + getattr(more, name) for name in Usage.__struct_fields__))
 
 
 class Finish(Struct):
@@ -130,6 +143,12 @@ class Finish(Struct):
 
 
 Delta = BlockStart | BlockDelta | BlockEnd | Annotation | ReasoningEnd | HostedStart | HostedEvent | HostedOutput | Finish
+
+
+def used(deltas: list[Delta]) -> Usage:
+    """The usage of one whole call's deltas (one call, when its upstream reported none)."""
+    finish = deltas[-1] if deltas and isinstance(deltas[-1], Finish) else None
+    return finish.usage if finish is not None and finish.usage is not None else Usage()
 
 
 def text_of(deltas: list[Delta]) -> str:

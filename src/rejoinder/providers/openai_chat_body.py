@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+from msgspec import UNSET
+
 from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.items import (
     FunctionCall,
@@ -46,6 +49,8 @@ def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
             body["verbosity"] = params.text.verbosity
         if params.prompt_cache_retention is not None:
             body["prompt_cache_retention"] = params.prompt_cache_retention
+        if params.prompt_cache_options is not None:
+            body["prompt_cache_options"] = msgspec.to_builtins(params.prompt_cache_options)
     if params.max_output_tokens is not None:
         body["max_completion_tokens" if openai_host else "max_tokens"] = params.max_output_tokens
     if params.include and "message.output_text.logprobs" in params.include:
@@ -97,7 +102,7 @@ def _messages(request: ModelRequest, openai_host: bool) -> list[dict[str, Any]]:
         if type(item) is Message:
             content = item.content
             # the common case inline, kept cheap: long histories are mostly one-part text messages
-            if len(content) == 1 and type(content[0]) in _PLAIN and item.role != "developer":
+            if len(content) == 1 and type(content[0]) in _PLAIN and item.role != "developer" and not (openai_host and _marked(content[0])):
                 messages.append({"role": item.role, "content": content[0].text})
             else:
                 messages.append(_message(item, openai_host))
@@ -126,12 +131,24 @@ def _message(item: Message, openai_host: bool) -> dict[str, Any]:
         return message
     role = "system" if item.role == "developer" and not openai_host else item.role
     parts = item.content
-    if all(isinstance(part, (InputText, OutputText)) for part in parts):
+    if all(isinstance(part, (InputText, OutputText)) and not (openai_host and _marked(part)) for part in parts):
         return {"role": role, "content": message_text(parts)}
-    return {"role": role, "content": [_part(part) for part in parts]}
+    return {"role": role, "content": [_part(part, openai_host) for part in parts]}
 
 
-def _part(part: Any) -> dict[str, Any]:
+def _marked(part: Any) -> bool:
+    """Whether an input part ends a prompt-cache prefix the client marked (`prompt_cache_breakpoint`)."""
+    return getattr(part, "prompt_cache_breakpoint", UNSET) not in (UNSET, None)
+
+
+def _part(part: Any, openai_host: bool) -> dict[str, Any]:
+    out = _plain_part(part)
+    if openai_host and _marked(part):  # OpenAI's own breakpoints; other servers would refuse the field
+        out["prompt_cache_breakpoint"] = {"mode": "explicit"}
+    return out
+
+
+def _plain_part(part: Any) -> dict[str, Any]:
     if isinstance(part, (InputText, OutputText)):
         return {"type": "text", "text": part.text}
     if isinstance(part, InputImage):

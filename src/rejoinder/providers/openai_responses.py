@@ -215,6 +215,8 @@ def responses_body(request: ModelRequest) -> dict[str, Any]:
             body[name] = value
     if params.service_tier not in (None, "auto"):
         body["service_tier"] = params.service_tier
+    if params.prompt_cache_options is not None:
+        body["prompt_cache_options"] = msgspec.to_builtins(params.prompt_cache_options)
     if params.function_tools or params.hosted_tools:
         body["tools"] = [msgspec.to_builtins(tool) for tool in params.function_tools] + params.hosted_tools
         body["tool_choice"] = _tool_choice(params.choice)

@@ -195,6 +195,11 @@ usage = Table(
     Column("errors", BigInteger, nullable=False),
     Column("input_tokens", BigInteger, nullable=False),
     Column("output_tokens", BigInteger, nullable=False),
+    Column("cached_tokens", BigInteger, nullable=False, server_default="0"),  # of input_tokens: read from the upstream's prompt cache
+    Column("cache_write_tokens", BigInteger, nullable=False, server_default="0"),  # of input_tokens: written to it
+    Column("web_searches", BigInteger, nullable=False, server_default="0"),  # searches the upstream billed by the call
+    Column("upstream_calls", BigInteger, nullable=False, server_default="0"),  # every call made: tool rounds, retries, compactions
+    Column("cost", BigInteger, nullable=False, server_default="0"),  # micro-dollars, by the model's `price`
 )
 
 # Projects and their API keys (see `store.access`). A key is kept as the SHA-256 of its value

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from rejoinder.store.schema import usage
 
-COUNTS = ("requests", "errors", "input_tokens", "output_tokens")
+COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens", "cache_write_tokens", "web_searches", "upstream_calls", "cost")
 GROUPS = ("day", "project", "key_id", "model")
 
 

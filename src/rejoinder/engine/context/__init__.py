@@ -5,7 +5,7 @@ rendered by `engine.templating`), and output held to its schema (`retries`)."""
 
 from rejoinder.engine.context import compaction
 from rejoinder.engine.context.assemble import check_calls, check_sealed, earlier_items, model_view, resolve_input
-from rejoinder.engine.context.fitting import exceeds, fit
+from rejoinder.engine.context.fitting import estimated_usage, exceeds, fit
 from rejoinder.engine.context.history import History
 from rejoinder.engine.context.prompt_templates import Found, Prompts, check_template, found_of
 from rejoinder.engine.context.retries import validated
@@ -19,6 +19,7 @@ __all__ = [
     "check_template",
     "compaction",
     "earlier_items",
+    "estimated_usage",
     "exceeds",
     "fit",
     "found_of",

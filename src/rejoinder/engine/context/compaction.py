@@ -19,7 +19,7 @@ from rejoinder.engine.skeleton import usage
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import Compaction, InputText, Item, Message
 from rejoinder.providers import state
-from rejoinder.providers.base import Finish, ModelRequest, Provider, Usage, text_of
+from rejoinder.providers.base import ModelRequest, Provider, Usage, text_of, used
 
 INSTRUCTIONS = (
     "You are performing a context checkpoint compaction. Write notes for your own later use that let the conversation go on "
@@ -34,8 +34,7 @@ async def summarize(provider: Provider, request: ModelRequest) -> tuple[str, Usa
     settings = msgspec.structs.replace(request.settings, instructions=INSTRUCTIONS, choice="none", hosted_tools=[], text=None, reasoning=None)
     asked = [*request.items, Message(role="user", content=[InputText(_ASK)], id=new_id("msg"), status="completed")]
     deltas = [delta async for batch in provider.stream(ModelRequest(settings, asked, request.upstream_model, False)) for delta in batch]
-    finish = deltas[-1] if deltas and isinstance(deltas[-1], Finish) else None
-    return text_of(deltas), (finish.usage if finish is not None and finish.usage is not None else Usage())
+    return text_of(deltas), used(deltas)
 
 
 def item(summary: str) -> Compaction:

@@ -12,13 +12,15 @@ round, never the newest item.
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 
 from rejoinder.engine.router import Deployment
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import CustomToolCall, CustomToolCallOutput, FunctionCall, FunctionCallOutput, Item, Message, encode_item, message_text
 from rejoinder.providers import tokens
-from rejoinder.providers.base import ModelRequest, Provider
+from rejoinder.providers.base import ModelRequest, Provider, Usage
 
 _PER_ITEM = 8  # bytes an item may cost beyond its JSON: role markers and separators
 _DEFAULT_OUTPUT = 4096  # room kept for the answer when the request sets no max_output_tokens
@@ -78,6 +80,14 @@ def _drop_oldest(items: list[Item], instructions: str | None, count: int, excess
     while len(kept) > 1 and isinstance(kept[0], (FunctionCallOutput, CustomToolCallOutput)):  # an output whose call is gone
         kept.pop(0)
     return kept or items[-1:]
+
+
+def estimated_usage(request: ModelRequest, output: list[Any]) -> Usage:
+    """A call cut short before its upstream reported usage (steering ends it mid-stream): its
+    input and what it had written, counted by the local BPE."""
+    input_tokens = sum(map(_estimate, request.items)) + tokens.count_text(request.settings.instructions or "")
+    written = [item for item in output if isinstance(item, (Message, FunctionCall, CustomToolCall))]
+    return Usage(input_tokens=input_tokens, output_tokens=sum(map(_estimate, written)))
 
 
 def _estimate(item: Item) -> int:

@@ -1,8 +1,8 @@
 """Output that must match its schema: with `retries: N` (set by a prompt template, or sent
 directly) and a `json_schema` text format, each attempt is read whole and checked against the
 schema with `jsonschema`; one that does not match is generated again, up to N more times, and
-only a matching one is shown (streamed as one batch). When none matches, the response fails
-with the last mismatch.
+only a matching one is shown (streamed as one batch), with the usage of every attempt. When none
+matches, the response fails with the last mismatch.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from rejoinder.protocol.errors import ApiError
-from rejoinder.providers.base import Delta, ModelRequest, Provider, text_of
+from rejoinder.providers.base import Delta, Finish, ModelRequest, Provider, Usage, added, text_of, used
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -28,12 +28,16 @@ async def validated(provider: Provider, request: ModelRequest, schema: dict[str,
 
     validator = Draft202012Validator(schema)
     problem = ""
+    spent: Usage | None = None  # the attempts before: the response's usage counts them too
     for attempt in range(retries + 1):
         deltas = [delta async for batch in provider.stream(request) for delta in batch]
         problem = _mismatch(deltas, validator)
         if not problem:
+            if spent is not None and isinstance(deltas[-1], Finish):
+                deltas[-1] = Finish(deltas[-1].reason, added(spent, deltas[-1].usage or Usage()))
             yield deltas
             return
+        spent = added(spent, used(deltas))
         log.info("output attempt %d did not match its schema: %s", attempt + 1, problem)
     raise ApiError(
         502,

@@ -3,7 +3,7 @@
 (`rounds`)."""
 
 from rejoinder.engine.tools import mcp
-from rejoinder.engine.tools.rounds import Round, summed
+from rejoinder.engine.tools.rounds import Round
 from rejoinder.engine.tools.searching import TOOL, TOOL_NAME, Backend, SearXNG
 
-__all__ = ["TOOL", "TOOL_NAME", "Backend", "Round", "SearXNG", "mcp", "summed"]
+__all__ = ["TOOL", "TOOL_NAME", "Backend", "Round", "SearXNG", "mcp"]

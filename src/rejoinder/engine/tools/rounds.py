@@ -5,8 +5,8 @@ Their calls never reach the client as function calls. `Round.filter` turns the p
 tool-call deltas into the items OpenAI shows (`web_search_call`, `mcp_call`, with their events);
 when the turn ends, `Round.answer` runs them all at once and gives back the deltas that end
 their items and the function calls and outputs the model's next turn sees; `Round.next_request`
-is that turn, which `Run` streams in the same response, up to `MAX_ROUNDS` turns, the usage of
-every turn added up.
+is that turn, which `Run` streams in the same response, up to `MAX_ROUNDS` turns (the builder
+adds up every turn's usage).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from rejoinder.engine.tools import mcp, searching
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
 from rejoinder.protocol.tools import relaxed
-from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, HostedEvent, HostedOutput, HostedStart, ModelRequest, Usage
+from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, HostedEvent, HostedOutput, HostedStart, ModelRequest
 from rejoinder.providers.web_search import Searches, query_of
 
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
@@ -53,7 +53,6 @@ class Round:
         self.asked = False  # a call waits for the client's approval: the response ends with the request
         self.deadline = asyncio.get_running_loop().time() + self.sessions.limits.response_time  # for all of the response's MCP calls
         self.model_request = request  # the last turn's: the next extends it
-        self.spent = Usage()  # what the turns before the last used
         self.rounds = 0  # turns whose calls were answered by another
         self.turn_start = 0  # where the last turn's output begins
 
@@ -112,10 +111,9 @@ class Round:
         given up (past a limit)."""
         return (await self.answer())[0] if self.asked else self.give_up()
 
-    def next_request(self, finish: Finish, output: list[Any], answers: list[Any]) -> ModelRequest:
+    def next_request(self, output: list[Any], answers: list[Any]) -> ModelRequest:
         """The model's next turn: what it said in the last (its gateway-run calls only as the
         function calls and outputs `answers` holds), then those."""
-        self.spent = added(self.spent, finish.usage)
         said = [item for item in output[self.turn_start :] if item.type not in SHOWN_AS_CALLS]
         settings = msgspec.structs.replace(self.model_request.settings, choice=relaxed(self.model_request.settings.choice))  # a forced call was made
         self.model_request = msgspec.structs.replace(self.model_request, settings=settings, items=[*self.model_request.items, *model_view(said), *answers])
@@ -169,14 +167,3 @@ class Round:
             return self.searches.end(call.call_id, [query] if query else [], list(found), failed=output is None)
         item = {**call.item, "status": "failed" if output is None else "completed", "output": output, "error": error}
         return [HostedEvent(f"response.mcp_call.{item['status']}", item["id"], {}), HostedOutput(item)]
-
-
-def added(total: Usage, more: Usage | None) -> Usage:
-    """Usage over several model turns of one response."""
-    if more is None:
-        return total
-    return Usage(*(getattr(total, name) + getattr(more, name) for name in Usage.__struct_fields__))
-
-
-def summed(finish: Finish, earlier: Usage) -> Finish:
-    return Finish(finish.reason, added(earlier, finish.usage))
