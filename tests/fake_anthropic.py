@@ -334,7 +334,7 @@ class FakeAnthropic(FakeServer):
             told = [block["content"] for block in last if isinstance(block, dict) and block.get("type") == "tool_result"] if isinstance(last, list) else []
             said = [_start(), *_text(0, "The tool said: ", told[-1] if told else ""), *_end("end_turn")]
             events = said if told else [_start(), *_tool(0, "toolu_mcp1", "mcp__docs__add", '{"a": 2, ', '"b": 3}'), *_end("tool_use")]
-        if _marks_a_breakpoint(body):  # a request that uses the cache is billed by it
+        if model == "agent" or _marks_a_breakpoint(body):  # billed by its size and the cache (the other scenarios' usage is canned)
             usage = self.cache.account(body)
             if isinstance(usage, str):
                 error = {"type": "error", "error": {"type": "invalid_request_error", "message": usage}}

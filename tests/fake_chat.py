@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 from aiohttp import web
-from fake_server import FakeServer
+from fake_server import FakeServer, ImplicitCache
 
 USAGE = {
     "prompt_tokens": 19,
@@ -263,6 +263,10 @@ class FakeChat(FakeServer):
     flooded = 0  # chunks the last `flood` stream has written
     flaky = 0  # calls of the `json-flaky` scenario
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = ImplicitCache()  # the `agent` scenario's
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
 
@@ -319,15 +323,19 @@ class FakeChat(FakeServer):
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(message.get("role") == "tool" for message in body["messages"])
             chunks = SCENARIOS["text"] if answered else [_call_start(0, "call_sh1", SHELL_TOOL), _call_args(0, SHELL_ARGUMENTS), *SCENARIOS["tool-single"][-1:]]
+        usage = USAGE
+        if model == "agent":  # usage of its own: the request's size, and what OpenAI's cache would hold of it
+            prompt, cached = self.cache.account([body.get("tools"), *body["messages"]])
+            usage = {**USAGE, "prompt_tokens": prompt, "total_tokens": prompt + 10, "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0}}
         if not body.get("stream"):
-            return web.json_response(_completion(body["model"], chunks))
+            return web.json_response({**_completion(body["model"], chunks), "usage": usage})
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
         include_usage = (body.get("stream_options") or {}).get("include_usage")
         for choice in chunks:
             await response.write(_chunk(body["model"], [choice]))
         if include_usage:
-            await response.write(_chunk(body["model"], [], USAGE))
+            await response.write(_chunk(body["model"], [], usage))
         await response.write(b"data: [DONE]\n\n")
         return response
 

@@ -11,7 +11,7 @@ import json
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
-from fake_server import FakeServer, fake_count, sse
+from fake_server import FakeServer, ImplicitCache, fake_count, sse
 
 THOUGHT_SIGNATURE = "CiQB0e2Kb9thought-signature-for-the-call=="
 USAGE = {"promptTokenCount": 12, "candidatesTokenCount": 9, "totalTokenCount": 40, "thoughtsTokenCount": 19, "cachedContentTokenCount": 4}
@@ -122,6 +122,10 @@ def _joined(chunks: list[dict]) -> dict:
 
 
 class FakeGemini(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = ImplicitCache(minimum=1024, step=1)
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self._handle)
 
@@ -143,6 +147,11 @@ class FakeGemini(FakeServer):
             told = [str(part["functionResponse"]["response"].get("output")) for part in last if "functionResponse" in part]
             call = {"functionCall": {"name": "mcp__docs__add", "args": {"a": 2, "b": 3}}}
             chunks = [_chunk([{"text": "The tool said: " + told[-1]}], "STOP", USAGE)] if told else [_chunk([call], "STOP", USAGE)]
+        if scenario == "agent":  # usage of its own: the request's size, and what Gemini's implicit cache holds of it
+            body = self.requests[-1]
+            prompt, cached = self.cache.account([body.get("tools"), body.get("systemInstruction"), *body["contents"]])
+            usage = {"promptTokenCount": prompt, "candidatesTokenCount": 9, "totalTokenCount": prompt + 9, "cachedContentTokenCount": cached}
+            chunks = [*chunks[:-1], _chunk(chunks[-1]["candidates"][0]["content"]["parts"], "STOP", usage)]
         if action == "countTokens":  # the whole request under generateContentRequest, as Gemini takes it
             whole = self.requests[-1]["generateContentRequest"]
             assert whole["model"] == f"models/{model}" and "contents" in whole, whole

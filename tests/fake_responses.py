@@ -11,7 +11,7 @@ import copy
 import json
 
 from aiohttp import web
-from fake_server import FakeServer, fake_count, sse
+from fake_server import FakeServer, ImplicitCache, fake_count, sse
 
 ENCRYPTED = "gAAAAABo-upstream-encrypted-reasoning-blob"
 USAGE = {
@@ -114,6 +114,10 @@ def _events(response: dict, specs: list[tuple]) -> list[dict]:
 
 
 class FakeResponses(FakeServer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache = ImplicitCache()
+
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/responses", self._handle)
         app.router.add_post("/v1/responses/input_tokens", self._count)
@@ -143,6 +147,9 @@ class FakeResponses(FakeServer):
             call = ("function_call", "call_up1", "mcp__docs__add", ['{"a": 2,', ' "b": 3}'])
             specs = [("message", ["The tool said: ", told])] if told else [call]
         response = _response(body["model"], scenario, specs, body.get("include") or [])
+        if scenario == "agent":  # usage of its own: the request's size, and what OpenAI's cache would hold of it
+            prompt, cached = self.cache.account([body.get("tools"), body.get("instructions"), *body["input"]])
+            response["usage"] = {**USAGE, "input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached}, "total_tokens": prompt + 42}
         if not body.get("stream"):
             return web.json_response(response)
         events = _events(response, specs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import threading
 from typing import Any
@@ -74,6 +75,33 @@ class FakeServer:
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
         self._loop.run_forever()
+
+
+class ImplicitCache:
+    """An upstream that caches prompt prefixes by itself, as OpenAI and Gemini do: a request's
+    leading units (its tools and instructions, then each message) that an earlier request
+    began with are read from the cache, when they hold at least `minimum` tokens, counted in
+    whole `step`s past it (OpenAI: 1,024 tokens, then 128 at a time). Tokens are the fakes' own
+    count, a unit's JSON length over four. Used by the fakes' `agent` scenario, whose usage is
+    the request's own (the others report canned figures)."""
+
+    def __init__(self, minimum: int = 1024, step: int = 128) -> None:
+        self.minimum, self.step = minimum, step
+        self.seen: set[str] = set()
+
+    def account(self, units: list[Any]) -> tuple[int, int]:
+        """The request's input tokens, and how many of them were cached."""
+        sizes = [len(json.dumps(unit, sort_keys=True)) // 4 for unit in units]
+        hit, digest = 0, hashlib.sha256()
+        for i, unit in enumerate(units):
+            digest.update(json.dumps(unit, sort_keys=True).encode())
+            key = digest.hexdigest()
+            if key in self.seen:
+                hit = i + 1
+            self.seen.add(key)
+        cached = sum(sizes[:hit])
+        cached = 0 if cached < self.minimum else self.minimum + (cached - self.minimum) // self.step * self.step
+        return sum(sizes), cached
 
 
 def fake_count(body: dict) -> int:
