@@ -36,8 +36,7 @@ TURNS = 10
 # Anthropic's list prices for Claude Sonnet 4.5, dollars per million tokens
 PRICE = {"input": 3.0, "output": 15.0, "cached_input": 0.30, "cache_write": 3.75}
 INSTRUCTIONS = "\n".join(
-    f"Rule {n}: keep changes small, run the tests after each edit, explain what you changed and why, and never touch generated files."
-    for n in range(170)
+    f"Rule {n}: keep changes small, run the tests after each edit, explain what you changed and why, and never touch generated files." for n in range(170)
 )  # about 22,000 characters: with the tools, some 6,000 tokens by the fakes' count
 TOOLS = [
     {
@@ -67,7 +66,12 @@ def session(client: OpenAI, model: str) -> list[dict]:
         else:
             call_id = f"call_turn{turn}"
             turn_input = [
-                {"type": "function_call", "call_id": call_id, "name": "exec_command", "arguments": f'{{"command": ["pytest", "-q", "tests/test_step_{turn}.py"]}}'},
+                {
+                    "type": "function_call",
+                    "call_id": call_id,
+                    "name": "exec_command",
+                    "arguments": f'{{"command": ["pytest", "-q", "tests/test_step_{turn}.py"]}}',
+                },
                 {"type": "function_call_output", "call_id": call_id, "output": output},
             ]
     return usages
@@ -113,7 +117,11 @@ def main() -> None:
                 uncached = report("Anthropic, prompt_caching: off", session(client, "cold-agent"))
                 cached = report("Anthropic, prompt_caching: auto", session(client, "claude-agent"))
                 print(f"\nthe cached session costs {cached / uncached:.1%} of the uncached one (target: at most 35 %)")
-                for title, model in (("Gemini (implicit caching)", "gemini-agent"), ("Chat Completions (OpenAI's caching)", "mock-agent"), ("Responses (OpenAI's caching)", "oai-agent")):
+                for title, model in (
+                    ("Gemini (implicit caching)", "gemini-agent"),
+                    ("Chat Completions (OpenAI's caching)", "mock-agent"),
+                    ("Responses (OpenAI's caching)", "oai-agent"),
+                ):
                     usages = session(client, model)
                     print(f"\n{title}: cached tokens per turn: {[u['input_tokens_details']['cached_tokens'] for u in usages]}")
                     print(f"  input tokens per turn: {[u['input_tokens'] for u in usages]}")

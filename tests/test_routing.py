@@ -25,6 +25,7 @@ def routed(fake_chat, tmp_path_factory):
         {"name": "only-limited", "deployments": [to("error-429")]},
         {"name": "down", "provider": "openai-chat", "base_url": "http://127.0.0.1:9/v1", "fallbacks": ["mock-text"]},
         {"name": "breaks-midstream", "deployments": [to("midstream-error", 1000), to("text", 0.001)]},
+        {"name": "spread", "deployments": [to("spread-a"), to("spread-b"), to("spread-c")]},
     ]
     gw = Gateway({"models": models, "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
     yield gw
@@ -54,6 +55,18 @@ def test_a_rate_limited_deployment_cools_down(routed, fake_chat):
     for _ in range(5):
         assert create(client, model="limited", input="Hi")["status"] == "completed"
     assert calls_of(fake_chat, "error-429") == before + 1  # cooling for its Retry-After (7 s): left out
+
+
+def test_one_prompt_cache_key_keeps_to_one_deployment(routed, fake_chat):
+    """Its turns find the prompt cache its earlier turns filled; other keys spread by weight."""
+    client = sdk(routed)
+
+    def served(key: str) -> str:
+        create(client, model="spread", input="Hi", prompt_cache_key=key)
+        return fake_chat.last()["model"]
+
+    assert len({served("session-1") for _ in range(8)}) == 1
+    assert {served(f"session-{n}") for n in range(24)} == {"spread-a", "spread-b", "spread-c"}
 
 
 def test_no_deployment_left_is_a_503(routed):

@@ -134,7 +134,7 @@ class Engine:
             batches = aiter(_unanswered())
             return turn, batches, await anext(batches)
         fmt = params.text.format if params.text is not None else None
-        candidates = self.router.candidates(params.model)
+        candidates = self.router.candidates(params.model, params.prompt_cache_key)
         for attempt, deployment in enumerate(candidates):
             model_request = turn.model_request
             if deployment.upstream_model != model_request.upstream_model:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import random
 import time
@@ -48,6 +49,12 @@ KNOWN_WINDOWS = (
     ("gemini-1.5-pro", 2_097_152),
     ("gemini", 1_048_576),
 )
+
+
+def _seeded(seed: str) -> float:
+    """A number in (0, 1) fixed by `seed`, the same on every instance."""
+    digest = hashlib.blake2b(seed.encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
 
 
 def _made(model: ModelConfig, name: str, provider: Provider, endpoint: Endpoint) -> Deployment:
@@ -126,9 +133,12 @@ class Router:
                 return _made(model, name, provider, model)
         raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
 
-    def candidates(self, name: str) -> list[Deployment]:
+    def candidates(self, name: str, affinity: str | None = None) -> list[Deployment]:
         """The deployments to try for `name`, in order; a 503 `no_accounts` when every one is
-        cooling down."""
+        cooling down. Requests with the same `affinity` (a `prompt_cache_key`) go to the same
+        deployment first, while it is not cooling down, so one client's turns find the prompt
+        cache their earlier turns filled: each deployment's place is a weighted draw seeded by
+        the key (rendezvous hashing), so adding or losing one moves only its share of keys."""
         now = time.monotonic()
         found: list[Deployment] = []
         seen: set[str] = set()
@@ -139,9 +149,13 @@ class Router:
                 return
             seen.add(model)
             pool = self.pools.get(model) or [(self.resolve(model), 1.0)]
-            ready = [(deployment, weight) for deployment, weight in pool if self.cooling.get(id(deployment.provider), 0) <= now]
+            ready = [(at, deployment, weight) for at, (deployment, weight) in enumerate(pool) if self.cooling.get(id(deployment.provider), 0) <= now]
             waits.extend(self.cooling[id(d.provider)] - now for d, _ in pool if self.cooling.get(id(d.provider), 0) > now)
-            found.extend(deployment for deployment, _ in sorted(ready, key=lambda pair: random.random() ** (1 / pair[1]), reverse=True))
+
+            def draw(at: int) -> float:
+                return random.random() if affinity is None else _seeded(f"{affinity}\0{model}\0{at}")
+
+            found.extend(deployment for at, deployment, weight in sorted(ready, key=lambda one: draw(one[0]) ** (1 / one[2]), reverse=True))
             for fallback in self.fallbacks.get(model, ()):
                 add(fallback)
 
