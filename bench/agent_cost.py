@@ -9,7 +9,8 @@ write) and the turn's dollars at Anthropic's list prices for Claude Sonnet 4.5; 
 session's totals, the share of input read from the cache from turn 2 on (target: at least
 80 %) and the cached session's cost against the uncached one's (target: at most 35 %). The same
 session on the Gemini, Chat Completions and Responses fakes (which cache by themselves, as their
-providers do) shows the cached tokens each reports.
+providers do), and on Gemini with an explicit context cache (`prompt_caching: cached_contents`),
+shows the cached tokens each reports.
 
     .venv/bin/python bench/agent_cost.py
 """
@@ -111,7 +112,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="rejoinder-bench-") as workdir:
             models = provider_models(chat, anthropic, gemini, responses)
             cold = {"name": "cold-*", "provider": "anthropic", "base_url": anthropic.url + "/v1", "api_key": "sk-ant-bench", "prompt_caching": "off"}
-            gw = Gateway({"models": [cold, *models], "database_url": f"sqlite:///{workdir}/r.db"}, Path(workdir)).start()
+            held = {"name": "held-*", "provider": "gemini", "base_url": gemini.url + "/v1beta", "api_key": "bench", "prompt_caching": "cached_contents"}
+            gw = Gateway({"models": [cold, held, *models], "database_url": f"sqlite:///{workdir}/r.db"}, Path(workdir)).start()
             try:
                 client = OpenAI(base_url=gw.url + "/v1", api_key="unused", max_retries=0, timeout=60)
                 uncached = report("Anthropic, prompt_caching: off", session(client, "cold-agent"))
@@ -119,6 +121,7 @@ def main() -> None:
                 print(f"\nthe cached session costs {cached / uncached:.1%} of the uncached one (target: at most 35 %)")
                 for title, model in (
                     ("Gemini (implicit caching)", "gemini-agent"),
+                    ("Gemini (an explicit context cache)", "held-agent"),
                     ("Chat Completions (OpenAI's caching)", "mock-agent"),
                     ("Responses (OpenAI's caching)", "oai-agent"),
                 ):

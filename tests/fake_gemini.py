@@ -8,6 +8,8 @@ joins their parts. Errors use Google's RPC error shape, `RetryInfo` included.
 from __future__ import annotations
 
 import json
+import re
+import time
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
@@ -121,13 +123,39 @@ def _joined(chunks: list[dict]) -> dict:
     return joined
 
 
+CACHED_FIELDS = ("systemInstruction", "tools", "toolConfig")
+
+
 class FakeGemini(FakeServer):
+    """Gemini, with its explicit context caches (`cachedContents`): made from a model's
+    `contents`, `systemInstruction`, `tools` and `toolConfig` with a `ttl`, refused under 1,024
+    tokens (the fakes' count: JSON length over four); a request names one in `cachedContent`
+    and may then set none of those fields itself, as Gemini requires."""
+
     def __init__(self) -> None:
         super().__init__()
         self.cache = ImplicitCache(minimum=1024, step=1)
+        self.cached_contents: dict[str, tuple[str, int, float]] = {}  # name → (model, tokens, expiry)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self._handle)
+        app.router.add_post("/v1beta/cachedContents", self._cache)
+
+    async def _cache(self, request: web.Request) -> web.Response:
+        body = await self.record(request)
+        ttl = re.fullmatch(r"(\d+(?:\.\d+)?)s", body.get("ttl", ""))
+        if not str(body.get("model", "")).startswith("models/") or ttl is None or set(body) - {"model", "ttl", "contents", *CACHED_FIELDS}:
+            return web.json_response({"error": {"code": 400, "message": "Invalid CachedContent.", "status": "INVALID_ARGUMENT"}}, status=400)
+        tokens = sum(len(json.dumps(body[field], sort_keys=True)) // 4 for field in ("contents", *CACHED_FIELDS) if field in body)
+        if tokens < 1024:
+            message = f"Cached content is too small. total_token_count={tokens}, min_total_token_count=1024"
+            return web.json_response({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}, status=400)
+        name = f"cachedContents/fake{len(self.cached_contents)}"
+        self.cached_contents[name] = (body["model"], tokens, time.monotonic() + float(ttl.group(1)))
+        stamp = "2026-12-06T12:00:00.000000Z"
+        return web.json_response(
+            {"name": name, "model": body["model"], "createTime": stamp, "updateTime": stamp, "expireTime": stamp, "usageMetadata": {"totalTokenCount": tokens}}
+        )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)
@@ -147,9 +175,22 @@ class FakeGemini(FakeServer):
             told = [str(part["functionResponse"]["response"].get("output")) for part in last if "functionResponse" in part]
             call = {"functionCall": {"name": "mcp__docs__add", "args": {"a": 2, "b": 3}}}
             chunks = [_chunk([{"text": "The tool said: " + told[-1]}], "STOP", USAGE)] if told else [_chunk([call], "STOP", USAGE)]
-        if scenario == "agent":  # usage of its own: the request's size, and what Gemini's implicit cache holds of it
+        held = 0  # tokens of the explicit cache the request names
+        if "cachedContent" in self.requests[-1]:
             body = self.requests[-1]
-            prompt, cached = self.cache.account([body.get("tools"), body.get("systemInstruction"), *body["contents"]])
+            entry = self.cached_contents.get(body["cachedContent"])
+            if entry is None or entry[2] < time.monotonic() or entry[0] != f"models/{model}":
+                return web.json_response(
+                    {"error": {"code": 403, "message": "CachedContent not found (or permission denied)", "status": "PERMISSION_DENIED"}}, status=403
+                )
+            if set(CACHED_FIELDS) & set(body):
+                message = "CachedContent can not be used with GenerateContent request setting system_instruction, tools or tool_config."
+                return web.json_response({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}, status=400)
+            held = entry[1]
+        if scenario == "agent":  # usage of its own: the request's size, and what Gemini's caches hold of it
+            body = self.requests[-1]
+            prompt, cached = self.cache.account([body.get("cachedContent"), body.get("tools"), body.get("systemInstruction"), *body["contents"]])
+            prompt, cached = prompt + held, cached + held
             usage = {"promptTokenCount": prompt, "candidatesTokenCount": 9, "totalTokenCount": prompt + 9, "cachedContentTokenCount": cached}
             chunks = [*chunks[:-1], _chunk(chunks[-1]["candidates"][0]["content"]["parts"], "STOP", usage)]
         if action == "countTokens":  # the whole request under generateContentRequest, as Gemini takes it

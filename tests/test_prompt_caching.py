@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import httpx2 as httpx
 import pytest
-from conftest import ANTHROPIC_KEY, chat_models, sdk
+from conftest import ANTHROPIC_KEY, GEMINI_KEY, chat_models, sdk
 from gateway import Gateway
 from helpers import create, wait_until
 from test_mcp import docs, mcp_server, stats  # noqa: F401  (a fixture)
@@ -25,12 +25,13 @@ PRICE = {"input": 3.0, "output": 15.0, "cached_input": 0.3, "cache_write": 3.75,
 
 
 @pytest.fixture(scope="module")
-def cached(fake_anthropic, fake_chat, mcp_server, tmp_path_factory):  # noqa: F811
+def cached(fake_anthropic, fake_gemini, fake_chat, mcp_server, tmp_path_factory):  # noqa: F811
     workdir = tmp_path_factory.mktemp("caching")
     anthropic = {"provider": "anthropic", "base_url": fake_anthropic.url + "/v1", "api_key": ANTHROPIC_KEY, "price": PRICE}
     models = [
         {"name": "claude-*", **anthropic},
         {"name": "cold-*", **anthropic, "prompt_caching": "off"},
+        {"name": "gemini-*", "provider": "gemini", "base_url": fake_gemini.url + "/v1beta", "api_key": GEMINI_KEY, "prompt_caching": "cached_contents"},
         *chat_models(fake_chat),
     ]
     config = {"models": models, "database_url": f"sqlite:///{workdir}/r.db", "master_key": MASTER, "mcp_allow_hosts": [mcp_server.removeprefix("http://")]}
@@ -160,6 +161,26 @@ def test_the_clients_own_breakpoints_and_options(client, fake_anthropic):
     with pytest.raises(Exception) as refused:
         client.responses.create(model="claude-text", input="Hi", extra_body={"prompt_cache_options": {"ttl": "5h"}})
     assert refused.value.status_code == 400 and refused.value.body["param"] == "prompt_cache_options.ttl"
+
+
+def test_a_gemini_prefix_is_held_in_an_explicit_context_cache(client, fake_gemini):
+    def made() -> list[dict]:
+        return [body for body, path in zip(fake_gemini.requests, fake_gemini.paths, strict=True) if path.startswith("/v1beta/cachedContents")]
+
+    before = len(made())
+    first = create(client, model="gemini-agent", instructions=INSTRUCTIONS, input="Fix the tests.", tools=[SHELL], prompt_cache_key="session-1")
+    (cache,) = made()[before:]
+    assert cache["model"] == "models/gemini-agent" and cache["ttl"] == "300s" and cache["systemInstruction"]["parts"][0]["text"] == INSTRUCTIONS
+    sent = fake_gemini.last()
+    assert sent["cachedContent"].startswith("cachedContents/") and not {"systemInstruction", "tools", "toolConfig"} & set(sent)
+    assert first["usage"]["input_tokens_details"]["cached_tokens"] > 1000  # billed at the cached rate from the first turn
+    again = create(client, model="gemini-agent", instructions=INSTRUCTIONS, input="And the docs.", tools=[SHELL], prompt_cache_key="session-1")
+    assert len(made()) == before + 1 and fake_gemini.last()["cachedContent"] == sent["cachedContent"]  # made once
+    assert again["usage"]["input_tokens_details"]["cached_tokens"] > 1000
+    create(client, model="gemini-agent", instructions=INSTRUCTIONS, input="Hi.", tools=[SHELL], prompt_cache_key="session-2", prompt_cache_retention="24h")
+    assert len(made()) == before + 2 and made()[-1]["ttl"] == "3600s"  # another key, its own cache, kept an hour
+    create(client, model="gemini-agent", instructions="Be brief.", input="Hi.")
+    assert len(made()) == before + 2 and "systemInstruction" in fake_gemini.last()  # too short to cache: sent whole
 
 
 def test_usage_counts_every_upstream_call(cached, client, fake_chat):

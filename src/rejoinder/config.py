@@ -105,9 +105,11 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
     deployments: list[DeploymentConfig] = []
     fallbacks: list[str] = []
     price: Price | None = None  # what its tokens cost, for budgets; none: free
-    # Anthropic prompt-cache breakpoints (see providers.anthropic_cache): the gateway places
-    # them (auto), or none are sent, a client's `prompt_cache_breakpoint` included (off)
-    prompt_caching: Literal["auto", "off"] = "auto"
+    # What the gateway adds to the upstream's prompt caching. auto: Anthropic gets cache
+    # breakpoints (see providers.anthropic_cache); OpenAI and Gemini cache by themselves.
+    # off: no breakpoints, a client's `prompt_cache_breakpoint` included. cached_contents
+    # (Gemini): auto, and each stable prefix held in an explicit context cache (providers.gemini_cache)
+    prompt_caching: Literal["auto", "off", "cached_contents"] = "auto"
     # who runs a request's `mcp` tools: the gateway (the default, on every provider, so that
     # items and events are the same everywhere), or, on an openai upstream, OpenAI itself
     mcp: Literal["gateway", "passthrough"] = "gateway"
@@ -123,6 +125,8 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
             raise ValueError(f"{self.name}: local settings are for provider local")
         if self.provider == "local":
             _check_local(self)
+        if self.prompt_caching == "cached_contents" and {self.provider, *(d.provider for d in self.deployments)} - {None} != {"gemini"}:
+            raise ValueError(f"{self.name}: prompt_caching: cached_contents is Gemini's explicit context caching (provider gemini)")
         if self.mcp == "passthrough" and {self.provider, *(d.provider for d in self.deployments)} - {None} != {"openai"}:
             raise ValueError(f"{self.name}: mcp: passthrough needs the openai provider, the one upstream that runs MCP tools")
 

@@ -83,9 +83,10 @@ def provider_for(model: ModelConfig, endpoint: Endpoint) -> Provider:
 
         local = model.local_model
         return LocalModel(local.model_path or default_model_path() or "", local.context_tokens, local.threads)
-    if endpoint.provider == "anthropic":
-        return Anthropic(endpoint.base_url, endpoint.api_key, endpoint, model.prompt_caching)
-    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses, "gemini": Gemini}[endpoint.provider]  # type: ignore[index]
+    if endpoint.provider in ("anthropic", "gemini"):  # the two whose prompt caching the gateway drives
+        cached = Anthropic if endpoint.provider == "anthropic" else Gemini
+        return cached(endpoint.base_url, endpoint.api_key, endpoint, model.prompt_caching)
+    remote = {"openai-chat": OpenAIChat, "openai": OpenAIResponses}[endpoint.provider]  # type: ignore[index]
     return remote(endpoint.base_url, endpoint.api_key, endpoint)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import orjson
 
 from rejoinder.providers.base import Settings
+from rejoinder.providers.translate import long_cache, minimum_tokens
 
 MAX_BREAKPOINTS = 4
 # The shortest prefix Anthropic caches, in tokens, by the longest prefix of the model's name.
@@ -44,18 +45,6 @@ _UNMARKABLE = frozenset(("thinking", "redacted_thinking"))  # Anthropic refuses 
 CLIENT_MARK = "__client_breakpoint__"  # set on a block by the body's builder where the client asked for one
 
 
-def minimum_tokens(model: str) -> int:
-    found = [(len(prefix), size) for prefix, size in MINIMUM_TOKENS if model.startswith(prefix)]
-    return max(found)[1] if found else DEFAULT_MINIMUM
-
-
-def ttl(settings: Settings) -> str | None:
-    """The TTL the request's breakpoints carry: None for Anthropic's default five minutes."""
-    options = settings.prompt_cache_options
-    longer = settings.prompt_cache_retention == "24h" or (options is not None and options.ttl is not None)
-    return "1h" if longer else None
-
-
 def place(body: dict[str, Any], settings: Settings, caching: str) -> None:
     """Put the request's breakpoints on `body` (see the module's docstring); with `caching`
     off, none, the client's included."""
@@ -65,14 +54,11 @@ def place(body: dict[str, Any], settings: Settings, caching: str) -> None:
     if caching == "off" or not slots:
         return
     options = settings.prompt_cache_options
-    own = [] if options is not None and options.mode == "explicit" else _own(body, slots, minimum_tokens(body["model"]))
+    own = [] if options is not None and options.mode == "explicit" else _own(body, slots, minimum_tokens(MINIMUM_TOKENS, body["model"], DEFAULT_MINIMUM))
     marks = sorted(set(client) | set(own))
     while len(marks) > MAX_BREAKPOINTS:
         marks.remove(next((i for i in marks if i in client and i not in own), marks[0]))
-    control = {"type": "ephemeral"}
-    lifetime = ttl(settings)
-    if lifetime is not None:
-        control["ttl"] = lifetime
+    control = {"type": "ephemeral", "ttl": "1h"} if long_cache(settings) else {"type": "ephemeral"}  # Anthropic's default: five minutes
     for i in marks:
         slots[i][0]["cache_control"] = control
     if system is not None and "cache_control" in system:

@@ -40,6 +40,7 @@ from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers import web_search
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, ReasoningEnd, Usage
 from rejoinder.providers.failures import cut_short, read_json, stream_error
+from rejoinder.providers.gemini_cache import ContextCache
 from rejoinder.providers.http import Upstream, UpstreamLimits, versioned
 from rejoinder.providers.state import seal, unseal
 from rejoinder.providers.translate import TextRun, arguments, data_url, guess_type, offered_tools, sampling
@@ -53,18 +54,23 @@ _FILTERED = {"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", 
 class Gemini:
     hosted_tool_types = web_search.HOSTED_TOOL_TYPES  # Google Search grounding
 
-    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits) -> None:
+    def __init__(self, base_url: str | None, api_key: str | None, limits: UpstreamLimits, caching: str = "auto") -> None:
         self.base = versioned(base_url or DEFAULT_BASE_URL, "v1beta")
         self.api_key = api_key
         headers = {"Content-Type": "application/json"}
         if api_key:
             headers["x-goog-api-key"] = api_key
         self.upstream = Upstream(headers, api_key, limits)
+        # explicit context caching, when the model's `prompt_caching` asks for it (see `providers.gemini_cache`)
+        self.context = ContextCache(self.base, self.upstream) if caching == "cached_contents" else None
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[list[Delta]]:
         model = quote(request.upstream_model, safe="")
         url = f"{self.base}/models/{model}:streamGenerateContent?alt=sse" if request.stream else f"{self.base}/models/{model}:generateContent"
-        async with self.upstream.call(url, orjson.dumps(contents_body(request)), request.stream) as reply:
+        body = contents_body(request)
+        if self.context is not None:
+            body = await self.context.applied(body, request.upstream_model, request.settings)
+        async with self.upstream.call(url, orjson.dumps(body), request.stream) as reply:
             translator = _Translator(Searches(request.settings.include))
             if not request.stream:
                 yield translator.chunk(self._checked(read_json(await reply.body()))) + translator.finish()

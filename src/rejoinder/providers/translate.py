@@ -1,4 +1,5 @@
-"""Small pieces every translator needs: the tools a turn offers, data URLs, call arguments."""
+"""Small pieces every translator needs: the tools a turn offers, data URLs, call arguments, what
+a turn asks of a prompt cache."""
 
 from __future__ import annotations
 
@@ -19,6 +20,20 @@ def offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
         allowed = {tool.name for tool in choice.tools}
         return [tool for tool in tools if tool.name in allowed], choice.mode
     return tools, choice
+
+
+def long_cache(settings: Any) -> bool:
+    """Whether the turn asks its prompt cache to outlive the default few minutes
+    (`prompt_cache_retention: 24h`, or a `prompt_cache_options.ttl`)."""
+    options = settings.prompt_cache_options
+    return settings.prompt_cache_retention == "24h" or (options is not None and options.ttl is not None)
+
+
+def minimum_tokens(table: tuple[tuple[str, int], ...], model: str, default: int) -> int:
+    """The shortest prefix a model family's cache holds: the entry of `table` whose name
+    prefix is the longest one `model` starts with."""
+    found = [(len(prefix), size) for prefix, size in table if model.startswith(prefix)]
+    return max(found)[1] if found else default
 
 
 SAMPLING = ("stop", "presence_penalty", "frequency_penalty", "logit_bias", "seed")
