@@ -6,6 +6,7 @@ page is photographed at a desktop and a phone viewport, light and dark (`bench/s
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -33,7 +34,8 @@ def _chromium() -> str:
 @pytest.fixture(scope="module")
 def console_gateway(fake_chat, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("console")
-    gw = Gateway({"models": chat_models(fake_chat), "database_url": f"sqlite:///{workdir}/r.db", "master_key": MASTER}, workdir).start()
+    models = [{**model, "price": {"input": 2500.0, "output": 10000.0, "cached_input": 1250.0}} for model in chat_models(fake_chat)]  # a cent a request or so
+    gw = Gateway({"models": models, "database_url": f"sqlite:///{workdir}/r.db", "master_key": MASTER}, workdir).start()
     yield gw
     gw.stop()
 
@@ -242,16 +244,21 @@ def test_usage_is_plotted(browser, console_gateway):
     for _ in range(3):
         httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Count me"}, headers=headers)
 
-    def recorded() -> bool:
-        return bool(httpx.get(console_gateway.url + "/v1/organization/usage", headers=headers).json()["data"])
+    def recorded() -> bool:  # the master key's three, in the usage records
+        rows = httpx.get(console_gateway.url + "/v1/organization/usage?group_by=key_id", headers=headers).json()["data"]
+        return any(row["key_id"] == "" and row["requests"] >= 3 for row in rows)
 
     assert wait_until(recorded, 10)
     console = Console(browser, console_gateway, MASTER)
     console.visit("usage")
     charts = console.page.locator("svg.chart")
     charts.first.wait_for()
-    assert charts.count() == 5 and console.page.locator("svg.chart rect").count() >= 5
+    assert charts.count() == 6 and console.page.locator("svg.chart rect").count() >= 6
     assert "chat" in console.page.get_by_role("table").first.inner_text()  # latency percentiles from /metrics
+    by_key = console.page.get_by_role("table").last.inner_text()
+    (master,) = [line for line in by_key.splitlines() if "(master key)" in line]
+    cost = float(re.search(r"\$(\d+\.\d{4})$", master).group(1))
+    assert "Cached" in by_key and cost >= 0.4275  # its 3 requests at least, at the model's price (57 in, 12 of them cached, 30 out)
     console.close()
 
 

@@ -197,6 +197,8 @@ export function usage(main) {
     const models = [...new Set(byModel.data.map((r) => r.model))].sort();
     const series = (count) => Object.fromEntries(models.map((m) => [m, days.map((d) => byModel.data.filter((r) => r.day === d && r.model === m).reduce((s, r) => s + r[count], 0))]));
     const tokens = Object.fromEntries(models.flatMap((m) => [[`${m} in`, series("input_tokens")[m]], [`${m} out`, series("output_tokens")[m]]]));
+    const cents = Object.fromEntries(models.map((m) => [m, series("cost")[m].map((dollars) => Math.round(dollars * 100))]));
+    const total = byModel.data.reduce((sum, r) => sum + r.cost, 0);
     const metrics = await fetch("/metrics", { headers: { Authorization: `Bearer ${session.key}` } }).then((r) => (r.ok ? r.text() : ""));
     const latency = percentiles(metrics).filter((row) => row.total > 0);
     if (!days.length) return el("p.muted", {}, "No usage recorded yet (counts reach the database every few seconds).");
@@ -210,6 +212,7 @@ export function usage(main) {
         {},
         bars("Requests per day", days, series("requests")),
         bars("Tokens per day", days, tokens),
+        bars("Cost per day, cents (by each model's price)", days, cents),
         bars("Errors per day", days, series("errors")),
         bars("Requests per key and day", days, perKey),
         latency.length ? bars("Latency by model, ms (p50, then up to p95)", latency.map((r) => r.model), spread) : "",
@@ -219,7 +222,13 @@ export function usage(main) {
         ? el("table", {}, el("thead", {}, el("tr", {}, ["Model", "Requests", "p50", "p95", "p99"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, latency.map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.total), [r.p50, r.p95, r.p99].map((s) => el("td", {}, `${(s * 1000).toFixed(0)} ms`))))))
         : el("p.muted", {}, "No requests measured yet."),
       el("h2", {}, "By project and key"),
-      el("table", {}, el("thead", {}, el("tr", {}, ["Project", "Key", "Requests", "Errors", "Input tokens", "Output tokens"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, byKey.data.map((r) => el("tr", {}, [r.project, r.key_id || "(master key)", r.requests, r.errors, r.input_tokens, r.output_tokens].map((v) => el("td", {}, v)))))),
+      el("p.muted", {}, `$${total.toFixed(2)} in 30 days. Cached input tokens are read from the upstream's prompt cache, at its lower price.`),
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Project", "Key", "Requests", "Errors", "Input tokens", "Cached", "Output tokens", "Cost"].map((c) => el("th", { scope: "col" }, c)))),
+        el("tbody", {}, byKey.data.map((r) => el("tr", {}, [r.project, r.key_id || "(master key)", r.requests, r.errors, r.input_tokens, r.cached_tokens, r.output_tokens, `$${r.cost.toFixed(4)}`].map((v) => el("td", {}, v))))),
+      ),
     ];
   });
 }
