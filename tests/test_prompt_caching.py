@@ -209,6 +209,9 @@ def test_usage_counts_every_upstream_call(cached, client, fake_chat):
         return sum(row["upstream_calls"] for row in report["data"] if row["model"] == "mock-*")
 
     assert wait_until(lambda: calls() >= 2 + 1 + 3 + 2, 10)
+    before = calls()
+    client.responses.compact(model="mock-text", input=[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}])
+    assert wait_until(lambda: calls() == before + 1, 10)  # the compact endpoint's summary call, counted too
 
 
 def test_budgets_and_usage_records_spend_the_cached_price(cached, client):
