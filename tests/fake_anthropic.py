@@ -329,7 +329,10 @@ class FakeAnthropic(FakeServer):
         if model == "codex-shell":  # call Codex's shell tool, then answer once its output is back
             answered = any(isinstance(m["content"], list) and any(b.get("type") == "tool_result" for b in m["content"]) for m in body["messages"])
             events = SCENARIOS["text"] if answered else [_start(), *_tool(0, "toolu_sh1", SHELL_TOOL, SHELL_ARGUMENTS), *_end("tool_use")]
-        if model == "mcp-add":  # call the docs server's add (the gateway runs it), then answer from its output
+        if model == "mcp-broken" and "tool_result" in json.dumps(body["messages"][-1]):  # the call after the tool's output is overloaded
+            status, error, headers = ERRORS["error-529"]
+            return web.json_response(error, status=status, headers={"request-id": "req_fake", **headers})
+        if model in ("mcp-add", "mcp-broken"):  # call the docs server's add (the gateway runs it), then answer from its output
             last = body["messages"][-1]["content"]
             told = [block["content"] for block in last if isinstance(block, dict) and block.get("type") == "tool_result"] if isinstance(last, list) else []
             said = [_start(), *_text(0, "The tool said: ", told[-1] if told else ""), *_end("end_turn")]

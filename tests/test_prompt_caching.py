@@ -9,7 +9,7 @@ import httpx2 as httpx
 import pytest
 from conftest import ANTHROPIC_KEY, GEMINI_KEY, chat_models, sdk
 from gateway import Gateway
-from helpers import create, wait_until
+from helpers import create, stream, wait_until
 from test_mcp import docs, mcp_server, stats  # noqa: F401  (a fixture)
 from test_projects import MASTER, Admin
 
@@ -255,3 +255,18 @@ def test_a_search_the_upstream_bills_is_counted_and_priced(cached):
     assert wait_until(lambda: recorded().get("requests") == 1, 10)
     tokens = (body["usage"]["input_tokens"] * 3.0 + body["usage"]["output_tokens"] * 15.0) / 1e6
     assert recorded()["web_searches"] == 1 and recorded()["cost"] == pytest.approx(tokens + 10.0 / 1000, abs=2e-6)  # $10 per 1,000 searches
+
+
+def test_a_response_that_fails_after_a_tool_round_still_counts_that_round(cached, mcp_server):  # noqa: F811
+    admin = Admin(cached)
+    key = admin.key(admin.project("Unlucky"))
+    events = stream(sdk(cached, key["value"]), model="claude-mcp-broken", input="What is 2 + 3?", tools=[docs(mcp_server)])
+    assert events[-1]["type"] == "response.failed"
+
+    def recorded() -> dict:
+        report = httpx.get(cached.url + "/v1/organization/usage?group_by=key_id", headers={"Authorization": f"Bearer {MASTER}"}).json()
+        return next((row for row in report["data"] if row["key_id"] == key["id"]), {})
+
+    assert wait_until(lambda: recorded().get("requests") == 1, 10)
+    row = recorded()
+    assert row["errors"] == 1 and row["upstream_calls"] == 1 and row["input_tokens"] == 25 and row["cost"] > 0  # the first call, billed

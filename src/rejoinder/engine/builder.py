@@ -330,12 +330,14 @@ class Builder:
         if self.emit:
             self._event("error", **lifecycle.error_event(error))
         lifecycle.end(self.response, "failed", error=error)
+        self.used = self.spent  # the calls made before it failed are still billed
 
     def cancel(self) -> None:
         """End the response as cancelled (its client is gone: no more events)."""
         self.emit = None
         self._end_all("incomplete")
         lifecycle.end(self.response, "cancelled")
+        self.used = self.spent
 
     def terminal(self) -> None:
         """The event that closes the stream (none for a cancelled response)."""
