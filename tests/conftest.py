@@ -81,7 +81,7 @@ def chat_models(fake: FakeChat) -> list[dict]:
     return [
         {"name": "mock-*", "provider": "openai-chat", "base_url": base_url, "api_key": UPSTREAM_KEY},
         {"name": "chat", "provider": "openai-chat", "base_url": base_url, "api_key": UPSTREAM_KEY, "upstream_model": "text"},
-        {"name": "hang", "provider": "openai-chat", "base_url": base_url, "upstream_model": "hang", "timeout": 1},
+        {"name": "hang", "provider": "openai-chat", "base_url": base_url, "upstream_model": "hang", "timeout": 1, "first_event_timeout": 1},
         {"name": "unreachable", "provider": "openai-chat", "base_url": "http://127.0.0.1:9/v1"},
     ]
 

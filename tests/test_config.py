@@ -15,6 +15,7 @@ BAD = [  # (YAML, line, key, complaint)
     ("models:\n  - name: 'a*b'\n    provider: openai-chat\n", 2, "models[0]", "'*' may only end a name"),
     ("models:\n  - {name: a, provider: anthropic, prompt_caching: cached_contents}\n", 2, "models[0]", "Gemini's explicit context caching"),
     ("models:\n  - {name: a, provider: anthropic, price: {input: 3, output: -1}}\n", 2, "models[0].price.output", "Expected `float` >= 0"),
+    ('models:\n  - {name: a, provider: anthropic, api_key: "sk-ant\\n"}\n', 2, "models[0].api_key", "Expected `str` matching regex"),
     ("background:\n  poll: 0\n", 2, "background.poll", "Expected `float` > 0.0"),
     ("websocket:\n  max_streams: 0\n", 2, "websocket.max_streams", "Expected `int` >= 1"),
     ("webhooks:\n  - url: ftp://x\n    secret: whsec_x\n", 2, "webhooks[0].url", "Expected `str` matching regex"),

@@ -143,10 +143,67 @@ def test_idle_upstream_connections_are_capped_after_a_burst(bounded, fake_chat):
     """A hundred calls at once open a hundred connections; once they end, at most 32 stay."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from rejoinder.providers.http import IDLE_PER_HOST
+    from rejoinder.providers.client import IDLE_PER_HOST
 
     body = json.dumps({"model": "mock-pause", "input": "x", "stream": True}).encode()
     with ThreadPoolExecutor(100) as pool:
         statuses = list(pool.map(lambda _: post_raw(bounded, "POST", "/v1/responses", body)[0], range(100)))
     assert statuses == [200] * 100
     assert 0 < _connections_to(bounded, fake_chat.port) <= IDLE_PER_HOST
+
+
+COMPLETION = {
+    "id": "chatcmpl-raw",
+    "object": "chat.completion",
+    "created": 1700000000,
+    "model": "raw",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "Read to the close."}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9},
+}
+RAW_ANSWERS = {
+    # HTTP/1.1 without a length or chunking: the body is what comes before the connection closes
+    "until-close": b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + json.dumps(COMPLETION).encode(),
+    "garbage": b"SSH-2.0-OpenSSH_9.2\r\n\r\n",  # not HTTP at all
+    "half-headers": b"HTTP/1.1 200 OK\r\nContent-Type: appli",  # then the connection closes
+}
+
+
+@pytest.fixture(scope="module")
+def raw_upstream(tmp_path_factory):
+    """A bare TCP server on 127.0.0.1 that answers a request with the bytes its model names
+    (`RAW_ANSWERS`), then closes; and a gateway in front of it."""
+    import socketserver
+    import threading
+
+    class Answer(socketserver.StreamRequestHandler):
+        def handle(self) -> None:
+            length = 0
+            while (line := self.rfile.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            model = json.loads(self.rfile.read(length))["model"]
+            self.wfile.write(RAW_ANSWERS[model])
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    workdir = tmp_path_factory.mktemp("raw")
+    model = {"name": "*", "provider": "openai-chat", "base_url": f"http://127.0.0.1:{server.server_address[1]}/v1", **LIMITS}
+    gw = Gateway({"models": [model], "database_url": f"sqlite:///{workdir}/r.db"}, workdir).start()
+    yield gw
+    gw.stop()
+    server.shutdown()
+
+
+def test_a_body_without_a_length_is_read_to_the_close(raw_upstream):
+    status, payload, _ = _post(raw_upstream, "until-close", streaming=False)
+    assert status == 200, payload
+    check_response(payload)
+    assert payload["output"][0]["content"][0]["text"] == "Read to the close."
+
+
+@pytest.mark.parametrize("model", ["garbage", "half-headers"])
+def test_an_answer_that_is_not_http_is_a_502(raw_upstream, model):
+    status, payload, took = _post(raw_upstream, model, streaming=False)
+    assert status == 502, payload
+    assert_envelope(payload, code="upstream_unreachable")
+    assert took < 5

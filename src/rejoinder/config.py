@@ -42,7 +42,7 @@ class Endpoint(UpstreamLimits, frozen=True, kw_only=True, forbid_unknown_fields=
 
     provider: ProviderName | None = None
     base_url: str | None = None
-    api_key: str | None = None
+    api_key: Annotated[str, Meta(pattern="^[^\r\n]*\\Z")] | None = None  # one line: it is sent as a header
     upstream_model: str | None = None
 
 

@@ -1,8 +1,9 @@
 """The upstream side of HTTP, shared by every provider.
 
-One aiohttp session per process (keep-alive pools), one `Upstream` shell through which every
-HTTP provider calls (its deadlines and size caps), and one reader for server-sent events. What
-an upstream's failures become for the client is `failures.py`'s.
+One `Upstream` shell through which every HTTP provider calls (its deadlines and size caps) on
+the process's upstream client (`providers.client`: kept-alive connections), and one reader for
+server-sent events. What an upstream's failures become for the client is `failures.py`'s. The
+gateway's other outgoing calls (webhooks, a search backend) use one aiohttp session (`session`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import Annotated, Any, Protocol
 from urllib.parse import urlsplit
 
@@ -20,42 +21,41 @@ import orjson
 from msgspec import Meta, Struct
 
 from rejoinder.protocol.errors import ApiError
+from rejoinder.providers.client import Client, Connection, Target, UpstreamBroken, encode_headers
 from rejoinder.providers.failures import cut_short, error_from_status, read_json, too_large, unreachable
 
 log = logging.getLogger("rejoinder.upstream")
 
 _session: aiohttp.ClientSession | None = None
-
-
-IDLE_PER_HOST = 32  # idle keep-alive connections kept to one upstream
-
-
-class _Pool(aiohttp.TCPConnector):
-    """aiohttp's connector with no cap on connections in use, and at most `IDLE_PER_HOST` idle
-    ones kept to one upstream: after a burst the rest are closed when they come back, instead
-    of a thousand lingering for `keepalive_timeout`."""
-
-    def _release(self, key: Any, protocol: Any, *, should_close: bool = False) -> None:
-        idle = self._conns.get(key)
-        super()._release(key, protocol, should_close=should_close or (idle is not None and len(idle) >= IDLE_PER_HOST))
+_client: Client | None = None
 
 
 def session() -> aiohttp.ClientSession:
-    """The process's upstream client, created on first use inside the running loop."""
+    """The process's client for the gateway's own calls (webhooks, a search backend), created
+    on first use inside the running loop."""
     global _session
     if _session is None or _session.closed:
-        connector = _Pool(limit=0, limit_per_host=0, keepalive_timeout=60, ttl_dns_cache=300)
-        # No cookie jar: what one tenant's upstream sets must never ride along on another's call
-        # (and filtering cookies on every call costs time).
-        _session = aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+        # No cookie jar: what one receiver sets must never ride along on another's call.
+        _session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=60), cookie_jar=aiohttp.DummyCookieJar())
     return _session
 
 
+def upstream_client() -> Client:
+    """The process's client for model upstreams (see `providers.client`)."""
+    global _client
+    if _client is None:
+        _client = Client()
+    return _client
+
+
 async def close_session() -> None:
-    global _session
+    global _session, _client
     if _session is not None:
         await _session.close()
         _session = None
+    if _client is not None:
+        _client.close()
+        _client = None
 
 
 _VERSION_SEGMENT = re.compile(r"^v\d+[a-z0-9]*$")
@@ -97,9 +97,8 @@ class Upstream:
         self.headers = headers
         self.secret = secret
         self.limits = limits
-        # A stream's total is kept by its `_Deadline`; a whole body's by aiohttp.
-        self.stream_timeout = aiohttp.ClientTimeout(total=None, connect=limits.connect_timeout, sock_read=limits.timeout)
-        self.body_timeout = aiohttp.ClientTimeout(total=limits.total_timeout, connect=limits.connect_timeout, sock_read=limits.timeout)
+        self.head = encode_headers(headers)
+        self.targets: dict[str, Target] = {}  # URL → where it goes, parsed once
 
     @asynccontextmanager
     async def call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
@@ -124,27 +123,40 @@ class Upstream:
     async def _call(self, url: str, body: bytes, stream: bool) -> AsyncIterator[Reply]:
         loop = asyncio.get_running_loop()
         started = loop.time()
+        limits = self.limits
+        client = upstream_client()
+        target = self._target(url)
         try:
-            # A stream's headers come before its first event, so that deadline covers them too; a
-            # whole body's have aiohttp's own read timeout and total (no asyncio.timeout to pay for).
-            async with asyncio.timeout_at(started + self.limits.first_event_timeout) if stream else nullcontext():
-                response = await session().post(url, data=body, headers=self.headers, timeout=self.stream_timeout if stream else self.body_timeout)
-        except asyncio.TimeoutError:
-            raise self._late("first_event_timeout" if stream and loop.time() - started < self.limits.total_timeout else "total_timeout") from None
-        except aiohttp.ClientError as exc:
+            connection = await client.connection(target, limits.connect_timeout)
+        except (OSError, asyncio.TimeoutError) as exc:  # refused, unresolvable, TLS, or past connect_timeout
             raise unreachable(exc) from None
+        connection.send(target, body)
+        # One timer per call: a stream's headers and first event within first_event_timeout, a
+        # whole body's headers within timeout (then all of it, see `Reply.body`); all within total_timeout.
+        first, limit = (limits.first_event_timeout, "first_event_timeout") if stream else (limits.timeout, "timeout")
+        deadline = _Deadline(loop, connection, started + first, limit, started + limits.total_timeout)
         try:
-            if response.status >= 400:
-                raise error_from_status(response.status, await read_capped(response, 65536, keep=True), response.headers, self.secret, url)
-            yield Reply(self, response, loop, started)
+            await connection.read_headers()
+            if connection.status >= 400:
+                raise error_from_status(connection.status, await read_capped(connection, 65536, keep=True), connection.headers, self.secret, url)
+            yield Reply(self, connection, loop, deadline)
         except asyncio.TimeoutError:
-            raise self._late("timeout" if loop.time() - started < self.limits.total_timeout else "total_timeout") from None
-        except aiohttp.ClientPayloadError:
+            raise self._late(deadline.limit if deadline.expired else "timeout") from None
+        except UpstreamBroken as exc:  # closed, or not HTTP this client reads
+            if not connection.headers_done:
+                raise unreachable(exc) from None
             raise ApiError(502, "The upstream model provider closed the connection mid-response.", type="server_error", code="upstream_error") from None
-        except aiohttp.ClientError as exc:
-            raise unreachable(exc) from None
         finally:
-            response.release()
+            deadline.cancel()
+            client.release(connection)
+
+    def _target(self, url: str) -> Target:
+        target = self.targets.get(url)
+        if target is None:
+            if len(self.targets) >= 1024:  # URLs name models: a handful per deployment
+                self.targets.clear()
+            target = self.targets[url] = Target(url, self.head)
+        return target
 
     async def count(self, url: str, body: dict[str, Any], field: str) -> int:
         """POST `body` to a token-counting endpoint and read the count in `field`."""
@@ -163,26 +175,20 @@ class Upstream:
 class Reply:
     """A successful upstream response, read within its deployment's limits."""
 
-    def __init__(self, upstream: Upstream, response: aiohttp.ClientResponse, loop: asyncio.AbstractEventLoop, started: float) -> None:
+    def __init__(self, upstream: Upstream, connection: Connection, loop: asyncio.AbstractEventLoop, deadline: _Deadline) -> None:
         self.upstream = upstream
-        self.response = response
+        self.connection = connection
         self.loop = loop
-        self.started = started
+        self.deadline = deadline  # the call's (see `Upstream._call`)
 
     async def body(self) -> bytes:
         """A whole (non-streaming) body, no larger than `max_response_bytes`, read within
         `timeout` of its headers: a body is one event, so an upstream that drips it a byte at a
-        time cannot hold the request (aiohttp's read timeout starts again with every byte).
-        A body that came with its headers (most do) needs no timer."""
+        time cannot hold the request. A body that came with its headers (most do) needs no timer."""
         limits = self.upstream.limits
-        content = self.response.content
-        if content.is_eof():
-            return await read_capped(self.response, limits.max_response_bytes)
-        deadline = _Deadline(self.loop, content, self.loop.time() + limits.timeout, "timeout", self.started + limits.total_timeout)
-        try:  # its TimeoutError is told apart from `total_timeout` by `Upstream.call`
-            return await read_capped(self.response, limits.max_response_bytes)
-        finally:
-            deadline.cancel()
+        if not self.connection.is_eof():
+            self.deadline.expect(self.loop.time() + limits.timeout, "timeout")
+        return await read_capped(self.connection, limits.max_response_bytes)
 
     async def deltas(self, translate: Callable[[bytes], list[Any]], translator: StreamTranslator) -> AsyncIterator[list[Any]]:
         """Per network read, the deltas `translate` makes of each event's data; the stream's
@@ -216,10 +222,9 @@ class Reply:
         within `timeout`, and none may be larger than `max_event_bytes`.
         """
         limits = self.upstream.limits
-        content = self.response.content
+        content = self.connection
         loop = self.loop
-        end = self.started + limits.total_timeout
-        deadline = _Deadline(loop, content, self.started + limits.first_event_timeout, "first_event_timeout", end)
+        deadline = self.deadline  # first_event_timeout from the call, until the first event
         pending = carry = b""
         try:
             while chunk := await content.readany():
@@ -228,7 +233,7 @@ class Reply:
                     deadline.paused = True  # the engine's time with the events is not the upstream's
                     yield events
                     deadline.expect(loop.time() + limits.timeout, "timeout")
-        except asyncio.TimeoutError:  # the deadline's, or aiohttp's own between two reads
+        except asyncio.TimeoutError:  # the deadline's
             raise self.upstream._late(deadline.limit if deadline.expired else "timeout") from None
         finally:
             deadline.cancel()
@@ -239,11 +244,12 @@ class Reply:
 
 
 class _Deadline:
-    """When a stream's next event is due, kept with one timer per stream rather than one per
-    read: the timer fires at the due time and only then looks whether an event came meanwhile
-    (then it waits for the new due time) or not (then the pending read fails)."""
+    """When a call's next event is due (its headers, a stream's next event, a whole body), kept
+    with one timer per call rather than one per read: the timer fires at the due time and only
+    then looks whether an event came meanwhile (then it waits for the new due time) or not
+    (then the pending read fails)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, content: aiohttp.StreamReader, due: float, limit: str, end: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, content: Connection, due: float, limit: str, end: float) -> None:
         self.loop = loop
         self.content = content
         self.end = end  # the whole call's deadline
@@ -320,17 +326,15 @@ def _parse_event(block: bytes) -> bytes | None:
     return b"\n".join(data) if data else None
 
 
-async def read_capped(response: aiohttp.ClientResponse, cap: int, keep: bool = False) -> bytes:
+async def read_capped(connection: Connection, cap: int, keep: bool = False) -> bytes:
     """The whole body, refused (or with `keep`, cut) past `cap` bytes."""
-    length = response.content_length
-    if length is not None and length <= cap:
-        return await response.read()
-    if length is not None and not keep:
+    length = None if connection.is_eof() else connection.content_length
+    if length is not None and length > cap and not keep:
         raise too_large("response body", cap)
     chunks, size = [], 0
-    while size <= cap and (chunk := await response.content.read(65536)):
+    while size <= cap and (chunk := await connection.readany()):
         chunks.append(chunk)
         size += len(chunk)
     if size > cap and not keep:
         raise too_large("response body", cap)
-    return b"".join(chunks)[:cap]
+    return chunks[0] if len(chunks) == 1 and size <= cap else b"".join(chunks)[:cap]
