@@ -47,10 +47,7 @@ STAGES = [
     ("usage tally", r"\(rejoinder/api/usage\.py"),
     ("access log", r"^AccessLog\."),
     ("provider translation", r"\(rejoinder/providers/(openai_chat|openai_chat_body|translate|tokens|base)\.py"),
-    (
-        "upstream client (aiohttp)",
-        r"\(rejoinder/providers/http\.py|\(aiohttp/(client|client_reqrep|client_proto|connector|client_middlewares)\.py|\(aiohappyeyeballs/",
-    ),
+    ("upstream client", r"\(rejoinder/providers/(http|client)\.py|httptools|\(aiohttp/(client|client_reqrep|client_proto|connector|client_middlewares)\.py"),
     ("building events", r"\(rejoinder/engine/(builder|lifecycle)\.py"),
     ("preparing the context", r"\(rejoinder/engine/(engine|skeleton|context/)"),
     ("the run", r"\(rejoinder/engine/(run|sinks)\.py"),
