@@ -140,6 +140,8 @@ class Router:
         deployment first, while it is not cooling down, so one client's turns find the prompt
         cache their earlier turns filled: each deployment's place is a weighted draw seeded by
         the key (rendezvous hashing), so adding or losing one moves only its share of keys."""
+        if name not in self.pools and name not in self.fallbacks:
+            return [self.resolve(name)]  # one upstream: nothing to order, and only pools cool down
         now = time.monotonic()
         found: list[Deployment] = []
         seen: set[str] = set()

@@ -72,8 +72,9 @@ def encode_headers(headers: dict[str, str]) -> bytes:
 class Connection(asyncio.Protocol):
     """One connection to an upstream, and the response being read on it."""
 
-    def __init__(self, key: tuple[bool, str, int]) -> None:
+    def __init__(self, key: tuple[bool, str, int], loop: asyncio.AbstractEventLoop) -> None:
         self.key = key
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -198,7 +199,7 @@ class Connection(asyncio.Protocol):
     async def _wait(self) -> None:
         if self.error is not None:
             raise self.error
-        self.waiter = asyncio.get_running_loop().create_future()
+        self.waiter = self.loop.create_future()
         try:
             await self.waiter
         finally:
@@ -216,7 +217,8 @@ class Client:
     """Connections to every upstream, kept alive: at most `IDLE_PER_HOST` idle ones to each
     (after a burst the rest are closed as they come back), none idle past `IDLE_SECONDS`."""
 
-    def __init__(self) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop  # the one it runs in (asking asyncio for it costs a getpid system call on 3.11)
         self.idle: dict[tuple[bool, str, int], list[Connection]] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -253,11 +255,10 @@ class Client:
         return None
 
     async def _connect(self, target: Target, timeout: float) -> Connection:
-        loop = asyncio.get_running_loop()
         tls = self._context() if target.tls else None
         async with asyncio.timeout(timeout):
-            _, connection = await loop.create_connection(
-                lambda: Connection(target.key), target.host, target.port, ssl=tls, server_hostname=target.host if tls else None
+            _, connection = await self.loop.create_connection(
+                lambda: Connection(target.key, self.loop), target.host, target.port, ssl=tls, server_hostname=target.host if tls else None
             )
         return connection
 
