@@ -28,7 +28,7 @@ from harness import TESTS, gateway_on_fake  # bench/ is on the path: this script
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from rejoinder.engine.tools.mcp.guard import tls
+from rejoinder.engine.tools.mcp.guarded_http import tls
 
 
 def serve_mcp() -> tuple[subprocess.Popen, str]:

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from gateway import free_port
 
-from rejoinder.engine.tools.mcp.guard import http_client
+from rejoinder.engine.tools.mcp.guarded_http import http_client
 
 TIMEOUT = httpx2.Timeout(5)
 

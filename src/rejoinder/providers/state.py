@@ -11,7 +11,9 @@ belongs to another provider in a mixed chain is left out rather than sent where 
 rejected.
 
 Keys come from the configuration (`secret_keys`: the first seals, any opens, for rotation)
-or from a secret the first instance generates and keeps in the database.
+or from a secret the first instance generates and keeps in the database. `cryptography` is
+imported by the first seal or open, so a gateway that never meets reasoning state does not
+hold it (some 10 MB of memory).
 """
 
 from __future__ import annotations
@@ -20,11 +22,12 @@ import base64
 import binascii
 import hashlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 _VERSION = "rj2"
 _NONCE = 12
@@ -38,16 +41,25 @@ class Keyring:
     def __init__(self, secrets: list[str]) -> None:
         if not secrets:
             raise ValueError("a keyring needs at least one secret")
-        self.keys: dict[str, AESGCM] = {}
+        self.keys: dict[str, bytes] = {}  # key id → the AES-256 key
         for secret in secrets:
             digest = hashlib.sha256(b"rejoinder encrypted_content v2\0" + secret.encode()).digest()
-            self.keys.setdefault(hashlib.sha256(digest).hexdigest()[:8], AESGCM(digest))
+            self.keys.setdefault(hashlib.sha256(digest).hexdigest()[:8], digest)
         self.current = next(iter(self.keys))
+        self.ciphers: dict[str, AESGCM] = {}  # made on first use
+
+    def _cipher(self, key_id: str) -> AESGCM:
+        cipher = self.ciphers.get(key_id)
+        if cipher is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            cipher = self.ciphers[key_id] = AESGCM(self.keys[key_id])
+        return cipher
 
     def seal(self, provider: str, payload: Any) -> str:
         header = f"{_VERSION}.{provider}.{self.current}"
         nonce = os.urandom(_NONCE)
-        sealed = self.keys[self.current].encrypt(nonce, orjson.dumps(payload), header.encode())
+        sealed = self._cipher(self.current).encrypt(nonce, orjson.dumps(payload), header.encode())
         return f"{header}.{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
     def open(self, value: str) -> tuple[str, Any]:
@@ -59,11 +71,12 @@ class Keyring:
             raise SealError("not a value this gateway sealed") from None
         if version != _VERSION:
             raise SealError("not a value this gateway sealed")
-        key = self.keys.get(key_id)
-        if key is None:
+        if key_id not in self.keys:
             raise SealError("sealed with a key this gateway no longer holds")
+        from cryptography.exceptions import InvalidTag
+
         try:
-            plain = key.decrypt(raw[:_NONCE], raw[_NONCE:], f"{version}.{provider}.{key_id}".encode())
+            plain = self._cipher(key_id).decrypt(raw[:_NONCE], raw[_NONCE:], f"{version}.{provider}.{key_id}".encode())
         except (InvalidTag, ValueError):
             raise SealError("altered, cut short or forged") from None
         return provider, orjson.loads(plain)

@@ -19,12 +19,11 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import httpx2
 import orjson
 
 from rejoinder.config import McpLimitsConfig, McpServerConfig
 from rejoinder.engine.tools.mcp import filters as mcp_filters
-from rejoinder.engine.tools.mcp.guard import guard, http_client
+from rejoinder.engine.tools.mcp.guard import guard
 from rejoinder.engine.tools.mcp.sessions import Held, StdioServer, outlasting
 from rejoinder.engine.tools.mcp.views import as_choice, function_name, hosted, protocol_error, told
 from rejoinder.protocol.errors import ApiError, invalid
@@ -196,9 +195,12 @@ _SSE: dict[str, bool] = {}  # server URL → it answered only the older SSE tran
 
 def _client(server: Server, sse: bool | None, seconds: float) -> Client:
     """A session with the server (not yet open), whose requests may take `seconds`."""
+    import httpx2
     from mcp import Client  # the SDK takes over half a second to import: only a gateway that uses MCP pays it
     from mcp.client.sse import sse_client
     from mcp.client.streamable_http import streamable_http_client
+
+    from rejoinder.engine.tools.mcp.guarded_http import http_client
 
     if sse if sse is not None else _SSE.get(server.url, False):
 
