@@ -45,6 +45,12 @@ def client(cached):
     return sdk(cached, MASTER)
 
 
+def recorded(gateway: Gateway, key_id: str) -> dict:
+    """A key's row of today's usage records (empty until the counts are written)."""
+    report = httpx.get(gateway.url + "/v1/organization/usage?group_by=key_id", headers={"Authorization": f"Bearer {MASTER}"}).json()
+    return next((row for row in report["data"] if row["key_id"] == key_id), {})
+
+
 def marks(body: dict) -> list[str]:
     """Where a Messages API body carries breakpoints: `tool:<name>`, `system`, or
     `<message index>.<block index>:<type>`, in Anthropic's order; each with its ttl."""
@@ -229,12 +235,8 @@ def test_budgets_and_usage_records_spend_the_cached_price(cached, client):
     full = sum(body["usage"]["input_tokens"] * 3.0 + body["usage"]["output_tokens"] * 15.0 for body in bodies) / 1e6
     assert expected < full / 2
 
-    def recorded() -> dict:
-        report = httpx.get(cached.url + "/v1/organization/usage?group_by=key_id", headers={"Authorization": f"Bearer {MASTER}"}).json()
-        return next((row for row in report["data"] if row["key_id"] == key["id"]), {})
-
-    assert wait_until(lambda: recorded().get("requests") == 3, 10)
-    row = recorded()
+    assert wait_until(lambda: recorded(cached, key["id"]).get("requests") == 3, 10)
+    row = recorded(cached, key["id"])
     assert row["cost"] == pytest.approx(expected, abs=3e-6) and row["cached_tokens"] == sum(b["usage"]["input_tokens_details"]["cached_tokens"] for b in bodies)
     # a budget between the cached cost and the full price: spent at the cached price, it lasts
     budgeted = sdk(cached, admin.key(admin.project("Thrifty agents", budget=round((expected + full) / 2, 6)))["value"])
@@ -247,14 +249,10 @@ def test_a_search_the_upstream_bills_is_counted_and_priced(cached):
     key = admin.key(admin.project("Searchers"))
     body = create(sdk(cached, key["value"]), model="claude-search", input="Weather in Paris?", tools=[{"type": "web_search"}])
     assert [item["type"] for item in body["output"]].count("web_search_call") == 1
-
-    def recorded() -> dict:
-        report = httpx.get(cached.url + "/v1/organization/usage?group_by=key_id", headers={"Authorization": f"Bearer {MASTER}"}).json()
-        return next((row for row in report["data"] if row["key_id"] == key["id"]), {})
-
-    assert wait_until(lambda: recorded().get("requests") == 1, 10)
+    assert wait_until(lambda: recorded(cached, key["id"]).get("requests") == 1, 10)
+    row = recorded(cached, key["id"])
     tokens = (body["usage"]["input_tokens"] * 3.0 + body["usage"]["output_tokens"] * 15.0) / 1e6
-    assert recorded()["web_searches"] == 1 and recorded()["cost"] == pytest.approx(tokens + 10.0 / 1000, abs=2e-6)  # $10 per 1,000 searches
+    assert row["web_searches"] == 1 and row["cost"] == pytest.approx(tokens + 10.0 / 1000, abs=2e-6)  # $10 per 1,000 searches
 
 
 def test_a_response_that_fails_after_a_tool_round_still_counts_that_round(cached, mcp_server):  # noqa: F811
@@ -263,10 +261,6 @@ def test_a_response_that_fails_after_a_tool_round_still_counts_that_round(cached
     events = stream(sdk(cached, key["value"]), model="claude-mcp-broken", input="What is 2 + 3?", tools=[docs(mcp_server)])
     assert events[-1]["type"] == "response.failed"
 
-    def recorded() -> dict:
-        report = httpx.get(cached.url + "/v1/organization/usage?group_by=key_id", headers={"Authorization": f"Bearer {MASTER}"}).json()
-        return next((row for row in report["data"] if row["key_id"] == key["id"]), {})
-
-    assert wait_until(lambda: recorded().get("requests") == 1, 10)
-    row = recorded()
+    assert wait_until(lambda: recorded(cached, key["id"]).get("requests") == 1, 10)
+    row = recorded(cached, key["id"])
     assert row["errors"] == 1 and row["upstream_calls"] == 1 and row["input_tokens"] == 25 and row["cost"] > 0  # the first call, billed
