@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
 
 from aiohttp import web
@@ -263,8 +264,8 @@ class FakeChat(FakeServer):
     flooded = 0  # chunks the last `flood` stream has written
     flaky = 0  # calls of the `json-flaky` scenario
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(tls)
         self.cache = ImplicitCache()  # the `agent` scenario's
 
     def routes(self, app: web.Application) -> None:

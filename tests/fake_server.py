@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import ssl
 import threading
 from typing import Any
 
@@ -15,7 +16,8 @@ from aiohttp import web
 class FakeServer:
     """Subclasses add their routes; `requests` and `headers` record what arrived, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.tls = tls  # serve https with this context
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
         self.paths: list[str] = []
@@ -31,7 +33,7 @@ class FakeServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @contextlib.contextmanager
     def counted(self):
@@ -70,7 +72,7 @@ class FakeServer:
         self.routes(app)
         self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.tls)
         self._loop.run_until_complete(site.start())
         self.port = site._server.sockets[0].getsockname()[1]
         self._ready.set()
