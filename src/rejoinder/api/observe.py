@@ -109,8 +109,9 @@ class Metrics:
         """A turn's use of its upstream calls: tokens counted, in the usage records, and spent
         against its principal's limits."""
         deployment = run.deployment
-        self.spent(deployment, principal, run.used, requests, error or run.response.status == "failed", tokens_in, tokens_out)
-        if run.response.status == "failed":
+        failed = run.response.status == "failed"
+        self.spent(deployment, principal, run.used, requests, error or failed, tokens_in, tokens_out)
+        if failed:
             code = run.response.error.code if run.response.error is not None else "unknown"
             self.upstream_errors.labels(deployment.route, deployment.owned_by, code).inc()
 

@@ -29,7 +29,7 @@ from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers import anthropic_cache, web_search
 from rejoinder.providers.base import ModelRequest
 from rejoinder.providers.state import unseal
-from rejoinder.providers.translate import arguments, data_url, offered_tools, sampling
+from rejoinder.providers.translate import arguments, data_url, marked_for_cache, offered_tools, sampling
 
 DEFAULT_MAX_TOKENS = 8192
 THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
@@ -147,7 +147,7 @@ def _conversation(request: ModelRequest) -> tuple[list[str], list[dict[str, Any]
 
 def _marked(part: Any, block: dict[str, Any]) -> dict[str, Any]:
     """The block, flagged where the client put a `prompt_cache_breakpoint` (see `anthropic_cache`)."""
-    if getattr(part, "prompt_cache_breakpoint", None):
+    if marked_for_cache(part):
         block[anthropic_cache.CLIENT_MARK] = True
     return block
 

@@ -96,7 +96,6 @@ class Upstream:
     whatever the upstream says back, and its limits. Every HTTP provider calls through one."""
 
     def __init__(self, headers: dict[str, str], secret: str | None, limits: UpstreamLimits) -> None:
-        self.headers = headers
         self.secret = secret
         self.limits = limits
         self.head = encode_headers(headers)
@@ -133,8 +132,9 @@ class Upstream:
         except (OSError, asyncio.TimeoutError) as exc:  # refused, unresolvable, TLS, or past connect_timeout
             raise unreachable(exc) from None
         connection.send(target, body)
-        # One timer per call: a stream's headers and first event within first_event_timeout, a
-        # whole body's headers within timeout (then all of it, see `Reply.body`); all within total_timeout.
+        # One deadline per call, looked at by the process's `_Watch`: a stream's headers and first
+        # event within first_event_timeout, a whole body's headers within timeout (then all of it,
+        # see `Reply.body`); all within total_timeout.
         first, limit = (limits.first_event_timeout, "first_event_timeout") if stream else (limits.timeout, "timeout")
         deadline = _Deadline(watch, connection, started + first, limit, started + limits.total_timeout)
         try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from msgspec import UNSET
 
 from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.items import (
@@ -27,7 +26,7 @@ from rejoinder.protocol.items import (
 from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers.base import ModelRequest
-from rejoinder.providers.translate import SAMPLING, offered_tools, sampling
+from rejoinder.providers.translate import SAMPLING, marked_for_cache, offered_tools, sampling
 
 
 def chat_body(request: ModelRequest, openai_host: bool) -> dict[str, Any]:
@@ -102,7 +101,7 @@ def _messages(request: ModelRequest, openai_host: bool) -> list[dict[str, Any]]:
         if type(item) is Message:
             content = item.content
             # the common case inline, kept cheap: long histories are mostly one-part text messages
-            if len(content) == 1 and type(content[0]) in _PLAIN and item.role != "developer" and not (openai_host and _marked(content[0])):
+            if len(content) == 1 and type(content[0]) in _PLAIN and item.role != "developer" and not (openai_host and marked_for_cache(content[0])):
                 messages.append({"role": item.role, "content": content[0].text})
             else:
                 messages.append(_message(item, openai_host))
@@ -131,19 +130,14 @@ def _message(item: Message, openai_host: bool) -> dict[str, Any]:
         return message
     role = "system" if item.role == "developer" and not openai_host else item.role
     parts = item.content
-    if all(isinstance(part, (InputText, OutputText)) and not (openai_host and _marked(part)) for part in parts):
+    if all(isinstance(part, (InputText, OutputText)) and not (openai_host and marked_for_cache(part)) for part in parts):
         return {"role": role, "content": message_text(parts)}
     return {"role": role, "content": [_part(part, openai_host) for part in parts]}
 
 
-def _marked(part: Any) -> bool:
-    """Whether an input part ends a prompt-cache prefix the client marked (`prompt_cache_breakpoint`)."""
-    return getattr(part, "prompt_cache_breakpoint", UNSET) not in (UNSET, None)
-
-
 def _part(part: Any, openai_host: bool) -> dict[str, Any]:
     out = _plain_part(part)
-    if openai_host and _marked(part):  # OpenAI's own breakpoints; other servers would refuse the field
+    if openai_host and marked_for_cache(part):  # OpenAI's own breakpoints; other servers would refuse the field
         out["prompt_cache_breakpoint"] = {"mode": "explicit"}
     return out
 

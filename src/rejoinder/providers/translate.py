@@ -22,6 +22,12 @@ def offered_tools(params: Any) -> tuple[list[FunctionTool], Any]:
     return tools, choice
 
 
+def marked_for_cache(part: Any) -> bool:
+    """Whether an input part ends a prefix the client marked for the prompt cache (OpenAI's
+    `prompt_cache_breakpoint`; an absent one, null included, is UNSET, which is false)."""
+    return bool(getattr(part, "prompt_cache_breakpoint", None))
+
+
 def long_cache(settings: Any) -> bool:
     """Whether the turn asks its prompt cache to outlive the default few minutes
     (`prompt_cache_retention: 24h`, or a `prompt_cache_options.ttl`)."""

@@ -34,7 +34,7 @@ async def validated(provider: Provider, request: ModelRequest, schema: dict[str,
         problem = _mismatch(deltas, validator)
         if not problem:
             if spent is not None and isinstance(deltas[-1], Finish):
-                deltas[-1] = Finish(deltas[-1].reason, added(spent, deltas[-1].usage or Usage()))
+                deltas[-1] = Finish(deltas[-1].reason, added(spent, used(deltas)))
             yield deltas
             return
         spent = added(spent, used(deltas))
