@@ -158,7 +158,8 @@ class Run:
         Returns the final Response as JSON. For a client waiting for JSON a failure is raised as
         the HTTP error; on a stream it becomes `error` + `response.failed`."""
         include = self.params.include or ()
-        emit = (lambda event: self.pending.append((event["type"], encode(event)))) if self.sink.streams else None
+        pending = self.pending  # not `self`: the builder, held by the sink, would close a reference cycle
+        emit = (lambda event: pending.append((event["type"], encode(event)))) if self.sink.streams else None
         builder = Builder(
             self.response, emit, "message.output_text.logprobs" in include, "reasoning.encrypted_content" in include, self.tools, self.sink.sequence
         )

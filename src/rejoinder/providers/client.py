@@ -81,7 +81,7 @@ class Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
-        self.parser = httptools.HttpResponseParser(self)
+        self.parser: httptools.HttpResponseParser | None = httptools.HttpResponseParser(self)
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.headers_done = False
@@ -182,9 +182,14 @@ class Connection(asyncio.Protocol):
         return self.complete and self.keep_alive and self.error is None and not self.closed
 
     def close(self) -> None:
+        """Done with for good. The parser (which holds this connection's callbacks) and a failure
+        (whose traceback holds the frames that read it) are let go, so no reference cycle is
+        left for the garbage collector."""
         if self.transport is not None and not self.closed:
             self.transport.close()
         self.closed = True
+        self.parser = None  # (a closed transport delivers nothing more)
+        self.error = None
 
     def _until_close(self) -> bool:
         names = {name.lower() for name, _ in self.raw_headers}

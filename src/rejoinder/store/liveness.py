@@ -14,37 +14,50 @@ import logging
 import threading
 import time
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from rejoinder.store import runs
 from rejoinder.store.schema import instances, responses
+from rejoinder.store.schema import runs as queue
 
 log = logging.getLogger("rejoinder.store")
 
 
+# The maintenance thread's statements, built once: building them on every beat left reference
+# cycles (SQLAlchemy's column collections) for the garbage collector each time.
+_BEAT = update(instances).where(instances.c.id == bindparam("instance")).values(heartbeat_at=bindparam("now"))
+_JOIN = insert(instances).values(id=bindparam("instance"), heartbeat_at=bindparam("now"))
+_ALIVE = select(instances.c.id).where(instances.c.heartbeat_at >= bindparam("cutoff"))
+_ORPHANS = select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(_ALIVE) | responses.c.owner.is_(None))
+_FAIL = (
+    update(responses)
+    .where(responses.c.id == bindparam("response_id"), responses.c.status == "in_progress")
+    .values(status="failed", owner=None, body=bindparam("failed"))
+)
+_ORPHANED_RUNS = select(queue.c.response_id, queue.c.request, queue.c.cancel).where(queue.c.owner.is_not(None), queue.c.owner.not_in(_ALIVE))
+_GONE = delete(instances).where(instances.c.heartbeat_at < bindparam("cutoff"))
+
+
 def heartbeat(conn: Connection, instance: str) -> None:
-    now = int(time.time())
-    if conn.execute(update(instances).where(instances.c.id == instance).values(heartbeat_at=now)).rowcount == 0:
-        conn.execute(insert(instances).values(id=instance, heartbeat_at=now))
+    beat = {"instance": instance, "now": int(time.time())}
+    if conn.execute(_BEAT, beat).rowcount == 0:
+        conn.execute(_JOIN, beat)
 
 
 def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
     """End as failed every in-progress response whose owner is gone, and re-queue or end every
     background run whose owner is gone (`runs.end_orphan`), as `endings` end them; their ids."""
-    cutoff = int(time.time() - ttl)
-    alive = select(instances.c.id).where(instances.c.heartbeat_at >= cutoff)
+    cutoff = {"cutoff": int(time.time() - ttl)}
     ended = [
-        response_id for response_id, request, cancel in runs.orphans(conn, alive) if runs.end_orphan(conn, response_id, request, cancel, "interrupted", endings)
+        response_id
+        for response_id, request, cancel in conn.execute(_ORPHANED_RUNS, cutoff).all()
+        if runs.end_orphan(conn, response_id, request, cancel, "interrupted", endings)
     ]
-    orphans = conn.execute(
-        select(responses.c.id, responses.c.body).where(responses.c.status == "in_progress", responses.c.owner.not_in(alive) | responses.c.owner.is_(None))
-    ).all()
+    orphans = conn.execute(_ORPHANS, cutoff).all()
     for response_id, body in orphans:
         failed, _ = endings.end(body, "failed", "interrupted", None, None)
-        conn.execute(
-            update(responses).where(responses.c.id == response_id, responses.c.status == "in_progress").values(status="failed", owner=None, body=failed)
-        )
-    conn.execute(delete(instances).where(instances.c.heartbeat_at < cutoff))
+        conn.execute(_FAIL, {"response_id": response_id, "failed": failed})
+    conn.execute(_GONE, cutoff)
     return ended + [response_id for response_id, _ in orphans]
 
 

@@ -161,12 +161,6 @@ def state(conn: Connection, response_id: str, project: str | None = None) -> tup
     return (row[0], row[1]) if row is not None else None
 
 
-def orphans(conn: Connection, alive: Any) -> list[tuple[str, bytes, bool]]:
-    """Runs whose owner is gone: `(id, request, cancel asked)` each."""
-    query = select(runs.c.response_id, runs.c.request, runs.c.cancel).where(runs.c.owner.is_not(None), runs.c.owner.not_in(alive))
-    return [(row[0], row[1], row[2]) for row in conn.execute(query)]
-
-
 def end_orphan(conn: Connection, response_id: str, request: bytes, cancel_asked: bool, why: str, endings: Endings) -> str:
     """A run whose owner is gone: back to the queue when it emitted nothing of its own (and no
     one asked to cancel it), else ended as failed (for the reason `why`) or cancelled, as

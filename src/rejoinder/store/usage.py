@@ -15,11 +15,19 @@ COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cached_tokens"
 GROUPS = ("day", "project", "key_id", "model")
 
 
+def _upsert(insert: Any) -> Any:
+    made = insert(usage)
+    return made.on_conflict_do_update(index_elements=list(GROUPS), set_={name: usage.c[name] + made.excluded[name] for name in COUNTS})
+
+
+# Built once per dialect: building it on every flush left reference cycles (the `excluded` alias)
+# for the garbage collector each time.
+_UPSERTS = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
+
+
 def add(conn: Connection, rows: list[dict[str, Any]]) -> None:
     """Add each row's counts to its (day, project, key, model) row, making it when new."""
-    insert = (sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert)(usage)
-    upsert = insert.on_conflict_do_update(index_elements=list(GROUPS), set_={name: usage.c[name] + insert.excluded[name] for name in COUNTS})
-    conn.execute(upsert, rows)
+    conn.execute(_UPSERTS[conn.dialect.name], rows)
 
 
 def grouped(conn: Connection, start: str, end: str, by: list[str]) -> list[dict[str, Any]]:
