@@ -18,6 +18,7 @@ import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
 from helpers import create, stream, wait_until
+from sockets import Socket
 
 WEATHER = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]
 PROBE = Path(__file__).with_name("collector_probe")
@@ -43,12 +44,14 @@ def probed(fake_chat, tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("kind", "repeats"),
-    [("json", 40), ("stream", 40), ("stream-tool-call", 40), ("stream-paced-chain", 3), ("chain-deleted", 10)],
+    [("json", 40), ("stream", 40), ("stream-tool-call", 40), ("stream-paced-chain", 3), ("chain-deleted", 10), ("background", 10), ("websocket-turns", 20)],
 )
 def test_requests_leave_no_reference_cycles(probed, kind, repeats):
     gw, unreachable = probed
     client = sdk(gw)
     previous = create(client, model="mock-text", input="Hi")["id"]
+    # aiohttp's own WebSocket objects form cycles, once per connection: the turns share one
+    socket = Socket(client) if kind == "websocket-turns" else None
     unreachable()
     for _ in range(repeats):
         if kind == "json":
@@ -62,10 +65,16 @@ def test_requests_leave_no_reference_cycles(probed, kind, repeats):
         elif kind == "stream-left-by-client":  # the client leaves after the first event: kept as cancelled
             with client.responses.create(model="mock-paced", input="Go on", stream=True) as events:
                 next(iter(events))
+        elif kind == "background":  # queued, claimed, run, its log replayed to the stream
+            list(client.responses.create(model="mock-text", input="Hi", background=True, stream=True))
+        elif kind == "websocket-turns":
+            socket.turn(model="mock-text", input="Hi")  # type: ignore[union-attr]
         else:  # an error answered in the envelope (the chain's head is gone)
             gone = create(client, model="mock-text", input="Hi")["id"]
             client.responses.delete(gone)
             with pytest.raises(Exception):
                 create(client, model="mock-text", input="Hi", previous_response_id=gone)
     found = unreachable()
+    if socket is not None:
+        socket.close()
     assert found < repeats, f"{found} objects left by {repeats} {kind} requests were freed only by the garbage collector"

@@ -13,7 +13,7 @@ import time
 from typing import Any, Callable, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from rejoinder.protocol.response import Response
 from rejoinder.store.schema import ItemRow, Tenant, events, items, response_row, responses, runs, webhook_outbox
@@ -101,6 +101,17 @@ def append(conn: Connection, response_id: str, first: int, joined: bytes, last: 
     conn.execute(insert(events), {"response_id": response_id, "seq": first, "last_seq": last, "frames": joined})
 
 
+def _end(owned: Any) -> Any:
+    """A run's final form over its active row, if `owned` still holds (built once: an `in_`
+    built per run left a reference cycle for the garbage collector)."""
+    where = (responses.c.id == bindparam("ending"), owned, responses.c.status.in_(ACTIVE))
+    return update(responses).where(*where).values(status=bindparam("ended_status"), body=bindparam("ended_body"), owner=None)
+
+
+_END_OWNED = _end(responses.c.owner == bindparam("instance"))
+_END_UNOWNED = _end(responses.c.owner.is_(None))
+
+
 def finish(
     conn: Connection,
     row: dict[str, Any],
@@ -114,9 +125,9 @@ def finish(
 ) -> None:
     """End a run: its final form, items, last events, webhook deliveries and `also` (a
     conversation's new items), as one."""
-    owned = responses.c.owner == instance if instance is not None else responses.c.owner.is_(None)
     ended = conn.execute(
-        update(responses).where(responses.c.id == row["id"], owned, responses.c.status.in_(ACTIVE)).values(status=row["status"], body=row["body"], owner=None)
+        _END_OWNED if instance is not None else _END_UNOWNED,
+        {"ending": row["id"], "instance": instance, "ended_status": row["status"], "ended_body": row["body"]},
     )
     if ended.rowcount == 0:
         raise LostRun(row["id"])
