@@ -6,6 +6,10 @@ PostgreSQL with --postgres URL) with 32 responses in flight and prints the proce
 per response, with and without the in-progress record, for a model whose first token comes
 after 0 ms (a canned upstream) and after 20 ms (closer to a real model).
 
+Then what a lone response waits for its write at concurrency 1 (a request's added latency):
+the p50 wall time of `save` (the hop to the writer thread, the rows, the commit, the hop back)
+and of an empty write (the hops and an empty transaction alone), on uvloop as the gateway runs.
+
     python bench/store.py [--count 4000] [--postgres postgresql://…]
 """
 
@@ -13,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
 
 import msgspec
+import uvloop
 
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.response import Response
@@ -44,6 +50,21 @@ async def run(store: Store, count: int, streamed: bool, first_token: float) -> f
     return (time.process_time() - started) / count * 1e6
 
 
+async def lone(store: Store, count: int) -> tuple[float, float]:
+    """p50 µs of one `save` awaited at a time, and of one empty write."""
+    saves, empties = [], []
+    for _ in range(count):
+        response = Response(id=new_id("resp"), created_at=int(time.time()), model="m", status="completed")
+        rows = [ItemRow(response.id, "input", 0, new_id("msg"), BODY), ItemRow(response.id, "output", 0, new_id("msg"), BODY)]
+        started = time.perf_counter()
+        await store.save(response, BODY, Tenant("proj_default"), rows)
+        saves.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        await store.write(lambda conn: None)
+        empties.append(time.perf_counter() - started)
+    return statistics.median(saves) * 1e6, statistics.median(empties) * 1e6
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=4000)
@@ -60,6 +81,9 @@ def main() -> None:
             plain = min(asyncio.run(run(store, args.count, False, first_token)) for _ in range(3))
             streamed = min(asyncio.run(run(store, args.count, True, first_token)) for _ in range(3))
             print(f"{f'{first_token * 1000:.0f} ms':<18} {plain:>17.0f} {streamed:>16.0f} {streamed - plain:>+19.0f}")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            saved, empty = runner.run(lone(store, args.count))
+        print(f"\nOne at a time, p50 wall µs: save {saved:.0f}, an empty write {empty:.0f} (the hops), the rows and their commit {saved - empty:.0f}")
     finally:
         store.close()
 
