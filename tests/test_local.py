@@ -10,6 +10,7 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import jsonschema
+import openai
 import pytest
 from conftest import sdk
 from gateway import Gateway
@@ -270,3 +271,17 @@ def test_sampling_knobs_reach_llama_cpp(local):
     stopped = create(local, model=MODEL, input="Count from 1 to 10: 1, 2, 3,", temperature=0, max_output_tokens=40, extra_body={**knobs, "stop": [", 3"]})
     text = stopped["output"][0]["content"][0]["text"]
     assert stopped["status"] == "completed" and text.startswith("1") and "3" not in text  # cut at the stop sequence
+
+
+def test_a_text_file_by_id_is_read_by_the_local_model_and_an_image_is_refused(local):
+    notes = local.files.create(file=("notes.md", b"# Notes\nThe launch code is PELICAN-42. " * 20, "text/markdown"), purpose="user_data").id
+    ask = [{"role": "user", "content": [{"type": "input_text", "text": "What is the launch code?"}, {"type": "input_file", "file_id": notes}]}]
+    with_file = local.responses.input_tokens.count(model=MODEL, input=ask).input_tokens
+    alone = local.responses.input_tokens.count(model=MODEL, input=ask[0]["content"][0]["text"]).input_tokens
+    assert with_file - alone > 100  # the file's text (twenty lines of it) is in the prompt
+    body = create(local, model=MODEL, input=ask, temperature=0, max_output_tokens=30)
+    assert body["status"] in ("completed", "incomplete") and body["usage"]["input_tokens"] == with_file
+    image = local.files.create(file=("pixel.png", b"\x89PNG\r\n\x1a\n", "image/png"), purpose="vision").id
+    with pytest.raises(openai.BadRequestError) as refused:
+        local.responses.create(model=MODEL, input=[{"role": "user", "content": [{"type": "input_image", "file_id": image}]}])
+    assert refused.value.body["param"] == "input" and "text only" in refused.value.body["message"]

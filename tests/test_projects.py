@@ -138,6 +138,16 @@ def test_a_key_sees_only_its_projects_objects(keyed, admin):
     both(lambda cid: theirs.conversations.items.delete(item_id, conversation_id=cid), conversation.id, unknown_conversation)
     both(lambda cid: theirs.responses.create(model="mock-text", input="x", conversation=cid), conversation.id, unknown_conversation)
     both(lambda pid: theirs.responses.create(model="mock-text", input="x", prompt={"id": pid}), prompt["id"], unknown_prompt)
+    file_id, unknown_file = ours.files.create(file=("ours.txt", b"ours"), purpose="user_data").id, "file_" + "0" * 48
+    both(lambda fid: theirs.files.retrieve(fid), file_id, unknown_file)
+    both(lambda fid: theirs.files.content(fid), file_id, unknown_file)
+    both(lambda fid: theirs.files.delete(fid), file_id, unknown_file)
+    both(
+        lambda fid: theirs.responses.create(model="mock-text", input=[{"role": "user", "content": [{"type": "input_file", "file_id": fid}]}]),
+        file_id,
+        unknown_file,
+    )
+    assert file_id not in [file.id for file in theirs.files.list()]
     for method in ("GET", "DELETE"):
         statuses = [
             httpx.request(method, f"{gw.url}/v1/prompts/{pid}", headers={"Authorization": f"Bearer {theirs.api_key}"}).status_code
@@ -156,6 +166,7 @@ def test_a_key_sees_only_its_projects_objects(keyed, admin):
     # … and everything is still there for its own project
     assert ours.responses.retrieve(stored["id"]).id == stored["id"]
     assert ours.conversations.items.retrieve(item_id, conversation_id=conversation.id).id == item_id
+    assert sdk(keyed[1], ours.api_key).files.content(file_id).content == b"ours"  # uploaded through one instance, read through the other
     assert create(ours, model="mock-text", input="Go on", previous_response_id=stored["id"])["status"] == "completed"
     assert ours.responses.cancel(queued.id).status in ("cancelled", "completed")
     # the master key acts in the default project, or in the one the OpenAI-Project header names

@@ -233,6 +233,7 @@ class Config(Struct, forbid_unknown_fields=True):
     secret_key: str | None = None
     secret_keys: list[str] = []
     max_body_bytes: _Count = 32 * 1024 * 1024
+    max_file_bytes: _Count = 16 * 1024 * 1024  # one file uploaded through the Files API (its upload also keeps to max_body_bytes)
     client_timeout: _Seconds = 30.0  # seconds a client may take to send a request's headers, and then its body
     # seconds without a heartbeat before an instance counts as dead and its in-progress
     # responses are marked failed by the others

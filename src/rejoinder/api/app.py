@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import console, conversations, observe, organization, prompts, responses, sockets, usage
+from rejoinder.api import console, conversations, files, observe, organization, prompts, responses, sockets, usage
 from rejoinder.api.replies import CLIENT_TIMEOUT, STORE, json_response
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import lifecycle
@@ -137,6 +137,7 @@ def create_app(config: Config) -> web.Application:
 
     responses.add_routes(app, open_socket)
     conversations.add_routes(app)
+    files.add_routes(app, config.max_file_bytes)
     prompts.add_routes(app)
     organization.add_routes(app)
     console.add_routes(app)

@@ -69,9 +69,11 @@ def page_query(request: web.Request) -> Page:
     return Page(after, limit, order == "desc", parse_include(request.query))
 
 
-def object_list(data: list[dict[str, Any]], has_more: bool) -> web.Response:
-    """A page of objects (each with an `id`) as a list object; bodies may embed `msgspec.Raw`."""
-    body = {"object": "list", "data": data, "first_id": data[0]["id"] if data else None, "last_id": data[-1]["id"] if data else None, "has_more": has_more}
+def object_list(data: list[dict[str, Any]], has_more: bool, no_id: str | None = None) -> web.Response:
+    """A page of objects (each with an `id`) as a list object; bodies may embed `msgspec.Raw`.
+    An empty page's `first_id` and `last_id` are `no_id` (null, or "" where OpenAI's schema
+    wants a string)."""
+    body = {"object": "list", "data": data, "first_id": data[0]["id"] if data else no_id, "last_id": data[-1]["id"] if data else no_id, "has_more": has_more}
     return json_response(msgspec.json.encode(body))
 
 

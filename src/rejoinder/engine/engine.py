@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from rejoinder.engine.access import Principal
-from rejoinder.engine.context import History, check_calls, check_sealed, compaction, earlier_items, exceeds, fit, model_view, resolve_input, validated
+from rejoinder.engine.context import History, check_calls, check_sealed, compaction, earlier_items, exceeds, files, fit, model_view, resolve_input, validated
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Run, Turn
 from rejoinder.engine.sinks import Sink
@@ -65,9 +65,9 @@ class Engine:
         context = earlier + own_input
         check_calls(own_input, context)
         tools = mcp.Prepared({}, [], [], [], mcp.Sessions(self.mcp_access.limits))
-        seen = context  # what the model is shown of it (before `model_view`)
+        seen = await files.inlined(self.store, context, project)  # what the model is shown of it (before `model_view`)
         if deployment.runs_mcp:
-            seen = mcp.as_functions(context)
+            seen = mcp.as_functions(seen)
             if any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
                 tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access, running)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []

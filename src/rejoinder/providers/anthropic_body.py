@@ -29,7 +29,7 @@ from rejoinder.protocol.tools import NamedFunction
 from rejoinder.providers import anthropic_cache, web_search
 from rejoinder.providers.base import ModelRequest
 from rejoinder.providers.state import unseal
-from rejoinder.providers.translate import arguments, data_url, marked_for_cache, offered_tools, sampling
+from rejoinder.providers.translate import arguments, data_url, decoded_text, is_text, marked_for_cache, offered_tools, sampling
 
 DEFAULT_MAX_TOKENS = 8192
 THINKING_BUDGET = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000}
@@ -166,6 +166,8 @@ def _block(part: Any) -> dict[str, Any]:
             inline = data_url(part.file_data)
             if inline is None:
                 raise invalid("input", "'file_data' must be a base64 data URL.")
+            if is_text(inline[0]):  # Anthropic reads plain text documents as text, and only PDFs as base64
+                return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": decoded_text(inline[1])}}
             return {"type": "document", "source": {"type": "base64", "media_type": inline[0], "data": inline[1]}}
         if isinstance(part.file_url, str):
             return {"type": "document", "source": {"type": "url", "url": part.file_url}}

@@ -29,7 +29,7 @@ from rejoinder.protocol.items import FunctionCall, FunctionCallOutput, InputFile
 from rejoinder.protocol.request import TextFormatJsonObject, TextFormatJsonSchema
 from rejoinder.protocol.tools import FunctionTool, NamedFunction
 from rejoinder.providers.base import BlockDelta, BlockEnd, BlockStart, Delta, Finish, ModelRequest, Usage
-from rejoinder.providers.translate import arguments, offered_tools, sampling
+from rejoinder.providers.translate import arguments, data_url, decoded_text, is_text, offered_tools, sampling
 
 log = logging.getLogger("rejoinder.local")
 DEFAULT_NAME = "local-smollm2"
@@ -258,16 +258,34 @@ def _messages(request: ModelRequest, tools: list[FunctionTool]) -> list[dict[str
     messages = [{"role": "system", "content": "\n\n".join(system)}] if system else []
     for item in request.items:
         if isinstance(item, Message):
-            if any(isinstance(part, (InputImage, InputFile)) for part in item.content):
-                raise invalid("input", "This local model reads text only; images and files cannot be sent to it.", "unsupported_value")
             role = "system" if item.role == "developer" else item.role
-            messages.append({"role": role, "content": message_text(item.content)})
+            messages.append({"role": role, "content": _text(item.content)})
         elif isinstance(item, FunctionCall):
             call = json.dumps({"name": item.name, "arguments": arguments(item.arguments)})
             messages.append({"role": "assistant", "content": f"<tool_call>{call}</tool_call>"})
         elif isinstance(item, FunctionCallOutput):
             messages.append({"role": "tool", "content": message_text(item.output)})
     return messages
+
+
+def _text(content: str | list[Any]) -> str:
+    """A message as the local model reads it: its text, and each text file (inline data, as a
+    stored file named by id arrives) as its name and contents. It reads text only: an image,
+    or a file that is not text, is refused."""
+    if isinstance(content, str):
+        return content
+    pieces = []
+    for part in content:
+        if isinstance(part, InputFile) and isinstance(part.file_data, str):
+            inline = data_url(part.file_data)
+            if inline is not None and is_text(inline[0]):
+                name = part.filename if isinstance(part.filename, str) else "file"
+                pieces.append(f"\n<file name={json.dumps(name)}>\n{decoded_text(inline[1])}\n</file>\n")
+                continue
+        if isinstance(part, (InputImage, InputFile)):
+            raise invalid("input", "This local model reads text only: images, and files other than text, cannot be sent to it.", "unsupported_value")
+        pieces.append(message_text([part]))
+    return "".join(pieces)
 
 
 def _json_format(params: Any) -> bool:

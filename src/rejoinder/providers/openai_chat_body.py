@@ -152,7 +152,5 @@ def _plain_part(part: Any) -> dict[str, Any]:
     if isinstance(part, InputFile):
         if isinstance(part.file_data, str):
             return {"type": "file", "file": {"file_data": part.file_data, **({"filename": part.filename} if isinstance(part.filename, str) else {})}}
-        if isinstance(part.file_id, str):
-            return {"type": "file", "file": {"file_id": part.file_id}}
-        raise invalid("input", "Files must be sent as 'file_data' or 'file_id' for this model.", "unsupported_value")
+        raise invalid("input", "Files must be sent as 'file_data' or as a 'file_id' of this gateway's Files API for this model.", "unsupported_value")
     raise invalid("input", f"Content of type '{type(part).__name__}' cannot be sent to this model.", "unsupported_value")

@@ -3,6 +3,8 @@ a turn asks of a prompt cache."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import mimetypes
 from typing import Any
@@ -70,6 +72,23 @@ def data_url(url: str) -> tuple[str, str] | None:
     if not head.endswith(";base64"):
         raise invalid("input", "Data URLs must be base64-encoded (data:<type>;base64,<data>).")
     return head[: -len(";base64")] or "application/octet-stream", data
+
+
+_TEXT_TYPES = frozenset(("application/json", "application/xml", "application/x-yaml", "application/yaml", "application/javascript", "application/x-sh"))
+
+
+def is_text(media_type: str) -> bool:
+    """Whether a file of this type is text a model can read as it is (plain text, Markdown,
+    HTML, source code, JSON …)."""
+    return media_type.startswith("text/") or media_type in _TEXT_TYPES
+
+
+def decoded_text(data: str) -> str:
+    """A text file's base64 data as text (UTF-8; a byte that is not becomes U+FFFD)."""
+    try:
+        return base64.b64decode(data, validate=True).decode("utf-8", "replace")
+    except binascii.Error:
+        raise invalid("input", "A file's data is not valid base64.") from None
 
 
 def guess_type(url: str, default: str) -> str:

@@ -238,3 +238,21 @@ access_revision = Table(
     Column("id", Integer, primary_key=True),
     Column("revision", BigInteger, nullable=False),
 )
+
+# Files uploaded through the Files API (see `api.files`): the bytes live in the row, so every
+# instance reads what any one stored. An expired file reads as unknown and is deleted by the
+# next upload of its project.
+files = Table(
+    "files",
+    metadata,
+    Column("project", String(64), primary_key=True),  # ids are the project's own: another may hold the same
+    Column("id", String(64), primary_key=True),
+    Column("filename", String(512), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("media_type", String(128), nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=True),
+    Column("content", LargeBinary, nullable=False),
+    Index("ix_files_created", "project", "created_at"),
+)

@@ -1,9 +1,10 @@
 """What a model turn sees and must give back: the earlier chain and item references
-(`assemble`), a conversation's items (`history`), the context fitted to the model's window
-(`fitting`) or compacted (`compaction`), prompt templates (`prompt_templates`; their text is
-rendered by `engine.templating`), and output held to its schema (`retries`)."""
+(`assemble`), a conversation's items (`history`), stored files named by id, inline (`files`),
+the context fitted to the model's window (`fitting`) or compacted (`compaction`), prompt
+templates (`prompt_templates`; their text is rendered by `engine.templating`), and output held
+to its schema (`retries`)."""
 
-from rejoinder.engine.context import compaction
+from rejoinder.engine.context import compaction, files
 from rejoinder.engine.context.assemble import check_calls, check_sealed, earlier_items, model_view, resolve_input
 from rejoinder.engine.context.fitting import estimated_usage, exceeds, fit
 from rejoinder.engine.context.history import History
@@ -21,6 +22,7 @@ __all__ = [
     "earlier_items",
     "estimated_usage",
     "exceeds",
+    "files",
     "fit",
     "found_of",
     "model_view",
