@@ -304,6 +304,14 @@ def _agent(body: dict) -> list[dict]:
     return [_start(), *_text(0, f"Running step {outputs}."), *_tool(1, f"toolu_agent{outputs}", SHELL_TOOL, command), *_end("tool_use", 60)]
 
 
+# scenario → a tool the gateway runs (as it offers it) and its arguments' pieces
+GATEWAY_CALLS = {
+    "mcp-add": ("mcp__docs__add", '{"a": 2, ', '"b": 3}'),
+    "mcp-broken": ("mcp__docs__add", '{"a": 2, ', '"b": 3}'),
+    "file-search": ("file_search", '{"queries": ["launch code", ', '"pelican"]}'),
+}
+
+
 class FakeAnthropic(FakeServer):
     def __init__(self) -> None:
         super().__init__()
@@ -332,11 +340,11 @@ class FakeAnthropic(FakeServer):
         if model == "mcp-broken" and "tool_result" in json.dumps(body["messages"][-1]):  # the call after the tool's output is overloaded
             status, error, headers = ERRORS["error-529"]
             return web.json_response(error, status=status, headers={"request-id": "req_fake", **headers})
-        if model in ("mcp-add", "mcp-broken"):  # call the docs server's add (the gateway runs it), then answer from its output
+        if model in GATEWAY_CALLS:  # call a tool the gateway runs, then answer from its output
             last = body["messages"][-1]["content"]
             told = [block["content"] for block in last if isinstance(block, dict) and block.get("type") == "tool_result"] if isinstance(last, list) else []
             said = [_start(), *_text(0, "The tool said: ", told[-1] if told else ""), *_end("end_turn")]
-            events = said if told else [_start(), *_tool(0, "toolu_mcp1", "mcp__docs__add", '{"a": 2, ', '"b": 3}'), *_end("tool_use")]
+            events = said if told else [_start(), *_tool(0, "toolu_mcp1", *GATEWAY_CALLS[model]), *_end("tool_use")]
         if model == "agent" or _marks_a_breakpoint(body):  # billed by its size and the cache (the other scenarios' usage is canned)
             usage = self.cache.account(body)
             if isinstance(usage, str):

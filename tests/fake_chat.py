@@ -66,6 +66,7 @@ TOOL_CALLS = {  # scenario → the tool it calls (an MCP tool as the gateway off
     "mcp-picture": ("mcp__docs__picture", "{}", 1),
     "mcp-naps": ("mcp__docs__nap", '{"seconds": 5}', 4),
     "mcp-time": ("mcp__time__get_current_time", '{"timezone": "UTC"}', 1),  # the mcp-server-time package's tool
+    "file-search": ("file_search", '{"queries": ["launch code", "pelican"]}', 1),  # the gateway's file_search function
 }
 SHELL_ARGUMENTS = '{"cmd": "echo hello-from-codex"}'
 

@@ -170,10 +170,11 @@ class FakeGemini(FakeServer):
             answered = any("functionResponse" in part for content in body["contents"] for part in content["parts"])
             call = {"functionCall": {"name": SHELL_TOOL, "args": json.loads(SHELL_ARGUMENTS)}}
             chunks = SCENARIOS["text"] if answered else [_chunk([call], "STOP", USAGE)]
-        if scenario == "mcp-add":  # call the docs server's add (the gateway runs it), then answer from its output
+        if scenario in ("mcp-add", "file-search"):  # call a tool the gateway runs, then answer from its output
             last = self.requests[-1]["contents"][-1]["parts"]
             told = [str(part["functionResponse"]["response"].get("output")) for part in last if "functionResponse" in part]
-            call = {"functionCall": {"name": "mcp__docs__add", "args": {"a": 2, "b": 3}}}
+            called = ("mcp__docs__add", {"a": 2, "b": 3}) if scenario == "mcp-add" else ("file_search", {"queries": ["launch code", "pelican"]})
+            call = {"functionCall": {"name": called[0], "args": called[1]}}
             chunks = [_chunk([{"text": "The tool said: " + told[-1]}], "STOP", USAGE)] if told else [_chunk([call], "STOP", USAGE)]
         held = 0  # tokens of the explicit cache the request names
         if "cachedContent" in self.requests[-1]:

@@ -141,10 +141,11 @@ class FakeResponses(FakeServer):
                 {"error": {"message": "Invalid value for 'input'.", "type": "invalid_request_error", "param": "input", "code": None}}, status=400
             )
         specs = SCENARIOS.get(scenario, SCENARIOS["text"])
-        if scenario == "mcp-add":  # call the docs server's add (the gateway runs it), then answer from its output
+        if scenario in ("mcp-add", "file-search"):  # call a tool the gateway runs, then answer from its output
             last = body["input"][-1] if isinstance(body["input"], list) else {}
             told = last.get("output") if last.get("type") == "function_call_output" else None
-            call = ("function_call", "call_up1", "mcp__docs__add", ['{"a": 2,', ' "b": 3}'])
+            called = ("mcp__docs__add", ['{"a": 2,', ' "b": 3}']) if scenario == "mcp-add" else ("file_search", ['{"queries": ["launch code",', ' "pelican"]}'])
+            call = ("function_call", "call_up1", *called)
             specs = [("message", ["The tool said: ", told])] if told else [call]
         response = _response(body["model"], scenario, specs, body.get("include") or [])
         if scenario == "agent":  # usage of its own: the request's size, and what OpenAI's cache would hold of it

@@ -89,7 +89,7 @@ def _open_view(response: dict) -> dict | None:
     choice = response.get("tool_choice")
     if any(tool.get("type") != "function" for tool in response.get("tools") or ()) or (isinstance(choice, dict) and choice.get("type") != "function"):
         return None
-    if any(item.get("type") not in _OPEN_ITEMS for item in response.get("output") or ()):
+    if any(item.get("type") not in _OPEN_ITEMS for item in response.get("output") or ()) or '"file_citation"' in json.dumps(response):
         return None
     fmt = (response.get("text") or {}).get("format") or {}
     if fmt.get("type") == "json_schema":
@@ -109,6 +109,8 @@ def check_event(event: dict) -> None:
     assert schema, f"unknown stream event type {event['type']}"
     check(schema, event)
     if event["type"] not in _OPEN_EVENTS:  # a hosted or custom tool's event: outside the subset
+        return
+    if '"file_citation"' in json.dumps(event):  # a hosted tool's citation (file_search's): outside the subset
         return
     if "response" in event:
         view = _open_view(event["response"])
@@ -171,6 +173,21 @@ _ROUTES = [
     ("GET", re.compile(r"/v1/files"), lambda body: check("ListFilesResponse", body)),
     ("GET", re.compile(r"/v1/files/[^/]+"), lambda body: check("OpenAIFile", body)),
     ("DELETE", re.compile(r"/v1/files/[^/]+"), lambda body: check("DeleteFileResponse", body)),
+    ("POST", re.compile(r"/v1/vector_stores"), lambda body: check("VectorStoreObject", body)),
+    ("GET", re.compile(r"/v1/vector_stores"), lambda body: check("ListVectorStoresResponse", body)),
+    ("GET", re.compile(r"/v1/vector_stores/[^/]+"), lambda body: check("VectorStoreObject", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+"), lambda body: check("VectorStoreObject", body)),
+    ("DELETE", re.compile(r"/v1/vector_stores/[^/]+"), lambda body: check("DeleteVectorStoreResponse", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+/search"), lambda body: check("VectorStoreSearchResultsPage", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+/files"), lambda body: check("VectorStoreFileObject", body)),
+    ("GET", re.compile(r"/v1/vector_stores/[^/]+/files"), lambda body: check("ListVectorStoreFilesResponse", body)),
+    ("GET", re.compile(r"/v1/vector_stores/[^/]+/files/[^/]+"), lambda body: check("VectorStoreFileObject", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+/files/[^/]+"), lambda body: check("VectorStoreFileObject", body)),
+    ("DELETE", re.compile(r"/v1/vector_stores/[^/]+/files/[^/]+"), lambda body: check("DeleteVectorStoreFileResponse", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+/file_batches"), lambda body: check("VectorStoreFileBatchObject", body)),
+    ("GET", re.compile(r"/v1/vector_stores/[^/]+/file_batches/[^/]+"), lambda body: check("VectorStoreFileBatchObject", body)),
+    ("POST", re.compile(r"/v1/vector_stores/[^/]+/file_batches/[^/]+/cancel"), lambda body: check("VectorStoreFileBatchObject", body)),
+    ("GET", re.compile(r"/v1/vector_stores/[^/]+/file_batches/[^/]+/files"), lambda body: check("ListVectorStoreFilesResponse", body)),
     ("GET", re.compile(r"/v1/models"), lambda body: check("ListModelsResponse", body)),
     ("GET", re.compile(r"/v1/models/.+"), lambda body: check("Model", body)),
     ("POST", re.compile(r"/v1/organization/projects"), lambda body: check("Project", body)),

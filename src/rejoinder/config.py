@@ -113,6 +113,9 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
     # who runs a request's `mcp` tools: the gateway (the default, on every provider, so that
     # items and events are the same everywhere), or, on an openai upstream, OpenAI itself
     mcp: Literal["gateway", "passthrough"] = "gateway"
+    # who runs `file_search`: the gateway, over this gateway's vector stores (any provider), or
+    # OpenAI itself over its own stores (`passthrough`, the openai provider only)
+    file_search: Literal["gateway", "passthrough"] = "gateway"
 
     def __post_init__(self) -> None:
         if "*" in self.name[:-1]:
@@ -129,6 +132,8 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
             raise ValueError(f"{self.name}: prompt_caching: cached_contents is Gemini's explicit context caching (provider gemini)")
         if self.mcp == "passthrough" and {self.provider, *(d.provider for d in self.deployments)} - {None} != {"openai"}:
             raise ValueError(f"{self.name}: mcp: passthrough needs the openai provider, the one upstream that runs MCP tools")
+        if self.file_search == "passthrough" and {self.provider, *(d.provider for d in self.deployments)} - {None} != {"openai"}:
+            raise ValueError(f"{self.name}: file_search: passthrough needs the openai provider, the one upstream with its own vector stores")
 
     @property
     def local_model(self) -> LocalModelConfig:

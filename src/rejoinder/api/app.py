@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rejoinder.api import console, conversations, files, observe, organization, prompts, responses, sockets, usage
+from rejoinder.api import console, conversations, files, observe, organization, prompts, responses, sockets, usage, vector_stores
 from rejoinder.api.replies import CLIENT_TIMEOUT, STORE, json_response
 from rejoinder.config import Config, sealing_secrets
 from rejoinder.engine import lifecycle
@@ -27,6 +27,7 @@ from rejoinder.engine.background import Deliverer, Runner, open_feed, outbox
 from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.responses import Responses
+from rejoinder.engine.retrieval import Ingester
 from rejoinder.engine.router import Router
 from rejoinder.engine.tools import SearXNG
 from rejoinder.engine.tools.mcp import McpAccess, stdio_servers
@@ -138,18 +139,22 @@ def create_app(config: Config) -> web.Application:
     responses.add_routes(app, open_socket)
     conversations.add_routes(app)
     files.add_routes(app, config.max_file_bytes)
+    ingester = Ingester(store, config.background.poll)
+    vector_stores.add_routes(app, ingester)
     prompts.add_routes(app)
     organization.add_routes(app)
     console.add_routes(app)
 
     async def start(_: web.Application) -> None:
         runner.start()
+        ingester.start()
         tally.start()
         access.start()
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, templates.reload)
 
     async def shutdown(_: web.Application) -> None:
         await runner.shutdown(config.shutdown_grace)
+        await ingester.stop()
         await tally.stop()
         await access.stop()
 

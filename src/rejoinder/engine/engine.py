@@ -20,7 +20,7 @@ from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Run, Turn
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.skeleton import skeleton
-from rejoinder.engine.tools import TOOL, TOOL_NAME, Backend, mcp
+from rejoinder.engine.tools import TOOL, TOOL_NAME, Backend, file_search, mcp
 from rejoinder.protocol.errors import ApiError, invalid
 from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
@@ -70,6 +70,9 @@ class Engine:
             seen = mcp.as_functions(seen)
             if any(tool.get("type") == "mcp" for _, tool in request.tools.hosted):
                 tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access, running)
+        searched_files = None
+        if request.tools.hosted and not deployment.file_search_upstream:
+            searched_files = await _searching_files(request, project, self.store)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(seen) + tools.answers, deployment.upstream_model, streamed)
@@ -80,7 +83,7 @@ class Engine:
             checkpoint = compaction.item(summary)
             model_request = msgspec.structs.replace(model_request, items=model_view([*seen, checkpoint]))
         model_request = await fit(deployment, model_request, params.truncation)
-        return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint, spent)
+        return Turn(deployment, model_request, own_input, context, warnings, tools, checkpoint, spent, file_search=searched_files)
 
     async def compact(self, request: Request, principal: Principal) -> tuple[dict[str, Any], Deployment, Usage]:
         """What `POST /v1/responses/compact` answers for this context, the deployment that
@@ -207,6 +210,26 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
     if warnings:
         log.info("%s: %s", deployment.name, "; ".join(warnings))
     return warnings
+
+
+async def _searching_files(request: Request, project: str, store: Store) -> file_search.FileSearch | None:
+    """A `file_search` tool the gateway runs: taken from the hosted tools, offered to the model
+    as the `file_search` function (forced, if `tool_choice` forces it); its settings, checked
+    (a vector store the project does not hold is a 404 now, not a failed search later)."""
+    tools = request.tools
+    found = [(index, tool) for index, tool in tools.hosted if tool["type"] == "file_search"]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise invalid(f"tools[{found[1][0]}]", "At most one file_search tool: give it every vector store to search.")
+    index, tool = found[0]
+    spec = file_search.prepared(tool, index, project, store, list(request.body.include or ()))
+    await file_search.check_stores(spec, f"tools[{index}].vector_store_ids")
+    tools.hosted = [(i, hosted) for i, hosted in tools.hosted if i != index]
+    tools.functions = [*tools.functions, file_search.TOOL]
+    if isinstance(tools.choice, dict) and tools.choice.get("type") == "file_search":
+        tools.choice = NamedFunction(file_search.TOOL_NAME)
+    return spec
 
 
 def _retry_after(exc: ApiError) -> float:

@@ -28,6 +28,7 @@ class Deployment(Struct):
     route: str = ""  # the config entry it came from (`gpt-*` for a prefix route): a bounded metrics label
     price: Price | None = None  # dollars per million tokens in and out, for budgets
     mcp_upstream: bool = False  # the upstream runs `mcp` tools itself (`mcp: passthrough`)
+    file_search_upstream: bool = False  # the upstream runs `file_search` over its own stores (`file_search: passthrough`)
 
     @property
     def runs_mcp(self) -> bool:
@@ -62,7 +63,18 @@ def _made(model: ModelConfig, name: str, provider: Provider, endpoint: Endpoint)
     own, or one of its `deployments`)."""
     upstream = endpoint.upstream_model or model.upstream_model or name
     owner = endpoint.provider or ""
-    return Deployment(name, provider, upstream, owner, model.hosted_tools, window(model, upstream), model.name, model.price, model.mcp == "passthrough")
+    return Deployment(
+        name,
+        provider,
+        upstream,
+        owner,
+        model.hosted_tools,
+        window(model, upstream),
+        model.name,
+        model.price,
+        model.mcp == "passthrough",
+        model.file_search == "passthrough",
+    )
 
 
 def window(model: ModelConfig, upstream_model: str) -> int | None:

@@ -24,6 +24,7 @@ from rejoinder.engine.lifecycle import Sequence
 from rejoinder.engine.router import Deployment
 from rejoinder.engine.sinks import Sink
 from rejoinder.engine.tools import Backend, Round, mcp
+from rejoinder.engine.tools.file_search import FileSearch
 from rejoinder.protocol.errors import ApiError
 from rejoinder.protocol.items import Compaction, Item, encode_item
 from rejoinder.protocol.request import Request
@@ -49,6 +50,7 @@ class Turn(NamedTuple):
     checkpoint: Compaction | None = None  # the compaction item `context_management` made of the context
     spent: Usage | None = None  # what making it cost
     retries: int = 0  # deployments that failed before the one that served
+    file_search: FileSearch | None = None  # a file_search tool the gateway runs (see `engine.tools.file_search`)
 
 
 class Ending:
@@ -138,9 +140,9 @@ class Run:
         self.interjections: list[tuple[str, dict[str, Any]]] = []
         # tools the gateway runs (web search, MCP; see `engine.tools.rounds`), answered by more model turns
         self.round = None
-        if search is not None or turn.mcp_tools.offered:
+        if search is not None or turn.mcp_tools.offered or turn.file_search is not None:
             searches = Searches(list(self.params.include or ()))
-            self.round = Round(searches, search, turn.mcp_tools, self.params.max_tool_calls, turn.model_request)
+            self.round = Round(searches, search, turn.mcp_tools, self.params.max_tool_calls, turn.model_request, turn.file_search)
         self.sessions = turn.mcp_tools.sessions
 
     @property

@@ -45,3 +45,12 @@ def count_chat(body: dict[str, Any]) -> int:
     if body.get("tools"):
         total += count_text(orjson.dumps(body["tools"]).decode())
     return total
+
+
+def windows(text: str, size: int, overlap: int) -> list[str]:
+    """`text` cut into pieces of at most `size` tokens, each beginning `overlap` tokens before
+    the last one ended (how OpenAI chunks a file for a vector store)."""
+    tokens = _encoding().encode_ordinary(text)
+    step = size - overlap
+    starts = range(0, max(len(tokens) - overlap, 1), step)
+    return [_encoding().decode_bytes(tokens[start : start + size]).decode("utf-8", "ignore") for start in starts]

@@ -17,7 +17,7 @@ import time
 from sqlalchemy import Connection, Engine, bindparam, delete, insert, select, update
 
 from rejoinder.store import runs
-from rejoinder.store.schema import instances, responses
+from rejoinder.store.schema import instances, responses, vector_store_files
 from rejoinder.store.schema import runs as queue
 
 log = logging.getLogger("rejoinder.store")
@@ -35,6 +35,11 @@ _FAIL = (
     .values(status="failed", owner=None, body=bindparam("failed"))
 )
 _ORPHANED_RUNS = select(queue.c.response_id, queue.c.request, queue.c.cancel).where(queue.c.owner.is_not(None), queue.c.owner.not_in(_ALIVE))
+_ORPHANED_FILES = (
+    update(vector_store_files)
+    .where(vector_store_files.c.status == "in_progress", vector_store_files.c.owner.is_not(None), vector_store_files.c.owner.not_in(_ALIVE))
+    .values(owner=None)
+)
 _GONE = delete(instances).where(instances.c.heartbeat_at < bindparam("cutoff"))
 
 
@@ -45,8 +50,9 @@ def heartbeat(conn: Connection, instance: str) -> None:
 
 
 def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
-    """End as failed every in-progress response whose owner is gone, and re-queue or end every
-    background run whose owner is gone (`runs.end_orphan`), as `endings` end them; their ids."""
+    """End as failed every in-progress response whose owner is gone, re-queue or end every
+    background run whose owner is gone (`runs.end_orphan`), as `endings` end them, and put the
+    files a gone instance was ingesting back in the wait; the responses' and runs' ids."""
     cutoff = {"cutoff": int(time.time() - ttl)}
     ended = [
         response_id
@@ -57,6 +63,7 @@ def reap(conn: Connection, ttl: float, endings: runs.Endings) -> list[str]:
     for response_id, body in orphans:
         failed, _ = endings.end(body, "failed", "interrupted", None, None)
         conn.execute(_FAIL, {"response_id": response_id, "failed": failed})
+    conn.execute(_ORPHANED_FILES, cutoff)  # a dead instance's ingestions wait for another
     conn.execute(_GONE, cutoff)
     return ended + [response_id for response_id, _ in orphans]
 

@@ -256,3 +256,37 @@ files = Table(
     Column("content", LargeBinary, nullable=False),
     Index("ix_files_created", "project", "created_at"),
 )
+
+# Vector stores (see `api.vector_stores`, `engine.retrieval`): a store, the files in it (each
+# ingested once, by whichever instance claims it), and their chunks, searched by full text.
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_active_at", BigInteger, nullable=False),
+    Column("expires_after", Integer, nullable=True),  # days after last activity
+    Column("metadata", LargeBinary, nullable=False),
+)
+
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    Column("project", String(64), primary_key=True),
+    Column("store_id", String(64), primary_key=True),
+    Column("file_id", String(64), primary_key=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),  # in_progress, completed, failed, cancelled
+    Column("owner", String(64), nullable=True),  # the instance ingesting it (None: waiting for one)
+    Column("batch_id", String(64), nullable=True),
+    Column("attributes", LargeBinary, nullable=False),
+    Column("chunking", LargeBinary, nullable=False),  # the chunking strategy, as the API shows it
+    Column("usage_bytes", BigInteger, nullable=False, server_default="0"),
+    Column("last_error", LargeBinary, nullable=True),
+    Index("ix_vector_store_files_pending", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),
+)
+
+# The chunks table differs by database (an FTS5 table on SQLite, a tsvector column on
+# PostgreSQL: migration 0012), so it is written and searched with plain SQL (`store.vector_stores`).

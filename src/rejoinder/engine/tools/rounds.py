@@ -1,8 +1,9 @@
-"""A model turn's calls of tools the gateway runs itself: web search (`engine.tools.searching`) and
-MCP tools (`engine.tools.mcp.client`), offered to the model as functions.
+"""A model turn's calls of tools the gateway runs itself: web search (`engine.tools.searching`),
+file search (`engine.tools.file_search`) and MCP tools (`engine.tools.mcp.client`), offered to
+the model as functions.
 
 Their calls never reach the client as function calls. `Round.filter` turns the provider's
-tool-call deltas into the items OpenAI shows (`web_search_call`, `mcp_call`, with their events);
+tool-call deltas into the items OpenAI shows (`web_search_call`, `file_search_call`, `mcp_call`, with their events);
 when the turn ends, `Round.answer` runs them all at once and gives back the deltas that end
 their items and the function calls and outputs the model's next turn sees; `Round.next_request`
 is that turn, which `Run` streams in the same response, up to `MAX_ROUNDS` turns (the builder
@@ -18,7 +19,8 @@ from typing import Any
 import msgspec
 
 from rejoinder.engine.context import model_view
-from rejoinder.engine.tools import mcp, searching
+from rejoinder.engine.tools import file_search, mcp, searching
+from rejoinder.engine.tools.file_search import FileSearch
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.items import FunctionCall, FunctionCallOutput
 from rejoinder.protocol.tools import relaxed
@@ -27,7 +29,7 @@ from rejoinder.providers.web_search import Searches, query_of
 
 MAX_ROUNDS = 5  # model turns that may call gateway-run tools within one response
 # items of a turn its next turn sees only as the function calls and outputs `Round.answer` gives
-SHOWN_AS_CALLS = frozenset(("web_search_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"))
+SHOWN_AS_CALLS = frozenset(("web_search_call", "file_search_call", "mcp_call", "mcp_list_tools", "mcp_approval_request"))
 _UNRUN = "max_tool_calls reached: not run."  # a call past `max_tool_calls`
 
 
@@ -37,13 +39,24 @@ class _Call:
     def __init__(self, name: str, call_id: str, item: dict[str, Any] | None) -> None:
         self.name = name
         self.call_id = call_id
-        self.item = item  # an MCP call's item; None for a search (its item is `Searches`')
+        self.item = item  # an MCP call's or a file search's item; None for a web search (its item is `Searches`')
         self.chunks: list[str] = []
 
 
 class Round:
-    def __init__(self, searches: Searches, backend: searching.Backend | None, tools: mcp.Prepared, budget: int | None, request: ModelRequest) -> None:
+    def __init__(
+        self,
+        searches: Searches,
+        backend: searching.Backend | None,
+        tools: mcp.Prepared,
+        budget: int | None,
+        request: ModelRequest,
+        files: FileSearch | None = None,
+    ) -> None:
         self.searches = searches
+        self.files = files  # the request's file_search tool, run by the gateway
+        self.cited: dict[str, str] = {}  # files the searches found (id → name): cited on the answer's text
+        self.text: list[Any] | None = None  # the text block being written after a file search, and its length so far
         self.sessions = tools.sessions  # one per MCP server, for the whole response
         self.budget = budget  # calls the response may still run (`max_tool_calls`); None: no bound
         self.backend = backend
@@ -62,6 +75,10 @@ class Round:
             if delta.name == searching.TOOL_NAME and self.backend is not None:
                 self.open[delta.block] = _Call(delta.name, delta.call_id, None)
                 return self.searches.start(delta.call_id)
+            if delta.name == file_search.TOOL_NAME and self.files is not None:
+                item = file_search.new_item()
+                self.open[delta.block] = _Call(delta.name, delta.call_id, item)
+                return file_search.started(item)
             offered = self.offered.get(delta.name)
             if offered is not None and offered.approval:  # it waits for the client: the response ends asking
                 item = {"id": new_id("mcpr"), "type": "mcp_approval_request", "server_label": offered.server.label, "name": offered.tool, "arguments": ""}
@@ -74,7 +91,7 @@ class Round:
                 return [HostedStart(dict(item)), HostedEvent("response.mcp_call.in_progress", item["id"], {})]
         call = self.open.get(getattr(delta, "block", ""))
         if call is None:
-            return [delta]
+            return self._cite(delta) if self.cited else [delta]
         if isinstance(delta, BlockDelta):
             call.chunks.append(delta.text)
             shown = call.item is not None and call.item["type"] == "mcp_call"
@@ -83,20 +100,39 @@ class Round:
             return self._end(delta.block)
         return [delta]
 
+    def _cite(self, delta: Delta) -> list[Delta]:
+        """After a file search: the answer's text block ends with the files it found, cited."""
+        if isinstance(delta, BlockStart) and delta.kind == "text":
+            self.text = [delta.block, 0]
+        elif self.text is not None and getattr(delta, "block", None) == self.text[0]:
+            if isinstance(delta, BlockDelta):
+                self.text[1] += len(delta.text)
+            elif isinstance(delta, BlockEnd):
+                block, length = self.text
+                self.text = None
+                return [*file_search.citations(block, length, self.cited), delta]
+        return [delta]
+
     def _end(self, block: str) -> list[Delta]:
         call = self.open.pop(block)
         if call.item is not None and call.item["type"] == "mcp_approval_request":
             self.asked = True
             return [HostedOutput({**call.item, "arguments": "".join(call.chunks)})]
         self.ended.append(call)
-        if call.item is None:
+        if call.item is None or call.item["type"] == "file_search_call":
             return []
         call.item["arguments"] = "".join(call.chunks)
         return [HostedEvent("response.mcp_call_arguments.done", call.item["id"], {"arguments": call.item["arguments"]})]
 
     def close(self) -> list[Delta]:
-        """The turn has ended: the calls a provider left open end too."""
-        return [delta for block in list(self.open) for delta in self._end(block)]
+        """The turn has ended: the calls a provider left open end too, and an answer's text
+        that a provider leaves for the end of the response to close gets its citations."""
+        ended = [delta for block in list(self.open) for delta in self._end(block)]
+        if self.text is not None:
+            block, length = self.text
+            self.text = None
+            ended += file_search.citations(block, length, self.cited)
+        return ended
 
     def exhausted(self) -> bool:
         return self.budget is not None and self.budget <= 0
@@ -147,8 +183,11 @@ class Round:
         return deltas, items
 
     async def _run(self, call: _Call) -> tuple[str | None, Any, list[str]]:
-        """Its output (None when it failed), its error, and the URLs a search found."""
+        """Its output (None when it failed), its error, and what a search found (URLs, or a
+        file search's results)."""
         arguments = "".join(call.chunks)
+        if call.item is not None and call.item["type"] == "file_search_call":
+            return await file_search.run(self.files, file_search.queries_of(arguments))  # type: ignore[arg-type]
         if call.item is None:
             results = await searching.search(self.backend, query_of(arguments))  # type: ignore[arg-type]
             if results is None:
@@ -161,7 +200,11 @@ class Round:
         output, error = await mcp.call(self.offered[call.name], arguments, self.sessions, min(self.sessions.limits.call_timeout, left))
         return output, error, []
 
-    def _ended(self, call: _Call, output: str | None, error: Any, found: Sequence[str] = ()) -> list[Delta]:
+    def _ended(self, call: _Call, output: str | None, error: Any, found: Sequence[Any] = ()) -> list[Delta]:
+        if call.item is not None and call.item["type"] == "file_search_call":
+            self.cited.update((result["file_id"], result["filename"]) for result in found)
+            queries = file_search.queries_of("".join(call.chunks))
+            return file_search.ended(call.item, queries, list(found), output is None, self.files is not None and self.files.with_results)
         if call.item is None:
             query = query_of("".join(call.chunks))
             return self.searches.end(call.call_id, [query] if query else [], list(found), failed=output is None)
