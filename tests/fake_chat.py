@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
+import zlib
 from typing import Any
 
 from aiohttp import web
@@ -271,6 +273,21 @@ class FakeChat(FakeServer):
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """OpenAI's embeddings, made up: each word hashed into one of 64 dimensions (so texts
+        that share words are near); the key it was called with is kept with the request."""
+        body = await self.record(request)
+        body["authorization"] = request.headers.get("Authorization")
+        texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+        data = []
+        for index, text in enumerate(texts):
+            vector = [0.0] * 64
+            for word in re.findall(r"\w+", text.lower()):
+                vector[zlib.crc32(word.encode()) % 64] += 1.0
+            data.append({"object": "embedding", "index": index, "embedding": vector})
+        return web.json_response({"object": "list", "data": data, "model": body["model"], "usage": {"prompt_tokens": 1, "total_tokens": 1}})
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)

@@ -67,9 +67,9 @@ def test_search_ranks_filters_and_thresholds(multi, library):
     store_id, uploads = library
     found = multi.vector_stores.search(store_id, query="what is the launch code?")
     assert found.data[0].file_id == uploads["launch.md"] and "PELICAN-42" in found.data[0].content[0].text
-    assert found.data[0].filename == "launch.md" and 0 < found.data[0].score < 1 and found.data[0].attributes == {"team": "ops", "year": 2026}
+    assert found.data[0].filename == "launch.md" and 0 < found.data[0].score <= 1 and found.data[0].attributes == {"team": "ops", "year": 2026}
     several = multi.vector_stores.search(store_id, query=["lunch room", "garden tomatoes"], max_num_results=5)
-    assert {r.file_id for r in several.data} == {uploads["lunch.html"], uploads["garden.txt"]} and several.search_query == ["lunch room", "garden tomatoes"]
+    assert {r.file_id for r in several.data[:2]} == {uploads["lunch.html"], uploads["garden.txt"]} and several.search_query == ["lunch room", "garden tomatoes"]
     html = next(r for r in several.data if r.file_id == uploads["lunch.html"])
     assert "<p>" not in html.content[0].text and "noon" in html.content[0].text  # HTML is read as its text
     kitchen = multi.vector_stores.search(store_id, query="lunch launch garden", filters={"type": "eq", "key": "team", "value": "kitchen"})
@@ -80,8 +80,12 @@ def test_search_ranks_filters_and_thresholds(multi, library):
         filters={"type": "and", "filters": [{"type": "gte", "key": "year", "value": 2025}, {"type": "nin", "key": "team", "value": ["kitchen"]}]},
     )
     assert [r.file_id for r in recent.data] == [uploads["launch.md"]]
-    assert multi.vector_stores.search(store_id, query="lunch launch garden", ranking_options={"score_threshold": 0.9999}).data == []
-    assert multi.vector_stores.search(store_id, query="zebra").data == []
+    scores = [r.score for r in multi.vector_stores.search(store_id, query="lunch launch garden").data]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True) and scores[0] > scores[-1]
+    kept = multi.vector_stores.search(store_id, query="lunch launch garden", ranking_options={"score_threshold": scores[-1] + 1e-6}).data
+    assert [r.score for r in kept] == scores[:-1]
+    unmatched = multi.vector_stores.search(store_id, query="zebra").data  # no word in common: ranked by embeddings alone
+    assert unmatched and all(r.score <= 0.5 for r in unmatched)
 
 
 def test_bad_requests_are_refused_in_the_envelope(multi, library):
@@ -162,3 +166,27 @@ def test_ingestion_on_one_instance_and_search_on_another(fake_chat, fresh_postgr
     finally:
         first.stop()
         second.stop()
+
+
+def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, tmp_path):
+    config = {
+        "models": chat_models(fake_chat),
+        "database_url": f"sqlite:///{tmp_path}/r.db",
+        "embeddings": {"provider": "openai", "base_url": fake_chat.url + "/v1", "model": "embed-small", "api_key": "sk-embeddings-secret"},
+    }
+    gw = Gateway(config, tmp_path).start()
+    try:
+        client = sdk(gw)
+        store = client.vector_stores.create(name="upstream")
+        client.vector_stores.file_batches.upload_and_poll(
+            vector_store_id=store.id, files=[("launch.md", io.BytesIO(LAUNCH)), ("garden.txt", io.BytesIO(GARDEN))]
+        )
+        embedded = [body for body in fake_chat.requests if body.get("model") == "embed-small"]
+        assert embedded and all(body["authorization"] == "Bearer sk-embeddings-secret" for body in embedded)
+        assert any("PELICAN-42" in text for body in embedded for text in body["input"])  # the chunks went upstream
+        found = client.vector_stores.search(store.id, query="pelican")
+        assert "PELICAN-42" in found.data[0].content[0].text and found.data[0].score == 1.0  # first by both rankers
+        assert fake_chat.last()["input"] == ["pelican"]  # and so did the query
+    finally:
+        gw.stop()
+    assert "sk-embeddings-secret" not in gw.log.read_text()

@@ -176,6 +176,24 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
     timeout: _Seconds = 10.0  # seconds a search may take
 
 
+class EmbeddingsConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """What embeds vector stores' chunks and their searches (see `providers.embeddings`): the
+    model shipped with the gateway (`embedded`, the default: nothing to set), or an upstream
+    that serves OpenAI's `/v1/embeddings` (`openai`: `base_url`, `model` and, if it needs one,
+    `api_key`). Vectors of different models do not compare: after a change, add the files
+    again (until then, searches rank their chunks by full text alone)."""
+
+    provider: Literal["embedded", "openai"] = "embedded"
+    base_url: _Url | None = None
+    api_key: Annotated[str, Meta(pattern="^[^\r\n]*\\Z")] | None = None  # one line: it is sent as a header
+    model: str | None = None
+    timeout: _Seconds = 60.0  # seconds one call may take
+
+    def __post_init__(self) -> None:
+        if self.provider == "openai" and (self.base_url is None or not self.model):
+            raise ValueError("embeddings: provider openai needs base_url and model")
+
+
 class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """An MCP server named in the config: a request's `mcp` tool may give its `server_label`
     alone. The operator chose it, so the address guard does not apply to it. Either a `url`, or
@@ -255,6 +273,7 @@ class Config(Struct, forbid_unknown_fields=True):
     webhooks: list[WebhookConfig] = []
     projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
     web_search: WebSearchConfig | None = None  # the gateway searches for models whose provider cannot
+    embeddings: EmbeddingsConfig = EmbeddingsConfig()  # what embeds vector stores (the shipped model by default)
     # MCP server hosts (`host` or `host:port`) allowed past the guard that refuses plain http and
     # loopback, private, link-local and metadata addresses (see `engine.tools.mcp.client`)
     mcp_allow_hosts: list[str] = []

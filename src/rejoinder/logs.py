@@ -44,7 +44,7 @@ class Redact(logging.Filter):
 def redact(config: Config) -> None:
     """Put the filter on every handler of the root logger (where every record ends up)."""
     keys = [model.api_key for model in config.models] + [deployment.api_key for model in config.models for deployment in model.deployments]
-    keys += [key.value for project in config.projects for key in project.keys]
+    keys += [key.value for project in config.projects for key in project.keys] + [config.embeddings.api_key]
     keys += [value for server in config.mcp_servers for value in [*server.headers.values(), *server.env.values()]]
     secrets = [config.master_key or ""] + sealing_secrets(config) + [key or "" for key in keys]
     for handler in logging.getLogger().handlers:

@@ -27,12 +27,13 @@ from rejoinder.engine.background import Deliverer, Runner, open_feed, outbox
 from rejoinder.engine.context import Prompts
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.responses import Responses
-from rejoinder.engine.retrieval import Ingester
+from rejoinder.engine.retrieval import Ingester, Retrieval
 from rejoinder.engine.router import Router
 from rejoinder.engine.tools import SearXNG
 from rejoinder.engine.tools.mcp import McpAccess, stdio_servers
 from rejoinder.protocol.errors import ApiError
 from rejoinder.providers import state
+from rejoinder.providers.embeddings import embedder
 from rejoinder.providers.http import close_session
 from rejoinder.providers.state import Keyring
 from rejoinder.store.repository import Store
@@ -122,7 +123,8 @@ def create_app(config: Config) -> web.Application:
     search = SearXNG(config.web_search.url, config.web_search.max_results, config.web_search.timeout) if config.web_search else None
     limits = config.mcp_limits
     mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, limits), limits)
-    app[responses.ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access)
+    retrieval = Retrieval(store, embedder(config.embeddings))
+    app[responses.ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access, retrieval)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     feed = open_feed(config.redis_url)
     deliverer = Deliverer(store, config.webhooks)
@@ -139,8 +141,8 @@ def create_app(config: Config) -> web.Application:
     responses.add_routes(app, open_socket)
     conversations.add_routes(app)
     files.add_routes(app, config.max_file_bytes)
-    ingester = Ingester(store, config.background.poll)
-    vector_stores.add_routes(app, ingester)
+    ingester = Ingester(store, retrieval.embedder, config.background.poll)
+    vector_stores.add_routes(app, ingester, retrieval)
     prompts.add_routes(app)
     organization.add_routes(app)
     console.add_routes(app)

@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from rejoinder.api.replies import STORE, json_response, limit_after, object_list, project_of, read_body
-from rejoinder.engine.retrieval import Ingester, search, store_not_found
+from rejoinder.engine.retrieval import Ingester, Retrieval, store_not_found
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id, new_id
 from rejoinder.protocol.response import encode
@@ -36,6 +36,7 @@ from rejoinder.store import vector_stores as stored
 from rejoinder.store.vector_stores import FileRow, StoreRow, UnknownFile
 
 INGESTER = web.AppKey("ingester", Ingester)
+RETRIEVAL = web.AppKey("retrieval", Retrieval)
 _DAY = 86_400
 
 
@@ -144,9 +145,8 @@ async def search_store(request: web.Request) -> web.Response:
         raise ApiError(400, f"Vector store '{store_id}' has expired.", param=None, code="vector_store_expired")
     queries = [body.query] if isinstance(body.query, str) else body.query
     ranking = body.ranking_options
-    found = await search(
-        request.app[STORE], project_of(request), [store_id], queries, body.max_num_results, body.filters, ranking.score_threshold if ranking else 0.0
-    )
+    threshold = ranking.score_threshold if ranking else 0.0
+    found = await request.app[RETRIEVAL].search(project_of(request), [store_id], queries, body.max_num_results, body.filters, threshold)
     return json_response(encode(SearchPage(queries, found)))
 
 
@@ -229,8 +229,9 @@ async def batch_files(request: web.Request) -> web.Response:
     return await list_files(request, batch_id)
 
 
-def add_routes(app: web.Application, ingester: Ingester) -> None:
+def add_routes(app: web.Application, ingester: Ingester, retrieval: Retrieval) -> None:
     app[INGESTER] = ingester
+    app[RETRIEVAL] = retrieval
     base = "/v1/vector_stores"
     app.router.add_post(base, create_store)
     app.router.add_get(base, list_stores)

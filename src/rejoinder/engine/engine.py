@@ -16,6 +16,7 @@ import msgspec
 
 from rejoinder.engine.access import Principal
 from rejoinder.engine.context import History, check_calls, check_sealed, compaction, earlier_items, exceeds, files, fit, model_view, resolve_input, validated
+from rejoinder.engine.retrieval import Retrieval
 from rejoinder.engine.router import Deployment, Router
 from rejoinder.engine.run import Run, Turn
 from rejoinder.engine.sinks import Sink
@@ -26,6 +27,7 @@ from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage, added
+from rejoinder.providers.embeddings import Embedded
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -33,10 +35,17 @@ log = logging.getLogger("rejoinder.engine")
 
 class Engine:
     def __init__(
-        self, router: Router, store: Store, create_missing_conversations: bool = False, search: Backend | None = None, mcp_access: mcp.McpAccess | None = None
+        self,
+        router: Router,
+        store: Store,
+        create_missing_conversations: bool = False,
+        search: Backend | None = None,
+        mcp_access: mcp.McpAccess | None = None,
+        retrieval: Retrieval | None = None,
     ) -> None:
         self.router = router
         self.store = store
+        self.retrieval = retrieval or Retrieval(store, Embedded())  # the project's vector stores, for `file_search`
         self.search = search  # the gateway's own web search, for providers that cannot search
         self.mcp_access = mcp_access or mcp.McpAccess([], [])  # MCP servers named in the config, and hosts past the guard
         self.history = History(store, create_missing_conversations)
@@ -72,7 +81,7 @@ class Engine:
                 tools = await mcp.prepare(request.tools, earlier, own_input, self.mcp_access, running)
         searched_files = None
         if request.tools.hosted and not deployment.file_search_upstream:
-            searched_files = await _searching_files(request, project, self.store)
+            searched_files = await _searching_files(request, project, self.retrieval)
         warnings = _without_hosted_tools(request.tools, deployment, self.search is not None) if request.tools.hosted else []
         streamed = bool(params.stream or params.background)  # a background run shows its output as it comes
         model_request = ModelRequest(settings(request), model_view(seen) + tools.answers, deployment.upstream_model, streamed)
@@ -212,7 +221,7 @@ def _without_hosted_tools(tools: Tools, deployment: Deployment, searches: bool) 
     return warnings
 
 
-async def _searching_files(request: Request, project: str, store: Store) -> file_search.FileSearch | None:
+async def _searching_files(request: Request, project: str, retrieval: Retrieval) -> file_search.FileSearch | None:
     """A `file_search` tool the gateway runs: taken from the hosted tools, offered to the model
     as the `file_search` function (forced, if `tool_choice` forces it); its settings, checked
     (a vector store the project does not hold is a 404 now, not a failed search later)."""
@@ -223,7 +232,7 @@ async def _searching_files(request: Request, project: str, store: Store) -> file
     if len(found) > 1:
         raise invalid(f"tools[{found[1][0]}]", "At most one file_search tool: give it every vector store to search.")
     index, tool = found[0]
-    spec = file_search.prepared(tool, index, project, store, list(request.body.include or ()))
+    spec = file_search.prepared(tool, index, project, retrieval, list(request.body.include or ()))
     await file_search.check_stores(spec, f"tools[{index}].vector_store_ids")
     tools.hosted = [(i, hosted) for i, hosted in tools.hosted if i != index]
     tools.functions = [*tools.functions, file_search.TOOL]

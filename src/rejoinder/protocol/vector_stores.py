@@ -16,7 +16,7 @@ from rejoinder.protocol.request import check_metadata
 MAX_FILES = 500  # file ids one request may add, as OpenAI allows
 AUTO_CHUNKING = {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}  # OpenAI's `auto`
 MAX_ATTRIBUTES = 16
-Attributes = dict[str, str | float | bool]
+Attributes = dict[str, str | int | float | bool]
 
 
 class StoreExpiry(Struct, forbid_unknown_fields=True):

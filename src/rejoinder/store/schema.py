@@ -269,6 +269,7 @@ vector_stores = Table(
     Column("last_active_at", BigInteger, nullable=False),
     Column("expires_after", Integer, nullable=True),  # days after last activity
     Column("metadata", LargeBinary, nullable=False),
+    Column("revision", BigInteger, nullable=False, server_default="0"),  # bumped whenever its chunks change (see `engine.retrieval.vectors`)
 )
 
 vector_store_files = Table(

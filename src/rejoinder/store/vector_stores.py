@@ -198,6 +198,8 @@ def remove_file(conn: Connection, project: str, store_id: str, file_id: str) -> 
     conn.execute(
         text("DELETE FROM chunks WHERE project = :project AND store_id = :store AND file_id = :file"), {"project": project, "store": store_id, "file": file_id}
     )
+    if found:
+        _changed(conn, project, store_id)
     return found
 
 
@@ -254,9 +256,9 @@ def content_of(conn: Connection, project: str, file_id: str) -> tuple[str, str, 
     return (row[0], row[1], row[2]) if row is not None else None
 
 
-def finish(conn: Connection, pending: Pending, instance: str, chunks: list[str], error: dict[str, str] | None) -> None:
-    """An ingestion's end: its chunks and `completed`, or `failed` with its error; nothing if the
-    file left the store (or its batch was cancelled) meanwhile."""
+def finish(conn: Connection, pending: Pending, instance: str, chunks: list[str], vectors: list[bytes | None], error: dict[str, str] | None) -> None:
+    """An ingestion's end: its chunks (with their vectors) and `completed`, or `failed` with its
+    error; nothing if the file left the store (or its batch was cancelled) meanwhile."""
     where = (*_file(pending.project, pending.store_id, pending.file_id), vector_store_files.c.owner == instance, vector_store_files.c.status == "in_progress")
     status = "failed" if error is not None else "completed"
     size = sum(len(chunk.encode()) for chunk in chunks)
@@ -264,8 +266,29 @@ def finish(conn: Connection, pending: Pending, instance: str, chunks: list[str],
     if conn.execute(update(vector_store_files).where(*where).values(**values)).rowcount == 0:
         return
     if chunks:
-        rows = [{"t": chunk, "p": pending.project, "s": pending.store_id, "f": pending.file_id, "n": i} for i, chunk in enumerate(chunks)]
-        conn.execute(text("INSERT INTO chunks (text, project, store_id, file_id, position) VALUES (:t, :p, :s, :f, :n)"), rows)
+        rows = [
+            {"t": chunk, "p": pending.project, "s": pending.store_id, "f": pending.file_id, "n": i, "v": vector}
+            for i, (chunk, vector) in enumerate(zip(chunks, vectors, strict=True))
+        ]
+        conn.execute(text("INSERT INTO chunks (text, project, store_id, file_id, position, vector) VALUES (:t, :p, :s, :f, :n, :v)"), rows)
+        _changed(conn, pending.project, pending.store_id)
+
+
+def _changed(conn: Connection, project: str, store_id: str) -> None:
+    """The store's chunks changed: a copy of its vectors held anywhere is stale."""
+    where = (vector_stores.c.project == project, vector_stores.c.id == store_id)
+    conn.execute(update(vector_stores).where(*where).values(revision=vector_stores.c.revision + 1))
+
+
+def revisions(conn: Connection, project: str, store_ids: list[str]) -> dict[str, int]:
+    rows = conn.execute(select(vector_stores.c.id, vector_stores.c.revision).where(vector_stores.c.project == project, vector_stores.c.id.in_(store_ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+def chunk_vectors(conn: Connection, project: str, store_id: str) -> list[tuple[str, int, str, bytes | None]]:
+    """Every chunk of a store: `(file id, position, text, vector)`."""
+    statement = text("SELECT file_id, position, text, vector FROM chunks WHERE project = :project AND store_id = :store")
+    return [(row[0], int(row[1]), row[2], row[3]) for row in conn.execute(statement, {"project": project, "store": store_id})]
 
 
 # Search

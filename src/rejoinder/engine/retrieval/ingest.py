@@ -1,6 +1,6 @@
 """Ingestion: a file put in a vector store waits, owned by no instance, until one claims it
 (`Ingester`, on every instance, polling like the background runner); that instance reads its
-text, cuts it into chunks of the store file's strategy, and commits them with `completed`, or
+text, cuts it into chunks of the store file's strategy, embeds them, and commits them with `completed`, or
 `failed` with OpenAI's `last_error` (a corrupt PDF fails its file, not the rest of its batch).
 If the instance dies meanwhile, `store.liveness` hands the file back, and another ingests it.
 
@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from rejoinder.engine.retrieval.extract import Unreadable, text_of
+from rejoinder.providers.embeddings import Embedder
 from rejoinder.providers.tokens import windows
 from rejoinder.store import vector_stores
 from rejoinder.store.repository import Store
@@ -22,8 +23,9 @@ AT_ONCE = 2  # files one instance ingests at a time
 
 
 class Ingester:
-    def __init__(self, store: Store, poll: float) -> None:
+    def __init__(self, store: Store, embedder: Embedder, poll: float) -> None:
         self.store = store
+        self.embedder = embedder
         self.poll = poll
         self.wake = asyncio.Event()  # set by an upload on this instance: claim now, not at the next poll
         self.task: asyncio.Task | None = None
@@ -63,7 +65,14 @@ class Ingester:
             except Exception as exc:  # a parser's own failure is this file's, not the batch's
                 log.warning("could not ingest %s: %s", pending.file_id, type(exc).__name__)
                 error = {"code": "server_error", "message": f"The file could not be processed ({type(exc).__name__})."}
-        await self.store.write(vector_stores.finish, pending, self.store.instance, chunks, error)
+        vectors: list[bytes | None] = []
+        if chunks:
+            try:
+                vectors = [row.tobytes() for row in await self.embedder.embed(chunks)]
+            except Exception as exc:  # an embeddings upstream down: the file fails, and can be added again
+                log.warning("could not embed %s: %s", pending.file_id, type(exc).__name__)
+                chunks, error = [], {"code": "server_error", "message": f"The file's chunks could not be embedded ({type(exc).__name__})."}
+        await self.store.write(vector_stores.finish, pending, self.store.instance, chunks, vectors, error)
 
 
 def _chunks(filename: str, media_type: str, content: bytes, chunking: dict[str, int]) -> list[str]:

@@ -12,14 +12,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from rejoinder.engine.retrieval import search, store_not_found
+from rejoinder.engine.retrieval import Retrieval, store_not_found
 from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.tools import FunctionTool
 from rejoinder.protocol.vector_stores import check_search
 from rejoinder.providers.base import Annotation, Delta, HostedEvent, HostedOutput, HostedStart
 from rejoinder.store import vector_stores
-from rejoinder.store.repository import Store
 
 TOOL_NAME = "file_search"
 TOOL = FunctionTool(
@@ -42,11 +41,11 @@ class FileSearch(NamedTuple):
     filters: dict[str, Any] | None
     threshold: float
     project: str
-    store: Store
+    retrieval: Retrieval
     with_results: bool  # `include` asks for each call's results
 
 
-def prepared(tool: dict[str, Any], index: int, project: str, store: Store, include: list[str]) -> FileSearch:
+def prepared(tool: dict[str, Any], index: int, project: str, retrieval: Retrieval, include: list[str]) -> FileSearch:
     param = f"tools[{index}]."
     ids = tool.get("vector_store_ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) and i for i in ids):
@@ -59,12 +58,12 @@ def prepared(tool: dict[str, Any], index: int, project: str, store: Store, inclu
     threshold = ranking.get("score_threshold", 0.0) if isinstance(ranking, dict) else 0.0
     if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise invalid(param + "ranking_options.score_threshold", "Invalid 'score_threshold': expected a number from 0 to 1.")
-    return FileSearch(list(dict.fromkeys(ids)), wanted, tool.get("filters"), float(threshold), project, store, RESULTS in include)
+    return FileSearch(list(dict.fromkeys(ids)), wanted, tool.get("filters"), float(threshold), project, retrieval, RESULTS in include)
 
 
 async def check_stores(spec: FileSearch, param: str) -> None:
     """Every store the tool names is the project's (a 404 naming `param` if not)."""
-    held = await spec.store.transact(vector_stores.known, spec.project, spec.store_ids)
+    held = await spec.retrieval.store.transact(vector_stores.known, spec.project, spec.store_ids)
     for store_id in spec.store_ids:
         if store_id not in held:
             raise store_not_found(store_id, param)
@@ -91,7 +90,7 @@ async def run(spec: FileSearch, queries: list[str]) -> tuple[str | None, Any, li
     if not queries:
         return None, "No queries were given.", []
     try:
-        found = await search(spec.store, spec.project, spec.store_ids, queries, spec.max_num_results, spec.filters, spec.threshold)
+        found = await spec.retrieval.search(spec.project, spec.store_ids, queries, spec.max_num_results, spec.filters, spec.threshold)
     except Exception as exc:  # a store deleted meanwhile, a busy database: the model is told, and goes on
         return None, f"The file search failed ({getattr(exc, 'message', type(exc).__name__)}).", []
     results = [{"file_id": r.file_id, "filename": r.filename, "score": r.score, "attributes": r.attributes, "text": r.content[0]["text"]} for r in found]

@@ -1,5 +1,6 @@
 """Vector stores, the files in them, and their chunks with a full-text index: SQLite's FTS5
-(the chunks live in the index table itself), PostgreSQL's tsvector with a GIN index.
+(the chunks live in the index table itself), PostgreSQL's tsvector with a GIN index. Each
+chunk keeps its embedding (float32 bytes, unit length), scored in process.
 
 Revision ID: 0012
 Revises: 0011
@@ -24,6 +25,7 @@ def upgrade() -> None:
         sa.Column("last_active_at", sa.BigInteger, nullable=False),
         sa.Column("expires_after", sa.Integer, nullable=True),  # days after last activity
         sa.Column("metadata", sa.LargeBinary, nullable=False),
+        sa.Column("revision", sa.BigInteger, nullable=False, server_default="0"),  # bumped whenever its chunks change
     )
     op.create_table(
         "vector_store_files",
@@ -47,13 +49,15 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'in_progress'"),
     )
     if op.get_bind().dialect.name == "sqlite":
-        op.execute("CREATE VIRTUAL TABLE chunks USING fts5(text, project UNINDEXED, store_id UNINDEXED, file_id UNINDEXED, position UNINDEXED)")
+        op.execute(
+            "CREATE VIRTUAL TABLE chunks USING fts5(text, project UNINDEXED, store_id UNINDEXED, file_id UNINDEXED, position UNINDEXED, vector UNINDEXED)"
+        )
     else:
         op.execute(
             """
             CREATE TABLE chunks (
                 project VARCHAR(64) NOT NULL, store_id VARCHAR(64) NOT NULL, file_id VARCHAR(64) NOT NULL, position INTEGER NOT NULL,
-                text TEXT NOT NULL, words tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
+                text TEXT NOT NULL, vector BYTEA, words tsvector GENERATED ALWAYS AS (to_tsvector('english', text)) STORED,
                 PRIMARY KEY (project, store_id, file_id, position)
             )
             """
