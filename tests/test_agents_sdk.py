@@ -110,6 +110,23 @@ def test_the_sdks_web_search_tool_searched_by_the_gateway(gateway, searxng):  # 
     assert [getattr(item.raw_item, "type", None) for item in result.new_items][0] == "web_search_call"
 
 
+@pytest.mark.parametrize("model", ["mock-file-search", "claude-file-search"])
+def test_the_sdks_file_search_tool_searched_by_the_gateway(gateway, model):
+    client = _client(gateway)
+
+    async def run() -> agents.RunResult:
+        store = await client.vector_stores.create(name="agents")
+        added = await client.vector_stores.files.upload_and_poll(vector_store_id=store.id, file=("launch.md", b"The launch code is PELICAN-42."))
+        assert added.status == "completed"
+        tool = agents.FileSearchTool(vector_store_ids=[store.id], max_num_results=3, include_search_results=True)
+        return await agents.Runner.run(_agent(gateway, model, [tool], client=client), "What is the launch code?")
+
+    result = asyncio.run(run())
+    assert "PELICAN-42" in result.final_output
+    call = next(item.raw_item for item in result.new_items if getattr(item.raw_item, "type", None) == "file_search_call")
+    assert call.status == "completed" and "PELICAN-42" in call.results[0].text
+
+
 def test_the_websocket_model(gateway):
     result = asyncio.run(agents.Runner.run(_agent(gateway, "mock-call-weather", [get_weather], websocket=True), "Weather in Paris?"))
     assert result.final_output == "The tool said: Sunny in Paris"

@@ -6,12 +6,16 @@ on every provider's fake upstream."""
 from __future__ import annotations
 
 import io
+import os
+import signal
+import time
 
 import openai
+import psycopg
 import pytest
 from conftest import chat_models, sdk
 from gateway import Gateway
-from helpers import create, stream, types
+from helpers import create, stream, types, wait_until
 
 LAUNCH = b"# Launch\nThe launch code is PELICAN-42. Keep it secret.\n"
 LUNCH = b"<html><body><h1>Lunch</h1><p>Lunch is served at noon in the blue room.</p></body></html>"
@@ -190,3 +194,33 @@ def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, tmp_path):
     finally:
         gw.stop()
     assert "sk-embeddings-secret" not in gw.log.read_text()
+
+
+def test_an_ingestion_cut_by_kill_9_is_finished_by_another_instance(fake_chat, fresh_postgres_url, tmp_path):
+    config = {"models": chat_models(fake_chat), "database_url": fresh_postgres_url, "instance_ttl": 2}
+    doomed = Gateway(config, tmp_path).start()
+    client = sdk(doomed)
+    words = " ".join(f"word{i % 5000}" for i in range(1_500_000))  # ≈ 10 MB of text: seconds of chunking and embedding
+    big = client.files.create(file=("big.txt", (words + "\nThe launch code is PELICAN-42.\n").encode()), purpose="assistants").id
+    store = client.vector_stores.create(name="survivor").id
+    client.vector_stores.files.create(vector_store_id=store, file_id=big)
+    with psycopg.connect(fresh_postgres_url, autocommit=True) as db:
+        owner = None
+        for _ in range(200):  # until the doomed instance has claimed it
+            owner, status = db.execute("SELECT owner, status FROM vector_store_files WHERE file_id = %s", (big,)).fetchone()
+            if owner is not None:
+                break
+            time.sleep(0.01)
+        assert owner is not None and status == "in_progress"
+        os.kill(doomed.process.pid, signal.SIGKILL)
+        doomed.process.wait(10)
+        assert db.execute("SELECT owner, status FROM vector_store_files WHERE file_id = %s", (big,)).fetchone() == (owner, "in_progress")  # cut mid-way
+    survivor = Gateway(config, tmp_path).start()
+    try:
+        other = sdk(survivor)
+        assert wait_until(lambda: other.vector_stores.files.retrieve(big, vector_store_id=store).status != "in_progress", 60)
+        ended = other.vector_stores.files.retrieve(big, vector_store_id=store)
+        assert ended.status == "completed", ended.last_error
+        assert "PELICAN-42" in other.vector_stores.search(store, query="PELICAN-42 launch code").data[0].content[0].text
+    finally:
+        survivor.stop()

@@ -140,8 +140,11 @@ async def delete_store(request: web.Request) -> web.Response:
 async def search_store(request: web.Request) -> web.Response:
     store_id = _id(request, "store_id")
     body = decode_search(await read_body(request))
-    row = await _store(request, store_id)
-    if _expired(row, int(time.time())):
+    found = await request.app[STORE].transact(stored.expiry, project_of(request), store_id)
+    if found is None:
+        raise store_not_found(store_id)
+    last_active_at, days = found
+    if days is not None and int(time.time()) > last_active_at + days * _DAY:
         raise ApiError(400, f"Vector store '{store_id}' has expired.", param=None, code="vector_store_expired")
     queries = [body.query] if isinstance(body.query, str) else body.query
     ranking = body.ranking_options

@@ -26,8 +26,28 @@ def _encoding() -> Any:
     return bpe_openai.get_encoding("o200k_base")
 
 
+_PIECE = 500_000  # characters encoded at once: bpe-openai refuses a text of a million or more
+
+
+def _tokens(text: str) -> list[int]:
+    """`text`'s tokens, encoded in pieces cut at spaces (where a token cannot span the cut) when
+    it is too long for the encoder in one."""
+    if len(text) <= _PIECE:
+        return _encoding().encode_ordinary(text)
+    tokens: list[int] = []
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + _PIECE)
+        if end < len(text):
+            cut = text.rfind(" ", start + 1, end)
+            end = cut if cut > start else end
+        tokens += _encoding().encode_ordinary(text[start:end])
+        start = end
+    return tokens
+
+
 def count_text(text: str) -> int:
-    return len(_encoding().encode_ordinary(text)) if text else 0
+    return len(_tokens(text)) if text else 0
 
 
 def count_chat(body: dict[str, Any]) -> int:
@@ -50,7 +70,7 @@ def count_chat(body: dict[str, Any]) -> int:
 def windows(text: str, size: int, overlap: int) -> list[str]:
     """`text` cut into pieces of at most `size` tokens, each beginning `overlap` tokens before
     the last one ended (how OpenAI chunks a file for a vector store)."""
-    tokens = _encoding().encode_ordinary(text)
+    tokens = _tokens(text)
     step = size - overlap
     starts = range(0, max(len(tokens) - overlap, 1), step)
     return [_encoding().decode_bytes(tokens[start : start + size]).decode("utf-8", "ignore") for start in starts]

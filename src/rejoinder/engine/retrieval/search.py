@@ -1,5 +1,5 @@
 """A search of vector stores, as `POST /v1/vector_stores/{id}/search` and the `file_search`
-tool run it. Each query is ranked two ways: by full text (BM25 on SQLite, `ts_rank_cd` on
+tool run it. Each query is ranked two ways: by full text (BM25 on SQLite, `ts_rank` on
 PostgreSQL) and by its embedding's nearness to the chunks' (`vectors`); the two lists are
 fused by reciprocal rank (each chunk scores Σ 1 / (60 + its rank), over both rankers and every
 query), the files' attributes filtered, and the best `max_num_results` kept. A score is the

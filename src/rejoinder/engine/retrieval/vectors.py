@@ -38,7 +38,7 @@ class Vectors:
             if held.matrix is None:
                 continue
             scores = held.matrix @ query
-            best = numpy.argsort(-scores)[:limit]
+            best = numpy.argpartition(-scores, limit)[:limit] if len(scores) > limit else numpy.arange(len(scores))
             hits += [vector_stores.Hit(store_id, held.file_ids[i], held.positions[i], held.texts[i], float(scores[i])) for i in best]
         return sorted(hits, key=lambda hit: -hit.score)[:limit]
 
