@@ -279,7 +279,7 @@ class FakeChat(FakeServer):
         """OpenAI's embeddings, made up: each word hashed into one of 64 dimensions (so texts
         that share words are near); the key it was called with is kept with the request."""
         body = await self.record(request)
-        body["authorization"] = request.headers.get("Authorization")
+        body["key"] = request.headers.get("Authorization")
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
         data = []
         for index, text in enumerate(texts):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import time
+import zlib
 
 from aiohttp import web
 from fake_chat import SHELL_ARGUMENTS, SHELL_TOOL
@@ -160,6 +161,15 @@ class FakeGemini(FakeServer):
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         await self.record(request)
         model, _, action = request.match_info["target"].partition(":")
+        if action == "batchEmbedContents":  # made up: each word hashed into one of 64 dimensions
+            self.requests[-1]["key"] = request.headers.get("x-goog-api-key")
+            embeddings = []
+            for each in self.requests[-1]["requests"]:
+                values = [0.0] * 64
+                for word in re.findall(r"\w+", " ".join(part["text"] for part in each["content"]["parts"]).lower()):
+                    values[zlib.crc32(word.encode()) % 64] += 1.0
+                embeddings.append({"values": values})
+            return web.json_response({"embeddings": embeddings})
         scenario = model.split("-", 1)[-1]
         if scenario in ERRORS:
             status, error = ERRORS[scenario]

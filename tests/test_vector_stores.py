@@ -172,11 +172,13 @@ def test_ingestion_on_one_instance_and_search_on_another(fake_chat, fresh_postgr
         second.stop()
 
 
-def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, tmp_path):
+@pytest.mark.parametrize("provider", ["openai", "gemini"])
+def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, fake_gemini, tmp_path, provider):
+    fake, base_url = (fake_chat, fake_chat.url + "/v1") if provider == "openai" else (fake_gemini, fake_gemini.url + "/v1beta")
     config = {
         "models": chat_models(fake_chat),
         "database_url": f"sqlite:///{tmp_path}/r.db",
-        "embeddings": {"provider": "openai", "base_url": fake_chat.url + "/v1", "model": "embed-small", "api_key": "sk-embeddings-secret"},
+        "embeddings": {"provider": provider, "base_url": base_url, "model": "embed-small", "api_key": "sk-embeddings-secret"},
     }
     gw = Gateway(config, tmp_path).start()
     try:
@@ -185,15 +187,22 @@ def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, tmp_path):
         client.vector_stores.file_batches.upload_and_poll(
             vector_store_id=store.id, files=[("launch.md", io.BytesIO(LAUNCH)), ("garden.txt", io.BytesIO(GARDEN))]
         )
-        embedded = [body for body in fake_chat.requests if body.get("model") == "embed-small"]
-        assert embedded and all(body["authorization"] == "Bearer sk-embeddings-secret" for body in embedded)
-        assert any("PELICAN-42" in text for body in embedded for text in body["input"])  # the chunks went upstream
+        asked = [body for body in fake.requests if _embedded(body, provider)]
+        assert any("PELICAN-42" in text for body in asked for text in _embedded(body, provider))  # the chunks went upstream
+        assert all(body["key"] == ("Bearer " if provider == "openai" else "") + "sk-embeddings-secret" for body in asked)
         found = client.vector_stores.search(store.id, query="pelican")
         assert "PELICAN-42" in found.data[0].content[0].text and found.data[0].score == 1.0  # first by both rankers
-        assert fake_chat.last()["input"] == ["pelican"]  # and so did the query
+        assert _embedded(fake.last(), provider) == ["pelican"]  # and so did the query
     finally:
         gw.stop()
     assert "sk-embeddings-secret" not in gw.log.read_text()
+
+
+def _embedded(body: dict, provider: str) -> list[str]:
+    """The texts an embeddings request to a fake asked for (none for another request)."""
+    if provider == "openai":
+        return body["input"] if body.get("model") == "embed-small" else []
+    return [part["text"] for each in body.get("requests", ()) for part in each["content"]["parts"]]
 
 
 def test_an_ingestion_cut_by_kill_9_is_finished_by_another_instance(fake_chat, fresh_postgres_url, tmp_path):

@@ -178,20 +178,20 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
 
 class EmbeddingsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """What embeds vector stores' chunks and their searches (see `providers.embeddings`): the
-    model shipped with the gateway (`embedded`, the default: nothing to set), or an upstream
-    that serves OpenAI's `/v1/embeddings` (`openai`: `base_url`, `model` and, if it needs one,
-    `api_key`). Vectors of different models do not compare: after a change, add the files
+    model shipped with the gateway (`embedded`, the default: nothing to set), or an upstream:
+    OpenAI's `/v1/embeddings` (`openai`) or Gemini's `batchEmbedContents` (`gemini`), each with
+    `base_url`, `model` and, if it needs one, `api_key`. Vectors of different models do not compare: after a change, add the files
     again (until then, searches rank their chunks by full text alone)."""
 
-    provider: Literal["embedded", "openai"] = "embedded"
+    provider: Literal["embedded", "openai", "gemini"] = "embedded"
     base_url: _Url | None = None
     api_key: Annotated[str, Meta(pattern="^[^\r\n]*\\Z")] | None = None  # one line: it is sent as a header
     model: str | None = None
     timeout: _Seconds = 60.0  # seconds one call may take
 
     def __post_init__(self) -> None:
-        if self.provider == "openai" and (self.base_url is None or not self.model):
-            raise ValueError("embeddings: provider openai needs base_url and model")
+        if self.provider != "embedded" and (self.base_url is None or not self.model):
+            raise ValueError(f"embeddings: provider {self.provider} needs base_url and model")
 
 
 class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):

@@ -1,6 +1,7 @@
 """Embeddings for vector stores: the model shipped with the gateway (WordLlama's `l2_supercat`,
 256 dimensions, whose weights and tokenizer are inside its PyPI wheel: nothing is fetched at
-run time), or an upstream's `/v1/embeddings` (OpenAI, or any server that speaks it). Every
+run time), or an upstream's: `/v1/embeddings` (OpenAI, or any server that speaks it) or
+Gemini's `batchEmbedContents`. Every
 vector comes back as float32 of unit length, so a dot product is the cosine."""
 
 from __future__ import annotations
@@ -58,8 +59,6 @@ class OpenAIEmbeddings:
         self.upstream = Upstream(headers, api_key, limits)
 
     async def embed(self, texts: list[str]) -> Any:
-        import numpy
-
         rows: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
             body = orjson.dumps({"model": self.model, "input": texts[start : start + BATCH], "encoding_format": "float"})
@@ -69,13 +68,44 @@ class OpenAIEmbeddings:
             if len(data) != len(texts[start : start + BATCH]):
                 raise ApiError(502, "The embeddings upstream answered with the wrong number of vectors.", type="server_error", code="upstream_error")
             rows += [each["embedding"] for each in data]
-        vectors = numpy.asarray(rows, dtype="float32")
-        return vectors / numpy.maximum(numpy.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return _unit(rows)
+
+
+class GeminiEmbeddings:
+    """`POST {base_url}/models/{model}:batchEmbedContents`, Gemini's embeddings."""
+
+    def __init__(self, base_url: str, api_key: str | None, model: str, limits: UpstreamLimits) -> None:
+        self.url = f"{base_url.rstrip('/')}/models/{model}:batchEmbedContents"
+        self.model = f"models/{model}"
+        self.name = f"gemini:{model}"
+        headers = {"Content-Type": "application/json", **({"x-goog-api-key": api_key} if api_key else {})}
+        self.upstream = Upstream(headers, api_key, limits)
+
+    async def embed(self, texts: list[str]) -> Any:
+        rows: list[list[float]] = []
+        for start in range(0, len(texts), BATCH):
+            batch = texts[start : start + BATCH]
+            body = orjson.dumps({"requests": [{"model": self.model, "content": {"parts": [{"text": text}]}} for text in batch]})
+            async with self.upstream.call(self.url, body, stream=False) as reply:
+                answer = orjson.loads(await reply.body())
+            found = answer.get("embeddings") if isinstance(answer, dict) else None
+            if not isinstance(found, list) or len(found) != len(batch):
+                raise ApiError(502, "The embeddings upstream answered with the wrong number of vectors.", type="server_error", code="upstream_error")
+            rows += [each.get("values") or [] for each in found]
+        return _unit(rows)
+
+
+def _unit(rows: list[list[float]]) -> Any:
+    import numpy
+
+    vectors = numpy.asarray(rows, dtype="float32")
+    return vectors / numpy.maximum(numpy.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def embedder(config: Any) -> Embedder:
     """What the config's `embeddings` names."""
-    if config.provider == "openai":
-        limits = UpstreamLimits(timeout=config.timeout, first_event_timeout=config.timeout, total_timeout=config.timeout)
-        return OpenAIEmbeddings(config.base_url, config.api_key, config.model, limits)
-    return Embedded()
+    if config.provider == "embedded":
+        return Embedded()
+    limits = UpstreamLimits(timeout=config.timeout, first_event_timeout=config.timeout, total_timeout=config.timeout)
+    made = OpenAIEmbeddings if config.provider == "openai" else GeminiEmbeddings
+    return made(config.base_url, config.api_key, config.model, limits)
