@@ -28,7 +28,7 @@ from helpers import assert_envelope, post_raw
         (b'{"model": "chat", "input": "x", "max_output_tokens": 15}', "max_output_tokens"),
         (b'{"model": "chat", "input": "x", "top_logprobs": 21}', "top_logprobs"),
         (b'{"model": "chat", "input": "x", "include": ["everything"]}', "include[0]"),
-        (b'{"model": "chat", "input": "x", "tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}', "tools[0].type"),
+        (b'{"model": "chat", "input": "x", "tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}', "tools[0].type"),
         (b'{"model": "chat", "input": "x", "tools": [{"type": "function"}]}', "tools[0].name"),
         (b'{"model": "chat", "input": "x", "tool_choice": "sometimes"}', "tool_choice"),
         (b'{"model": "chat", "input": "x", "tool_choice": {"type": "function", "name": "nope"}}', "tool_choice"),

@@ -50,12 +50,12 @@ def test_the_hosted_tools_policy_is_per_model(fake_chat, tmp_path):
     gw = Gateway({"models": models, "database_url": f"sqlite:///{tmp_path}/r.db"}, tmp_path).start()
     try:
         client = sdk(gw)
-        file_search = {"type": "file_search", "vector_store_ids": ["vs_1"]}
-        raw = client.responses.with_raw_response.create(model="drops", input="x", tools=[file_search])
-        assert "file_search" in raw.headers["x-rejoinder-warning"] and "tools" not in fake_chat.last()
+        interpreter = {"type": "code_interpreter", "container": {"type": "auto"}}
+        raw = client.responses.with_raw_response.create(model="drops", input="x", tools=[interpreter])
+        assert "code_interpreter" in raw.headers["x-rejoinder-warning"] and "tools" not in fake_chat.last()
         with pytest.raises(openai.BadRequestError) as refused:
             client.responses.create(model="refuses", input="x", tools=[{"type": "web_search"}])
         assert refused.value.body["param"] == "tools[0].type"
     finally:
         gw.stop()
-    assert "file_search) was left out" in gw.logs()
+    assert "code_interpreter) was left out" in gw.logs()

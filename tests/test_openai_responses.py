@@ -113,7 +113,7 @@ def test_hosted_tools_run_upstream_and_their_items_are_kept(multi, fake_response
     assert replayed[1] == search and replayed[2]["type"] == "message"
 
 
-FILE_SEARCH = {"type": "file_search", "vector_store_ids": ["vs_1"]}
+INTERPRETER = {"type": "code_interpreter", "container": {"type": "auto"}}  # a hosted tool only OpenAI runs
 
 
 def test_hosted_tools_are_refused_or_dropped_where_nothing_runs_them(multi, fake_chat, fake_anthropic, fake_gemini, fake_responses):
@@ -123,7 +123,7 @@ def test_hosted_tools_are_refused_or_dropped_where_nothing_runs_them(multi, fake
     tests/test_web_search.py)."""
     for model, fake in (("chat", fake_chat), ("claude-text", fake_anthropic), ("gemini-text", fake_gemini)):
         with pytest.raises(openai.BadRequestError) as error:
-            multi.responses.create(model=model, input="x", tools=[WEATHER, FILE_SEARCH])
+            multi.responses.create(model=model, input="x", tools=[WEATHER, INTERPRETER])
         assert error.value.body["param"] == "tools[1].type"
     assert "google_search" in json.dumps(create(multi, model="gemini-text", input="x", tools=[WEATHER, WEB_SEARCH]) and fake_gemini.last())
     assert "web_search_20250305" in json.dumps(create(multi, model="claude-text", input="x", tools=[WEATHER, WEB_SEARCH]) and fake_anthropic.last())
