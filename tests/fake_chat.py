@@ -270,6 +270,7 @@ class FakeChat(FakeServer):
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(tls)
         self.cache = ImplicitCache()  # the `agent` scenario's
+        self.embedded: list[dict] = []  # embeddings requests (see `_embeddings`)
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._handle)
@@ -277,9 +278,11 @@ class FakeChat(FakeServer):
 
     async def _embeddings(self, request: web.Request) -> web.Response:
         """OpenAI's embeddings, made up: each word hashed into one of 64 dimensions (so texts
-        that share words are near); the key it was called with is kept with the request."""
-        body = await self.record(request)
+        that share words are near); kept apart from the chat requests in `embedded`, each with
+        the key it was called with."""
+        body = await request.json()
         body["key"] = request.headers.get("Authorization")
+        self.embedded.append(body)
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
         data = []
         for index, text in enumerate(texts):

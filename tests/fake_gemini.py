@@ -137,6 +137,7 @@ class FakeGemini(FakeServer):
         super().__init__()
         self.cache = ImplicitCache(minimum=1024, step=1)
         self.cached_contents: dict[str, tuple[str, int, float]] = {}  # name → (model, tokens, expiry)
+        self.embedded: list[dict] = []  # batchEmbedContents requests
 
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1beta/models/{target}", self._handle)
@@ -159,17 +160,19 @@ class FakeGemini(FakeServer):
         )
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        await self.record(request)
         model, _, action = request.match_info["target"].partition(":")
-        if action == "batchEmbedContents":  # made up: each word hashed into one of 64 dimensions
-            self.requests[-1]["key"] = request.headers.get("x-goog-api-key")
+        if action == "batchEmbedContents":  # made up: each word hashed into one of 64 dimensions; kept apart, in `embedded`
+            body = await request.json()
+            body["key"] = request.headers.get("x-goog-api-key")
+            self.embedded.append(body)
             embeddings = []
-            for each in self.requests[-1]["requests"]:
+            for each in body["requests"]:
                 values = [0.0] * 64
                 for word in re.findall(r"\w+", " ".join(part["text"] for part in each["content"]["parts"]).lower()):
                     values[zlib.crc32(word.encode()) % 64] += 1.0
                 embeddings.append({"values": values})
             return web.json_response({"embeddings": embeddings})
+        await self.record(request)
         scenario = model.split("-", 1)[-1]
         if scenario in ERRORS:
             status, error = ERRORS[scenario]

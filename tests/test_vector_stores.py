@@ -187,22 +187,21 @@ def test_an_embeddings_upstream_embeds_chunks_and_queries(fake_chat, fake_gemini
         client.vector_stores.file_batches.upload_and_poll(
             vector_store_id=store.id, files=[("launch.md", io.BytesIO(LAUNCH)), ("garden.txt", io.BytesIO(GARDEN))]
         )
-        asked = [body for body in fake.requests if _embedded(body, provider)]
-        assert any("PELICAN-42" in text for body in asked for text in _embedded(body, provider))  # the chunks went upstream
-        assert all(body["key"] == ("Bearer " if provider == "openai" else "") + "sk-embeddings-secret" for body in asked)
+        assert any("PELICAN-42" in text for body in fake.embedded for text in _embedded(body, provider))  # the chunks went upstream
+        assert all(body["key"] == ("Bearer " if provider == "openai" else "") + "sk-embeddings-secret" for body in fake.embedded)
         found = client.vector_stores.search(store.id, query="pelican")
         assert "PELICAN-42" in found.data[0].content[0].text and found.data[0].score == 1.0  # first by both rankers
-        assert _embedded(fake.last(), provider) == ["pelican"]  # and so did the query
+        assert _embedded(fake.embedded[-1], provider) == ["pelican"]  # and so did the query
     finally:
         gw.stop()
     assert "sk-embeddings-secret" not in gw.log.read_text()
 
 
 def _embedded(body: dict, provider: str) -> list[str]:
-    """The texts an embeddings request to a fake asked for (none for another request)."""
+    """The texts an embeddings request to a fake asked for."""
     if provider == "openai":
-        return body["input"] if body.get("model") == "embed-small" else []
-    return [part["text"] for each in body.get("requests", ()) for part in each["content"]["parts"]]
+        return body["input"]
+    return [part["text"] for each in body["requests"] for part in each["content"]["parts"]]
 
 
 def test_an_ingestion_cut_by_kill_9_is_finished_by_another_instance(fake_chat, fresh_postgres_url, tmp_path):

@@ -67,6 +67,14 @@ class Hit(NamedTuple):
     score: float  # higher is better; not bounded
 
 
+_STORE_FIELDS = (
+    vector_stores.c.id,
+    vector_stores.c.name,
+    vector_stores.c.created_at,
+    vector_stores.c.last_active_at,
+    vector_stores.c.expires_after,
+    vector_stores.c.metadata,
+)
 _FILE_FIELDS = (
     vector_store_files.c.file_id,
     vector_store_files.c.store_id,
@@ -86,16 +94,7 @@ def create(conn: Connection, project: str, store_id: str, name: str | None, expi
 
 
 def get(conn: Connection, project: str, store_id: str) -> StoreRow | None:
-    found = conn.execute(
-        select(
-            vector_stores.c.id,
-            vector_stores.c.name,
-            vector_stores.c.created_at,
-            vector_stores.c.last_active_at,
-            vector_stores.c.expires_after,
-            vector_stores.c.metadata,
-        ).where(vector_stores.c.project == project, vector_stores.c.id == store_id)
-    ).first()
+    found = conn.execute(select(*_STORE_FIELDS).where(vector_stores.c.project == project, vector_stores.c.id == store_id)).first()
     return _with_counts(conn, project, found) if found is not None else None
 
 
@@ -113,15 +112,7 @@ def _with_counts(conn: Connection, project: str, found: Any) -> StoreRow:
 
 
 def page(conn: Connection, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[StoreRow], bool]:
-    query = select(
-        vector_stores.c.id,
-        vector_stores.c.name,
-        vector_stores.c.created_at,
-        vector_stores.c.last_active_at,
-        vector_stores.c.expires_after,
-        vector_stores.c.metadata,
-    )
-    query = query.where(vector_stores.c.project == project)
+    query = select(*_STORE_FIELDS).where(vector_stores.c.project == project)
     if after is not None:
         query = query.where(vector_stores.c.id < after if descending else vector_stores.c.id > after)  # ids are time-ordered
     rows, more = page_of(conn, query.order_by(vector_stores.c.id.desc() if descending else vector_stores.c.id), limit)

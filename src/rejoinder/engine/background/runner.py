@@ -29,6 +29,7 @@ from rejoinder.engine.background.webhooks import Deliverer
 from rejoinder.engine.builder import Builder
 from rejoinder.engine.engine import Engine
 from rejoinder.engine.lifecycle import Sequence
+from rejoinder.engine.polling import until_woken
 from rejoinder.engine.run import Run
 from rejoinder.engine.sinks import Finished, Stream
 from rejoinder.engine.skeleton import skeleton
@@ -205,11 +206,7 @@ class Runner:
                     self.delivering = asyncio.create_task(self.deliverer.deliver_due())
             except Exception as exc:  # a busy or vanished database: try again on the next tick
                 log.warning("background queue: %s", type(exc).__name__)
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+            await until_woken(self.wake, self.poll)
 
     def _launch(self, response_id: str, raw: bytes, response: Response, principal: Principal) -> None:
         """Run it for `principal`, who queued it: in their project, spending from their limits."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from rejoinder.engine.polling import until_woken
 from rejoinder.engine.retrieval.extract import Unreadable, text_of
 from rejoinder.providers.embeddings import Embedder
 from rejoinder.providers.tokens import windows
@@ -45,11 +46,7 @@ class Ingester:
                     await asyncio.gather(*(self._ingest(pending) for pending in claimed))
             except Exception as exc:  # a busy or vanished database: try again at the next poll
                 log.warning("ingestion: %s", type(exc).__name__)
-            try:
-                await asyncio.wait_for(self.wake.wait(), self.poll)
-            except TimeoutError:
-                pass
-            self.wake.clear()
+            await until_woken(self.wake, self.poll)
 
     async def _ingest(self, pending: Pending) -> None:
         found = await self.store.transact(vector_stores.content_of, pending.project, pending.file_id)
