@@ -284,6 +284,7 @@ vector_store_files = Table(
     Column("batch_id", String(64), nullable=True),
     Column("attributes", LargeBinary, nullable=False),
     Column("chunking", LargeBinary, nullable=False),  # the chunking strategy, as the API shows it
+    Column("filename", String(512), nullable=False),  # the file's, kept here for search results
     Column("usage_bytes", BigInteger, nullable=False, server_default="0"),
     Column("last_error", LargeBinary, nullable=True),
     Index("ix_vector_store_files_pending", "status", sqlite_where=text("status = 'in_progress'"), postgresql_where=text("status = 'in_progress'")),

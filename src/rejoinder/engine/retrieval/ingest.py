@@ -42,8 +42,12 @@ class Ingester:
     async def _loop(self) -> None:
         while True:
             try:
+                ingested = False
                 while claimed := await self.store.transact(vector_stores.claim, self.store.instance, AT_ONCE):
                     await asyncio.gather(*(self._ingest(pending) for pending in claimed))
+                    ingested = True
+                if ingested:  # the planner's statistics, fresh for the chunks just written
+                    await self.store.transact(vector_stores.analyze)
             except Exception as exc:  # a busy or vanished database: try again at the next poll
                 log.warning("ingestion: %s", type(exc).__name__)
             await until_woken(self.wake, self.poll)

@@ -73,9 +73,9 @@ class Retrieval:
         param: str | None,
         mode: Mode,
     ) -> list[SearchResult]:
-        held = vector_stores.known(conn, project, store_ids)
+        revisions = vector_stores.revisions(conn, project, store_ids)
         for store_id in store_ids:
-            if store_id not in held:
+            if store_id not in revisions:
                 raise store_not_found(store_id, param)
         fused: dict[tuple[str, str, int], float] = {}
         chunks: dict[tuple[str, str, int], vector_stores.Hit] = {}
@@ -84,7 +84,7 @@ class Retrieval:
             if mode != "vector":
                 rankings.append(vector_stores.search(conn, project, store_ids, query, wanted + CANDIDATES))
             if embedded is not None:
-                rankings.append(self.vectors.nearest(conn, project, store_ids, embedded[i], wanted + CANDIDATES))
+                rankings.append(self.vectors.nearest(conn, project, revisions, embedded[i], wanted + CANDIDATES))
             for ranking in rankings:
                 for rank, hit in enumerate(ranking):
                     key = (hit.store_id, hit.file_id, hit.position)

@@ -26,15 +26,15 @@ class Vectors:
     def __init__(self) -> None:
         self.held: OrderedDict[tuple[str, str], Held] = OrderedDict()
 
-    def nearest(self, conn: Any, project: str, store_ids: list[str], query: Any, limit: int) -> list[vector_stores.Hit]:
-        """The chunks of the stores closest to `query` (a unit vector), best first; a chunk
-        without a vector of the query's length (another model's) is not among them."""
+    def nearest(self, conn: Any, project: str, revisions: dict[str, int], query: Any, limit: int) -> list[vector_stores.Hit]:
+        """The chunks of the stores (by id, at their current revisions) closest to `query` (a
+        unit vector), best first; a chunk without a vector of the query's length (another
+        model's) is not among them."""
         import numpy
 
         hits: list[vector_stores.Hit] = []
-        revisions = vector_stores.revisions(conn, project, store_ids)
-        for store_id in store_ids:
-            held = self._current(conn, project, store_id, revisions.get(store_id, 0), len(query))
+        for store_id, revision in revisions.items():
+            held = self._current(conn, project, store_id, revision, len(query))
             if held.matrix is None:
                 continue
             scores = held.matrix @ query

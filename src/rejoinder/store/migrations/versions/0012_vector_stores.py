@@ -38,6 +38,7 @@ def upgrade() -> None:
         sa.Column("batch_id", sa.String(64), nullable=True),
         sa.Column("attributes", sa.LargeBinary, nullable=False),
         sa.Column("chunking", sa.LargeBinary, nullable=False),
+        sa.Column("filename", sa.String(512), nullable=False),
         sa.Column("usage_bytes", sa.BigInteger, nullable=False, server_default="0"),
         sa.Column("last_error", sa.LargeBinary, nullable=True),
     )
