@@ -141,7 +141,7 @@ def create_app(config: Config) -> web.Application:
     responses.add_routes(app, open_socket)
     conversations.add_routes(app)
     files.add_routes(app, config.max_file_bytes)
-    ingester = Ingester(store, retrieval.embedder, config.background.poll)
+    ingester = Ingester(store, retrieval.embedder)
     vector_stores.add_routes(app, ingester, retrieval)
     prompts.add_routes(app)
     organization.add_routes(app)
