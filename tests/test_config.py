@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from rejoinder.config import ConfigError, load
@@ -60,3 +63,16 @@ def test_limits_and_local_settings_compose(tmp_path):
     assert first.first_event_timeout == 2 and second.first_event_timeout == 600  # each deployment its own
     assert local.local_model.context_tokens == 2048 and local.local_model.threads is None
     assert a.local_model.context_tokens == 4096
+
+
+def test_serve_help_says_what_each_option_does_and_names_the_environment():
+    shown = subprocess.run([sys.executable, "-m", "rejoinder", "serve", "--help"], capture_output=True, text=True, check=True).stdout
+    for expected in (
+        "address to listen on (default: 127.0.0.1",
+        "(default: 8080)",
+        "(default: 1;",
+        "REJOINDER_MASTER_KEY",
+        "REJOINDER_DATABASE_URL",
+        "OPENAI_API_KEY",
+    ):
+        assert expected in shown, expected

@@ -297,3 +297,12 @@ def test_the_consoles_own_calls_keep_to_the_keys_project(console_gateway):
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "status"
     assert httpx.get(url + "/v1/console/responses").status_code == 401
     assert httpx.get(url + "/console").headers["content-type"].startswith("text/html")  # the page itself needs no key
+
+
+def test_the_root_and_console_slash_lead_to_the_console(gateway):
+    for path in ("/", "/console/"):
+        answer = httpx.get(gateway.url + path, follow_redirects=False)
+        assert answer.status_code == 302 and answer.headers["location"] == "/console", path
+    assert httpx.get(gateway.url + "/", follow_redirects=True).text.lstrip().lower().startswith("<!doctype html>")
+    banner = gateway.log.read_text()
+    assert f"console: {gateway.url}/console (open: no master key is set" in banner

@@ -78,7 +78,7 @@ def test_unknown_model_is_404(client):
     with pytest.raises(openai.NotFoundError) as error:
         client.responses.create(model="no-such-model", input="x")
     assert error.value.body == {
-        "message": "The model 'no-such-model' does not exist or you do not have access to it.",
+        "message": "The model 'no-such-model' does not exist or you do not have access to it. Models available: chat, hang, unreachable, mock-*.",
         "type": "invalid_request_error",
         "param": "model",
         "code": "model_not_found",

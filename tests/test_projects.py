@@ -188,6 +188,10 @@ def test_a_project_key_is_held_to_its_models(keyed, admin):
     assert refused.value.body["code"] == "model_not_allowed" and refused.value.body["param"] == "model"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("hang")
+    with pytest.raises(openai.NotFoundError) as unknown:  # an unknown name's 404 lists what this key may use, and only that
+        client.responses.create(model="gpt-nothing", input="Hi")
+    listed = unknown.value.body["message"].split("Models available: ")[1]
+    assert "chat" in listed and "hang" not in listed and "unreachable" not in listed
     with pytest.raises(openai.PermissionDeniedError):  # the project's list applies too
         sdk(keyed[0], admin.key(project)["value"]).responses.create(model="hang", input="Hi")
 

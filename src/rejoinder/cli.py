@@ -8,17 +8,32 @@ import sys
 
 from rejoinder import __version__, config, keys, server
 
+ENVIRONMENT = """without a config file, the environment configures the gateway:
+  OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY)
+                          serve that provider's models (OPENAI_BASE_URL: another Chat Completions server)
+  REJOINDER_DATABASE_URL  where responses are stored (default: SQLite under ./data)
+  REJOINDER_MASTER_KEY    the key that may do everything (without one, the gateway is open to this machine)
+  REJOINDER_SECRET_KEY    what seals encrypted_content (default: a secret kept in the database)
+  REJOINDER_REDIS_URL     Redis, for limits and live streams across instances
+in a config file, ${NAME} reads a variable of the environment."""
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="rejoinder", description="The OpenAI Responses API on top of any model provider.")
     parser.add_argument("--version", action="version", version=f"rejoinder {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    serve = commands.add_parser("serve", help="start the gateway")
-    serve.add_argument("--config", help="YAML config file (default: ./rejoinder.yaml if present, else the environment)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1)
-    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve = commands.add_parser(
+        "serve",
+        help="start the gateway",
+        description="Start the gateway: the Responses API on /v1, the console on /console.",
+        epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--config", help="YAML config file (default: ./rejoinder.yaml if present, else the environment below)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; another needs a master_key)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (default: %(default)s; use PostgreSQL to scale out)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"], help="(default: %(default)s)")
     serve.add_argument("--access-log", action="store_true", help="log one line per request (method, path, status, size, time; never headers)")
     keys.add_commands(commands)
     args = parser.parse_args(argv)

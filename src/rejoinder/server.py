@@ -75,6 +75,8 @@ def banner(config: Config, host: str, port: int, workers: int) -> str:
     names = [m.name for m in config.models]
     lines = [f"Rejoinder {__version__} on http://{host}:{port} ({workers} worker{'s' if workers > 1 else ''})"]
     lines.append("models: " + (", ".join(names) if names else "none configured (see README: rejoinder.yaml)"))
+    sign_in = "sign in with the master key" if config.master_key else "open: no master key is set, so anyone on this machine is admin"
+    lines.append(f"console: http://{host}:{port}/console ({sign_in})")
     concrete = [n for n in names if not n.endswith("*")]
     if concrete:
         auth = ' -H "Authorization: Bearer $REJOINDER_MASTER_KEY"' if config.master_key else ""

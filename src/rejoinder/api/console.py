@@ -97,8 +97,15 @@ async def prompt_versions(request: web.Request) -> web.Response:
     return json_response({"object": "list", "data": [shown(version) for version in found]})
 
 
+async def to_console(_: web.Request) -> web.Response:
+    """`/` and `/console/` lead to the console."""
+    return web.Response(status=302, headers={"Location": "/console"})
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", page)
+    app.router.add_get("/", to_console)
+    app.router.add_get("/console/", to_console)
     app.router.add_static("/console/assets", ASSETS)
     app.router.add_get("/v1/console/responses", list_responses)
     app.router.add_get("/v1/console/conversations", list_conversations)

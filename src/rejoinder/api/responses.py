@@ -59,7 +59,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     name = request.match_info["model"]
-    deployment = request.app[ROUTER].resolve(name)  # 404 for an unknown name
+    deployment = request.app[ROUTER].resolve(name, principal_of(request).allows)  # 404 for an unknown name
     if not principal_of(request).allows(name):
         raise ApiError(404, f"The model '{name[:128]}' does not exist or you do not have access to it.", param="model", code="model_not_found")
     return json_response(encode(Model(deployment.name, deployment.owned_by)))
@@ -83,7 +83,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     decoded, raw = await request.app[PROMPTS].decode(await read_body(request), principal.project)
     params = decoded.body
     request["mode"] = "background" if params.background else "sse" if params.stream else "json"
-    request["deployment"] = request.app[ROUTER].resolve(params.model)
+    request["deployment"] = request.app[ROUTER].resolve(params.model, principal.allows)
     if params.background:
         return await _create_background(request, decoded, raw)
     if not params.stream:

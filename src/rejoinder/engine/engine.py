@@ -58,7 +58,7 @@ class Engine:
         there needs no read (and no storing). Only a turn `running` runs the MCP calls its input
         approves, and keeps its MCP sessions open (its `Run` releases them)."""
         params = request.body
-        deployment = self.router.resolve(params.model)
+        deployment = self.router.resolve(params.model, principal.allows)
         if not principal.allows(params.model):
             raise ApiError(403, f"This API key may not use the model '{params.model}'.", param="model", code="model_not_allowed")
         project = principal.project

@@ -6,6 +6,7 @@ import hashlib
 import math
 import random
 import time
+from collections.abc import Callable
 
 from msgspec import Struct
 
@@ -137,14 +138,19 @@ class Router:
     def names(self) -> list[tuple[str, str]]:
         return [(d.name, d.owned_by) for d in self.exact.values()]
 
-    def resolve(self, name: str) -> Deployment:
+    def resolve(self, name: str, allowed: Callable[[str], bool] | None = None) -> Deployment:
+        """The deployment serving `name`; for an unknown name a 404 that lists the names served
+        (those `allowed`, when given: the ones the asking key may use)."""
         deployment = self.exact.get(name)
         if deployment is not None:
             return deployment
         for prefix, model, provider in self.prefixes:
             if name.startswith(prefix):
                 return _made(model, name, provider, model)
-        raise ApiError(404, f"The model '{name}' does not exist or you do not have access to it.", param="model", code="model_not_found")
+        served = [served for served in [*self.exact, *(model.name for _, model, _ in self.prefixes)] if allowed is None or allowed(served)]
+        listed = (", ".join(served[:20]) + (f" and {len(served) - 20} more" if len(served) > 20 else "")) if served else "none"
+        message = f"The model '{name[:128]}' does not exist or you do not have access to it. Models available: {listed}."
+        raise ApiError(404, message, param="model", code="model_not_found")
 
     def candidates(self, name: str, affinity: str | None = None) -> list[Deployment]:
         """The deployments to try for `name`, in order; a 503 `no_accounts` when every one is
