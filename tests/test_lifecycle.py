@@ -160,6 +160,8 @@ def _wait_healthy(gw: Gateway) -> None:
     pytest.fail("gateway did not start")
 
 
-def test_a_taken_port_is_a_clear_message(gateway, tmp_path):
-    result = _serve("--port", str(gateway.port), cwd=tmp_path)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_taken_port_is_a_clear_message_and_no_banner(gateway, tmp_path, workers):
+    result = _serve("--port", str(gateway.port), "--workers", workers, cwd=tmp_path)
     assert result.returncode == 1 and "cannot listen on 127.0.0.1" in result.stderr and "Traceback" not in result.stderr
+    assert " on http://" not in result.stderr  # the banner prints only once the port is bound

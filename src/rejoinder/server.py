@@ -14,6 +14,7 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import uvloop
@@ -57,7 +58,7 @@ def _migrate_here(config: Config) -> None:
         store.close()
 
 
-def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: bool) -> None:
+def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: bool, listening: Callable[[], None] | None = None) -> None:
     wire.run(
         create_app(config),
         host,
@@ -68,6 +69,7 @@ def _worker(config: Config, host: str, port: int, reuse_port: bool, access_log: 
         access_log=logging.getLogger("rejoinder.access") if access_log else None,
         access_log_class=AccessLog,
         loop=uvloop.new_event_loop(),
+        listening=listening,
     )
 
 
@@ -94,21 +96,28 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
         raise ConfigError("--workers must be at least 1")
     redact(config)
     _migrate(config)
-    print(banner(config, host, port, workers), file=sys.stderr, flush=True)
+
+    def listening() -> None:  # the banner, once the port is bound (by the first worker, when there are several)
+        print(banner(config, host, port, workers), file=sys.stderr, flush=True)
+
     if workers == 1:
-        _worker(config, host, port, reuse_port=False, access_log=access_log)
+        _worker(config, host, port, reuse_port=False, access_log=access_log, listening=listening)
         return
     # Workers count metrics into files here, which any worker's /metrics adds up (see api.observe).
     metrics_dir = tempfile.mkdtemp(prefix="rejoinder-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     children = []
-    for _ in range(workers):
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:
+            code = 1
             try:
-                _worker(config, host, port, reuse_port=True, access_log=access_log)
+                _worker(config, host, port, reuse_port=True, access_log=access_log, listening=listening if index == 0 else None)
+                code = 0
+            except OSError as exc:  # the port is taken, the address is not ours, …
+                print(f"rejoinder: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr, flush=True)
             finally:
-                os._exit(0)
+                os._exit(code)
         children.append(pid)
 
     def forward(signum: int, _frame: object) -> None:
@@ -121,6 +130,12 @@ def serve(config: Config, host: str, port: int, workers: int, access_log: bool =
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     signal.signal(signal.SIGHUP, forward)  # workers read prompts_dir again
-    for child in children:
-        os.waitpid(child, 0)
+    failed = False
+    for _ in children:  # a worker that fails stops the others: the gateway is all its workers or none
+        _, status = os.wait()
+        if status != 0 and not failed:
+            failed = True
+            forward(signal.SIGTERM, None)
     shutil.rmtree(metrics_dir, ignore_errors=True)
+    if failed:
+        sys.exit(1)

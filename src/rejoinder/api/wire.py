@@ -15,6 +15,7 @@ import asyncio
 import functools
 import gc
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -92,8 +93,10 @@ def run(
     access_log: logging.Logger | None,
     access_log_class: type[AbstractAccessLogger],
     loop: asyncio.AbstractEventLoop,
+    listening: Callable[[], None] | None = None,
 ) -> None:
-    """Serve `app` on `host:port` until SIGTERM or SIGINT, then shut it down gracefully."""
+    """Serve `app` on `host:port` until SIGTERM or SIGINT, then shut it down gracefully;
+    `listening` is called once the port is bound."""
     runner = _Runner(
         app,
         handle_signals=True,
@@ -107,6 +110,8 @@ def run(
     async def serve() -> None:
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        if listening is not None:
+            listening()
         settle_garbage_collector()
         await asyncio.Event().wait()  # until a signal raises GracefulExit
 
