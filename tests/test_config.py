@@ -76,3 +76,17 @@ def test_serve_help_says_what_each_option_does_and_names_the_environment():
         "OPENAI_API_KEY",
     ):
         assert expected in shown, expected
+
+
+def test_a_value_outside_a_fixed_few_is_refused_with_the_ones_allowed(tmp_path):
+    path = tmp_path / "rejoinder.yaml"
+    path.write_text("models:\n  - name: gpt-4o\n    provider: opneai\n")
+    with pytest.raises(ConfigError) as refused:
+        load(str(path))
+    assert str(refused.value) == (
+        f"config file {path}, line 3, at models[0].provider: Invalid enum value 'opneai' (expected one of: openai-chat, openai, anthropic, gemini, local)"
+    )
+    path.write_text("embeddings:\n  provider: cohere\n")
+    with pytest.raises(ConfigError) as refused:
+        load(str(path))
+    assert "(expected one of: embedded, openai, gemini)" in str(refused.value)

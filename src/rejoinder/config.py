@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import os
 import re
+import types
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -352,7 +354,38 @@ def _located(path: str, text: str, message: str) -> str:
         else:
             key = ""
     line = _line(text, key) if key else None
+    choices = _choices(key) if key and message.startswith("Invalid enum value") else None
+    if choices:
+        message += f" (expected one of: {', '.join(choices)})"
     return f"config file {path}" + (f", line {line}" if line else "") + (f", at {key}" if key else "") + f": {message}"
+
+
+def _choices(key: str) -> list[str] | None:
+    """The values the field at `key` (`models[0].provider`) may take, read from the config's
+    types, when it is one of a fixed few (a `Literal`)."""
+    kind: Any = Config
+    for part in re.findall(r"\w+|\[\d+\]", key):
+        kind = _bare(kind)
+        if part.startswith("["):
+            kind = next(iter(typing.get_args(kind)), None)
+        elif isinstance(kind, type) and issubclass(kind, Struct):
+            kind = typing.get_type_hints(kind).get(part)
+        else:
+            return None
+    kind = _bare(kind)
+    return [str(value) for value in typing.get_args(kind)] if typing.get_origin(kind) is Literal else None
+
+
+def _bare(kind: Any) -> Any:
+    """A type without `Annotated` and without `None` in a union."""
+    while typing.get_origin(kind) is Annotated:
+        kind = typing.get_args(kind)[0]
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        members = [member for member in typing.get_args(kind) if member is not type(None)]
+        kind = members[0] if len(members) == 1 else kind
+        while typing.get_origin(kind) is Annotated:
+            kind = typing.get_args(kind)[0]
+    return kind
 
 
 def _line(text: str, key: str) -> int | None:
