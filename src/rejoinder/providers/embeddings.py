@@ -20,8 +20,6 @@ BATCH = 256  # texts per upstream call
 
 
 class Embedder(Protocol):
-    name: str  # what made the vectors: a store searched with another's vectors is re-embedded
-
     async def embed(self, texts: list[str]) -> Any:
         """A float32 array, one unit-length row per text."""
         ...
@@ -30,8 +28,6 @@ class Embedder(Protocol):
 class Embedded:
     """The model inside the `wordllama` package, loaded on first use (0.2 s, ~20 MB), run on a
     thread: about a millisecond per short query, a second per thousand 800-token chunks here."""
-
-    name = "wordllama-l2-supercat-256"
 
     async def embed(self, texts: list[str]) -> Any:
         return await asyncio.to_thread(self.embed_now, texts)
@@ -48,51 +44,61 @@ def _model() -> Any:
     return wordllama.WordLlama.load(cache_dir=Path(wordllama.__file__).parent, disable_download=True)
 
 
-class OpenAIEmbeddings:
-    """`POST {base_url}/embeddings`, as OpenAI and the servers that copy it answer it."""
+class _Upstream:
+    """An embeddings upstream, called with `BATCH` texts at a time: its URL, the body it takes
+    and where its answer holds the vectors are its subclass's."""
 
-    def __init__(self, base_url: str, api_key: str | None, model: str, limits: UpstreamLimits) -> None:
-        self.url = base_url.rstrip("/") + "/embeddings"
-        self.model = model
-        self.name = f"openai:{model}"
-        headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
-        self.upstream = Upstream(headers, api_key, limits)
-
-    async def embed(self, texts: list[str]) -> Any:
-        rows: list[list[float]] = []
-        for start in range(0, len(texts), BATCH):
-            body = orjson.dumps({"model": self.model, "input": texts[start : start + BATCH], "encoding_format": "float"})
-            async with self.upstream.call(self.url, body, stream=False) as reply:
-                answer = orjson.loads(await reply.body())
-            data = sorted(answer.get("data") or (), key=lambda each: each.get("index", 0)) if isinstance(answer, dict) else []
-            if len(data) != len(texts[start : start + BATCH]):
-                raise ApiError(502, "The embeddings upstream answered with the wrong number of vectors.", type="server_error", code="upstream_error")
-            rows += [each["embedding"] for each in data]
-        return _unit(rows)
-
-
-class GeminiEmbeddings:
-    """`POST {base_url}/models/{model}:batchEmbedContents`, Gemini's embeddings."""
-
-    def __init__(self, base_url: str, api_key: str | None, model: str, limits: UpstreamLimits) -> None:
-        self.url = f"{base_url.rstrip('/')}/models/{model}:batchEmbedContents"
-        self.model = f"models/{model}"
-        self.name = f"gemini:{model}"
-        headers = {"Content-Type": "application/json", **({"x-goog-api-key": api_key} if api_key else {})}
-        self.upstream = Upstream(headers, api_key, limits)
+    def __init__(self, url: str, headers: dict[str, str], api_key: str | None, limits: UpstreamLimits) -> None:
+        self.url = url
+        self.upstream = Upstream({"Content-Type": "application/json", **headers}, api_key, limits)
 
     async def embed(self, texts: list[str]) -> Any:
         rows: list[list[float]] = []
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
-            body = orjson.dumps({"requests": [{"model": self.model, "content": {"parts": [{"text": text}]}} for text in batch]})
-            async with self.upstream.call(self.url, body, stream=False) as reply:
+            async with self.upstream.call(self.url, orjson.dumps(self.body(batch)), stream=False) as reply:
                 answer = orjson.loads(await reply.body())
-            found = answer.get("embeddings") if isinstance(answer, dict) else None
-            if not isinstance(found, list) or len(found) != len(batch):
+            found = self.vectors(answer) if isinstance(answer, dict) else None
+            if found is None or len(found) != len(batch):
                 raise ApiError(502, "The embeddings upstream answered with the wrong number of vectors.", type="server_error", code="upstream_error")
-            rows += [each.get("values") or [] for each in found]
+            rows += found
         return _unit(rows)
+
+    def body(self, batch: list[str]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def vectors(self, answer: dict[str, Any]) -> list[list[float]] | None:
+        raise NotImplementedError
+
+
+class OpenAIEmbeddings(_Upstream):
+    """`POST {base_url}/embeddings`, as OpenAI and the servers that copy it answer it."""
+
+    def __init__(self, base_url: str, api_key: str | None, model: str, limits: UpstreamLimits) -> None:
+        super().__init__(base_url.rstrip("/") + "/embeddings", {"Authorization": f"Bearer {api_key}"} if api_key else {}, api_key, limits)
+        self.model = model
+
+    def body(self, batch: list[str]) -> dict[str, Any]:
+        return {"model": self.model, "input": batch, "encoding_format": "float"}
+
+    def vectors(self, answer: dict[str, Any]) -> list[list[float]] | None:
+        data = answer.get("data")
+        return [each["embedding"] for each in sorted(data, key=lambda each: each.get("index", 0))] if isinstance(data, list) else None
+
+
+class GeminiEmbeddings(_Upstream):
+    """`POST {base_url}/models/{model}:batchEmbedContents`, Gemini's embeddings."""
+
+    def __init__(self, base_url: str, api_key: str | None, model: str, limits: UpstreamLimits) -> None:
+        super().__init__(f"{base_url.rstrip('/')}/models/{model}:batchEmbedContents", {"x-goog-api-key": api_key} if api_key else {}, api_key, limits)
+        self.model = f"models/{model}"
+
+    def body(self, batch: list[str]) -> dict[str, Any]:
+        return {"requests": [{"model": self.model, "content": {"parts": [{"text": text}]}} for text in batch]}
+
+    def vectors(self, answer: dict[str, Any]) -> list[list[float]] | None:
+        found = answer.get("embeddings")
+        return [each.get("values") or [] for each in found] if isinstance(found, list) else None
 
 
 def _unit(rows: list[list[float]]) -> Any:
