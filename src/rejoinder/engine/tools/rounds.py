@@ -108,10 +108,16 @@ class Round:
             if isinstance(delta, BlockDelta):
                 self.text[1] += len(delta.text)
             elif isinstance(delta, BlockEnd):
-                block, length = self.text
-                self.text = None
-                return [*file_search.citations(block, length, self.cited), delta]
+                return [*self._citations(), delta]
         return [delta]
+
+    def _citations(self) -> list[Delta]:
+        """The files found, cited at the end of the text block being written (none when there is none)."""
+        if self.text is None:
+            return []
+        block, length = self.text
+        self.text = None
+        return file_search.citations(block, length, self.cited)
 
     def _end(self, block: str) -> list[Delta]:
         call = self.open.pop(block)
@@ -127,12 +133,7 @@ class Round:
     def close(self) -> list[Delta]:
         """The turn has ended: the calls a provider left open end too, and an answer's text
         that a provider leaves for the end of the response to close gets its citations."""
-        ended = [delta for block in list(self.open) for delta in self._end(block)]
-        if self.text is not None:
-            block, length = self.text
-            self.text = None
-            ended += file_search.citations(block, length, self.cited)
-        return ended
+        return [delta for block in list(self.open) for delta in self._end(block)] + self._citations()
 
     def exhausted(self) -> bool:
         return self.budget is not None and self.budget <= 0
@@ -204,7 +205,7 @@ class Round:
         if call.item is not None and call.item["type"] == "file_search_call":
             self.cited.update((result["file_id"], result["filename"]) for result in found)
             queries = file_search.queries_of("".join(call.chunks))
-            return file_search.ended(call.item, queries, list(found), output is None, self.files is not None and self.files.with_results)
+            return file_search.ended(call.item, queries, list(found), output is None, self.files.with_results)  # type: ignore[union-attr]
         if call.item is None:
             query = query_of("".join(call.chunks))
             return self.searches.end(call.call_id, [query] if query else [], list(found), failed=output is None)
