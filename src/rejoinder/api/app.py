@@ -124,7 +124,7 @@ def create_app(config: Config) -> web.Application:
     limits = config.mcp_limits
     mcp_access = McpAccess(config.mcp_allow_hosts, config.mcp_servers, stdio_servers(config.mcp_servers, limits), limits)
     retrieval = Retrieval(store, embedder(config.embeddings))
-    app[responses.ENGINE] = engine = Engine(router, store, config.create_missing_conversations, search, mcp_access, retrieval)
+    app[responses.ENGINE] = engine = Engine(router, store, retrieval, config.create_missing_conversations, search, mcp_access)
     app[prompts.PROMPTS] = templates = Prompts(store, config.prompts_dir)
     feed = open_feed(config.redis_url)
     deliverer = Deliverer(store, config.webhooks)

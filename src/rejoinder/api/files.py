@@ -5,7 +5,6 @@ expired one, reads as unknown. What a response makes of a `file_id` is `engine.c
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import aiohttp
@@ -13,7 +12,7 @@ import msgspec
 from aiohttp import web
 from msgspec import UNSET
 
-from rejoinder.api.replies import CLIENT_TIMEOUT, STORE, json_response, limit_after, object_list, project_of
+from rejoinder.api.replies import STORE, arriving, descending, json_response, limit_after, object_list, project_of
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.files import FileDeleted, FileObject, expires_at, media_type, purpose_of
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -69,12 +68,9 @@ async def _form(request: web.Request, cap: int) -> tuple[dict[str, str], tuple[s
 
 
 async def create_file(request: web.Request) -> web.Response:
-    seconds = request.app[CLIENT_TIMEOUT]
     try:
-        async with asyncio.timeout(seconds):
+        async with arriving(request):
             fields, upload = await _form(request, request.app[MAX_FILE_BYTES])
-    except TimeoutError:
-        raise ApiError(408, f"The request body did not arrive within {seconds:g} s.", code="request_timeout") from None
     except ValueError:  # aiohttp's multipart reader on a malformed body
         raise invalid(None, "The multipart body could not be read.", "invalid_body") from None
     if upload is None:
@@ -90,11 +86,8 @@ async def create_file(request: web.Request) -> web.Response:
 
 async def list_files(request: web.Request) -> web.Response:
     limit, after = limit_after(request)
-    order = request.query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order[:16]}'.")
     purpose = request.query.get("purpose")
-    found, more = await request.app[STORE].transact(files.page, project_of(request), purpose, after, limit, order == "desc")
+    found, more = await request.app[STORE].transact(files.page, project_of(request), purpose, after, limit, descending(request))
     return object_list([msgspec.to_builtins(_shown(file)) for file in found], more, no_id="")
 
 

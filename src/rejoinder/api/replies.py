@@ -4,6 +4,8 @@ lists and server-sent event streams."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, NamedTuple
 
 import msgspec
@@ -61,12 +63,17 @@ def limit_after(request: web.Request) -> tuple[int, str | None]:
     return limit, after
 
 
-def page_query(request: web.Request) -> Page:
+def descending(request: web.Request) -> bool:
+    """A list request's `order`: `desc` (the default) or `asc`."""
     order = request.query.get("order", "desc")
     if order not in ("asc", "desc"):
-        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order}'.")
+        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order[:16]}'.")
+    return order == "desc"
+
+
+def page_query(request: web.Request) -> Page:
     limit, after = limit_after(request)
-    return Page(after, limit, order == "desc", parse_include(request.query))
+    return Page(after, limit, descending(request), parse_include(request.query))
 
 
 def object_list(data: list[dict[str, Any]], has_more: bool, no_id: str | None = None) -> web.Response:
@@ -84,17 +91,32 @@ def item_list(rows: list[Any], has_more: bool) -> web.Response:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The request's whole body, which must arrive within `client_timeout`: a client that stops
-    sending gets a 408, and aiohttp closes the connection after its short lingering read. A body
-    that came whole with its headers (most do) has nothing to wait for, and no timer is set
+    """The request's whole body, which must arrive within `client_timeout` (see `arriving`). A
+    body that came whole with its headers (most do) has nothing to wait for, and no timer is set
     (one costs ~5 µs, 1 % of a request)."""
+    if request.content.is_eof():
+        try:
+            return await request.read()
+        except (HttpProcessingError, RequestPayloadError):
+            raise _undecodable() from None
+    async with arriving(request):
+        return await request.read()
+
+
+@contextlib.asynccontextmanager
+async def arriving(request: web.Request) -> AsyncIterator[None]:
+    """Reading a request's body, which must arrive within `client_timeout`: a client that stops
+    sending gets a 408 (and aiohttp closes the connection after its short lingering read), a
+    body that cannot be decoded (a corrupt gzip, a bad chunk) a 400."""
     seconds = request.app[CLIENT_TIMEOUT]
     try:
-        if request.content.is_eof():
-            return await request.read()
         async with asyncio.timeout(seconds):
-            return await request.read()
-    except (HttpProcessingError, RequestPayloadError):  # a body that cannot be decoded (a corrupt gzip, a bad chunk)
-        raise ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body") from None
+            yield
+    except (HttpProcessingError, RequestPayloadError):
+        raise _undecodable() from None
     except TimeoutError:
         raise ApiError(408, f"The request body did not arrive within {seconds:g} s.", code="request_timeout") from None
+
+
+def _undecodable() -> ApiError:
+    return ApiError(400, "The request body could not be decoded (check its Content-Encoding).", code="invalid_body")

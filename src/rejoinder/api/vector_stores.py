@@ -11,7 +11,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
-from rejoinder.api.replies import STORE, json_response, limit_after, object_list, project_of, read_body
+from rejoinder.api.replies import STORE, descending, json_response, limit_after, object_list, project_of, read_body
 from rejoinder.engine.retrieval import Ingester, Retrieval, store_not_found
 from rejoinder.protocol.errors import ApiError, invalid, not_found
 from rejoinder.protocol.ids import is_valid_id, new_id
@@ -47,28 +47,27 @@ def _id(request: web.Request, name: str) -> str:
     return value
 
 
-def _order(request: web.Request) -> bool:
-    order = request.query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("order", f"Invalid 'order': expected 'asc' or 'desc', got '{order[:16]}'.")
-    return order == "desc"
-
-
 def _counts(counts: dict[str, int]) -> FileCounts:
     return FileCounts(**counts, total=sum(counts.values()))
 
 
-def _expired(row: StoreRow, now: int) -> bool:
-    return row.expires_after is not None and now > row.last_active_at + row.expires_after * _DAY
+def _expires_at(last_active_at: int, days: int | None) -> int | None:
+    """When a store expires: `days` after its last activity (None: it never does)."""
+    return last_active_at + days * _DAY if days is not None else None
+
+
+def _expired(last_active_at: int, days: int | None) -> bool:
+    ends = _expires_at(last_active_at, days)
+    return ends is not None and int(time.time()) > ends
 
 
 def _store_view(row: StoreRow) -> VectorStore:
-    now = int(time.time())
-    status = "expired" if _expired(row, now) else "in_progress" if row.counts["in_progress"] else "completed"
+    expired = _expired(row.last_active_at, row.expires_after)
+    status = "expired" if expired else "in_progress" if row.counts["in_progress"] else "completed"
     view = VectorStore(row.id, row.created_at, row.name or "", row.usage_bytes, _counts(row.counts), status, row.last_active_at, orjson.loads(row.metadata))
     if row.expires_after is not None:
         view.expires_after = {"anchor": "last_active_at", "days": row.expires_after}
-        view.expires_at = row.last_active_at + row.expires_after * _DAY
+        view.expires_at = _expires_at(row.last_active_at, row.expires_after)
     return view
 
 
@@ -107,7 +106,7 @@ async def create_store(request: web.Request) -> web.Response:
 
 async def list_stores(request: web.Request) -> web.Response:
     limit, after = limit_after(request)
-    rows, more = await request.app[STORE].transact(stored.page, project_of(request), after, limit, _order(request))
+    rows, more = await request.app[STORE].transact(stored.page, project_of(request), after, limit, descending(request))
     return object_list([msgspec.to_builtins(_store_view(row)) for row in rows], more, no_id="")
 
 
@@ -143,8 +142,7 @@ async def search_store(request: web.Request) -> web.Response:
     found = await request.app[STORE].transact(stored.expiry, project_of(request), store_id)
     if found is None:
         raise store_not_found(store_id)
-    last_active_at, days = found
-    if days is not None and int(time.time()) > last_active_at + days * _DAY:
+    if _expired(*found):
         raise ApiError(400, f"Vector store '{store_id}' has expired.", param=None, code="vector_store_expired")
     queries = [body.query] if isinstance(body.query, str) else body.query
     ranking = body.ranking_options
@@ -156,7 +154,7 @@ async def search_store(request: web.Request) -> web.Response:
 async def add_file(request: web.Request) -> web.Response:
     store_id = _id(request, "store_id")
     wanted = decode_add(await read_body(request))
-    await _store(request, store_id)
+    await request.app[RETRIEVAL].require(project_of(request), [store_id])
     await _add(request, store_id, [wanted], None)
     return await _file_answer(request, store_id, wanted.file_id)
 
@@ -174,8 +172,8 @@ async def list_files(request: web.Request, batch_id: str | None = None) -> web.R
     status = request.query.get("filter")
     if status is not None and status not in stored.STATUSES:
         raise invalid("filter", f"Invalid 'filter': expected one of {', '.join(stored.STATUSES)}.")
-    await _store(request, store_id)
-    rows, more = await request.app[STORE].transact(stored.page_files, project_of(request), store_id, status, batch_id, after, limit, _order(request))
+    await request.app[RETRIEVAL].require(project_of(request), [store_id])
+    rows, more = await request.app[STORE].transact(stored.page_files, project_of(request), store_id, status, batch_id, after, limit, descending(request))
     return object_list([msgspec.to_builtins(_file_view(row)) for row in rows], more, no_id="")
 
 
@@ -201,7 +199,7 @@ async def delete_file(request: web.Request) -> web.Response:
 async def create_batch(request: web.Request) -> web.Response:
     store_id = _id(request, "store_id")
     wanted = decode_batch(await read_body(request))
-    await _store(request, store_id)
+    await request.app[RETRIEVAL].require(project_of(request), [store_id])
     batch_id = new_id("vsfb")
     await _add(request, store_id, wanted, batch_id)
     return await _batch_answer(request, store_id, batch_id)

@@ -27,7 +27,6 @@ from rejoinder.protocol.items import Item
 from rejoinder.protocol.request import Request, TextFormatJsonSchema
 from rejoinder.protocol.tools import WEB_SEARCH_TOOL_TYPES, NamedFunction, Tools
 from rejoinder.providers.base import Delta, Finish, HostedOutput, ModelRequest, Settings, Usage, added
-from rejoinder.providers.embeddings import Embedded
 from rejoinder.store.repository import Store
 
 log = logging.getLogger("rejoinder.engine")
@@ -38,14 +37,14 @@ class Engine:
         self,
         router: Router,
         store: Store,
+        retrieval: Retrieval,
         create_missing_conversations: bool = False,
         search: Backend | None = None,
         mcp_access: mcp.McpAccess | None = None,
-        retrieval: Retrieval | None = None,
     ) -> None:
         self.router = router
         self.store = store
-        self.retrieval = retrieval or Retrieval(store, Embedded())  # the project's vector stores, for `file_search`
+        self.retrieval = retrieval  # the project's vector stores, for `file_search`
         self.search = search  # the gateway's own web search, for providers that cannot search
         self.mcp_access = mcp_access or mcp.McpAccess([], [])  # MCP servers named in the config, and hosts past the guard
         self.history = History(store, create_missing_conversations)
@@ -233,7 +232,7 @@ async def _searching_files(request: Request, project: str, retrieval: Retrieval)
         raise invalid(f"tools[{found[1][0]}]", "At most one file_search tool: give it every vector store to search.")
     index, tool = found[0]
     spec = file_search.prepared(tool, index, project, retrieval, list(request.body.include or ()))
-    await file_search.check_stores(spec, f"tools[{index}].vector_store_ids")
+    await retrieval.require(project, spec.store_ids, f"tools[{index}].vector_store_ids")
     tools.hosted = [(i, hosted) for i, hosted in tools.hosted if i != index]
     tools.functions = [*tools.functions, file_search.TOOL]
     if isinstance(tools.choice, dict) and tools.choice.get("type") == "file_search":

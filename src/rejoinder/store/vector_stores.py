@@ -99,16 +99,19 @@ def get(conn: Connection, project: str, store_id: str) -> StoreRow | None:
 
 
 def _with_counts(conn: Connection, project: str, found: Any) -> StoreRow:
-    mine = (vector_store_files.c.project == project, vector_store_files.c.store_id == found[0])
-    rows = conn.execute(
-        select(vector_store_files.c.status, func.count(), func.sum(vector_store_files.c.usage_bytes)).where(*mine).group_by(vector_store_files.c.status)
-    ).all()
-    counts = {status: 0 for status in STATUSES}
-    used = 0
-    for status, count, size in rows:
-        counts[status] = count
-        used += int(size or 0)
+    counts, used, _ = _tally(conn, vector_store_files.c.project == project, vector_store_files.c.store_id == found[0])
     return StoreRow(*found, used, counts)
+
+
+def _tally(conn: Connection, *where: Any) -> tuple[dict[str, int], int, int | None]:
+    """The files `where` picks: their counts by status, the bytes they use, and when the first
+    was added (None: there are none)."""
+    columns = (vector_store_files.c.status, func.count(), func.sum(vector_store_files.c.usage_bytes), func.min(vector_store_files.c.created_at))
+    rows = conn.execute(select(*columns).where(*where).group_by(vector_store_files.c.status)).all()
+    counts = {status: 0 for status in STATUSES}
+    for status, count, _, _ in rows:
+        counts[status] = count
+    return counts, sum(int(row[2] or 0) for row in rows), min((row[3] for row in rows), default=None)
 
 
 def page(conn: Connection, project: str, after: str | None, limit: int, descending: bool) -> tuple[list[StoreRow], bool]:
@@ -212,21 +215,17 @@ def remove_file(conn: Connection, project: str, store_id: str, file_id: str) -> 
 
 def batch_counts(conn: Connection, project: str, store_id: str, batch_id: str) -> tuple[int, dict[str, int]] | None:
     """A batch's creation time and its files' counts by status; None for an unknown batch."""
-    mine = (vector_store_files.c.project == project, vector_store_files.c.store_id == store_id, vector_store_files.c.batch_id == batch_id)
-    rows = conn.execute(
-        select(vector_store_files.c.status, func.count(), func.min(vector_store_files.c.created_at)).where(*mine).group_by(vector_store_files.c.status)
-    ).all()
-    if not rows:
-        return None
-    counts = {status: 0 for status in STATUSES}
-    for status, count, _ in rows:
-        counts[status] = count
-    return min(row[2] for row in rows), counts
+    counts, _, created_at = _tally(conn, *_batch(project, store_id, batch_id))
+    return (created_at, counts) if created_at is not None else None
 
 
 def cancel_batch(conn: Connection, project: str, store_id: str, batch_id: str) -> None:
-    mine = (vector_store_files.c.project == project, vector_store_files.c.store_id == store_id, vector_store_files.c.batch_id == batch_id)
-    conn.execute(update(vector_store_files).where(*mine, vector_store_files.c.status == "in_progress").values(status="cancelled", owner=None))
+    where = (*_batch(project, store_id, batch_id), vector_store_files.c.status == "in_progress")
+    conn.execute(update(vector_store_files).where(*where).values(status="cancelled", owner=None))
+
+
+def _batch(project: str, store_id: str, batch_id: str) -> tuple:
+    return (vector_store_files.c.project == project, vector_store_files.c.store_id == store_id, vector_store_files.c.batch_id == batch_id)
 
 
 # Ingestion: claimed by one instance, finished or failed by it; a dead instance's claims are
@@ -347,7 +346,3 @@ def described(conn: Connection, project: str, store_ids: list[str], file_ids: li
         vector_store_files.c.project == project, vector_store_files.c.store_id.in_(store_ids), vector_store_files.c.file_id.in_(file_ids)
     )  # (the name is kept with the store's file: a join to `files` read their wide rows, as long as the search itself)
     return {(row[0], row[1]): (row[2], row[3]) for row in conn.execute(query)}
-
-
-def known(conn: Connection, project: str, store_ids: list[str]) -> set[str]:
-    return set(revisions(conn, project, store_ids))

@@ -31,6 +31,15 @@ def store_not_found(store_id: str, param: str | None = None) -> Any:
     return not_found(f"Vector store with id '{store_id[:64]}' not found.", param)
 
 
+def _held(revisions: dict[str, int], store_ids: list[str], param: str | None) -> dict[str, int]:
+    """`revisions` (of the stores the project holds), once every one of `store_ids` is among
+    them; else a 404 for the first that is not (`param` names where it was given)."""
+    for store_id in store_ids:
+        if store_id not in revisions:
+            raise store_not_found(store_id, param)
+    return revisions
+
+
 class Retrieval:
     """The project's vector stores as one searchable whole: the database, the embedder and the
     vectors held in memory."""
@@ -39,6 +48,10 @@ class Retrieval:
         self.store = store
         self.embedder = embedder
         self.vectors = Vectors()
+
+    async def require(self, project: str, store_ids: list[str], param: str | None = None) -> None:
+        """Every one of `store_ids` is the project's: a 404 (naming `param`) for the first that is not."""
+        _held(await self.store.transact(vector_stores.revisions, project, store_ids), store_ids, param)
 
     async def search(
         self,
@@ -73,10 +86,7 @@ class Retrieval:
         param: str | None,
         mode: Mode,
     ) -> list[SearchResult]:
-        revisions = vector_stores.revisions(conn, project, store_ids)
-        for store_id in store_ids:
-            if store_id not in revisions:
-                raise store_not_found(store_id, param)
+        revisions = _held(vector_stores.revisions(conn, project, store_ids), store_ids, param)
         fused: dict[tuple[str, str, int], float] = {}
         chunks: dict[tuple[str, str, int], vector_stores.Hit] = {}
         for i, query in enumerate(queries):

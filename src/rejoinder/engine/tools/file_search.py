@@ -12,13 +12,12 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from rejoinder.engine.retrieval import Retrieval, store_not_found
+from rejoinder.engine.retrieval import Retrieval
 from rejoinder.protocol.errors import invalid
 from rejoinder.protocol.ids import new_id
 from rejoinder.protocol.tools import FunctionTool
 from rejoinder.protocol.vector_stores import check_search
 from rejoinder.providers.base import Annotation, Delta, HostedEvent, HostedOutput, HostedStart
-from rejoinder.store import vector_stores
 
 TOOL_NAME = "file_search"
 TOOL = FunctionTool(
@@ -59,14 +58,6 @@ def prepared(tool: dict[str, Any], index: int, project: str, retrieval: Retrieva
     if not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
         raise invalid(param + "ranking_options.score_threshold", "Invalid 'score_threshold': expected a number from 0 to 1.")
     return FileSearch(list(dict.fromkeys(ids)), wanted, tool.get("filters"), float(threshold), project, retrieval, RESULTS in include)
-
-
-async def check_stores(spec: FileSearch, param: str) -> None:
-    """Every store the tool names is the project's (a 404 naming `param` if not)."""
-    held = await spec.retrieval.store.transact(vector_stores.known, spec.project, spec.store_ids)
-    for store_id in spec.store_ids:
-        if store_id not in held:
-            raise store_not_found(store_id, param)
 
 
 def queries_of(arguments: str) -> list[str]:
