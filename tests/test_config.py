@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -90,3 +91,23 @@ def test_a_value_outside_a_fixed_few_is_refused_with_the_ones_allowed(tmp_path):
     with pytest.raises(ConfigError) as refused:
         load(str(path))
     assert "(expected one of: embedded, openai, gemini)" in str(refused.value)
+
+
+def test_the_database_is_one_place_whatever_the_working_directory(tmp_path):
+    """`rejoinder projects create` run from two folders makes one database, in the user's data
+    folder, not a `data/` under each; a relative SQLite path in a config file is the file's."""
+    environ = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "share"), "REJOINDER_DATABASE_URL": ""}
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        subprocess.run([sys.executable, "-m", "rejoinder", "projects", "create", name], cwd=folder, env=environ, capture_output=True, check=True)
+        assert not (folder / "data").exists()
+    listed = subprocess.run([sys.executable, "-m", "rejoinder", "projects", "list"], cwd=tmp_path, env=environ, capture_output=True, text=True, check=True)
+    assert "first" in listed.stdout and "second" in listed.stdout
+    assert (tmp_path / "share" / "rejoinder" / "rejoinder.db").exists()
+
+    config = tmp_path / "etc" / "rejoinder.yaml"
+    config.parent.mkdir()
+    config.write_text("database_url: sqlite:///state/gateway.db\n")
+    assert load(str(config), {}).database_url == f"sqlite:///{tmp_path}/etc/state/gateway.db"
+    assert load(None, {"XDG_DATA_HOME": str(tmp_path / "x")}).database_url == f"sqlite:///{tmp_path}/x/rejoinder/rejoinder.db"

@@ -11,7 +11,8 @@ from rejoinder import __version__, config, keys, server
 ENVIRONMENT = """without a config file, the environment configures the gateway:
   OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY)
                           serve that provider's models (OPENAI_BASE_URL: another Chat Completions server)
-  REJOINDER_DATABASE_URL  where responses are stored (default: SQLite under ./data)
+  REJOINDER_DATABASE_URL  where responses are stored (default: SQLite in $XDG_DATA_HOME/rejoinder,
+                          else ~/.local/share/rejoinder; a relative path is the working directory's)
   REJOINDER_MASTER_KEY    the key that may do everything (without one, the gateway is open to this machine)
   REJOINDER_SECRET_KEY    what seals encrypted_content (default: a secret kept in the database)
   REJOINDER_REDIS_URL     Redis, for limits and live streams across instances

@@ -31,7 +31,24 @@ ENVIRONMENT_PROVIDERS = (
     ("ANTHROPIC_API_KEY", "anthropic", ("claude-*",)),
     ("GEMINI_API_KEY", "gemini", ("gemini-*",)),
 )
-DEFAULT_DATABASE_URL = "sqlite:///data/rejoinder.db"
+
+
+def default_database_url(environ: dict[str, str] | None = None) -> str:
+    """SQLite in the user's data folder (`$XDG_DATA_HOME/rejoinder`, else
+    `~/.local/share/rejoinder`): one database whatever folder the gateway or the key commands
+    are started from."""
+    environ = os.environ if environ is None else environ
+    folder = Path(environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "rejoinder"
+    return f"sqlite:///{folder.absolute() / 'rejoinder.db'}"
+
+
+def anchored(url: str, folder: Path) -> str:
+    """A SQLite URL whose relative path is made absolute against `folder` (the config file's, or
+    the working directory for the environment's), so what is logged is where the data is."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:") or url[len(prefix) :].startswith("/"):
+        return url
+    return prefix + str((folder / url[len(prefix) :]).absolute())
 
 
 class ConfigError(Exception):
@@ -42,10 +59,10 @@ class Endpoint(UpstreamLimits, frozen=True, kw_only=True, forbid_unknown_fields=
     """Where an upstream is and what it may take: its provider, address, key and model name, and
     the limits on each call to it (`providers.http.UpstreamLimits`: seconds, and bytes)."""
 
-    provider: ProviderName | None = None
-    base_url: str | None = None
+    provider: ProviderName | None = None  # the upstream's wire format (`openai-chat` is any Chat Completions server)
+    base_url: str | None = None  # the upstream's API root, e.g. `http://127.0.0.1:8000/v1` (default: the provider's own)
     api_key: Annotated[str, Meta(pattern="^[^\r\n]*\\Z")] | None = None  # one line: it is sent as a header
-    upstream_model: str | None = None
+    upstream_model: str | None = None  # the name the upstream knows the model by (default: `name`)
 
 
 class DeploymentConfig(Endpoint, frozen=True, kw_only=True):
@@ -69,10 +86,10 @@ class Price(Struct, forbid_unknown_fields=True, frozen=True):
     `cache_write` (Anthropic: a tenth, and 1.25 times, the input price); either left out costs
     `input`."""
 
-    input: _Dollars
-    output: _Dollars
-    cached_input: _Dollars | None = None
-    cache_write: _Dollars | None = None
+    input: _Dollars  # dollars per million input tokens
+    output: _Dollars  # dollars per million output tokens
+    cached_input: _Dollars | None = None  # dollars per million input tokens read from the upstream's cache (default: `input`)
+    cache_write: _Dollars | None = None  # dollars per million input tokens written to it (default: `input`)
     web_search: _Dollars = 0.0  # per 1,000 searches the upstream ran (Anthropic's server tool)
 
     def micros(self, used: Usage) -> int:
@@ -96,7 +113,7 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
     """A model name clients send, and what serves it: one upstream (its `Endpoint` fields), or
     several `deployments`."""
 
-    name: Annotated[str, Meta(min_length=1)]
+    name: Annotated[str, Meta(min_length=1)]  # what clients send as `model`; a trailing `*` serves every name with that prefix
     # hosted tools (web search …) this provider cannot run: refuse with a 400, or drop them
     # from the model's view with a warning; default: drop web search, refuse the rest
     hosted_tools: Literal["refuse", "drop"] | None = None
@@ -105,7 +122,7 @@ class ModelConfig(Endpoint, frozen=True, kw_only=True):
     # Routing (see engine.router): several upstreams picked by weight, a 429/5xx/connect failure
     # before the first byte tries the next, then the `fallbacks` models, in order.
     deployments: list[DeploymentConfig] = []
-    fallbacks: list[str] = []
+    fallbacks: list[str] = []  # models (by name) tried in order once every deployment has failed before its first byte
     price: Price | None = None  # what its tokens cost, for budgets; none: free
     # What the gateway adds to the upstream's prompt caching. auto: Anthropic gets cache
     # breakpoints (see providers.anthropic_cache); OpenAI and Gemini cache by themselves.
@@ -152,6 +169,8 @@ _Url = Annotated[str, Meta(pattern="^https?://")]
 
 
 class BackgroundConfig(Struct, forbid_unknown_fields=True, frozen=True):
+    """Background runs (`background: true`): queued in the database, run by any instance."""
+
     max_concurrent: _Count = 16  # background runs one instance runs at once; the rest wait, FIFO
     poll: _Seconds = 0.25  # seconds between looks at the queue and at cancellations
 
@@ -172,9 +191,9 @@ class WebSearchConfig(Struct, forbid_unknown_fields=True, frozen=True):
     """The search backend the gateway runs web search against, for models whose provider
     cannot search (see `engine.tools.searching`)."""
 
-    backend: Literal["searxng"]
+    backend: Literal["searxng"]  # the kind of search service
     url: _Url  # the instance's base URL (its settings must enable the json format)
-    max_results: _Count = 5
+    max_results: _Count = 5  # results given to the model per search
     timeout: _Seconds = 10.0  # seconds a search may take
 
 
@@ -185,10 +204,10 @@ class EmbeddingsConfig(Struct, forbid_unknown_fields=True, frozen=True):
     `base_url`, `model` and, if it needs one, `api_key`. Vectors of different models do not compare: after a change, add the files
     again (until then, searches rank their chunks by full text alone)."""
 
-    provider: Literal["embedded", "openai", "gemini"] = "embedded"
-    base_url: _Url | None = None
+    provider: Literal["embedded", "openai", "gemini"] = "embedded"  # what embeds: the shipped model, or an upstream's API
+    base_url: _Url | None = None  # the upstream's API root (not for `embedded`)
     api_key: Annotated[str, Meta(pattern="^[^\r\n]*\\Z")] | None = None  # one line: it is sent as a header
-    model: str | None = None
+    model: str | None = None  # the upstream's embedding model (not for `embedded`)
     timeout: _Seconds = 60.0  # seconds one call may take
 
     def __post_init__(self) -> None:
@@ -202,11 +221,11 @@ class McpServerConfig(Struct, forbid_unknown_fields=True, frozen=True):
     a `command` the gateway runs as a child process and talks to over stdio (see
     `engine.tools.mcp.sessions`)."""
 
-    label: str
+    label: str  # the `server_label` requests name it by
     url: _Url | None = None  # its streamable HTTP (or SSE) endpoint
     headers: dict[str, str] = {}  # sent on every request to it (`${TOKEN}` from the environment)
     command: str | None = None  # the program to run, found on PATH
-    args: list[str] = []
+    args: list[str] = []  # the command's arguments
     env: dict[str, str] = {}  # set for it, over a minimal environment (PATH, HOME …)
 
     def __post_init__(self) -> None:
@@ -227,7 +246,7 @@ class KeyConfig(Limits, kw_only=True):
     """An API key declared in the file (GitOps), with its limits: its value comes from the
     environment."""
 
-    name: str
+    name: str  # shown in the console and the organization API
     value: str  # sk-rj-…, at least 32 characters: `${TEAM_KEY}`
 
 
@@ -235,29 +254,31 @@ class ProjectConfig(Limits, kw_only=True):
     """A project declared in the file, with its limits and keys; made again from the file at
     each start (the organization API shows it, and will not change it)."""
 
-    id: str
-    name: str
-    keys: list[KeyConfig] = []
+    id: str  # `proj_…`, stable across starts: usage and stored responses are kept under it
+    name: str  # shown in the console and the organization API
+    keys: list[KeyConfig] = []  # its API keys
 
 
 WebhookEvent = Literal["response.completed", "response.failed", "response.cancelled", "response.incomplete"]
 
 
 class WebhookConfig(Struct, forbid_unknown_fields=True):
-    url: _Url
+    """An endpoint told of responses' ends, as OpenAI's webhooks tell theirs."""
+
+    url: _Url  # where the gateway POSTs each event (signed as OpenAI's webhooks are, retried with backoff)
     secret: Annotated[str, Meta(pattern="^whsec_")]  # `whsec_<base64>`, as OpenAI's dashboard gives it
-    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(get_args(WebhookEvent)))
+    events: list[WebhookEvent] = msgspec.field(default_factory=lambda: list(get_args(WebhookEvent)))  # which endings are sent (default: all four)
 
 
 class Config(Struct, forbid_unknown_fields=True):
-    models: list[ModelConfig] = []
-    database_url: str = DEFAULT_DATABASE_URL
-    master_key: str | None = None
+    models: list[ModelConfig] = []  # the models served (none: the local model if installed, and those of the provider keys in the environment)
+    database_url: str = msgspec.field(default_factory=default_database_url)  # a relative SQLite path is the config file's folder's
+    master_key: str | None = None  # the key that may do everything; without one the gateway is open, and listens on loopback only
     # what seals `encrypted_content`: `secret_key`, or `secret_keys` (the first seals, every one
     # opens: rotation); with neither, REJOINDER_SECRET_KEY, else a secret kept in the database
     secret_key: str | None = None
-    secret_keys: list[str] = []
-    max_body_bytes: _Count = 32 * 1024 * 1024
+    secret_keys: list[str] = []  # rotation: the first seals, every one opens (each at least 16 characters)
+    max_body_bytes: _Count = 32 * 1024 * 1024  # a request body's size limit (larger: 413)
     max_file_bytes: _Count = 16 * 1024 * 1024  # one file uploaded through the Files API (its upload also keeps to max_body_bytes)
     client_timeout: _Seconds = 30.0  # seconds a client may take to send a request's headers, and then its body
     # seconds without a heartbeat before an instance counts as dead and its in-progress
@@ -266,21 +287,21 @@ class Config(Struct, forbid_unknown_fields=True):
     # live events of background runs reach every instance through Redis; without it, followers
     # on other instances read the database's event log on a short timer
     redis_url: str | None = None
-    background: BackgroundConfig = BackgroundConfig()
-    websocket: WebSocketConfig = WebSocketConfig()
+    background: BackgroundConfig = BackgroundConfig()  # background runs (`background: true`)
+    websocket: WebSocketConfig = WebSocketConfig()  # WebSocket mode
     # a `conversation` that names none stored creates it under that id (a client-chosen name);
     # off, it is a 404
     create_missing_conversations: bool = False
     prompts_dir: str | None = None  # YAML prompt templates with explicit versions, read again on SIGHUP
-    webhooks: list[WebhookConfig] = []
+    webhooks: list[WebhookConfig] = []  # where a response's end is POSTed (OpenAI's `response.*` webhook events)
     projects: list[ProjectConfig] = []  # projects and API keys declared here (more through the organization API)
     web_search: WebSearchConfig | None = None  # the gateway searches for models whose provider cannot
     embeddings: EmbeddingsConfig = EmbeddingsConfig()  # what embeds vector stores (the shipped model by default)
     # MCP server hosts (`host` or `host:port`) allowed past the guard that refuses plain http and
     # loopback, private, link-local and metadata addresses (see `engine.tools.mcp.client`)
     mcp_allow_hosts: list[str] = []
-    mcp_servers: list[McpServerConfig] = []
-    mcp_limits: McpLimitsConfig = McpLimitsConfig()
+    mcp_servers: list[McpServerConfig] = []  # MCP servers requests may name by label alone
+    mcp_limits: McpLimitsConfig = McpLimitsConfig()  # bounds on one response's MCP work
     shutdown_grace: float = 30.0  # seconds SIGTERM gives open streams and running runs
 
     def __post_init__(self) -> None:
@@ -334,6 +355,8 @@ def load(path: str | None, environ: dict[str, str] | None = None) -> Config:
     data = expand(raw, environ)
     if isinstance(data, dict) and not data.get("secret_key") and not data.get("secret_keys"):
         data["secret_key"] = environ.get("REJOINDER_SECRET_KEY") or None
+    if isinstance(data, dict) and isinstance(data.get("database_url"), str):
+        data["database_url"] = anchored(data["database_url"], Path(path).parent)
     try:
         return msgspec.convert(data, Config)
     except msgspec.ValidationError as exc:
@@ -422,7 +445,7 @@ def from_environment(environ: dict[str, str]) -> Config:
     try:
         return Config(
             models=models,
-            database_url=environ.get("REJOINDER_DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=anchored(environ.get("REJOINDER_DATABASE_URL") or default_database_url(environ), Path.cwd()),
             master_key=environ.get("REJOINDER_MASTER_KEY") or None,
             secret_key=environ.get("REJOINDER_SECRET_KEY") or None,
             redis_url=environ.get("REJOINDER_REDIS_URL") or None,

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import uvloop
+from sqlalchemy.engine import make_url
 
 from rejoinder import __version__
 from rejoinder.api import wire
@@ -79,9 +80,10 @@ def banner(config: Config, host: str, port: int, workers: int) -> str:
     lines.append("models: " + (", ".join(names) if names else "none configured (see README: rejoinder.yaml)"))
     sign_in = "sign in with the master key" if config.master_key else "open: no master key is set, so anyone on this machine is admin"
     lines.append(f"console: http://{host}:{port}/console ({sign_in})")
+    lines.append(f"database: {make_url(config.database_url).render_as_string(hide_password=True)}")
     concrete = [n for n in names if not n.endswith("*")]
     if concrete:
-        auth = ' -H "Authorization: Bearer $REJOINDER_MASTER_KEY"' if config.master_key else ""
+        auth = ' -H "Authorization: Bearer $REJOINDER_API_KEY"' if config.master_key else ""
         lines.append(
             f"try: curl -s http://{host}:{port}/v1/responses{auth} -H 'Content-Type: application/json' "
             f'-d \'{{"model": "{concrete[0]}", "input": "Say hello"}}\''
