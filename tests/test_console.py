@@ -160,7 +160,7 @@ def test_stored_responses_and_conversations(browser, console_gateway):
     console.shoot("response-desktop-light")
     console.visit("conversations")
     page.get_by_text(conversation["id"]).click()
-    page.get_by_text("Hi there").wait_for()
+    page.get_by_text("Hi there", exact=True).wait_for()
     page.get_by_label("Metadata (JSON)").fill('{"topic": "greetings"}')
     page.get_by_role("button", name="Save metadata").click()
     page.get_by_text("Saved.").wait_for()
@@ -243,10 +243,12 @@ def test_usage_is_plotted(browser, console_gateway):
     headers = {"Authorization": f"Bearer {MASTER}"}
     for _ in range(3):
         httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Count me"}, headers=headers)
+    team = {"Authorization": f"Bearer {admin_key(console_gateway, 'Usage team')}"}
+    httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Count me too"}, headers=team)
 
-    def recorded() -> bool:  # the master key's three, in the usage records
+    def recorded() -> bool:  # the master key's three and the team's one, in the usage records
         rows = httpx.get(console_gateway.url + "/v1/organization/usage?group_by=key_id", headers=headers).json()["data"]
-        return any(row["key_id"] == "" and row["requests"] >= 3 for row in rows)
+        return any(row["key_id"] == "" and row["requests"] >= 3 for row in rows) and len([row for row in rows if row["key_id"]]) >= 1
 
     assert wait_until(recorded, 10)
     console = Console(browser, console_gateway, MASTER)
@@ -259,6 +261,10 @@ def test_usage_is_plotted(browser, console_gateway):
     (master,) = [line for line in by_key.splitlines() if "(master key)" in line]
     cost = float(re.search(r"\$(\d+\.\d{4})$", master).group(1))
     assert "Cached" in by_key and cost >= 0.4275  # its 3 requests at least, at the model's price (57 in, 12 of them cached, 30 out)
+    assert "Usage team\tconsole (Usage team)\t1\t" in by_key  # names, not ids
+    assert "$" in console.page.get_by_label(re.compile("^Cost per day, \\$")).get_attribute("aria-label")
+    errors = console.page.locator("figure", has=console.page.get_by_text("Errors per day")).locator(".legend span").all_inner_texts()
+    assert "chat" not in errors  # a model with no errors has no legend there
     console.close()
 
 
@@ -269,6 +275,7 @@ def test_every_page_renders_cleanly(browser, console_gateway, viewport, scheme):
     for name in ("playground", "responses", "conversations", "prompts", "keys", "usage"):
         console.visit(name)
         console.page.locator("main h1").first.wait_for()
+        console.page.wait_for_function("document.querySelector('main').innerText.trim().split('\\n').length > 1")  # filled, not just its heading
         console.shoot(f"{name}-{viewport}-{scheme}")
     width = console.page.evaluate("document.documentElement.scrollWidth")
     assert width <= VIEWPORTS[viewport]["width"] + 1  # nothing runs off the side
@@ -306,3 +313,223 @@ def test_the_root_and_console_slash_lead_to_the_console(gateway):
     assert httpx.get(gateway.url + "/", follow_redirects=True).text.lstrip().lower().startswith("<!doctype html>")
     banner = gateway.log.read_text()
     assert f"console: {gateway.url}/console (open: no master key is set" in banner
+
+
+def _fresh_tab(browser, gw: Gateway, viewport: str = "desktop"):
+    context = browser.new_context(viewport=VIEWPORTS[viewport])
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    page.goto(gw.url + "/console")
+    page.get_by_label("API key").wait_for()
+    return context, page
+
+
+def test_the_nav_is_hidden_until_sign_in(browser, console_gateway):
+    context, page = _fresh_tab(browser, console_gateway)
+    assert not page.locator("#nav").is_visible() and not page.get_by_role("link", name="Keys").is_visible()
+    assert not page.get_by_role("button", name="Sign out").is_visible()
+    assert not page.get_by_text("This gateway is open.").is_visible()  # it has a master key
+    page.get_by_label("API key").fill(MASTER)
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("link", name="Keys").wait_for()
+    assert not page.get_by_text("open gateway").is_visible()
+    context.close()
+
+
+def test_signing_out_leaves_nothing_for_the_next_user(browser, console_gateway):
+    console = Console(browser, console_gateway, admin_key(console_gateway, "First user"))
+    page = console.page
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Input").fill("My secret plans")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat a").first.wait_for()
+    page.get_by_role("button", name="Sign out").click()
+    page.get_by_label("API key").fill(admin_key(console_gateway, "Second user"))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Playground").wait_for()
+    assert "My secret plans" not in page.locator("main").inner_text() and page.locator(".chat > *").count() == 0
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Input").fill("Hello from the second")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat a").first.wait_for()  # a chat of its own: no previous_response_id of the first user's
+    page.get_by_text("Code for this run").click()
+    assert "previous_response_id" not in page.get_by_label("curl").text_content()
+    assert page.locator(".chat .error").count() == 0
+    console.close()
+
+
+def test_an_open_gateway_says_so_and_lets_its_user_in(browser, gateway):
+    context, page = _fresh_tab(browser, gateway)
+    page.get_by_text("This gateway is open.").wait_for()
+    assert "REJOINDER_MASTER_KEY" in page.locator(".notice").inner_text()
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SHOTS / "open-gateway-desktop-light.png", full_page=True)
+    page.get_by_role("button", name="Continue as admin").click()
+    page.get_by_role("heading", name="Playground").wait_for()
+    assert page.get_by_text("open gateway").is_visible() and page.get_by_role("link", name="Keys").is_visible()
+    context.close()
+
+
+# For each word of each cell: does it sit on one line? (A word broken mid-way has two boxes; a
+# line may end after a hyphen, as text does.)
+_BROKEN_WORDS = """() => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("main td, main th")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      for (const match of node.data.matchAll(/[^\\s-]+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  return broken;
+}"""
+
+
+def test_no_table_cell_breaks_a_word_at_desktop_width(browser, console_gateway):
+    """Crowded tables (long names, many allowed models, long outputs) at 1280 px: cells wrap
+    between words only."""
+    key = admin_key(console_gateway, "Tables")
+    crowded = {
+        "name": "Interdepartmental procurement reconciliation",
+        "allowed_models": [f"model-family-number-{i}*" for i in range(12)],
+        "rpm": 600,
+        "tpm": 100000,
+        "budget": 50,
+    }
+    made = httpx.post(console_gateway.url + "/v1/organization/projects", json=crowded, headers={"Authorization": f"Bearer {MASTER}"}).json()
+    httpx.post(
+        f"{console_gateway.url}/v1/organization/projects/{made['id']}/api_keys",
+        json={"name": "continuous-integration-deployment-pipeline", **{k: v for k, v in crowded.items() if k != "name"}},
+        headers={"Authorization": f"Bearer {MASTER}"},
+    )
+    httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Fill a row"}, headers={"Authorization": f"Bearer {key}"})
+    master = {"Authorization": f"Bearer {MASTER}"}
+    httpx.post(console_gateway.url + "/v1/responses", json={"model": "chat", "input": "Fill a row"}, headers=master)
+    httpx.post(console_gateway.url + "/v1/prompts", json={"id": "a-rather-long-prompt-name", "template": {"instructions": "Hi"}}, headers=master)
+    assert wait_until(lambda: httpx.get(console_gateway.url + "/v1/organization/usage?group_by=key_id", headers=master).json()["data"], 10)
+    console = Console(browser, console_gateway, MASTER)
+    for name in ("responses", "keys", "prompts", "usage"):
+        console.visit(name)
+        console.page.locator("main table").first.wait_for()
+        assert console.page.evaluate(_BROKEN_WORDS) == [], name
+    console.visit("keys")
+    console.page.get_by_role("link", name=crowded["name"]).click()
+    console.page.get_by_role("heading", name=crowded["name"]).wait_for()
+    console.page.locator("main table").first.wait_for()
+    assert console.page.evaluate(_BROKEN_WORDS) == []
+    console.close()
+
+
+def test_long_ids_and_event_json_stay_inside_their_panels(browser, console_gateway):
+    console = Console(browser, console_gateway, admin_key(console_gateway, "Overflow"))
+    page = console.page
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Input").fill("x" * 300)  # one word longer than the panel
+    page.get_by_role("button", name="Run").click()
+    page.get_by_label("Event timeline").get_by_text("response.completed", exact=True).click()
+    page.locator(".timeline details[open] pre").wait_for()
+    spilled = page.evaluate(
+        """() => [...document.querySelectorAll("section.panel, .chat, .timeline pre, .msg")]
+              .filter((node) => node.scrollWidth > node.clientWidth + 1).map((node) => node.className || node.tagName)"""
+    )
+    assert spilled == []
+    console.close()
+
+
+def test_a_conversation_reads_as_messages_and_calls_with_their_outputs(browser, console_gateway):
+    key = admin_key(console_gateway, "Readable")
+    headers = {"Authorization": f"Bearer {key}"}
+    url = console_gateway.url
+    conversation = httpx.post(url + "/v1/conversations", json={}, headers=headers).json()["id"]
+    tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    called = httpx.post(
+        url + "/v1/responses", json={"model": "mock-call-weather", "input": "Weather in Paris?", "tools": [tool], "conversation": conversation}, headers=headers
+    ).json()
+    call = next(item for item in called["output"] if item["type"] == "function_call")
+    answered = httpx.post(
+        url + "/v1/responses",
+        json={
+            "model": "mock-call-weather",
+            "tools": [tool],
+            "conversation": conversation,
+            "input": [{"type": "function_call_output", "call_id": call["call_id"], "output": '{"sky": "sunny"}'}],
+        },
+        headers=headers,
+    ).json()
+    assert answered["status"] == "completed"
+    console = Console(browser, console_gateway, key)
+    page = console.page
+    console.visit(f"conversations/{conversation}")
+    page.locator(".item").first.wait_for()
+    whos = page.locator(".item .who").all_inner_texts()
+    assert [who.lower() for who in whos] == ["user", "function call", "assistant"]  # the output sits with its call
+    call_card = page.locator(".item.call")
+    assert "get_weather" in call_card.inner_text() and '"city": "Paris"' in call_card.get_by_label("Arguments").inner_text()
+    assert '"sky": "sunny"' in call_card.get_by_label("Output").inner_text()
+    call_card.get_by_text("JSON").click()
+    assert call["call_id"] in call_card.locator("details pre").inner_text()
+    console.shoot("conversation-desktop-light")
+    console.visit(f"responses/{called['id']}")
+    page.locator(".item.call").wait_for()
+    assert "Weather in Paris?" in page.locator(".item").first.inner_text()
+    console.close()
+
+
+def test_tool_choice_is_chosen_in_the_playground(browser, console_gateway, fake_chat):
+    console = Console(browser, console_gateway, admin_key(console_gateway, "Choosing"))
+    page = console.page
+    page.get_by_label("Model").select_option("chat")
+    page.get_by_label("Input").fill("Weather?")
+    tool = '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]'
+    page.get_by_label("Tools (JSON: function and MCP tools)").fill(tool)
+    page.get_by_label("Tool choice").select_option("function:get_weather")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat a").first.wait_for()
+    assert fake_chat.requests[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
+    page.get_by_label("Tool choice").select_option("required")
+    page.get_by_label("Input").fill("Again")
+    page.get_by_role("button", name="Run").click()
+    page.locator(".chat a").nth(1).wait_for()
+    assert fake_chat.requests[-1]["tool_choice"] == "required"
+    console.close()
+
+
+def test_a_new_key_has_a_copy_button(browser, console_gateway):
+    console = Console(browser, console_gateway, MASTER)
+    console.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=console_gateway.url)
+    page = console.page
+    console.visit("keys")
+    page.get_by_label("Name").fill("Copying")
+    page.get_by_role("button", name="Create project").click()
+    page.get_by_role("heading", name="Copying").wait_for()
+    page.get_by_label("Name", exact=True).fill("laptop")
+    page.get_by_role("button", name="Create key").click()
+    value = page.get_by_label("New key").inner_text()
+    page.get_by_role("button", name="Copy key").click()
+    page.get_by_role("button", name="Copied").wait_for()
+    assert page.evaluate("navigator.clipboard.readText()") == value
+    console.close()
+
+
+def test_a_saved_prompt_version_stays_in_the_editor_with_its_variables(browser, console_gateway):
+    console = Console(browser, console_gateway, admin_key(console_gateway, "Editing"))
+    page = console.page
+    console.visit("prompts")
+    page.get_by_label("Id").fill("editor")
+    page.get_by_role("button", name="Create").click()
+    page.get_by_label("Rendered").wait_for()
+    page.get_by_label("Variables (JSON)").fill('{"persona": "a sailor", "topic": "knots"}')
+    page.get_by_label("Rendered").get_by_text("You are a sailor.").wait_for()
+    template = page.get_by_label("Template (edit, then save as a new version)")
+    template.fill(template.input_value().replace("Answer briefly.", "Answer at length."))
+    page.get_by_role("button", name="Save as new version").click()
+    page.get_by_text("editing version 2").wait_for()
+    assert "Answer at length." in page.get_by_label("Template (edit, then save as a new version)").input_value()
+    assert "a sailor" in page.get_by_label("Variables (JSON)").input_value()
+    page.get_by_label("Rendered").get_by_text("You are a sailor. Answer at length.").wait_for()
+    console.close()

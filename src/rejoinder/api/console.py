@@ -13,6 +13,7 @@ import msgspec
 import orjson
 from aiohttp import web
 
+from rejoinder.api.organization import ACCESS
 from rejoinder.api.prompts import PROMPTS, shown
 from rejoinder.api.replies import STORE, json_response, limit_after, object_list, principal_of, project_of, read_body
 from rejoinder.engine.context import check_template
@@ -97,6 +98,12 @@ async def prompt_versions(request: web.Request) -> web.Response:
     return json_response({"object": "list", "data": [shown(version) for version in found]})
 
 
+async def is_open(request: web.Request) -> web.Response:
+    """`GET /console/open`: whether the gateway has no master key, so that the sign-in page can say
+    it is open before anyone signs in (any request without a key would tell as much)."""
+    return json_response({"open": request.app[ACCESS].master is None})
+
+
 async def to_console(_: web.Request) -> web.Response:
     """`/` and `/console/` lead to the console."""
     return web.Response(status=302, headers={"Location": "/console"})
@@ -106,6 +113,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/console", page)
     app.router.add_get("/", to_console)
     app.router.add_get("/console/", to_console)
+    app.router.add_get("/console/open", is_open)
     app.router.add_static("/console/assets", ASSETS)
     app.router.add_get("/v1/console/responses", list_responses)
     app.router.add_get("/v1/console/conversations", list_conversations)

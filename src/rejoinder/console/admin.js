@@ -1,6 +1,6 @@
 // For the master key: projects and their API keys (a new key's secret is shown once), and usage
 // drawn from /v1/organization/usage and the latency histograms on /metrics.
-import { api, el, field, fill, session, submitted, when } from "./app.js";
+import { api, copyButton, el, field, fill, session, submitted, table, when } from "./app.js";
 
 const COLORS = ["#3b7ddd", "#e0793a", "#2f9e69", "#b0479b", "#c9a227", "#5a6ee0", "#d24d57", "#3aa7b8"];
 
@@ -52,11 +52,9 @@ export function keys(main, [projectId]) {
   );
   fill(list, async () => {
     const found = await api("/organization/projects?limit=100");
-    return el(
-      "table",
-      {},
-      el("thead", {}, el("tr", {}, ["Project", "Id", "Models", "RPM", "TPM", "Budget", "Managed"].map((c) => el("th", { scope: "col" }, c)))),
-      el("tbody", {}, found.data.map((p) => el("tr", {}, el("td", {}, el("a", { href: `#/keys/${p.id}` }, p.name)), el("td", {}, p.id), limits(p).map((v) => el("td", {}, v)), el("td", {}, p.managed_by)))),
+    return table(
+      ["Project", "Id", "Models", "RPM", "TPM", "Budget", "Managed"],
+      found.data.map((p) => [el("a", { href: `#/keys/${p.id}` }, p.name), el("code", {}, p.id), ...limits(p), p.managed_by]),
     );
   });
 }
@@ -69,25 +67,21 @@ async function project(main, id) {
     fill(body, async () => {
       const p = await api(base);
       const found = await api(`${base}/api_keys?limit=100`);
-      const rows = found.data.map((k) =>
-        el(
-          "tr",
-          {},
-          el("td", {}, k.name),
-          el("td", {}, k.redacted_value),
-          el("td", {}, k.id),
-          limits(k).map((v) => el("td", {}, v)),
-          el("td", {}, when(k.created_at)),
-          el("td", {}, k.managed_by === "api" ? el("button.danger", { type: "button", onclick: async () => { if (confirm(`Revoke ${k.name}?`)) { await api(`${base}/api_keys/${k.id}`, { method: "DELETE" }); show(); } } }, "Revoke") : "config"),
-        ),
-      );
+      const rows = found.data.map((k) => [
+        k.name,
+        el("code", {}, k.redacted_value),
+        el("code", {}, k.id),
+        ...limits(k),
+        when(k.created_at),
+        k.managed_by === "api" ? el("button.danger", { type: "button", onclick: async () => { if (confirm(`Revoke ${k.name}?`)) { await api(`${base}/api_keys/${k.id}`, { method: "DELETE" }); show(); } } }, "Revoke") : "config",
+      ]);
       const secret = el("div", { "aria-live": "polite" });
       return [
         el("h1", {}, p.name),
         el("p.muted", {}, `${p.id} · ${p.status} · models ${limits(p)[0]} · rpm ${limits(p)[1]} · tpm ${limits(p)[2]} · budget ${limits(p)[3]}`),
         el("h2", {}, "API keys"),
         rows.length
-          ? el("table", {}, el("thead", {}, el("tr", {}, ["Name", "Key", "Id", "Models", "RPM", "TPM", "Budget", "Created", ""].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, rows))
+          ? table(["Name", "Key", "Id", "Models", "RPM", "TPM", "Budget", "Created", ""], rows)
           : el("p.muted", {}, "No keys yet."),
         secret,
         p.status === "active"
@@ -99,6 +93,7 @@ async function project(main, id) {
                 body.querySelector("[aria-live]").replaceChildren(
                   el("p", {}, el("strong", {}, "Copy this key now: it is shown only once.")),
                   el("p.secret", { "aria-label": "New key" }, made.value),
+                  el("p", {}, copyButton("Copy key", made.value)),
                 );
                 return "";
               }, "Create key"),
@@ -122,11 +117,12 @@ async function project(main, id) {
   await show();
 }
 
-/** A bar chart (SVG) of `series` (name → values per label), stacked. */
-function bars(title, labels, series) {
-  const names = Object.keys(series);
+/** A bar chart (SVG) of `series` (name → values per label), stacked; a series that is zero
+ * throughout is left out, legend and all. `format` writes a value (the axis, the description). */
+function bars(title, labels, series, format = String) {
+  const names = Object.keys(series).filter((name) => series[name].some((value) => value > 0));
   const totals = labels.map((_, i) => names.reduce((sum, name) => sum + series[name][i], 0));
-  const top = Math.max(1, ...totals);
+  const top = Math.max(0, ...totals) || 1;
   const width = 360;
   const height = 150;
   const step = Math.min(48, (width - 50) / Math.max(1, labels.length));
@@ -134,7 +130,7 @@ function bars(title, labels, series) {
   svg.setAttribute("viewBox", `0 0 ${width} ${height + 30}`);
   svg.setAttribute("class", "chart");
   svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `${title}: ${labels.map((l, i) => `${l} ${totals[i]}`).join(", ")}`);
+  svg.setAttribute("aria-label", `${title}: ${labels.map((l, i) => `${l} ${format(totals[i])}`).join(", ")}`);
   const add = (tag, attrs, text) => {
     const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -142,7 +138,7 @@ function bars(title, labels, series) {
     svg.append(node);
   };
   add("line", { x1: 45, y1: height, x2: width, y2: height, class: "axis" });
-  add("text", { x: 0, y: 12 }, String(top));
+  add("text", { x: 0, y: 12 }, format(top));
   add("text", { x: 0, y: height }, "0");
   labels.forEach((label, i) => {
     let y = height;
@@ -185,6 +181,25 @@ function percentiles(text) {
   });
 }
 
+const money = (dollars) => (dollars >= 1 ? `$${dollars.toFixed(2)}` : `$${dollars.toFixed(4)}`);
+
+/** The names of the projects and keys that usage `rows` name by id (a key once revoked keeps its
+ * name; one the listing no longer has stays its id). */
+async function namesOf(rows) {
+  const projects = new Map();
+  const keys = new Map();
+  const found = await api("/organization/projects?limit=100&include_archived=true");
+  for (const p of found.data) projects.set(p.id, p.name);
+  const used = [...new Set(rows.map((r) => r.project).filter((id) => projects.has(id)))];
+  await Promise.all(
+    used.map(async (id) => {
+      const listed = await api(`/organization/projects/${encodeURIComponent(id)}/api_keys?limit=100`).catch(() => ({ data: [] }));
+      for (const k of listed.data) keys.set(k.id, `${k.name} (${projects.get(id)})`);
+    }),
+  );
+  return { projects, keys };
+}
+
 export function usage(main) {
   if (!session.admin) return main.append(el("p.error", {}, "This page needs the master key."));
   const charts = el("div");
@@ -197,13 +212,15 @@ export function usage(main) {
     const models = [...new Set(byModel.data.map((r) => r.model))].sort();
     const series = (count) => Object.fromEntries(models.map((m) => [m, days.map((d) => byModel.data.filter((r) => r.day === d && r.model === m).reduce((s, r) => s + r[count], 0))]));
     const tokens = Object.fromEntries(models.flatMap((m) => [[`${m} in`, series("input_tokens")[m]], [`${m} out`, series("output_tokens")[m]]]));
-    const cents = Object.fromEntries(models.map((m) => [m, series("cost")[m].map((dollars) => Math.round(dollars * 100))]));
+    const dollars = series("cost");
     const total = byModel.data.reduce((sum, r) => sum + r.cost, 0);
     const metrics = await fetch("/metrics", { headers: { Authorization: `Bearer ${session.key}` } }).then((r) => (r.ok ? r.text() : ""));
     const latency = percentiles(metrics).filter((row) => row.total > 0);
     if (!days.length) return el("p.muted", {}, "No usage recorded yet (counts reach the database every few seconds).");
-    const keyNames = [...new Set(byDayKey.data.map((r) => r.key_id || "(master key)"))].sort();
-    const perKey = Object.fromEntries(keyNames.map((k) => [k, days.map((d) => byDayKey.data.filter((r) => r.day === d && (r.key_id || "(master key)") === k).reduce((s, r) => s + r.requests, 0))]));
+    const names = await namesOf(byKey.data);
+    const keyOf = (r) => names.keys.get(r.key_id) || r.key_id || "(master key)";
+    const keyNames = [...new Set(byDayKey.data.map(keyOf))].sort();
+    const perKey = Object.fromEntries(keyNames.map((k) => [k, days.map((d) => byDayKey.data.filter((r) => r.day === d && keyOf(r) === k).reduce((s, r) => s + r.requests, 0))]));
     const ms = (s) => Math.round(s * 1000);
     const spread = { p50: latency.map((r) => ms(r.p50)), "p50 to p95": latency.map((r) => ms(r.p95) - ms(r.p50)) };
     return [
@@ -212,22 +229,20 @@ export function usage(main) {
         {},
         bars("Requests per day", days, series("requests")),
         bars("Tokens per day", days, tokens),
-        bars("Cost per day, cents (by each model's price)", days, cents),
+        bars("Cost per day, $ (by each model's price)", days, dollars, money),
         bars("Errors per day", days, series("errors")),
         bars("Requests per key and day", days, perKey),
         latency.length ? bars("Latency by model, ms (p50, then up to p95)", latency.map((r) => r.model), spread) : "",
       ),
       el("h2", {}, "Latency by model (since this instance started)"),
       latency.length
-        ? el("table", {}, el("thead", {}, el("tr", {}, ["Model", "Requests", "p50", "p95", "p99"].map((c) => el("th", { scope: "col" }, c)))), el("tbody", {}, latency.map((r) => el("tr", {}, el("td", {}, r.model), el("td", {}, r.total), [r.p50, r.p95, r.p99].map((s) => el("td", {}, `${(s * 1000).toFixed(0)} ms`))))))
+        ? table(["Model", "Requests", "p50", "p95", "p99"], latency.map((r) => [r.model, r.total, ...[r.p50, r.p95, r.p99].map((s) => `${(s * 1000).toFixed(0)} ms`)]))
         : el("p.muted", {}, "No requests measured yet."),
       el("h2", {}, "By project and key"),
-      el("p.muted", {}, `$${total.toFixed(2)} in 30 days. Cached input tokens are read from the upstream's prompt cache, at its lower price.`),
-      el(
-        "table",
-        {},
-        el("thead", {}, el("tr", {}, ["Project", "Key", "Requests", "Errors", "Input tokens", "Cached", "Output tokens", "Cost"].map((c) => el("th", { scope: "col" }, c)))),
-        el("tbody", {}, byKey.data.map((r) => el("tr", {}, [r.project, r.key_id || "(master key)", r.requests, r.errors, r.input_tokens, r.cached_tokens, r.output_tokens, `$${r.cost.toFixed(4)}`].map((v) => el("td", {}, v))))),
+      el("p.muted", {}, `${money(total)} in 30 days. Cached input tokens are read from the upstream's prompt cache, at its lower price.`),
+      table(
+        ["Project", "Key", "Requests", "Errors", "Input tokens", "Cached", "Output tokens", "Cost"],
+        byKey.data.map((r) => [names.projects.get(r.project) || r.project, keyOf(r), r.requests, r.errors, r.input_tokens, r.cached_tokens, r.output_tokens, `$${r.cost.toFixed(4)}`]),
       ),
     ];
   });

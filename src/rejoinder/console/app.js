@@ -7,7 +7,14 @@ import { prompts } from "./prompts.js";
 import { keys, usage } from "./admin.js";
 
 const PAGES = { playground, responses, conversations, prompts, keys, usage };
-export const session = { key: sessionStorage.getItem("rejoinder.key"), admin: sessionStorage.getItem("rejoinder.admin") === "1" };
+export const session = {
+  key: sessionStorage.getItem("rejoinder.key"),
+  admin: sessionStorage.getItem("rejoinder.admin") === "1",
+  open: sessionStorage.getItem("rejoinder.open") === "1",
+};
+// What a key is on a gateway without a master key: any text that is not a project's key (sk-rj-…)
+// stands for no key, that is for the admin.
+const OPEN_KEY = "open";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -86,6 +93,29 @@ export function pretty(value) {
   return JSON.stringify(value, null, 2);
 }
 
+/** A table whose header and rows are given as lists of cells (strings or nodes), in a box that
+ * scrolls sideways rather than letting a wide table push the page. */
+export function table(columns, rows, className = "") {
+  const head = el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, c))));
+  const body = rows instanceof Node ? rows : el("tbody", {}, rows.map((cells) => (cells instanceof Node ? cells : el("tr", {}, cells.map((cell) => el("td", {}, cell))))));
+  return el("div.scroll", {}, el(`table${className ? `.${className}` : ""}`, {}, head, body));
+}
+
+/** A button that copies `text()` to the clipboard and says so. */
+export function copyButton(label, text) {
+  const button = el("button", { type: "button" }, label);
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(typeof text === "function" ? text() : text);
+      button.textContent = "Copied";
+    } catch {
+      button.textContent = "Copy failed: select the text";
+    }
+    setTimeout(() => (button.textContent = label), 1500);
+  });
+  return button;
+}
+
 export function errorBox(error) {
   return el("p.error", { role: "alert" }, error instanceof ApiError ? `${error.message}${error.code ? ` (${error.code})` : ""}` : String(error.message || error));
 }
@@ -140,28 +170,37 @@ export function outputText(response) {
     .join("");
 }
 
+/** Whether the gateway has no master key (`GET /console/open`, which needs none). */
+async function gatewayIsOpen() {
+  const answer = await fetch("/console/open").catch(() => null);
+  return Boolean(answer && answer.ok && (await answer.json()).open);
+}
+
+async function signInWith(key, status) {
+  session.key = key;
+  try {
+    session.admin = (await api("/console/me")).admin;
+    session.open = await gatewayIsOpen();
+    sessionStorage.setItem("rejoinder.key", session.key);
+    sessionStorage.setItem("rejoinder.admin", session.admin ? "1" : "0");
+    sessionStorage.setItem("rejoinder.open", session.open ? "1" : "0");
+    location.hash = "#/playground";
+    route();
+  } catch (error) {
+    session.key = null;
+    status.replaceChildren(errorBox(error));
+  }
+}
+
 function signIn(main) {
   const key = el("input", { type: "password", autocomplete: "off", required: true });
   const status = el("p", { role: "status" });
+  const notice = el("div", { "aria-live": "polite" });
   const form = el(
     "form.panel.signin",
-    {
-      onsubmit: async (event) => {
-        event.preventDefault();
-        session.key = key.value.trim();
-        try {
-          session.admin = (await api("/console/me")).admin;
-          sessionStorage.setItem("rejoinder.key", session.key);
-          sessionStorage.setItem("rejoinder.admin", session.admin ? "1" : "0");
-          location.hash = "#/playground";
-          route();
-        } catch (error) {
-          session.key = null;
-          status.replaceChildren(errorBox(error));
-        }
-      },
-    },
+    { onsubmit: (event) => (event.preventDefault(), signInWith(key.value.trim(), status)) },
     el("h1", {}, "Sign in"),
+    notice,
     el("p.muted", {}, "With a project's API key (sk-rj-…) or the master key. It stays in this tab only."),
     field("API key", key),
     el("p", {}, el("button.primary", { type: "submit" }, "Sign in")),
@@ -169,6 +208,18 @@ function signIn(main) {
   );
   main.replaceChildren(form);
   key.focus();
+  gatewayIsOpen().then((open) => {
+    if (!open) return;
+    notice.replaceChildren(
+      el(
+        "div.notice",
+        {},
+        el("p", {}, el("strong", {}, "This gateway is open."), " It has no master key, so anyone who can reach it is its admin: any text signs in as admin, and a project's key signs in as that project."),
+        el("p", {}, "Set REJOINDER_MASTER_KEY (or master_key in the config file) to require a key."),
+        el("p", {}, el("button", { type: "button", onclick: () => signInWith(OPEN_KEY, status) }, "Continue as admin")),
+      ),
+    );
+  });
 }
 
 function route() {
@@ -176,11 +227,12 @@ function route() {
   const nav = document.getElementById("nav");
   const signout = document.getElementById("signout");
   if (!session.key) {
-    nav.hidden = signout.hidden = true;
+    nav.hidden = signout.hidden = document.getElementById("open").hidden = true;
     signIn(main);
     return;
   }
   nav.hidden = signout.hidden = false;
+  document.getElementById("open").hidden = !session.open;
   for (const link of nav.querySelectorAll("[data-admin]")) link.hidden = !session.admin;
   const [name = "playground", ...rest] = location.hash.replace(/^#\/?/, "").split("/");
   const page = PAGES[name] || playground;
@@ -193,12 +245,12 @@ function route() {
   main.focus();
 }
 
+// Signing out forgets the key and reloads the page, so nothing of this user's (a chat, a form, a
+// response's id to continue from) is left for the next one to see or run on.
 document.getElementById("signout").addEventListener("click", () => {
   sessionStorage.clear();
-  session.key = null;
-  session.admin = false;
-  location.hash = "";
-  route();
+  history.replaceState(null, "", location.pathname);
+  location.reload();
 });
 window.addEventListener("hashchange", route);
 route();

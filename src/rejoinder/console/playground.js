@@ -1,8 +1,10 @@
 // The playground: a streamed run of any model the key may use, its output as it arrives (text as
 // markdown once done, function and MCP calls as cards), beside a timeline of every event; the chat
 // goes on through previous_response_id or a conversation, and the run copies as curl or Python.
-import { api, el, errorBox, field, markdown, pretty, stream } from "./app.js";
+import { api, copyButton, el, errorBox, field, markdown, pretty, stream } from "./app.js";
 
+// The chat of this tab's signed-in user, kept while they move between pages (signing out reloads
+// the page, which forgets it).
 const state = { previous: null, transcript: [] };
 
 export async function playground(main) {
@@ -18,6 +20,12 @@ export async function playground(main) {
   schemaField.hidden = true;
   format.addEventListener("change", () => (schemaField.hidden = format.value !== "json_schema"));
   const tools = el("textarea", { rows: 5, placeholder: '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]' });
+  const choice = el("select", {}, toolChoices([]));
+  tools.addEventListener("input", () => {
+    const was = choice.value;
+    choice.replaceChildren(...toolChoices(functionNames(tools.value)));
+    choice.value = [...choice.options].some((option) => option.value === was) ? was : "";
+  });
   const conversation = el("input", { placeholder: "conv_… (optional)" });
   const promptId = el("input", { placeholder: "pmpt_… (optional)" });
   const variables = el("input", { placeholder: '{"topic": "maps"}' });
@@ -36,6 +44,7 @@ export async function playground(main) {
     if (effort.value) request.reasoning = { effort: effort.value };
     if (format.value === "json_schema") request.text = { format: { type: "json_schema", name: "answer", schema: JSON.parse(schema.value), strict: true } };
     if (tools.value.trim()) request.tools = JSON.parse(tools.value);
+    if (choice.value) request.tool_choice = choice.value.startsWith("function:") ? { type: "function", name: choice.value.slice(9) } : choice.value;
     if (promptId.value.trim()) request.prompt = { id: promptId.value.trim(), variables: variables.value.trim() ? JSON.parse(variables.value) : {} };
     if (conversation.value.trim()) request.conversation = conversation.value.trim();
     else if (state.previous) request.previous_response_id = state.previous;
@@ -67,6 +76,7 @@ export async function playground(main) {
     field("Text format", format),
     schemaField,
     field("Tools (JSON: function and MCP tools)", tools),
+    field("Tool choice", choice),
     el("div.row", {}, field("Prompt", promptId), field("Variables (JSON)", variables)),
     field("Conversation", conversation),
     el(
@@ -186,18 +196,32 @@ function card(item) {
   return node;
 }
 
+/** `tool_choice`'s options: the API's three, then each function the tools name. */
+function toolChoices(names) {
+  const fixed = [["", "default (auto)"], ["auto", "auto: the model decides"], ["required", "required: call a tool"], ["none", "none: answer in text"]];
+  return [...fixed.map(([value, text]) => el("option", { value }, text)), ...names.map((name) => el("option", { value: `function:${name}` }, `function ${name}`))];
+}
+
+function functionNames(text) {
+  try {
+    const tools = JSON.parse(text);
+    return Array.isArray(tools) ? tools.filter((tool) => tool.type === "function" && tool.name).map((tool) => tool.name) : [];
+  } catch {
+    return [];
+  }
+}
+
 /** The run as curl and as Python SDK code. */
 function copies(request) {
   const origin = location.origin;
   const curl = `curl ${origin}/v1/responses \\\n  -H "Authorization: Bearer $REJOINDER_API_KEY" \\\n  -H "Content-Type: application/json" \\\n  -d '${JSON.stringify(request).replace(/'/g, "'\\''")}'`;
   const args = Object.entries(request).map(([name, value]) => `    ${name}=${python(value)},`).join("\n");
-  const py = `from openai import OpenAI\n\nclient = OpenAI(base_url="${origin}/v1", api_key="…")\nstream = client.responses.create(\n${args}\n)\nfor event in stream:\n    print(event.type)`;
-  const copy = (text) => () => navigator.clipboard?.writeText(text).catch(() => {});
+  const py = `import os\n\nfrom openai import OpenAI\n\nclient = OpenAI(base_url="${origin}/v1", api_key=os.environ["REJOINDER_API_KEY"])\nstream = client.responses.create(\n${args}\n)\nfor event in stream:\n    print(event.type)`;
   return el(
     "details",
     {},
     el("summary", {}, "Code for this run"),
-    el("div.tabs", {}, el("button", { type: "button", onclick: copy(curl) }, "Copy curl"), el("button", { type: "button", onclick: copy(py) }, "Copy Python")),
+    el("div.tabs", {}, copyButton("Copy curl", curl), copyButton("Copy Python", py)),
     el("pre", { "aria-label": "curl" }, curl),
     el("pre", { "aria-label": "Python" }, py),
   );

@@ -1,7 +1,7 @@
 // Prompt templates: the list, a new prompt, and one prompt's versions: edit as a new version
 // with a live preview of the rendered template, the difference between two versions, and which
 // version is the default.
-import { api, el, errorBox, field, fill, pretty, submitted, when } from "./app.js";
+import { api, el, errorBox, field, fill, pretty, submitted, table, when } from "./app.js";
 
 const EXAMPLE = { instructions: "You are {{ persona }}. Answer briefly.", input: [{ role: "user", content: "Tell me about {{ topic }}." }] };
 
@@ -35,11 +35,9 @@ export function prompts(main, [id]) {
   fill(list, async () => {
     const found = await api("/prompts");
     if (!found.data.length) return el("p.muted", {}, "No prompts yet.");
-    return el(
-      "table",
-      {},
-      el("thead", {}, el("tr", {}, ["Id", "Default version", "Source", "Created"].map((c) => el("th", { scope: "col" }, c)))),
-      el("tbody", {}, found.data.map((p) => el("tr", {}, el("td", {}, el("a", { href: `#/prompts/${encodeURIComponent(p.id)}` }, p.id)), el("td", {}, p.default_version), el("td", {}, p.source), el("td", {}, when(p.created_at))))),
+    return table(
+      ["Id", "Default version", "Source", "Created"],
+      found.data.map((p) => [el("a", { href: `#/prompts/${encodeURIComponent(p.id)}` }, p.id), p.default_version, p.source, when(p.created_at)]),
     );
   });
 }
@@ -48,15 +46,19 @@ async function versions(id) {
   return (await api(`/console/prompts/${encodeURIComponent(id)}/versions`)).data;
 }
 
-async function prompt(main, id) {
+/** One prompt: the template of `kept.version` (else the default) in the editor, and the preview's
+ * variables as `kept.variables` left them, so saving a version or a default keeps the user's place. */
+async function prompt(main, id, kept = {}) {
   const body = el("div");
   main.append(el("p", {}, el("a", { href: "#/prompts" }, "← Prompts")), el("h1", {}, id), body);
   await fill(body, async () => {
     const all = await versions(id);
     const current = all.find((v) => v.version === v.default_version) || all[all.length - 1];
+    const editing = all.find((v) => v.version === kept.version) || current;
     const readOnly = current.source !== "api";
-    const template = el("textarea", { rows: 12, value: pretty(current.template), readonly: readOnly });
-    const variables = el("textarea", { rows: 4, value: pretty({ persona: "a librarian", topic: "maps" }) });
+    const template = el("textarea", { rows: 12, value: pretty(editing.template), readonly: readOnly });
+    const variables = el("textarea", { rows: 4, value: kept.variables ?? pretty({ persona: "a librarian", topic: "maps" }) });
+    const again = (version) => prompt(main.replaceChildren() || main, id, { version, variables: variables.value });
     const preview = el("div", { "aria-live": "polite" });
     const status = el("p", { role: "status" });
     let timer = null;
@@ -74,7 +76,7 @@ async function prompt(main, id) {
     template.addEventListener("input", render);
     variables.addEventListener("input", render);
     render();
-    const options = () => all.map((v) => el("option", { value: v.version }, `version ${v.version}${v.version === current.default_version ? " (default)" : ""}`));
+    const options = () => all.map((v) => el("option", { value: v.version }, `${v.version}${v.version === current.default_version ? " (default)" : ""}`));
     const left = el("select", {}, options());
     const right = el("select", {}, options());
     left.value = all[Math.max(0, all.length - 2)].version;
@@ -87,7 +89,7 @@ async function prompt(main, id) {
     const chosen = el("select", {}, options());
     chosen.value = current.default_version;
     return [
-      el("p.muted", {}, `Default version ${current.default_version} of ${all.length} · ${current.source === "api" ? "made through the API" : "from prompts_dir (read-only here)"}`),
+      el("p.muted", {}, `Default version ${current.default_version} of ${all.length} · editing version ${editing.version} · ${current.source === "api" ? "made through the API" : "from prompts_dir (read-only here)"}`),
       el(
         "div.grid",
         {},
@@ -98,7 +100,7 @@ async function prompt(main, id) {
             onsubmit: submitted(status, async () => {
               const made = await api(`/prompts/${encodeURIComponent(id)}/versions`, { method: "POST", body: { template: JSON.parse(template.value) } });
               status.replaceChildren(el("span.ok", {}, `Version ${made.version} saved (the default stays ${made.default_version}).`));
-              setTimeout(() => prompt(main.replaceChildren() || main, id), 600);
+              setTimeout(() => again(made.version), 600);
             }),
           },
           el("h2", {}, "Template"),
@@ -116,13 +118,13 @@ async function prompt(main, id) {
             {
               onsubmit: submitted(status, async () => {
                 await api(`/prompts/${encodeURIComponent(id)}`, { method: "POST", body: { default_version: chosen.value } });
-                prompt(main.replaceChildren() || main, id);
+                again(editing.version);
               }),
             },
             field("Default version", chosen),
             el("button", { type: "submit", disabled: readOnly }, "Set default"),
           ),
-          el("div.row", {}, field("Compare", left), field("with", right)),
+          el("div.row", {}, field("Compare version", left), field("with version", right)),
           diffBox,
         ),
       ),

@@ -1,6 +1,7 @@
 // Stored responses (a filtered list and one response's detail) and conversations (a list, then
 // one conversation's items and metadata): what the key's project keeps.
-import { api, el, errorBox, field, fill, outputText, pretty, stream, submitted, when } from "./app.js";
+import { api, el, errorBox, field, fill, outputText, pretty, stream, submitted, table, when } from "./app.js";
+import { readable } from "./items.js";
 
 /** A table with a "Load more" button, fed page by page from `load(after)`. */
 function paged(columns, load, row) {
@@ -23,7 +24,7 @@ function paged(columns, load, row) {
     }
   };
   next();
-  return [el("table.wide", {}, el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col" }, c)))), tbody), status, more];
+  return [table(columns, tbody, "wide"), status, more];
 }
 
 function linkRow(href, cells) {
@@ -50,7 +51,7 @@ export function responses(main, [id]) {
       ...paged(
         ["Created", "Model", "Status", "Key", "Output", "Id"],
         (after) => api(`/console/responses?${query}${after ? `&after=${after}` : ""}`),
-        (r) => linkRow(`#/responses/${r.id}`, [when(r.created_at), r.model, el(`span.badge.${r.status}`, {}, r.status), r.key_id || "—", outputText(r.response).slice(0, 120), r.id]),
+        (r) => linkRow(`#/responses/${r.id}`, [when(r.created_at), r.model, el(`span.badge.${r.status}`, {}, r.status), r.key_id ? el("code", {}, r.key_id) : "—", outputText(r.response).slice(0, 120), el("code", {}, r.id)]),
       ),
     );
   };
@@ -74,14 +75,15 @@ async function response(main, id) {
       r.usage ? el("p.muted", {}, `Usage: ${r.usage.input_tokens} input, ${r.usage.output_tokens} output, ${r.usage.total_tokens} total tokens`) : "",
       r.error ? el("p.error", {}, r.error.message) : "",
       el("h2", {}, "Input"),
-      inputs.data.map((item) => el("pre", {}, pretty(item))),
+      readable(inputs.data),
       el("h2", {}, "Output"),
-      r.output.map((item) => el("pre", {}, pretty(item))),
+      readable(r.output),
+      el("details", {}, el("summary", {}, "The whole response as JSON"), el("pre", {}, pretty(r))),
       el("h2", {}, "Chain"),
       chain,
       el("p", {}, el("button.danger", { type: "button", onclick: async () => { if (confirm(`Delete ${id}?`)) { await api(`/responses/${encodeURIComponent(id)}`, { method: "DELETE" }); location.hash = "#/responses"; } } }, "Delete")),
     ];
-    if (r.background) parts.splice(6, 0, el("h2", {}, "Events"), events(id));
+    if (r.background) parts.splice(8, 0, el("h2", {}, "Events"), events(id));
     walk(r, chain);
     return parts;
   });
@@ -149,7 +151,7 @@ async function conversation(main, id) {
         saved,
       ),
       el("h2", {}, `Items (${items.data.length}${items.has_more ? "+" : ""})`),
-      items.data.map((item) => el("pre", {}, pretty(item))),
+      readable(items.data),
     ];
   });
 }
