@@ -19,11 +19,11 @@ class Limits(Struct, omit_defaults=True, forbid_unknown_fields=True):
     none: every model), requests and tokens per minute, and dollars per day or month (priced by
     the models' `price` in the config). A key is held to its own limits and to its project's."""
 
-    allowed_models: list[str] | None = None
-    rpm: int | None = None
-    tpm: int | None = None
-    budget: float | None = None
-    budget_period: Period = "month"
+    allowed_models: list[str] | None = None  # model names it may use (a trailing `*` is a prefix); none: every model
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens per minute (input and output)
+    budget: float | None = None  # dollars per `budget_period`, at the models' `price`
+    budget_period: Period = "month"  # what the budget counts: `day` or `month`
 
 
 class Create(Limits, kw_only=True):
