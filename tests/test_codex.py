@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import httpx2 as httpx
 import pytest
 from conftest import provider_models
 from gateway import Gateway
@@ -30,12 +31,12 @@ def codex_gateway(fake_chat, fake_anthropic, fake_gemini, fake_responses, tmp_pa
     gw.stop()
 
 
-def _codex(gw: Gateway, model: str, workdir: Path) -> list[dict]:
+def _codex(gw: Gateway, model: str, workdir: Path, websockets: bool = False) -> list[dict]:
     home = workdir / "codex-home"
     home.mkdir()
     (home / "config.toml").write_text(
         f'model = "{model}"\nmodel_provider = "rejoinder"\n\n[model_providers.rejoinder]\nname = "Rejoinder"\n'
-        f'base_url = "{gw.url}/v1"\nwire_api = "responses"\nenv_key = "REJOINDER_TEST_KEY"\n'
+        f'base_url = "{gw.url}/v1"\nwire_api = "responses"\nenv_key = "REJOINDER_TEST_KEY"\n' + ("supports_websockets = true\n" if websockets else "")
     )
     env = {**os.environ, "CODEX_HOME": str(home), "REJOINDER_TEST_KEY": "unused"}
     done = subprocess.run(
@@ -69,3 +70,22 @@ def test_codex_runs_a_shell_turn_on_every_provider(codex_gateway, fake_chat, fak
     searches = {"mock": None, "claude": "web_search_20250305", "gemini": "google_search"}[model.split("-")[0]]
     assert (searches in offered) if searches else ("web_search" not in offered and "web_search) was left out" in codex_gateway.logs())
     assert "hello-from-codex" in json.dumps(second)  # the shell's output went back to the model
+
+
+def test_codex_over_a_websocket(codex_gateway, fake_chat, tmp_path):
+    """With `supports_websockets = true` on its provider, Codex keeps one WebSocket to the
+    gateway (`GET /v1/responses` upgraded) for its turns: the same shell turn goes through."""
+    before = len(fake_chat.requests)
+    over_sockets = _websocket_turns(codex_gateway)
+    events = _codex(codex_gateway, "mock-codex-shell", tmp_path, websockets=True)
+    assert events[-1]["type"] == "turn.completed", events
+    command = next(e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "command_execution")
+    assert "hello-from-codex" in command["aggregated_output"]
+    assert len(fake_chat.requests) - before == 2
+    assert _websocket_turns(codex_gateway) - over_sockets >= 2  # both turns came over the socket (with Codex's warm-up, 3)
+
+
+def _websocket_turns(gw: Gateway) -> float:
+    """Response requests the gateway counted in WebSocket mode (`/metrics`)."""
+    metrics = httpx.get(gw.url + "/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith("rejoinder_requests_total{") and 'mode="websocket"' in line)
