@@ -11,9 +11,12 @@ TESTING := $(VENV)/.testing
 # examples, tools, server, or the multimodal library the gateway never loads).
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAVA_BUILD=OFF
 
-# The Codex CLI, for the test that drives it through the gateway (tests/test_codex.py).
+# Node clients the tests drive through the gateway: the Codex CLI (tests/test_codex.py) and the
+# Vercel AI SDK (tests/test_clients.py; its last majors that run on Node 18+).
 CODEX_VERSION := 0.171.0
-CODEX := .tools/node_modules/.bin/codex
+AI_VERSION := 6.0.333
+AI_OPENAI_VERSION := 3.0.141
+NODE_TOOLS := .tools/.installed
 CHROMIUM := /usr/bin/chromium
 
 .PHONY: serve test lint docs docs-check docs-serve bench clean
@@ -38,12 +41,13 @@ $(TESTING): $(SERVING)
 serve: $(SERVING)
 	$(VENV)/bin/rejoinder serve --host 127.0.0.1 --port 8080
 
-test: lint docs-check $(CODEX) $(CHROMIUM)
+test: lint docs-check $(NODE_TOOLS) $(CHROMIUM)
 	$(PY) -m pytest -q
 
-$(CODEX):
-	@echo "==> Installing the Codex CLI $(CODEX_VERSION) into .tools (for tests/test_codex.py)."
-	npm install --prefix .tools --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION)
+$(NODE_TOOLS): Makefile
+	@echo "==> Installing the Codex CLI and the Vercel AI SDK into .tools (for their tests)."
+	npm install --prefix .tools --no-audit --no-fund --loglevel=error @openai/codex@$(CODEX_VERSION) ai@$(AI_VERSION) @ai-sdk/openai@$(AI_OPENAI_VERSION)
+	touch $@
 
 # Debian's Chromium, which Playwright drives for the console's tests (tests/test_console.py);
 # Playwright's own browser download is never used. Without root, those tests skip (fail in CI).
