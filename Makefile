@@ -28,7 +28,7 @@ $(PY):
 $(SERVING): pyproject.toml | $(PY)
 	@echo "==> Installing what serving needs into .venv (Rejoinder, its dependencies, the local model)."
 	@echo "==> The first time on a machine, llama-cpp-python (the local model's runtime) compiles from"
-	@echo "==> source: about 5 minutes on 2 idle cores, longer on a busy machine; pip prints"
+	@echo "==> source: 3 to 4 minutes on 2 idle cores, longer on a busy machine; pip prints"
 	@echo "==> 'still running...' meanwhile. It keeps the wheel, so later setups take seconds."
 	@start=$$(date +%s); $(PIP) -e '.[local]' && echo "==> Serving set up in $$(( $$(date +%s) - start )) s."
 	touch $@
