@@ -35,6 +35,7 @@ def _chromium() -> str:
 def console_gateway(fake_chat, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("console")
     models = [{**model, "price": {"input": 2500.0, "output": 10000.0, "cached_input": 1250.0}} for model in chat_models(fake_chat)]  # a cent a request or so
+    models.append({"name": "local-smollm2", "provider": "local", "local": {"context_tokens": 2048, "threads": 2}})  # loaded at its first use
     gw = Gateway({"models": models, "database_url": f"sqlite:///{workdir}/r.db", "master_key": MASTER}, workdir).start()
     yield gw
     gw.stop()
@@ -496,6 +497,23 @@ def test_tool_choice_is_chosen_in_the_playground(browser, console_gateway, fake_
     page.get_by_role("button", name="Run").click()
     page.locator(".chat a").nth(1).wait_for()
     assert fake_chat.requests[-1]["tool_choice"] == "required"
+    console.close()
+
+
+def test_the_local_model_makes_a_tool_card_when_a_call_is_required(browser, console_gateway):
+    """The case the playground could not show before it had a tool_choice control: the small
+    local model answers in text unless made to call, and `required` makes it call."""
+    console = Console(browser, console_gateway, admin_key(console_gateway, "Local tools"))
+    page = console.page
+    page.get_by_label("Model").select_option("local-smollm2")
+    page.get_by_label("Input").fill("What is the weather in Paris?")
+    tool = '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]'
+    page.get_by_label("Tools (JSON: function and MCP tools)").fill(tool)
+    page.get_by_label("Tool choice").select_option("required")
+    page.get_by_role("button", name="Run").click()
+    card = page.locator(".card").first
+    card.get_by_text("function call: get_weather").wait_for(timeout=90_000)
+    card.get_by_label("Tool output").wait_for()  # a finished call, waiting for its output
     console.close()
 
 

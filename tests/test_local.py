@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import jsonschema
 import openai
@@ -285,3 +289,21 @@ def test_a_text_file_by_id_is_read_by_the_local_model_and_an_image_is_refused(lo
     with pytest.raises(openai.BadRequestError) as refused:
         local.responses.create(model=MODEL, input=[{"role": "user", "content": [{"type": "input_image", "file_id": image}]}])
     assert refused.value.body["param"] == "input" and "text only" in refused.value.body["message"]
+
+
+def _blocks(path: Path, language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.S)
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_keyless_examples_in_the_readme_and_getting_started_run(local_gateway, page):
+    """The first examples a newcomer meets run as written, on the local model with no key: the
+    curl and the Python (with a `previous_response_id` chain), aimed at this gateway."""
+    path = Path(__file__).resolve().parents[1] / page
+    curl = next(block for block in _blocks(path, "sh") if "curl" in block and "local-smollm2" in block and "Authorization" not in block)
+    python = next(block for block in _blocks(path, "python") if "local-smollm2" in block)
+    here = lambda text: text.replace("http://127.0.0.1:8080", local_gateway.url)  # noqa: E731
+    done = subprocess.run(["bash", "-c", here(curl)], capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0 and json.loads(done.stdout)["status"] in ("completed", "incomplete"), done.stdout + done.stderr
+    done = subprocess.run([sys.executable, "-c", here(python)], capture_output=True, text=True, timeout=110)
+    assert done.returncode == 0, done.stderr[-2000:]
