@@ -76,6 +76,16 @@ class Console:
         self.page.locator("main h1").first.wait_for()
         self.page.wait_for_load_state("networkidle")
 
+    def run(self, model: str, text: str, tools: str | None = None, tool_choice: str | None = None) -> None:
+        """Fill the playground's form and press Run."""
+        self.page.get_by_label("Model").select_option(model)
+        self.page.get_by_label("Input").fill(text)
+        if tools is not None:
+            self.page.get_by_label("Tools (JSON: function and MCP tools)").fill(tools)
+        if tool_choice is not None:
+            self.page.get_by_label("Tool choice").select_option(tool_choice)
+        self.page.get_by_role("button", name="Run").click()
+
     def shoot(self, name: str) -> None:
         SHOTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=SHOTS / f"{name}.png", full_page=True)
@@ -340,18 +350,14 @@ def test_the_nav_is_hidden_until_sign_in(browser, console_gateway):
 def test_signing_out_leaves_nothing_for_the_next_user(browser, console_gateway):
     console = Console(browser, console_gateway, admin_key(console_gateway, "First user"))
     page = console.page
-    page.get_by_label("Model").select_option("chat")
-    page.get_by_label("Input").fill("My secret plans")
-    page.get_by_role("button", name="Run").click()
+    console.run("chat", "My secret plans")
     page.locator(".chat a").first.wait_for()
     page.get_by_role("button", name="Sign out").click()
     page.get_by_label("API key").fill(admin_key(console_gateway, "Second user"))
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("heading", name="Playground").wait_for()
     assert "My secret plans" not in page.locator("main").inner_text() and page.locator(".chat > *").count() == 0
-    page.get_by_label("Model").select_option("chat")
-    page.get_by_label("Input").fill("Hello from the second")
-    page.get_by_role("button", name="Run").click()
+    console.run("chat", "Hello from the second")
     page.locator(".chat a").first.wait_for()  # a chat of its own: no previous_response_id of the first user's
     page.get_by_text("Code for this run").click()
     assert "previous_response_id" not in page.get_by_label("curl").text_content()
@@ -484,17 +490,11 @@ def test_a_conversation_reads_as_messages_and_calls_with_their_outputs(browser, 
 def test_tool_choice_is_chosen_in_the_playground(browser, console_gateway, fake_chat):
     console = Console(browser, console_gateway, admin_key(console_gateway, "Choosing"))
     page = console.page
-    page.get_by_label("Model").select_option("chat")
-    page.get_by_label("Input").fill("Weather?")
     tool = '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}]'
-    page.get_by_label("Tools (JSON: function and MCP tools)").fill(tool)
-    page.get_by_label("Tool choice").select_option("function:get_weather")
-    page.get_by_role("button", name="Run").click()
+    console.run("chat", "Weather?", tool, "function:get_weather")
     page.locator(".chat a").first.wait_for()
     assert fake_chat.requests[-1]["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
-    page.get_by_label("Tool choice").select_option("required")
-    page.get_by_label("Input").fill("Again")
-    page.get_by_role("button", name="Run").click()
+    console.run("chat", "Again", tool_choice="required")
     page.locator(".chat a").nth(1).wait_for()
     assert fake_chat.requests[-1]["tool_choice"] == "required"
     console.close()
@@ -504,14 +504,9 @@ def test_the_local_model_makes_a_tool_card_when_a_call_is_required(browser, cons
     """The case the playground could not show before it had a tool_choice control: the small
     local model answers in text unless made to call, and `required` makes it call."""
     console = Console(browser, console_gateway, admin_key(console_gateway, "Local tools"))
-    page = console.page
-    page.get_by_label("Model").select_option("local-smollm2")
-    page.get_by_label("Input").fill("What is the weather in Paris?")
     tool = '[{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}]'
-    page.get_by_label("Tools (JSON: function and MCP tools)").fill(tool)
-    page.get_by_label("Tool choice").select_option("required")
-    page.get_by_role("button", name="Run").click()
-    card = page.locator(".card").first
+    console.run("local-smollm2", "What is the weather in Paris?", tool, "required")
+    card = console.page.locator(".card").first
     card.get_by_text("function call: get_weather").wait_for(timeout=90_000)
     card.get_by_label("Tool output").wait_for()  # a finished call, waiting for its output
     console.close()
