@@ -5,6 +5,7 @@ from the field; a field without one is listed by `undocumented()`, which a test 
 
 from __future__ import annotations
 
+import functools
 import inspect
 import io
 import re
@@ -38,8 +39,10 @@ class Field:
     doc: str
 
 
-def sections() -> list[Section]:
-    """Every struct the file holds, top first, each once, under the key that reaches it."""
+@functools.cache
+def sections() -> tuple[Section, ...]:
+    """Every struct the file holds, top first, each once, under the key that reaches it (the
+    types do not change while a build runs, so this is walked once)."""
     found: list[Section] = []
     seen: set[type] = set()
 
@@ -53,7 +56,7 @@ def sections() -> list[Section]:
                 visit(f"{key + '.' if key else ''}{field.name}{'[]' if many else ''}", inner)
 
     visit("", config.Config)
-    return found
+    return tuple(found)
 
 
 def fields(kind: type[Struct]) -> list[Field]:
@@ -118,7 +121,7 @@ def _trailing(line: str) -> str:
 
 def _structs_in(kind: Any) -> list[tuple[type[Struct], bool]]:
     """The structs a field's type holds, and whether as a list's items."""
-    kind = _bare(kind)
+    kind = config.bare_type(kind)
     if isinstance(kind, type) and issubclass(kind, Struct):
         return [(kind, False)]
     origin = typing.get_origin(kind)
@@ -127,12 +130,6 @@ def _structs_in(kind: Any) -> list[tuple[type[Struct], bool]]:
     if origin in (types.UnionType, typing.Union):
         return [found for member in typing.get_args(kind) for found in _structs_in(member)]
     return []
-
-
-def _bare(kind: Any) -> Any:
-    while typing.get_origin(kind) is Annotated:
-        kind = typing.get_args(kind)[0]
-    return kind
 
 
 def _type(kind: Any) -> str:

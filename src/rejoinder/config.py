@@ -46,9 +46,10 @@ def anchored(url: str, folder: Path) -> str:
     """A SQLite URL whose relative path is made absolute against `folder` (the config file's, or
     the working directory for the environment's), so what is logged is where the data is."""
     prefix = "sqlite:///"
-    if not url.startswith(prefix) or url[len(prefix) :] in ("", ":memory:") or url[len(prefix) :].startswith("/"):
+    path = url.removeprefix(prefix)
+    if path == url or path in ("", ":memory:") or path.startswith("/"):
         return url
-    return prefix + str((folder / url[len(prefix) :]).absolute())
+    return prefix + str((folder / path).absolute())
 
 
 class ConfigError(Exception):
@@ -388,19 +389,20 @@ def _choices(key: str) -> list[str] | None:
     types, when it is one of a fixed few (a `Literal`)."""
     kind: Any = Config
     for part in re.findall(r"\w+|\[\d+\]", key):
-        kind = _bare(kind)
+        kind = bare_type(kind)
         if part.startswith("["):
             kind = next(iter(typing.get_args(kind)), None)
         elif isinstance(kind, type) and issubclass(kind, Struct):
             kind = typing.get_type_hints(kind).get(part)
         else:
             return None
-    kind = _bare(kind)
+    kind = bare_type(kind)
     return [str(value) for value in typing.get_args(kind)] if typing.get_origin(kind) is Literal else None
 
 
-def _bare(kind: Any) -> Any:
-    """A type without `Annotated` and without `None` in a union."""
+def bare_type(kind: Any) -> Any:
+    """A type without `Annotated` and without `None` in a union (also what the docs' configuration
+    reference reads the config's types through)."""
     while typing.get_origin(kind) is Annotated:
         kind = typing.get_args(kind)[0]
     if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
