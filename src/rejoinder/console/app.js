@@ -176,11 +176,12 @@ async function gatewayIsOpen() {
   return Boolean(answer && answer.ok && (await answer.json()).open);
 }
 
-async function signInWith(key, status) {
+/** Sign in with `key`; `open` is the promise of `gatewayIsOpen()` the sign-in page asked once. */
+async function signInWith(key, status, open) {
   session.key = key;
   try {
     session.admin = (await api("/console/me")).admin;
-    session.open = await gatewayIsOpen();
+    session.open = await open;
     sessionStorage.setItem("rejoinder.key", session.key);
     sessionStorage.setItem("rejoinder.admin", session.admin ? "1" : "0");
     sessionStorage.setItem("rejoinder.open", session.open ? "1" : "0");
@@ -196,9 +197,10 @@ function signIn(main) {
   const key = el("input", { type: "password", autocomplete: "off", required: true });
   const status = el("p", { role: "status" });
   const notice = el("div", { "aria-live": "polite" });
+  const open = gatewayIsOpen();
   const form = el(
     "form.panel.signin",
-    { onsubmit: (event) => (event.preventDefault(), signInWith(key.value.trim(), status)) },
+    { onsubmit: (event) => (event.preventDefault(), signInWith(key.value.trim(), status, open)) },
     el("h1", {}, "Sign in"),
     notice,
     el("p.muted", {}, "With a project's API key (sk-rj-…) or the master key. It stays in this tab only."),
@@ -208,15 +210,15 @@ function signIn(main) {
   );
   main.replaceChildren(form);
   key.focus();
-  gatewayIsOpen().then((open) => {
-    if (!open) return;
+  open.then((isOpen) => {
+    if (!isOpen) return;
     notice.replaceChildren(
       el(
         "div.notice",
         {},
         el("p", {}, el("strong", {}, "This gateway is open."), " It has no master key, so anyone who can reach it is its admin: any text signs in as admin, and a project's key signs in as that project."),
         el("p", {}, "Set REJOINDER_MASTER_KEY (or master_key in the config file) to require a key."),
-        el("p", {}, el("button", { type: "button", onclick: () => signInWith(OPEN_KEY, status) }, "Continue as admin")),
+        el("p", {}, el("button", { type: "button", onclick: () => signInWith(OPEN_KEY, status, open) }, "Continue as admin")),
       ),
     );
   });

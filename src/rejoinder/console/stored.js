@@ -79,11 +79,11 @@ async function response(main, id) {
       el("h2", {}, "Output"),
       readable(r.output),
       el("details", {}, el("summary", {}, "The whole response as JSON"), el("pre", {}, pretty(r))),
+      r.background ? [el("h2", {}, "Events"), events(id)] : "",
       el("h2", {}, "Chain"),
       chain,
       el("p", {}, el("button.danger", { type: "button", onclick: async () => { if (confirm(`Delete ${id}?`)) { await api(`/responses/${encodeURIComponent(id)}`, { method: "DELETE" }); location.hash = "#/responses"; } } }, "Delete")),
     ];
-    if (r.background) parts.splice(8, 0, el("h2", {}, "Events"), events(id));
     walk(r, chain);
     return parts;
   });
