@@ -53,7 +53,8 @@ class Console:
     """One signed-in browser tab; `problems` collects every console error, page error and
     failed request, and each test ends by finding it empty."""
 
-    def __init__(self, browser, gw: Gateway, key: str, viewport: str = "desktop", scheme: str = "light") -> None:
+    def __init__(self, browser, gw: Gateway, key: str | None, viewport: str = "desktop", scheme: str = "light") -> None:
+        """A tab on the console, signed in with `key` (None: left on the sign-in page)."""
         self.gw = gw
         self.context = browser.new_context(viewport=VIEWPORTS[viewport], color_scheme=scheme)
         self.page = self.context.new_page()
@@ -63,6 +64,11 @@ class Console:
         self.page.on("pageerror", lambda error: self.problems.append(f"page error: {error}"))
         self.page.on("requestfailed", lambda request: self.problems.append(f"failed: {request.url} {request.failure}"))
         self.page.goto(gw.url + "/console")
+        self.page.get_by_label("API key").wait_for()
+        if key is not None:
+            self.sign_in(key)
+
+    def sign_in(self, key: str) -> None:
         self.page.get_by_label("API key").fill(key)
         self.page.get_by_role("button", name="Sign in").click()
         self.page.get_by_role("heading", name="Playground").wait_for()
@@ -326,25 +332,16 @@ def test_the_root_and_console_slash_lead_to_the_console(gateway):
     assert f"console: {gateway.url}/console (open: no master key is set" in banner
 
 
-def _fresh_tab(browser, gw: Gateway, viewport: str = "desktop"):
-    context = browser.new_context(viewport=VIEWPORTS[viewport])
-    page = context.new_page()
-    page.set_default_timeout(20_000)
-    page.goto(gw.url + "/console")
-    page.get_by_label("API key").wait_for()
-    return context, page
-
-
 def test_the_nav_is_hidden_until_sign_in(browser, console_gateway):
-    context, page = _fresh_tab(browser, console_gateway)
+    console = Console(browser, console_gateway, None)
+    page = console.page
     assert not page.locator("#nav").is_visible() and not page.get_by_role("link", name="Keys").is_visible()
     assert not page.get_by_role("button", name="Sign out").is_visible()
     assert not page.get_by_text("This gateway is open.").is_visible()  # it has a master key
-    page.get_by_label("API key").fill(MASTER)
-    page.get_by_role("button", name="Sign in").click()
+    console.sign_in(MASTER)
     page.get_by_role("link", name="Keys").wait_for()
     assert not page.get_by_text("open gateway").is_visible()
-    context.close()
+    console.close()
 
 
 def test_signing_out_leaves_nothing_for_the_next_user(browser, console_gateway):
@@ -353,9 +350,7 @@ def test_signing_out_leaves_nothing_for_the_next_user(browser, console_gateway):
     console.run("chat", "My secret plans")
     page.locator(".chat a").first.wait_for()
     page.get_by_role("button", name="Sign out").click()
-    page.get_by_label("API key").fill(admin_key(console_gateway, "Second user"))
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Playground").wait_for()
+    console.sign_in(admin_key(console_gateway, "Second user"))
     assert "My secret plans" not in page.locator("main").inner_text() and page.locator(".chat > *").count() == 0
     console.run("chat", "Hello from the second")
     page.locator(".chat a").first.wait_for()  # a chat of its own: no previous_response_id of the first user's
@@ -366,7 +361,8 @@ def test_signing_out_leaves_nothing_for_the_next_user(browser, console_gateway):
 
 
 def test_an_open_gateway_says_so_and_lets_its_user_in(browser, gateway):
-    context, page = _fresh_tab(browser, gateway)
+    console = Console(browser, gateway, None)
+    page = console.page
     page.get_by_text("This gateway is open.").wait_for()
     assert "REJOINDER_MASTER_KEY" in page.locator(".notice").inner_text()
     SHOTS.mkdir(parents=True, exist_ok=True)
@@ -374,7 +370,7 @@ def test_an_open_gateway_says_so_and_lets_its_user_in(browser, gateway):
     page.get_by_role("button", name="Continue as admin").click()
     page.get_by_role("heading", name="Playground").wait_for()
     assert page.get_by_text("open gateway").is_visible() and page.get_by_role("link", name="Keys").is_visible()
-    context.close()
+    console.close()
 
 
 # For each word of each cell: does it sit on one line? (A word broken mid-way has two boxes; a
